@@ -1,0 +1,58 @@
+/* The `celmark` command: shared declarations for the subcommand files. */
+#ifndef CELMARK_CLI_H
+#define CELMARK_CLI_H
+
+#include "celmark/celmark.h"
+
+#include <jansson.h>
+#include <stdio.h>
+
+/* Exit codes (DESIGN.md "Output conventions"). */
+enum {
+    EXIT_OK = 0,
+    EXIT_FAIL = 1,     /* the check failed / mark not as expected */
+    EXIT_USAGE = 2,    /* usage error */
+    EXIT_INPUT = 3,    /* input unreadable or unsupported */
+    EXIT_INTERNAL = 4, /* internal error */
+};
+
+typedef struct cli_command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+    const char *usage; /* full help text for `celmark help NAME` */
+} cli_command;
+
+extern const cli_command cli_commands[];
+
+/* Usage error: one line, then "Try 'celmark help CMD'.", returns EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Report a library failure as "celmark: <detail>; <advice>" and return the
+ * exit code that fits the status. */
+int cli_fail(cm_ctx *ctx, int status);
+
+/* Exit code for a library status (CM_OK -> 0). */
+int cli_exit_code(int status);
+
+/* Print a JSON object as one line on stdout (stable key order). Steals obj. */
+void cli_print_json(json_t *obj);
+
+/* Handle --help for a subcommand: prints its usage to stdout. */
+void cli_print_help(const char *name);
+
+/* Parse exactly 16 hex digits (optional 0x): 0 ok, -1 bad. */
+int cli_parse_id(const char *s, uint64_t *out);
+void cli_format_id(uint64_t id, char out[17]);
+int cli_parse_double(const char *s, double *out);
+/* Load a key file; on failure prints the error and returns its exit code. */
+int cli_load_key(cm_ctx *ctx, const char *path, cm_key **key);
+
+/* Commands */
+int cmd_info(int argc, char **argv);
+int cmd_keygen(int argc, char **argv);
+int cmd_stamp(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+
+#endif

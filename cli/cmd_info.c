@@ -1,0 +1,98 @@
+/* celmark info: describe image files like ffprobe / iinfo. */
+#include "cli.h"
+
+#include <getopt.h>
+#include <string.h>
+
+static json_t *info_json(const char *path, const cm_image_info *in)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "schema", json_string("celmark.info/1"));
+    json_object_set_new(o, "file", json_string(path));
+    json_object_set_new(o, "format", json_string(in->format));
+    json_object_set_new(o, "width", json_integer(in->width));
+    json_object_set_new(o, "height", json_integer(in->height));
+    json_object_set_new(o, "bit_depth", json_integer(in->bit_depth));
+    json_object_set_new(o, "color_type", json_string(in->color_type));
+    json_object_set_new(o, "channels", json_integer(in->channels));
+    json_object_set_new(o, "alpha", json_boolean(in->has_alpha));
+    json_object_set_new(o, "interlaced", json_boolean(in->interlaced));
+    json_t *tags = json_object();
+    for (int i = 0; i < in->ntags; i++)
+        json_object_set_new(tags, in->tags[i].key, json_string(in->tags[i].value));
+    json_object_set_new(o, "tags", tags);
+    return o;
+}
+
+static void info_text(const char *path, const cm_image_info *in, int first)
+{
+    if (!first)
+        putchar('\n');
+    printf("file: %s\n", path);
+    printf("format: %s\n", in->format);
+    printf("size: %dx%d\n", in->width, in->height);
+    printf("bit_depth: %d\n", in->bit_depth);
+    printf("color_type: %s\n", in->color_type);
+    printf("channels: %d\n", in->channels);
+    printf("alpha: %s\n", in->has_alpha ? "yes" : "no");
+    printf("interlaced: %s\n", in->interlaced ? "yes" : "no");
+    for (int i = 0; i < in->ntags; i++)
+        printf("%s: %s\n", in->tags[i].key, in->tags[i].value);
+}
+
+int cmd_info(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int json = 0, c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'j':
+            json = 1;
+            break;
+        case 'h':
+            cli_print_help("info");
+            return EXIT_OK;
+        default:
+            return cli_usage_error("info", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc)
+        return cli_usage_error("info", "no input file given");
+
+    cm_ctx *ctx = NULL;
+    if (cm_ctx_new(&ctx))
+        return EXIT_INTERNAL;
+    int worst = EXIT_OK;
+    for (int i = optind; i < argc; i++) {
+        cm_image *img = NULL;
+        cm_image_info info;
+        cm_ctx_clear(ctx);
+        int ret = cm_image_read(ctx, argv[i], NULL, &img);
+        if (!ret)
+            ret = cm_image_get_info(img, &info);
+        if (ret) {
+            int code = cli_fail(ctx, ret);
+            if (json) {
+                json_t *o = json_object();
+                json_object_set_new(o, "schema", json_string("celmark.info/1"));
+                json_object_set_new(o, "file", json_string(argv[i]));
+                json_object_set_new(o, "error", json_string(cm_ctx_last_error(ctx)));
+                cli_print_json(o);
+            }
+            if (code > worst)
+                worst = code;
+        } else if (json) {
+            cli_print_json(info_json(argv[i], &info));
+        } else {
+            info_text(argv[i], &info, i == optind);
+        }
+        cm_image_free(&img);
+    }
+    cm_ctx_free(&ctx);
+    return worst;
+}

@@ -1,0 +1,210 @@
+/* celmark verify: which issue id (if any) does each file carry? */
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Read one HEX16 id a line ('#' comments and blank lines allowed). */
+static int read_candidates(const char *path, uint64_t **ids, size_t *n)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "celmark: %s: cannot open candidates: %s; check the path\n", path,
+                strerror(errno));
+        return EXIT_INPUT;
+    }
+    char line[256];
+    size_t cap = 0, lineno = 0;
+    *ids = NULL;
+    *n = 0;
+    while (fgets(line, sizeof(line), f)) {
+        lineno++;
+        char *s = line;
+        while (*s == ' ' || *s == '\t')
+            s++;
+        s[strcspn(s, " \t\r\n#")] = '\0';
+        if (!*s)
+            continue;
+        uint64_t id;
+        if (cli_parse_id(s, &id)) {
+            fprintf(stderr, "celmark: %s:%zu: '%s' is not a 16-digit hex issue id; fix the line\n",
+                    path, lineno, s);
+            fclose(f);
+            free(*ids);
+            *ids = NULL;
+            return EXIT_INPUT;
+        }
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 64;
+            uint64_t *p = realloc(*ids, cap * sizeof(uint64_t));
+            if (!p) {
+                fclose(f);
+                free(*ids);
+                *ids = NULL;
+                return EXIT_INTERNAL;
+            }
+            *ids = p;
+        }
+        (*ids)[(*n)++] = id;
+    }
+    fclose(f);
+    return EXIT_OK;
+}
+
+static const char *source_name(cm_id_source s)
+{
+    return s == CM_ID_BLIND ? "blind" : (s == CM_ID_CANDIDATE ? "candidate" : "none");
+}
+
+static json_t *result_json(const char *path, const cm_verify_result *r)
+{
+    char id[17];
+    json_t *o = json_object();
+    json_object_set_new(o, "schema", json_string("celmark.verify/1"));
+    json_object_set_new(o, "file", json_string(path));
+    json_object_set_new(o, "marked", json_boolean(r->marked));
+    if (r->marked) {
+        cli_format_id(r->issue_id, id);
+        json_object_set_new(o, "issue_id", json_string(id));
+    } else {
+        json_object_set_new(o, "issue_id", json_null());
+    }
+    json_object_set_new(o, "source", json_string(source_name(r->source)));
+    json_object_set_new(o, "score", json_real(r->score));
+    json_object_set_new(o, "fpr", json_real(r->fpr));
+    json_object_set_new(o, "scale", json_real(r->scale));
+    json_object_set_new(o, "rotation_deg", json_real(r->rotation_deg));
+    json_object_set_new(o, "flipped", json_boolean(r->flipped));
+    json_object_set_new(o, "sync_score", json_real(r->sync_score));
+    json_object_set_new(o, "hypotheses", json_integer(r->hypotheses));
+    if (r->blind_crc_ok) {
+        cli_format_id(r->blind_id, id);
+        json_object_set_new(o, "blind_id", json_string(id));
+        json_object_set_new(o, "blind_score", json_real(r->blind_score));
+        json_object_set_new(o, "blind_fpr", json_real(r->blind_fpr));
+    } else {
+        json_object_set_new(o, "blind_id", json_null());
+    }
+    return o;
+}
+
+static void result_text(const char *path, const cm_verify_result *r, int first)
+{
+    char id[17];
+    if (!first)
+        putchar('\n');
+    printf("file: %s\n", path);
+    printf("marked: %s\n", r->marked ? "yes" : "no");
+    if (r->marked) {
+        cli_format_id(r->issue_id, id);
+        printf("issue_id: %s\n", id);
+        printf("found_by: %s\n", source_name(r->source));
+    }
+    printf("score: %.2f\n", r->score);
+    printf("fpr: %.3g\n", r->fpr);
+    printf("scale: %.3f\n", r->scale);
+    printf("rotation_deg: %.2f\n", r->rotation_deg);
+    printf("flipped: %s\n", r->flipped ? "yes" : "no");
+}
+
+int cmd_verify(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"key", required_argument, NULL, 'k'},
+        {"json", no_argument, NULL, 'j'},
+        {"candidates", required_argument, NULL, 'c'},
+        {"max-fpr", required_argument, NULL, 'm'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *key_path = NULL, *cand_path = NULL;
+    int json = 0, c;
+    cm_verify_params vp;
+    cm_verify_params_default(&vp);
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":k:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'k':
+            key_path = optarg;
+            break;
+        case 'j':
+            json = 1;
+            break;
+        case 'c':
+            cand_path = optarg;
+            break;
+        case 'm':
+            if (cli_parse_double(optarg, &vp.max_fpr) || !(vp.max_fpr > 0 && vp.max_fpr <= 1e-3))
+                return cli_usage_error("verify", "--max-fpr must be in (0, 1e-3], not '%s'",
+                                       optarg);
+            break;
+        case 'h':
+            cli_print_help("verify");
+            return EXIT_OK;
+        case ':':
+            return cli_usage_error("verify", "option '%s' needs a value", argv[optind - 1]);
+        default:
+            return cli_usage_error("verify", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (!key_path)
+        return cli_usage_error("verify", "no key given (-k KEYFILE)");
+    if (optind >= argc)
+        return cli_usage_error("verify", "no input file given");
+
+    cm_ctx *ctx = NULL;
+    cm_key *key = NULL;
+    cm_verifier *ver = NULL;
+    uint64_t *cands = NULL;
+    if (cm_ctx_new(&ctx))
+        return EXIT_INTERNAL;
+    int code = cli_load_key(ctx, key_path, &key);
+    if (!code && cand_path)
+        code = read_candidates(cand_path, &cands, &vp.ncandidates);
+    if (code)
+        goto done;
+    vp.candidates = cands;
+    int ret = cm_verifier_new(ctx, key, &vp, &ver);
+    if (ret) {
+        code = cli_fail(ctx, ret);
+        goto done;
+    }
+    int any_unmarked = 0, worst_err = EXIT_OK;
+    for (int i = optind; i < argc; i++) {
+        cm_image *img = NULL;
+        cm_verify_result r;
+        cm_ctx_clear(ctx);
+        ret = cm_image_read(ctx, argv[i], NULL, &img);
+        if (!ret)
+            ret = cm_verifier_image(ver, img, &r);
+        cm_image_free(&img);
+        if (ret) {
+            int e = cli_fail(ctx, ret);
+            if (e > worst_err)
+                worst_err = e;
+            if (json) {
+                json_t *o = json_object();
+                json_object_set_new(o, "schema", json_string("celmark.verify/1"));
+                json_object_set_new(o, "file", json_string(argv[i]));
+                json_object_set_new(o, "error", json_string(cm_ctx_last_error(ctx)));
+                cli_print_json(o);
+            }
+            continue;
+        }
+        if (!r.marked)
+            any_unmarked = 1;
+        if (json)
+            cli_print_json(result_json(argv[i], &r));
+        else
+            result_text(argv[i], &r, i == optind);
+    }
+    code = worst_err ? worst_err : (any_unmarked ? EXIT_FAIL : EXIT_OK);
+done:
+    free(cands);
+    cm_verifier_free(&ver);
+    cm_key_free(&key);
+    cm_ctx_free(&ctx);
+    return code;
+}

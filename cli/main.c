@@ -1,0 +1,132 @@
+/*
+ * celmark — command entry point: dispatches `celmark <command> [options] args`
+ * from one table of {name, fn, summary, usage}.
+ */
+#include "cli.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int cmd_help(int argc, char **argv);
+
+const cli_command cli_commands[] = {
+    {"info", cmd_info, "describe image files (format, size, depth, channels, colour tags)",
+     "Usage: celmark info [--json] FILE...\n"
+     "\n"
+     "Describe each file: format, size, bit depth, channels, alpha, interlace and\n"
+     "the colour and metadata tags it carries.\n"
+     "\n"
+     "  --json      one JSON object per file, one per line (schema \"celmark.info/1\")\n"
+     "  -h, --help  show this help\n"
+     "\n"
+     "Exit status: 0 all files read, 3 any file unreadable or unsupported.\n"},
+    {"keygen", cmd_keygen, "create a studio key file (watermark secret + signing key)",
+     "Usage: celmark keygen KEYFILE\n"
+     "\n"
+     "Create a new 256-bit watermark secret and an Ed25519 signing key from\n"
+     "OpenSSL's random generator and write them to KEYFILE with mode 0600.\n"
+     "Refuses to overwrite an existing file. Prints the key's fingerprint.\n"
+     "Keep the file secret: anyone holding it can stamp and detect marks.\n"},
+    {"stamp", cmd_stamp, "embed a recipient's issue id invisibly into a copy of a frame",
+     "Usage: celmark stamp -k KEYFILE --id HEX16 [options] IN OUT\n"
+     "\n"
+     "Embed the 64-bit issue id (16 hex digits) into IN's luma and write OUT in\n"
+     "the same format, keeping alpha, colour tags and metadata. Same key, id,\n"
+     "options and input always give identical output bytes.\n"
+     "\n"
+     "  -k, --key KEYFILE     studio key (from 'celmark keygen')\n"
+     "      --id HEX16        issue id to embed\n"
+     "      --profile NAME    subtle | default | robust (default: default)\n"
+     "      --strength S      multiply the profile's amplitude by S, (0, 4] (default 1)\n"
+     "      --cel-safe        leave flat fills (8x8 of one colour) bit-exact\n"
+     "  -f, --force           replace OUT if it exists\n"
+     "  -h, --help            show this help\n"
+     "\n"
+     "Exit status: 0 written, 2 usage error, 3 unreadable input or key, or OUT\n"
+     "cannot be written (nothing is left behind), 4 internal error.\n"},
+    {"verify", cmd_verify, "find which issue id a frame carries, with its false-positive probability",
+     "Usage: celmark verify -k KEYFILE [--json] [--candidates FILE] FILE...\n"
+     "\n"
+     "Detect the mark blindly (no original needed) after re-encoding, scaling,\n"
+     "cropping, rotation, flips and screenshots. A claim is made only when its\n"
+     "false-positive probability (fpr) is at most --max-fpr.\n"
+     "\n"
+     "  -k, --key KEYFILE      studio key\n"
+     "      --candidates FILE  also score these issue ids (one HEX16 a line):\n"
+     "                         far more sensitive than the blind decode\n"
+     "      --max-fpr P        claim threshold (default 1e-9)\n"
+     "      --json             one JSON object per file (schema \"celmark.verify/1\")\n"
+     "  -h, --help             show this help\n"
+     "\n"
+     "Exit status: 0 every file marked, 1 any file not marked, 2 usage error,\n"
+     "3 any file or the key unreadable, 4 internal error.\n"},
+    {"help", cmd_help, "show help for a command", "Usage: celmark help [COMMAND]\n"},
+    {NULL, NULL, NULL, NULL},
+};
+
+static const cli_command *find_command(const char *name)
+{
+    for (const cli_command *c = cli_commands; c->name; c++)
+        if (strcmp(c->name, name) == 0)
+            return c;
+    return NULL;
+}
+
+static void print_main_help(FILE *f)
+{
+    fprintf(f, "Usage: celmark <command> [options] args\n"
+               "\n"
+               "Invisible, keyed provenance marks for animation frames.\n"
+               "\n"
+               "Commands:\n");
+    for (const cli_command *c = cli_commands; c->name; c++)
+        fprintf(f, "  %-10s %s\n", c->name, c->summary);
+    fprintf(f, "\n"
+               "  celmark help COMMAND   details of one command\n"
+               "  celmark --version      print the version\n"
+               "\n"
+               "Exit status: 0 ok, 1 check failed / mark not as expected, 2 usage error,\n"
+               "3 input unreadable or unsupported, 4 internal error.\n");
+}
+
+void cli_print_help(const char *name)
+{
+    const cli_command *c = find_command(name);
+    if (c)
+        fputs(c->usage, stdout);
+}
+
+static int cmd_help(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_main_help(stdout);
+        return EXIT_OK;
+    }
+    const cli_command *c = find_command(argv[1]);
+    if (!c)
+        return cli_usage_error(NULL, "unknown command '%s'", argv[1]);
+    fputs(c->usage, stdout);
+    return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_main_help(stderr);
+        return EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
+        print_main_help(stdout);
+        return EXIT_OK;
+    }
+    if (strcmp(name, "--version") == 0 || strcmp(name, "-V") == 0) {
+        printf("celmark %s\n", cm_version());
+        return EXIT_OK;
+    }
+    const cli_command *c = find_command(name);
+    if (!c)
+        return cli_usage_error(NULL, "unknown command '%s'", name);
+    return c->run(argc - 1, argv + 1);
+}

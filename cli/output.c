@@ -1,0 +1,86 @@
+/* Output helpers shared by the subcommands: errors, exit codes, JSON lines. */
+#include "cli.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fputs("celmark: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    if (cmd)
+        fprintf(stderr, "\nTry 'celmark help %s'.\n", cmd);
+    else
+        fputs("\nTry 'celmark --help'.\n", stderr);
+    return EXIT_USAGE;
+}
+
+int cli_exit_code(int status)
+{
+    switch (status) {
+    case CM_OK:
+        return EXIT_OK;
+    case CM_E_IO:
+    case CM_E_FORMAT:
+    case CM_E_CORRUPT:
+    case CM_E_LIMIT:
+    case CM_E_EXISTS:
+    case CM_E_KEY:
+    case CM_E_UNSUPPORTED:
+    case CM_E_LEDGER:
+        return EXIT_INPUT;
+    default:
+        return EXIT_INTERNAL;
+    }
+}
+
+/* What the user can do about each kind of failure. */
+static const char *advice(int status)
+{
+    switch (status) {
+    case CM_E_IO:
+        return "check the path and permissions";
+    case CM_E_FORMAT:
+        return "celmark reads PNG images; convert the file or check it is an image";
+    case CM_E_CORRUPT:
+        return "the file is damaged or incomplete; obtain an intact copy";
+    case CM_E_LIMIT:
+        return "if the file is genuine, raise the limit (see 'celmark help')";
+    case CM_E_EXISTS:
+        return "use --force to replace it";
+    case CM_E_KEY:
+        return "check the key file";
+    case CM_E_NOMEM:
+        return "free memory or process smaller files";
+    default:
+        return "this is a bug in celmark; please report it with the input file";
+    }
+}
+
+int cli_fail(cm_ctx *ctx, int status)
+{
+    const char *detail = cm_ctx_last_error(ctx);
+    if (!detail || !*detail)
+        detail = cm_strerror(status);
+    /* Messages that already end in advice (contain ';') are printed as is. */
+    if (strchr(detail, ';'))
+        fprintf(stderr, "celmark: %s\n", detail);
+    else
+        fprintf(stderr, "celmark: %s; %s\n", detail, advice(status));
+    return cli_exit_code(status);
+}
+
+void cli_print_json(json_t *obj)
+{
+    char *s = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
+    if (s) {
+        puts(s);
+        free(s);
+    }
+    json_decref(obj);
+    fflush(stdout);
+}

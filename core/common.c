@@ -1,0 +1,84 @@
+/* Status messages, the error context and version. */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *cm_strerror(int status)
+{
+    switch (status) {
+#define CM_X_CASE(name, value, msg)                                           \
+    case value:                                                               \
+        return msg;
+        CM_STATUS_LIST(CM_X_CASE)
+#undef CM_X_CASE
+    }
+    return "unknown status";
+}
+
+const char *cm_version(void)
+{
+    return CM_VERSION_STRING;
+}
+
+int cm_ctx_new(cm_ctx **out)
+{
+    if (!out)
+        return CM_E_INVAL;
+    *out = calloc(1, sizeof(**out));
+    return *out ? CM_OK : CM_E_NOMEM;
+}
+
+void cm_ctx_free(cm_ctx **ctx)
+{
+    if (!ctx || !*ctx)
+        return;
+    free(*ctx);
+    *ctx = NULL;
+}
+
+const char *cm_ctx_last_error(const cm_ctx *ctx)
+{
+    return ctx ? ctx->msg : "";
+}
+
+int cm_ctx_last_status(const cm_ctx *ctx)
+{
+    return ctx ? ctx->status : CM_OK;
+}
+
+void cm_ctx_clear(cm_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    ctx->status = CM_OK;
+    ctx->msg[0] = '\0';
+}
+
+int cm__error(cm_ctx *ctx, int status, const char *fmt, ...)
+{
+    if (ctx) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(ctx->msg, sizeof(ctx->msg), fmt, ap);
+        va_end(ap);
+        ctx->status = status;
+    }
+    return status;
+}
+
+void *cm__malloc_array(size_t count, size_t size)
+{
+    size_t n;
+    if (cm__mul_size(count, size, &n) || n == 0)
+        return NULL;
+    return malloc(n);
+}
+
+void *cm__calloc_array(size_t count, size_t size)
+{
+    if (count == 0 || size == 0)
+        return NULL;
+    return calloc(count, size);
+}

@@ -1,0 +1,62 @@
+/* Library-internal helpers shared by every module. Not installed. */
+#ifndef CELMARK_INTERNAL_H
+#define CELMARK_INTERNAL_H
+
+#include "celmark/common.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CM__HIDDEN __attribute__((visibility("hidden")))
+
+struct cm_ctx {
+    int status;
+    char msg[1024];
+};
+
+/* Record an error in ctx (may be NULL) and return status, for
+ * `return cm__error(ctx, CM_E_IO, "%s: cannot open: %s", path, strerror(errno));` */
+CM__HIDDEN int cm__error(cm_ctx *ctx, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Multiply sizes, failing on overflow: 0 on success. */
+static inline int cm__mul_size(size_t a, size_t b, size_t *out)
+{
+    if (a != 0 && b > SIZE_MAX / a)
+        return -1;
+    *out = a * b;
+    return 0;
+}
+
+/* Allocation that checks count*size for overflow; NULL on failure. */
+CM__HIDDEN void *cm__malloc_array(size_t count, size_t size);
+CM__HIDDEN void *cm__calloc_array(size_t count, size_t size);
+
+/*
+ * Atomic output (core/fileio.c). Data is written to a temporary file in the
+ * destination folder (".NAME.tmp-XXXXXX"), then flushed, fsync'ed and moved
+ * into place: with force by rename(), without force by link() so that an
+ * existing file is never replaced (EEXIST -> CM_E_EXISTS). A failure or a
+ * crash never leaves a half-written output behind.
+ *
+ *   cm__atomic a;
+ *   if ((ret = cm__atomic_open(ctx, path, force, &a)) < 0) return ret;
+ *   ... write to a.fp ...; on error: cm__atomic_abort(&a);
+ *   ret = cm__atomic_commit(ctx, &a);   (always releases a)
+ */
+typedef struct cm__atomic {
+    FILE *fp;   /* write here */
+    char *path; /* final path */
+    char *tmp;  /* temporary file, same folder */
+    char *dir;  /* folder to fsync after the move */
+    int force;
+} cm__atomic;
+
+CM__HIDDEN int cm__atomic_open(cm_ctx *ctx, const char *path, int force,
+                               cm__atomic *a);
+CM__HIDDEN int cm__atomic_commit(cm_ctx *ctx, cm__atomic *a);
+/* Close and delete the temporary file; accepts a released or zeroed a. */
+CM__HIDDEN void cm__atomic_abort(cm__atomic *a);
+
+#endif

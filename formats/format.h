@@ -1,0 +1,97 @@
+/*
+ * Still image formats: one table-driven reader/writer interface.
+ *
+ * cm_image_read() reads the first bytes of a file, asks each registered
+ * format's probe() whether it recognises them, and calls that format's
+ * read(). A format that reads an image attaches a cm_image_meta naming
+ * itself, so cm_image_write() writes the same format back with the source
+ * metadata (colour tags, text, resolution...) carried through, unless the
+ * output name's extension names another writable format (see
+ * cm__format.extensions). Adding a format (EXR, TIFF) means one new
+ * cm__format and one line in the registry in formats/image.c. Registered:
+ * png (libpng), then av (every still libav decodes; read-only).
+ * Library-internal, not installed.
+ */
+#ifndef CELMARK_FORMAT_H
+#define CELMARK_FORMAT_H
+
+#include "celmark/image.h"
+#include "internal.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+/* Bytes of the file head handed to probe(): enough for every signature. */
+#define CM__PROBE_BYTES 64
+
+typedef struct cm__format {
+    const char *name; /* "png"; also cm_image_info.format */
+    /* Output file name extensions that select this format's writer,
+     * comma-separated, lower case, without the dot ("png"); matched
+     * case-insensitively. NULL for read-only formats. */
+    const char *extensions;
+    /* Nonzero if head (the first len <= CM__PROBE_BYTES bytes) looks like
+     * this format. */
+    int (*probe)(const uint8_t *head, size_t len);
+    /* Read from fp (positioned at the start of the file). path is for
+     * messages only. On success *out owns a meta with format == this. On
+     * failure *out stays NULL, a one-line "<path>: <problem>" is in ctx, and
+     * nothing is leaked. */
+    int (*read)(cm_ctx *ctx, const char *path, FILE *fp,
+                const cm_limits *limits, cm_image **out);
+    /* Write img to fp. img->meta may be NULL or belong to another format:
+     * then only the pixels are written. */
+    int (*write)(cm_ctx *ctx, const cm_image *img, FILE *fp,
+                 const char *path_for_messages);
+    /* Free the format's private metadata (cm_image_meta.priv). */
+    void (*meta_free)(void *priv);
+    /* Describe the source layout and tags of an image read by this format:
+     * fills format, color_type, bit_depth, interlaced, converted, tags.
+     * The generic fields (width, height, channels, has_alpha) are already
+     * filled by cm_image_get_info(). May be NULL. */
+    void (*info)(const cm_image *img, cm_image_info *info);
+} cm__format;
+
+/* Source metadata attached to a cm_image (opaque in the public API). */
+struct cm_image_meta {
+    const cm__format *format; /* the format the image was read from */
+    void *priv;               /* format-specific, freed by format->meta_free */
+};
+
+extern CM__HIDDEN const cm__format cm__format_png;
+extern CM__HIDDEN const cm__format cm__format_av;
+
+/* The registry, in probe order; NULL-terminated. */
+CM__HIDDEN const cm__format *const *cm__formats(void);
+
+/* First format whose probe() accepts head, or NULL. */
+CM__HIDDEN const cm__format *cm__format_probe(const uint8_t *head, size_t len);
+
+/* Format by name ("png"), or NULL. */
+CM__HIDDEN const cm__format *cm__format_by_name(const char *name);
+
+/* Attach a new meta {format, priv} to img (img->meta must be NULL). On
+ * failure priv is freed with format->meta_free. */
+CM__HIDDEN int cm__image_attach_meta(cm_image *img, const cm__format *format,
+                                     void *priv);
+
+/* Free a meta and its private part; accepts NULL. */
+CM__HIDDEN void cm__image_meta_free(cm_image_meta *meta);
+
+/* cm_image_new() with an explicit pixel limit (readers pass the caller's
+ * cm_limits.max_pixels): CM_OK, CM_E_INVAL, CM_E_LIMIT or CM_E_NOMEM. No
+ * message is recorded. */
+CM__HIDDEN int cm__image_alloc(cm_image **out, int width, int height,
+                               int channels, int has_alpha, int bit_depth,
+                               uint64_t max_pixels);
+
+/* Check that img is a well-formed image (geometry, layout, buffer):
+ * 0 or CM_E_INVAL. */
+CM__HIDDEN int cm__image_check(const cm_image *img);
+
+/* Append a printf-formatted tag to info; silently ignored when full. */
+CM__HIDDEN void cm__info_add_tag(cm_image_info *info, const char *key,
+                                 const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,539 @@
+/*
+ * Images, the luma plane, and format dispatch for still files.
+ *
+ * cm_image_read() probes the first bytes of a file against the format
+ * registry and hands the file to the matching reader; cm_image_write() writes
+ * the format named by the output's extension (".png"), else the format the
+ * image was read from (PNG for images made in memory), through an atomic
+ * temporary file (core/fileio.c). Read-only formats (JPEG, WebP... through
+ * libav) must be written under a writable format's extension.
+ *
+ * The watermark core only sees a cm_plane of luma in 8-bit code values:
+ *
+ *   grey      Y = g / s
+ *   RGB       Y = (0.299 R + 0.587 G + 0.114 B) / s      s = 1 (8 bit), 257 (16 bit)
+ *
+ * and its change is mapped back by adding the same delta (times s) to every
+ * colour channel, so hue is kept and an unchanged plane is an exact no-op:
+ *
+ *   c' = clamp(floor(c + (marked - orig) * s + 0.5), 0, 255 or 65535)
+ *
+ * Alpha is never changed, and fully transparent pixels keep their colour
+ * (their headroom is 0 both ways, so the core puts no energy there).
+ */
+#include "format.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+/* Default limits (cm_limits): 268 Mpixel is 16k x 16k, far above any
+ * production frame; 4 GiB per file; 64 MiB of ancillary metadata (large ICC
+ * profiles are ~1 MiB, big XMP/EXIF blocks a few MiB). */
+#define DEFAULT_MAX_PIXELS (UINT64_C(1) << 28)
+#define DEFAULT_MAX_FILE_BYTES (UINT64_C(4) << 30)
+#define DEFAULT_MAX_META_BYTES (UINT64_C(64) << 20)
+
+/* ---- registry --------------------------------------------------------- */
+
+static const cm__format *const registry[] = {
+    &cm__format_png,
+    &cm__format_av, /* after PNG: PNG keeps its own faithful reader */
+    NULL,
+};
+
+const cm__format *const *cm__formats(void)
+{
+    return registry;
+}
+
+const cm__format *cm__format_probe(const uint8_t *head, size_t len)
+{
+    for (const cm__format *const *f = registry; *f; f++)
+        if ((*f)->probe && (*f)->probe(head, len))
+            return *f;
+    return NULL;
+}
+
+const cm__format *cm__format_by_name(const char *name)
+{
+    if (!name)
+        return NULL;
+    for (const cm__format *const *f = registry; *f; f++)
+        if (!strcmp((*f)->name, name))
+            return *f;
+    return NULL;
+}
+
+/* ---- images ----------------------------------------------------------- */
+
+void cm_limits_default(cm_limits *l)
+{
+    if (!l)
+        return;
+    l->max_pixels = DEFAULT_MAX_PIXELS;
+    l->max_file_bytes = DEFAULT_MAX_FILE_BYTES;
+    l->max_meta_bytes = DEFAULT_MAX_META_BYTES;
+}
+
+static int layout_ok(int channels, int has_alpha, int bit_depth)
+{
+    if (channels < 1 || channels > 4 || (bit_depth != 8 && bit_depth != 16))
+        return 0;
+    return has_alpha == (channels == 2 || channels == 4);
+}
+
+int cm__image_alloc(cm_image **out, int width, int height, int channels,
+                    int has_alpha, int bit_depth, uint64_t max_pixels)
+{
+    cm_image *img = NULL;
+    size_t row, total;
+
+    if (!out)
+        return CM_E_INVAL;
+    *out = NULL;
+    if (width <= 0 || height <= 0 || !layout_ok(channels, has_alpha, bit_depth))
+        return CM_E_INVAL;
+    if ((uint64_t)width * (uint64_t)height > max_pixels)
+        return CM_E_LIMIT;
+    if (cm__mul_size((size_t)width, (size_t)channels * (size_t)(bit_depth / 8),
+                     &row) ||
+        row > PTRDIFF_MAX || cm__mul_size(row, (size_t)height, &total))
+        return CM_E_LIMIT;
+
+    if (!(img = calloc(1, sizeof(*img))))
+        goto fail;
+    if (!(img->data = calloc(1, total)))
+        goto fail;
+    img->width = width;
+    img->height = height;
+    img->channels = channels;
+    img->has_alpha = has_alpha;
+    img->bit_depth = bit_depth;
+    img->sample = bit_depth == 16 ? CM_SAMPLE_U16 : CM_SAMPLE_U8;
+    img->stride = (ptrdiff_t)row;
+    *out = img;
+    return CM_OK;
+
+fail:
+    free(img);
+    return CM_E_NOMEM;
+}
+
+int cm_image_new(cm_image **out, int width, int height, int channels,
+                 int has_alpha, int bit_depth)
+{
+    return cm__image_alloc(out, width, height, channels, has_alpha, bit_depth,
+                           DEFAULT_MAX_PIXELS);
+}
+
+void cm__image_meta_free(cm_image_meta *meta)
+{
+    if (!meta)
+        return;
+    if (meta->format && meta->format->meta_free)
+        meta->format->meta_free(meta->priv);
+    free(meta);
+}
+
+int cm__image_attach_meta(cm_image *img, const cm__format *format, void *priv)
+{
+    cm_image_meta *m = NULL;
+
+    if (!img || !format || img->meta) {
+        if (format && format->meta_free)
+            format->meta_free(priv);
+        return CM_E_INVAL;
+    }
+    if (!(m = calloc(1, sizeof(*m)))) {
+        if (format->meta_free)
+            format->meta_free(priv);
+        return CM_E_NOMEM;
+    }
+    m->format = format;
+    m->priv = priv;
+    img->meta = m;
+    return CM_OK;
+}
+
+void cm_image_free(cm_image **img)
+{
+    if (!img || !*img)
+        return;
+    cm__image_meta_free((*img)->meta);
+    free((*img)->data);
+    free(*img);
+    *img = NULL;
+}
+
+int cm__image_check(const cm_image *img)
+{
+    size_t row;
+
+    if (!img || !img->data || img->width <= 0 || img->height <= 0 ||
+        !layout_ok(img->channels, img->has_alpha, img->bit_depth))
+        return CM_E_INVAL;
+    if (img->sample != (img->bit_depth == 16 ? CM_SAMPLE_U16 : CM_SAMPLE_U8))
+        return CM_E_INVAL;
+    if (cm__mul_size((size_t)img->width,
+                     (size_t)img->channels * (size_t)(img->bit_depth / 8), &row) ||
+        img->stride <= 0 || (size_t)img->stride < row)
+        return CM_E_INVAL;
+    if (img->bit_depth == 16 && img->stride % 2)
+        return CM_E_INVAL; /* rows of uint16_t must stay aligned */
+    return CM_OK;
+}
+
+/* ---- reading and writing files ---------------------------------------- */
+
+int cm_image_read(cm_ctx *ctx, const char *path, const cm_limits *limits,
+                  cm_image **out)
+{
+    cm_limits defaults;
+    uint8_t head[CM__PROBE_BYTES];
+    struct stat st;
+    FILE *fp = NULL;
+    int ret;
+
+    if (!out)
+        return cm__error(ctx, CM_E_INVAL, "image read: no output given");
+    *out = NULL;
+    if (!path || !*path)
+        return cm__error(ctx, CM_E_INVAL, "image read: empty file name");
+    if (!limits) {
+        cm_limits_default(&defaults);
+        limits = &defaults;
+    }
+
+    if (!(fp = fopen(path, "rb")))
+        return cm__error(ctx, CM_E_IO, "%s: cannot open: %s", path,
+                         strerror(errno));
+    if (fstat(fileno(fp), &st) != 0) {
+        ret = cm__error(ctx, CM_E_IO, "%s: cannot open: %s", path,
+                        strerror(errno));
+        goto fail;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        ret = cm__error(ctx, CM_E_IO, "%s: cannot open: %s", path,
+                        strerror(EISDIR));
+        goto fail;
+    }
+    if (S_ISREG(st.st_mode)) {
+        if (st.st_size == 0) {
+            ret = cm__error(ctx, CM_E_CORRUPT, "%s: empty file", path);
+            goto fail;
+        }
+        if ((uint64_t)st.st_size > limits->max_file_bytes) {
+            ret = cm__error(ctx, CM_E_LIMIT,
+                            "%s: file is %llu bytes, above the limit of %llu "
+                            "bytes",
+                            path, (unsigned long long)st.st_size,
+                            (unsigned long long)limits->max_file_bytes);
+            goto fail;
+        }
+    }
+
+    size_t n = fread(head, 1, sizeof(head), fp);
+    if (n < sizeof(head) && ferror(fp)) {
+        ret = cm__error(ctx, CM_E_IO, "%s: cannot read: %s", path,
+                        strerror(errno));
+        goto fail;
+    }
+    if (n == 0) {
+        ret = cm__error(ctx, CM_E_CORRUPT, "%s: empty file", path);
+        goto fail;
+    }
+    const cm__format *fmt = cm__format_probe(head, n);
+    if (!fmt || !fmt->read) {
+        ret = cm__error(ctx, CM_E_FORMAT, "%s: not a recognised image format",
+                        path);
+        goto fail;
+    }
+    if (fseek(fp, 0, SEEK_SET) != 0) {
+        ret = cm__error(ctx, CM_E_IO, "%s: cannot read: %s", path,
+                        strerror(errno));
+        goto fail;
+    }
+    ret = fmt->read(ctx, path, fp, limits, out);
+
+fail:
+    fclose(fp);
+    return ret;
+}
+
+/* The writable format whose extensions include path's extension, or
+ * NULL. */
+static const cm__format *writer_for_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    const char *dot = strrchr(base, '.');
+    if (!dot || dot == base || !dot[1])
+        return NULL; /* no extension (".png" alone is a hidden file) */
+    const size_t len = strlen(dot + 1);
+    for (const cm__format *const *f = registry; *f; f++) {
+        const char *e = (*f)->write ? (*f)->extensions : NULL;
+        while (e && *e) {
+            size_t n = strcspn(e, ",");
+            if (n == len && !strncasecmp(e, dot + 1, n))
+                return *f;
+            e += n + (e[n] == ',');
+        }
+    }
+    return NULL;
+}
+
+int cm_image_write(cm_ctx *ctx, const cm_image *img, const char *path,
+                   int flags)
+{
+    cm__atomic a;
+    int ret;
+
+    if (!path || !*path)
+        return cm__error(ctx, CM_E_INVAL, "image write: empty file name");
+    if (cm__image_check(img) < 0)
+        return cm__error(ctx, CM_E_INVAL, "%s: invalid image to write", path);
+    if (flags & ~CM_WRITE_FORCE)
+        return cm__error(ctx, CM_E_INVAL, "%s: unknown write flags 0x%x", path,
+                         (unsigned)flags);
+
+    const cm__format *fmt = writer_for_name(path);
+    if (!fmt)
+        fmt = img->meta && img->meta->format ? img->meta->format
+                                             : &cm__format_png;
+    if (!fmt->write) {
+        cm_image_info info; /* the source's name: "jpeg", not "av" */
+        if (cm_image_get_info(img, &info) < 0)
+            snprintf(info.format, sizeof(info.format), "%s", fmt->name);
+        return cm__error(ctx, CM_E_UNSUPPORTED,
+                         "%s: cannot write %s files; write a .png instead",
+                         path, info.format);
+    }
+
+    if ((ret = cm__atomic_open(ctx, path, flags & CM_WRITE_FORCE, &a)) < 0)
+        return ret;
+    if ((ret = fmt->write(ctx, img, a.fp, path)) < 0) {
+        cm__atomic_abort(&a);
+        return ret;
+    }
+    return cm__atomic_commit(ctx, &a);
+}
+
+/* ---- info ------------------------------------------------------------- */
+
+void cm__info_add_tag(cm_image_info *info, const char *key, const char *fmt,
+                      ...)
+{
+    if (!info || info->ntags < 0 || info->ntags >= CM_INFO_MAX_TAGS)
+        return;
+    cm_info_tag *t = &info->tags[info->ntags++];
+    snprintf(t->key, sizeof(t->key), "%s", key);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->value, sizeof(t->value), fmt, ap);
+    va_end(ap);
+}
+
+int cm_image_get_info(const cm_image *img, cm_image_info *info)
+{
+    static const char *const layouts[5] = {"", "gray", "gray+alpha", "rgb",
+                                           "rgba"};
+    if (!info || cm__image_check(img) < 0)
+        return CM_E_INVAL;
+    memset(info, 0, sizeof(*info));
+    snprintf(info->format, sizeof(info->format), "none");
+    snprintf(info->color_type, sizeof(info->color_type), "%s",
+             layouts[img->channels]);
+    info->width = img->width;
+    info->height = img->height;
+    info->bit_depth = img->bit_depth;
+    info->channels = img->channels;
+    info->has_alpha = img->has_alpha;
+    if (img->meta && img->meta->format && img->meta->format->info)
+        img->meta->format->info(img, info);
+    return CM_OK;
+}
+
+/* ---- planes ----------------------------------------------------------- */
+
+int cm_plane_alloc(cm_plane *p, int width, int height)
+{
+    if (!p)
+        return CM_E_INVAL;
+    memset(p, 0, sizeof(*p));
+    if (width <= 0 || height <= 0)
+        return CM_E_INVAL;
+    size_t n;
+    if (cm__mul_size((size_t)width, (size_t)height, &n))
+        return CM_E_LIMIT;
+    if (!(p->data = cm__calloc_array(n, sizeof(float))))
+        return CM_E_NOMEM;
+    p->width = width;
+    p->height = height;
+    p->stride = width;
+    return CM_OK;
+}
+
+void cm_plane_free(cm_plane *p)
+{
+    if (!p)
+        return;
+    free(p->data);
+    memset(p, 0, sizeof(*p));
+}
+
+static int plane_matches(const cm_plane *p, const cm_image *img)
+{
+    return p && p->data && p->width == img->width && p->height == img->height &&
+           p->stride >= p->width;
+}
+
+/* Sample i of a row, 8 or 16 bit. */
+static inline unsigned sample_get(const uint8_t *row, int depth, int i)
+{
+    if (depth == 16)
+        return ((const uint16_t *)(const void *)row)[i];
+    return row[i];
+}
+
+static inline void sample_set(uint8_t *row, int depth, int i, unsigned v)
+{
+    if (depth == 16)
+        ((uint16_t *)(void *)row)[i] = (uint16_t)v;
+    else
+        row[i] = (uint8_t)v;
+}
+
+/* Number of colour (non-alpha) channels. */
+static int colour_channels(const cm_image *img)
+{
+    return img->channels - (img->has_alpha ? 1 : 0);
+}
+
+int cm_image_to_plane(cm_ctx *ctx, const cm_image *img, cm_plane *out)
+{
+    int ret;
+
+    if (!out)
+        return cm__error(ctx, CM_E_INVAL, "to_plane: no output plane");
+    memset(out, 0, sizeof(*out));
+    if (cm__image_check(img) < 0)
+        return cm__error(ctx, CM_E_INVAL, "to_plane: invalid image");
+    if ((ret = cm_plane_alloc(out, img->width, img->height)) < 0)
+        return cm__error(ctx, ret, "to_plane: cannot allocate a %d x %d plane",
+                         img->width, img->height);
+
+    const int depth = img->bit_depth, ch = img->channels;
+    const float inv = depth == 16 ? 1.0f / 257.0f : 1.0f;
+    const int rgb = colour_channels(img) == 3;
+    for (int y = 0; y < img->height; y++) {
+        const uint8_t *row = img->data + (ptrdiff_t)y * img->stride;
+        float *dst = out->data + (ptrdiff_t)y * out->stride;
+        for (int x = 0; x < img->width; x++) {
+            const int i = x * ch;
+            if (rgb)
+                dst[x] = (0.299f * (float)sample_get(row, depth, i) +
+                          0.587f * (float)sample_get(row, depth, i + 1) +
+                          0.114f * (float)sample_get(row, depth, i + 2)) *
+                         inv;
+            else
+                dst[x] = (float)sample_get(row, depth, i) * inv;
+        }
+    }
+    return CM_OK;
+}
+
+int cm_image_apply_plane(cm_ctx *ctx, cm_image *img, const cm_plane *orig,
+                         const cm_plane *marked)
+{
+    if (cm__image_check(img) < 0)
+        return cm__error(ctx, CM_E_INVAL, "apply_plane: invalid image");
+    if (!plane_matches(orig, img) || !plane_matches(marked, img))
+        return cm__error(ctx, CM_E_INVAL,
+                         "apply_plane: planes do not match the %d x %d image",
+                         img->width, img->height);
+
+    const int depth = img->bit_depth, ch = img->channels;
+    const int nc = colour_channels(img);
+    const float scale = depth == 16 ? 257.0f : 1.0f;
+    const float maxv = depth == 16 ? 65535.0f : 255.0f;
+    for (int y = 0; y < img->height; y++) {
+        uint8_t *row = img->data + (ptrdiff_t)y * img->stride;
+        const float *po = orig->data + (ptrdiff_t)y * orig->stride;
+        const float *pm = marked->data + (ptrdiff_t)y * marked->stride;
+        for (int x = 0; x < img->width; x++) {
+            const float d = pm[x] - po[x];
+            const int i = x * ch;
+            if (d == 0.0f || !isfinite(d))
+                continue; /* unchanged: stays bit-exact */
+            if (img->has_alpha && sample_get(row, depth, i + nc) == 0)
+                continue; /* fully transparent: colour not shown, keep it */
+            const float dd = d * scale;
+            for (int c = 0; c < nc; c++) {
+                float v = (float)sample_get(row, depth, i + c) + dd;
+                if (v <= 0.0f)
+                    v = 0.0f;
+                else if (v >= maxv)
+                    v = maxv;
+                else
+                    v = floorf(v + 0.5f); /* half away from zero (v > 0) */
+                sample_set(row, depth, i + c, (unsigned)v);
+            }
+        }
+    }
+    return CM_OK;
+}
+
+int cm_image_headroom(cm_ctx *ctx, const cm_image *img, cm_plane *lo,
+                      cm_plane *hi)
+{
+    int ret;
+
+    if (!lo || !hi || lo == hi)
+        return cm__error(ctx, CM_E_INVAL, "headroom: invalid output planes");
+    memset(lo, 0, sizeof(*lo));
+    memset(hi, 0, sizeof(*hi));
+    if (cm__image_check(img) < 0)
+        return cm__error(ctx, CM_E_INVAL, "headroom: invalid image");
+    if ((ret = cm_plane_alloc(lo, img->width, img->height)) < 0 ||
+        (ret = cm_plane_alloc(hi, img->width, img->height)) < 0)
+        goto fail;
+
+    const int depth = img->bit_depth, ch = img->channels;
+    const int nc = colour_channels(img);
+    const unsigned maxv = depth == 16 ? 65535u : 255u;
+    const float inv = depth == 16 ? 1.0f / 257.0f : 1.0f;
+    for (int y = 0; y < img->height; y++) {
+        const uint8_t *row = img->data + (ptrdiff_t)y * img->stride;
+        float *pl = lo->data + (ptrdiff_t)y * lo->stride;
+        float *ph = hi->data + (ptrdiff_t)y * hi->stride;
+        for (int x = 0; x < img->width; x++) {
+            const int i = x * ch;
+            if (img->has_alpha && sample_get(row, depth, i + nc) == 0) {
+                pl[x] = ph[x] = 0.0f;
+                continue;
+            }
+            unsigned down = maxv, up = maxv;
+            for (int c = 0; c < nc; c++) {
+                unsigned v = sample_get(row, depth, i + c);
+                if (v < down)
+                    down = v;
+                if (maxv - v < up)
+                    up = maxv - v;
+            }
+            pl[x] = (float)down * inv;
+            ph[x] = (float)up * inv;
+        }
+    }
+    return CM_OK;
+
+fail:
+    cm_plane_free(lo);
+    cm_plane_free(hi);
+    return cm__error(ctx, ret, "headroom: cannot allocate %d x %d planes",
+                     img->width, img->height);
+}

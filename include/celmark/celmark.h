@@ -1,0 +1,11 @@
+/* celmark — umbrella header: include this to use libcelmark. */
+#ifndef CELMARK_H
+#define CELMARK_H
+
+#include "celmark/common.h"
+#include "celmark/image.h"
+#include "celmark/key.h"
+#include "celmark/stamp.h"
+#include "celmark/verify.h"
+
+#endif

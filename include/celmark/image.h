@@ -1,0 +1,152 @@
+/*
+ * celmark — images, the luma plane, and reading/writing still files.
+ *
+ * A cm_image holds decoded samples plus the source file's metadata (an opaque
+ * cm_image_meta that the writer carries to the output untouched). The
+ * watermark core never sees a cm_image: it works on a cm_plane of luma in
+ * 8-bit code values (0..255 whatever the source depth; 16-bit sources are
+ * divided by 257, so 16-bit precision is kept as fractions).
+ */
+#ifndef CELMARK_IMAGE_H
+#define CELMARK_IMAGE_H
+
+#include "celmark/common.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** One frame as the watermark core sees it: a luma plane it may modify.
+ *  stride is in floats (elements), not bytes. */
+typedef struct cm_plane {
+    float *data;
+    int width, height;
+    ptrdiff_t stride;
+} cm_plane;
+
+typedef enum cm_sample {
+    CM_SAMPLE_U8 = 1,  /**< unsigned 8-bit */
+    CM_SAMPLE_U16 = 2, /**< unsigned 16-bit, host byte order */
+} cm_sample;
+
+typedef struct cm_image_meta cm_image_meta;
+
+/** Decoded still image: interleaved samples, rows top to bottom. */
+typedef struct cm_image {
+    int width, height;
+    int channels;     /**< 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA */
+    int has_alpha;    /**< 1 if the last channel is alpha */
+    cm_sample sample; /**< storage type of each sample */
+    int bit_depth;    /**< 8 or 16 */
+    uint8_t *data;    /**< owned by the image */
+    ptrdiff_t stride; /**< bytes between rows */
+    cm_image_meta *meta; /**< source metadata (format-specific), may be NULL */
+} cm_image;
+
+/** Limits applied while reading untrusted files. */
+typedef struct cm_limits {
+    uint64_t max_pixels;     /**< per frame; default 1<<28 (268 Mpixel) */
+    uint64_t max_file_bytes; /**< default 4 GiB */
+    uint64_t max_meta_bytes; /**< ancillary metadata per file; default 64 MiB */
+} cm_limits;
+
+/** Fill *l with the defaults documented in cm_limits. */
+CM_API void cm_limits_default(cm_limits *l);
+
+#define CM_INFO_MAX_TAGS 64
+
+/** Descriptive tag (colour, resolution, text keys...) as printable text. */
+typedef struct cm_info_tag {
+    char key[32];
+    char value[224];
+} cm_info_tag;
+
+/** What `celmark info` prints about a file. */
+typedef struct cm_image_info {
+    char format[16];      /**< "png", ... */
+    char color_type[24];  /**< source layout: "gray", "gray+alpha", "rgb", "rgba", "palette" */
+    int width, height;
+    int bit_depth;        /**< source bits per sample (palette: index depth) */
+    int channels;         /**< channels after decoding (palette expands to 3 or 4) */
+    int has_alpha;
+    int interlaced;
+    int converted;        /**< 1 if the output layout will differ from the source (palette -> RGB/RGBA) */
+    int ntags;
+    cm_info_tag tags[CM_INFO_MAX_TAGS];
+} cm_image_info;
+
+/** Writing flags for cm_image_write(). */
+enum {
+    CM_WRITE_FORCE = 1 /**< replace an existing output file */
+};
+
+/**
+ * Read a still image file. The format is recognised by content.
+ * @param limits NULL for defaults.
+ * @return CM_OK and *out (free with cm_image_free), or CM_E_IO (cannot open),
+ *         CM_E_FORMAT (not a supported format), CM_E_CORRUPT (truncated, bad
+ *         CRC...), CM_E_LIMIT (too many pixels / too much metadata; refused
+ *         before allocating the pixels), CM_E_NOMEM. Details in ctx.
+ */
+CM_API int cm_image_read(cm_ctx *ctx, const char *path, const cm_limits *limits,
+                         cm_image **out);
+
+/**
+ * Write img to path in the format it was read from (or PNG for images made in
+ * memory), carrying its metadata. Written to a temporary file in the same
+ * folder and renamed into place: on failure no output file is left behind.
+ * @param flags CM_WRITE_FORCE to replace an existing file.
+ * @return CM_OK, CM_E_EXISTS (path exists and no FORCE), CM_E_IO, CM_E_INVAL.
+ */
+CM_API int cm_image_write(cm_ctx *ctx, const cm_image *img, const char *path,
+                          int flags);
+
+/** Describe an image read by cm_image_read(). */
+CM_API int cm_image_get_info(const cm_image *img, cm_image_info *info);
+
+/**
+ * Allocate an image with no metadata (written as PNG).
+ * @return CM_OK, CM_E_INVAL (bad geometry), CM_E_LIMIT, CM_E_NOMEM.
+ */
+CM_API int cm_image_new(cm_image **out, int width, int height, int channels,
+                        int has_alpha, int bit_depth);
+
+/** Free an image; accepts NULL and sets *img to NULL. */
+CM_API void cm_image_free(cm_image **img);
+
+/**
+ * Compute the luma plane of img (BT.601 weights on RGB, the grey value on
+ * grey), in 8-bit code values. Allocates out->data (free with cm_plane_free).
+ */
+CM_API int cm_image_to_plane(cm_ctx *ctx, const cm_image *img, cm_plane *out);
+
+/**
+ * Apply a modified luma plane back to img: each pixel's change
+ * (marked - orig) is added to every colour channel (R, G, B or grey), rounded
+ * and clamped; alpha is never touched and fully transparent pixels keep their
+ * colour. An unmodified plane leaves img bit-identical.
+ */
+CM_API int cm_image_apply_plane(cm_ctx *ctx, cm_image *img, const cm_plane *orig,
+                                const cm_plane *marked);
+
+/**
+ * Per-pixel headroom for a luma change without clipping any colour channel:
+ * lo = how far luma may go down, hi = how far up (code values, >= 0). 0/0
+ * where a pixel must not change (fully transparent). Allocates both planes.
+ */
+CM_API int cm_image_headroom(cm_ctx *ctx, const cm_image *img, cm_plane *lo,
+                             cm_plane *hi);
+
+/** Allocate a zeroed width x height plane. */
+CM_API int cm_plane_alloc(cm_plane *p, int width, int height);
+
+/** Free a plane's data; accepts NULL. */
+CM_API void cm_plane_free(cm_plane *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,58 @@
+# keygen -> stamp -> verify round trip through the command, and its errors.
+. "$(dirname "$0")/common.shlib"
+
+"$CELMARK_GEN" "$T/in.png" 640 360 5 || exit 1
+
+expect 0 '' -- "$CELMARK" keygen "$T/k.key"
+check "keygen prints fingerprint" grep -Eq '^fingerprint: ([0-9a-f]{4}:){7}[0-9a-f]{4}$' "$T/out"
+check "key mode 0600" [ "$(stat -c %a "$T/k.key")" = 600 ]
+expect 3 "already exists" -- "$CELMARK" keygen "$T/k.key"
+expect 0 '' -- "$CELMARK" keygen "$T/other.key"
+
+# stamp: usage errors
+expect 2 "no key given" -- "$CELMARK" stamp --id 0123456789abcdef "$T/in.png" "$T/o.png"
+expect 2 "16 hex digits" -- "$CELMARK" stamp -k "$T/k.key" --id 12345 "$T/in.png" "$T/o.png"
+expect 2 "expected IN and OUT" -- "$CELMARK" stamp -k "$T/k.key" --id 0123456789abcdef "$T/in.png"
+expect 2 "unknown profile" -- "$CELMARK" stamp -k "$T/k.key" --id 0123456789abcdef --profile loud "$T/in.png" "$T/o.png"
+expect 2 "strength" -- "$CELMARK" stamp -k "$T/k.key" --id 0123456789abcdef --strength 9 "$T/in.png" "$T/o.png"
+expect 2 "needs a value" -- "$CELMARK" stamp -k "$T/k.key" "$T/in.png" "$T/o.png" --id
+check "no output after usage errors" [ ! -e "$T/o.png" ]
+
+# stamp: deterministic output, refuses to overwrite
+expect 0 '' -- "$CELMARK" stamp -k "$T/k.key" --id 0123456789abcdef "$T/in.png" "$T/a.png"
+expect 0 '' -- "$CELMARK" stamp -k "$T/k.key" --id 0123456789abcdef "$T/in.png" "$T/b.png"
+check "same key+id+input -> same bytes" cmp -s "$T/a.png" "$T/b.png"
+check "stamped differs from input" sh -c "! cmp -s '$T/in.png' '$T/a.png'"
+expect 3 "already exists; use --force" -- "$CELMARK" stamp -k "$T/k.key" --id 0123456789abcdef "$T/in.png" "$T/a.png"
+expect 0 '' -- "$CELMARK" stamp -f -k "$T/k.key" --id 0123456789abcdef "$T/in.png" "$T/a.png"
+
+# stamp: bad inputs leave nothing behind
+expect 3 "missing/o.png" -- "$CELMARK" stamp -k "$T/k.key" --id 0123456789abcdef "$T/in.png" "$T/missing/o.png"
+printf 'garbage' >"$T/bad.png"
+expect 3 "bad.png" -- "$CELMARK" stamp -k "$T/k.key" --id 0123456789abcdef "$T/bad.png" "$T/c.png"
+check "no output for bad input" [ ! -e "$T/c.png" ]
+check "no temp files left" sh -c "! ls -A '$T' | grep -q tmp"
+cp "$T/k.key" "$T/loose.key"
+chmod 644 "$T/loose.key"
+expect 3 "readable by group or others" -- "$CELMARK" stamp -k "$T/loose.key" --id 0123456789abcdef "$T/in.png" "$T/c.png"
+expect 3 "nokey" -- "$CELMARK" stamp -k "$T/nokey" --id 0123456789abcdef "$T/in.png" "$T/c.png"
+check "no output for bad key" [ ! -e "$T/c.png" ]
+
+# verify: finds the id, blind and with candidates; unmarked and other key say no
+expect 0 '' -- "$CELMARK" verify -k "$T/k.key" "$T/a.png"
+check "verify: marked" grep -qx 'marked: yes' "$T/out"
+check "verify: id" grep -qx 'issue_id: 0123456789abcdef' "$T/out"
+printf '# ids\nfedcba9876543210\n0123456789abcdef\n' >"$T/cands.txt"
+expect 0 '' -- "$CELMARK" verify -k "$T/k.key" --json --candidates "$T/cands.txt" "$T/a.png"
+check "json: marked id" grep -q '"marked":true,"issue_id":"0123456789abcdef"' "$T/out"
+check "json: fields" grep -q '"fpr":.*"scale":.*"rotation_deg":.*"flipped":false' "$T/out"
+expect 1 '' -- "$CELMARK" verify -k "$T/k.key" "$T/in.png"
+check "unmarked: marked no" grep -qx 'marked: no' "$T/out"
+expect 1 '' -- "$CELMARK" verify -k "$T/other.key" --json "$T/a.png"
+check "other key: not marked" grep -q '"marked":false,"issue_id":null' "$T/out"
+expect 3 "bad.png" -- "$CELMARK" verify -k "$T/k.key" "$T/a.png" "$T/bad.png"
+printf 'xyz\n' >"$T/badcands.txt"
+expect 3 "badcands.txt:1" -- "$CELMARK" verify -k "$T/k.key" --candidates "$T/badcands.txt" "$T/a.png"
+expect 2 "no input file" -- "$CELMARK" verify -k "$T/k.key"
+
+finish

@@ -1,0 +1,98 @@
+/* DSP: the real 2-D transform against the complex one, on random data. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "watermark/fft.h"
+
+#include <libavutil/mem.h>
+#include <math.h>
+#include <stdlib.h>
+
+static uint32_t lcg(uint32_t *s)
+{
+    *s = *s * 1664525u + 1013904223u;
+    return *s >> 8;
+}
+
+static void check_size(int w, int h)
+{
+    uint32_t seed = (uint32_t)(w * 7919 + h);
+    size_t n = (size_t)w * h;
+    int hw = w / 2 + 1;
+    float *real = av_malloc(sizeof(float) * n), *back = av_malloc(sizeof(float) * n);
+    AVComplexFloat *full = av_malloc(sizeof(AVComplexFloat) * n);
+    AVComplexFloat *half = av_malloc(sizeof(AVComplexFloat) * (size_t)hw * h);
+    assert_non_null(real);
+    assert_non_null(back);
+    assert_non_null(full);
+    assert_non_null(half);
+    for (size_t i = 0; i < n; i++) {
+        real[i] = (float)(lcg(&seed) % 2000) / 1000.0f - 1.0f;
+        full[i].re = real[i];
+        full[i].im = 0;
+    }
+    cm__fft2 c;
+    cm__rfft2 r;
+    assert_int_equal(cm__fft2_init(&c, w, h), 0);
+    assert_int_equal(cm__rfft2_init(&r, w, h), 0);
+    cm__fft2_run(&c, full, 0);
+    cm__rfft2_forward(&r, real, half);
+    /* float rounding grows with the largest coefficient: compare relative
+     * to it (FFmpeg's float_near_abs_eps style, eps = 1e-5) */
+    double maxerr = 0, scale = 0;
+    for (size_t i = 0; i < n; i++)
+        scale = fmax(scale, hypot(full[i].re, full[i].im));
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < hw; x++) {
+            AVComplexFloat a = full[(size_t)y * w + x], b = half[(size_t)y * hw + x];
+            double e = fmax(fabs(a.re - b.re), fabs(a.im - b.im)) / scale;
+            if (e > maxerr)
+                maxerr = e;
+        }
+    assert_true(maxerr < 1e-5);
+    /* inverse: real(IFFT) / n must give the input back */
+    cm__rfft2_inverse(&r, half, back);
+    for (size_t i = 0; i < n; i++)
+        assert_true(fabs(back[i] / (double)n - real[i]) < 1e-4);
+    cm__fft2_free(&c);
+    cm__rfft2_free(&r);
+    av_free(real);
+    av_free(back);
+    av_free(full);
+    av_free(half);
+}
+
+static void test_rfft_matches_complex(void **state)
+{
+    (void)state;
+    check_size(16, 8);
+    check_size(96, 60);
+    check_size(384, 384);
+    check_size(1280, 960);
+    check_size(1024, 768);
+    check_size(960, 640);
+    check_size(768, 480);
+}
+
+static void test_good_size(void **state)
+{
+    (void)state;
+    assert_int_equal(cm__fft_good_size(1), 1);
+    assert_int_equal(cm__fft_good_size(270), 320);
+    assert_int_equal(cm__fft_good_size(1080), 1280);
+    assert_int_equal(cm__fft_good_size(1366), 1536);
+    assert_int_equal(cm__fft_good_size(960), 960);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rfft_matches_complex),
+        cmocka_unit_test(test_good_size),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,34 @@
+/* Internal interfaces between the detection stages (see each file's header). */
+#ifndef CELMARK_DETECT_H
+#define CELMARK_DETECT_H
+
+#include "celmark/image.h"
+#include "internal.h"
+#include "watermark/fft.h"
+
+#include <libavutil/tx.h>
+
+/* prefilter.c: whitened residual of luma, decimated by CM__DECIM (2x2
+ * mean) into r ((w/2)*(h/2) floats, row-major). The mark's band stays below
+ * the decimated Nyquist down to a 25 % downscale (1/6 < 1/4 cycles per
+ * pixel), so sync and fold lose nothing and cost a quarter. */
+#define CM__DECIM 2
+CM__HIDDEN int cm__prefilter(const cm_plane *luma, float *r);
+
+/* sync.c: geometry hypotheses from the residual's autocorrelation. */
+typedef struct cm__geom {
+    double period;    /* tile period in pixels of the decimated residual */
+    double theta;     /* lattice angle, radians, in [-pi/4, pi/4) */
+    double score;     /* lattice score (uncalibrated) */
+} cm__geom;
+
+/* Up to max hypotheses, best first; returns how many were found (>= 0) or a
+ * negative CM_E code. N = the period at scale 1, in residual pixels. */
+CM__HIDDEN int cm__sync_search(const float *r, int w, int h, double N, cm__geom *out, int max);
+
+/* fold.c: accumulate r into an N*N tile given a geometry whose period is
+ * P residual pixels for N tile pixels (reference kernel). */
+CM__HIDDEN void cm__fold_c(const float *r, int w, int h, const cm__geom *g, int N,
+                           float *sum, float *count);
+
+#endif

@@ -1,0 +1,86 @@
+/*
+ * Detection prefilter: whiten the host so what is left is mostly the mark.
+ * Works on luma decimated by CM__DECIM (2x2 mean): the mark's band stays
+ * below the decimated Nyquist down to a 25 % downscale, and everything after
+ * this step costs a quarter. Radii below are in decimated pixels.
+ *
+ *   r = Y - box7(Y)                  cel art is flat: the residual of a flat
+ *                                    fill is the mark itself (box7 here is
+ *                                    a 14 px predictor on the frame)
+ *   r /= max(std13(r), 1.5)          edges and texture are loud: normalise
+ *   r = clip(r, -2.5, 2.5)           ... and cap what is still loud
+ *   r -= mean of r at (x mod 8, y mod 8)
+ *                                    removes JPEG / H.264 block lattices
+ *                                    (16 px on the frame; the mark has no
+ *                                    energy there: 384 px tile, band <= 16
+ *                                    cycles per tile)
+ */
+#include "detect.h"
+#include "watermark/mask.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PRED_R 3          /* box 7 predictor radius */
+#define NORM_R 6          /* box 13 normalisation radius */
+#define NORM_FLOOR 1.5f   /* code values: below this the residual is the mark */
+#define CLIP 2.5f         /* in units of local deviation */
+#define GRID (16 / CM__DECIM) /* codec block lattice period */
+
+int cm__prefilter(const cm_plane *luma, float *r)
+{
+    int wd = luma->width / CM__DECIM, hd = luma->height / CM__DECIM;
+    size_t n = (size_t)wd * hd;
+    float *yd = calloc(n ? n : 1, sizeof(float));
+    float *tmp = malloc(n * sizeof(float));
+    float *var = malloc(n * sizeof(float));
+    if (!yd || !tmp || !var) {
+        free(yd);
+        free(tmp);
+        free(var);
+        return CM_E_NOMEM;
+    }
+    const float inv = 1.0f / (CM__DECIM * CM__DECIM);
+    for (int y = 0; y < hd; y++) {
+        float *o = yd + (size_t)y * wd;
+        for (int x = 0; x < wd; x++) {
+            float v = 0;
+            for (int j = 0; j < CM__DECIM; j++) {
+                const float *s = luma->data + (y * CM__DECIM + j) * luma->stride + x * CM__DECIM;
+                for (int i = 0; i < CM__DECIM; i++)
+                    v += s[i];
+            }
+            o[x] = v * inv;
+        }
+    }
+    cm__box_filter_c(yd, wd, r, wd, wd, hd, PRED_R, tmp);
+    for (size_t i = 0; i < n; i++) {
+        r[i] = yd[i] - r[i];
+        var[i] = r[i] * r[i];
+    }
+    cm__box_filter_c(var, wd, var, wd, wd, hd, NORM_R, tmp);
+    double gsum[GRID * GRID] = {0};
+    int gcount[GRID * GRID] = {0};
+    for (int y = 0; y < hd; y++)
+        for (int x = 0; x < wd; x++) {
+            size_t i = (size_t)y * wd + x;
+            float sd = sqrtf(var[i]);
+            float v = r[i] / (sd > NORM_FLOOR ? sd : NORM_FLOOR);
+            v = v > CLIP ? CLIP : (v < -CLIP ? -CLIP : v);
+            r[i] = v;
+            int g = (y % GRID) * GRID + x % GRID;
+            gsum[g] += v;
+            gcount[g]++;
+        }
+    for (int g = 0; g < GRID * GRID; g++)
+        if (gcount[g])
+            gsum[g] /= gcount[g];
+    for (int y = 0; y < hd; y++)
+        for (int x = 0; x < wd; x++)
+            r[(size_t)y * wd + x] -= (float)gsum[(y % GRID) * GRID + x % GRID];
+    free(yd);
+    free(tmp);
+    free(var);
+    return CM_OK;
+}

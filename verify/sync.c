@@ -1,0 +1,347 @@
+/*
+ * Sync, step 1: find the tile lattice (period and angle) from the
+ * autocorrelation of the whitened residual.
+ *
+ * The mark repeats every tile, so the residual's autocorrelation has peaks on
+ * a square lattice spanned by v1 = P (cos t, sin t) and v2 = P (-sin t, cos t):
+ *
+ *        .     .     .          P     = tile period in frame pixels (scale)
+ *     .     .     .     .       t     = rotation (mod 90 degrees)
+ *        .     o     .          o     = lag 0
+ *     .     .     .     .       a mirror image has the same lattice (its
+ *        .     .     .          angle is -t): the fold step tries both.
+ *
+ * 1. on the residual decimated by 2 (see detect.h); zero-pad;
+ *    A = IFFT(|FFT(r)|) (|F|, not |F|^2: a
+ *    whitened autocorrelation with sharper peaks);
+ * 2. divide by the overlap of each lag (floored at 30 % of the frame), and
+ *    subtract max(box 21x1, box 1x21) to remove straight ridges that long
+ *    horizontal or vertical edges leave;
+ * 3. score every (P, t) on a grid by the sum of A at the lattice points near
+ *    the origin over sqrt(count) — the true period beats its harmonics: P/2
+ *    adds empty points, 2P drops real ones;
+ * 4. refine the best few with all lattice points in range, finer steps.
+ * The caller folds the frame with each hypothesis and keeps the one whose
+ * sync chips correlate best.
+ */
+#include "detect.h"
+
+#include <libavutil/mem.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OVERLAP_FLOOR 0.30   /* fraction of the frame, see step 2 */
+#define RIDGE_R 10           /* box 21 ridge suppressor radius, lags */
+#define SCALE_MIN 0.20       /* smallest frame scale searched (1/5 size) */
+#define SCALE_MAX 1.60       /* largest (upscaled 160 %) */
+#define COARSE_P_STEP 0.012  /* relative period step of the coarse grid */
+#define COARSE_T_STEP 0.6    /* angle step of the coarse grid, degrees */
+#define COARSE_ORDER 2       /* coarse score uses |a|,|b| <= 2 */
+#define FINE_P_STEP 0.0008   /* relative period step when refining */
+#define FINE_T_STEP 0.04     /* angle step when refining, degrees */
+#define MAX_COARSE_PEAKS 6   /* hypotheses refined */
+#define FINE_RANGE 0.03      /* refinement explores P0 (1 +/- this) */
+#define MIN_POINTS 4         /* lattice points a hypothesis must cover */
+#define LAG_FRACTION 0.75    /* largest lag, fraction of the side */
+
+typedef struct lagmap {
+    int Lx, Ly; /* lags -Lx..Lx, -Ly..Ly */
+    int sx, sy; /* 2Lx+1, 2Ly+1 */
+    float *a;   /* sx*sy, index (dy+Ly)*sx + dx+Lx */
+    float *sm;  /* smoothed copy for the coarse search */
+} lagmap;
+
+/* Bilinear sample of the map at lag (x, y); 0 outside the window. */
+static float lag_at(const lagmap *m, const float *map, double x, double y)
+{
+    x += m->Lx;
+    y += m->Ly;
+    if (!(x >= 0 && y >= 0 && x < m->sx - 1 && y < m->sy - 1))
+        return 0;
+    int xi = (int)x, yi = (int)y;
+    float fx = (float)(x - xi), fy = (float)(y - yi);
+    const float *p = map + (size_t)yi * m->sx + xi;
+    return (p[0] * (1 - fx) + p[1] * fx) * (1 - fy) +
+           (p[m->sx] * (1 - fx) + p[m->sx + 1] * fx) * fy;
+}
+
+/* Lattice score of (P, t): mean of the map at the lattice points a*v1 + b*v2
+ * inside the lag window, times sqrt(count). The set of (a, b) is chosen for
+ * the period P0 and kept while P varies around it, so points entering or
+ * leaving the window cannot bias the refined period. Fewer than MIN_POINTS
+ * points is no lattice (one noisy lag could pass for one). order > 0 limits
+ * |a|, |b|. */
+static double lattice_score(const lagmap *m, const float *map, double P, double t, double P0,
+                            int order)
+{
+    double c = cos(t), s = sin(t);
+    double k = 1 + FINE_RANGE; /* room for P up to P0 (1 + range) */
+    double xmax = (m->Lx - 1.5) / k, ymax = (m->Ly - 1.5) / k;
+    int amax = (int)(sqrt(xmax * xmax + ymax * ymax) / P0) + 1;
+    if (order > 0 && amax > order)
+        amax = order;
+    double sum = 0;
+    int n = 0;
+    for (int b = 0; b <= amax; b++) {
+        for (int a = -amax; a <= amax; a++) {
+            if (b == 0 && a <= 0)
+                continue; /* half-plane: A is symmetric */
+            double ux = a * c - b * s, uy = a * s + b * c; /* unit-period lattice point */
+            if (fabs(ux) * P0 > xmax || fabs(uy) * P0 > ymax)
+                continue;
+            sum += lag_at(m, map, ux * P, uy * P);
+            n++;
+        }
+    }
+    return n >= MIN_POINTS ? sum / sqrt((double)n) : -1e30;
+}
+
+/* dst = mean of src over a window of 2r+1 along rows (vertical = 0) or
+ * columns (vertical = 1), clipped to the w x h map. Both run row by row so
+ * memory is read in order. */
+static int box_mean(const float *src, float *dst, int w, int h, int r, int vertical)
+{
+    if (!vertical) {
+        for (int l = 0; l < h; l++) {
+            const float *s = src + (size_t)l * w;
+            float *d = dst + (size_t)l * w;
+            double acc = 0;
+            int lo = 0, hi = -1; /* current window [lo, hi] */
+            for (int i = 0; i < w; i++) {
+                int want_lo = i - r < 0 ? 0 : i - r, want_hi = i + r >= w ? w - 1 : i + r;
+                while (hi < want_hi)
+                    acc += s[++hi];
+                while (lo < want_lo)
+                    acc -= s[lo++];
+                d[i] = (float)(acc / (hi - lo + 1));
+            }
+        }
+        return CM_OK;
+    }
+    double *acc = calloc((size_t)w, sizeof(double));
+    if (!acc)
+        return CM_E_NOMEM;
+    int lo = 0, hi = -1;
+    for (int i = 0; i < h; i++) {
+        int want_lo = i - r < 0 ? 0 : i - r, want_hi = i + r >= h ? h - 1 : i + r;
+        while (hi < want_hi) {
+            const float *s = src + (size_t)(++hi) * w;
+            for (int x = 0; x < w; x++)
+                acc[x] += s[x];
+        }
+        while (lo < want_lo) {
+            const float *s = src + (size_t)(lo++) * w;
+            for (int x = 0; x < w; x++)
+                acc[x] -= s[x];
+        }
+        float *d = dst + (size_t)i * w;
+        double inv = 1.0 / (hi - lo + 1);
+        for (int x = 0; x < w; x++)
+            d[x] = (float)(acc[x] * inv);
+    }
+    free(acc);
+    return CM_OK;
+}
+
+static int build_lagmap(const float *r, int wd, int hd, int Lx, int Ly, lagmap *m)
+{
+    int fw = cm__fft_good_size(wd + Lx + 1), fh = cm__fft_good_size(hd + Ly + 1);
+    if (fw % 2)
+        fw++;
+    size_t fn = (size_t)fw * fh;
+    cm__rfft2 fft;
+    memset(&fft, 0, sizeof(fft));
+    memset(m, 0, sizeof(*m));
+    float *buf = av_malloc(sizeof(float) * fn);
+    AVComplexFloat *spec = av_malloc(sizeof(AVComplexFloat) * (size_t)(fw / 2 + 1) * fh);
+    int ret = CM_E_NOMEM;
+    if (!buf || !spec)
+        goto fail;
+    if (cm__rfft2_init(&fft, fw, fh))
+        goto fail;
+    memset(buf, 0, sizeof(float) * fn);
+    double mean = 0;
+    for (int y = 0; y < hd; y++)
+        for (int x = 0; x < wd; x++)
+            mean += r[(size_t)y * wd + x];
+    mean /= (double)wd * hd;
+    for (int y = 0; y < hd; y++)
+        for (int x = 0; x < wd; x++)
+            buf[(size_t)y * fw + x] = r[(size_t)y * wd + x] - (float)mean;
+    cm__rfft2_forward(&fft, buf, spec);
+    for (size_t i = 0; i < (size_t)fft.hw * fh; i++) {
+        spec[i].re = sqrtf(spec[i].re * spec[i].re + spec[i].im * spec[i].im);
+        spec[i].im = 0;
+    }
+    cm__rfft2_inverse(&fft, spec, buf);
+
+    m->Lx = Lx;
+    m->Ly = Ly;
+    m->sx = 2 * Lx + 1;
+    m->sy = 2 * Ly + 1;
+    size_t sn = (size_t)m->sx * m->sy;
+    m->a = malloc(sn * sizeof(float));
+    m->sm = malloc(sn * sizeof(float));
+    float *tmp = malloc(sn * sizeof(float));
+    float *hb = malloc(sn * sizeof(float));
+    if (!m->a || !m->sm || !tmp || !hb) {
+        free(tmp);
+        free(hb);
+        goto fail;
+    }
+    double area = (double)wd * hd, zero = buf[0] > 0 ? buf[0] : 1;
+    for (int dy = -Ly; dy <= Ly; dy++)
+        for (int dx = -Lx; dx <= Lx; dx++) {
+            size_t src = (size_t)((dy + fh) % fh) * fw + (size_t)((dx + fw) % fw);
+            double ov = (double)(wd - abs(dx)) * (hd - abs(dy));
+            if (ov < OVERLAP_FLOOR * area)
+                ov = OVERLAP_FLOOR * area;
+            m->a[(size_t)(dy + Ly) * m->sx + dx + Lx] = (float)(buf[src] / zero * area / ov);
+        }
+    /* ridge suppression: subtract the larger of the 21x1 and 1x21 means
+     * (edge-clamped windows, running sums) */
+    if (box_mean(m->a, hb, m->sx, m->sy, RIDGE_R, 0) ||
+        box_mean(m->a, tmp, m->sx, m->sy, RIDGE_R, 1)) {
+        free(tmp);
+        free(hb);
+        goto fail;
+    }
+    for (size_t i = 0; i < sn; i++)
+        m->a[i] -= hb[i] > tmp[i] ? hb[i] : tmp[i];
+    /* smoothed copy (3x3 box) for the coarse search's tolerance */
+    if (box_mean(m->a, hb, m->sx, m->sy, 1, 0) || box_mean(hb, m->sm, m->sx, m->sy, 1, 1)) {
+        free(tmp);
+        free(hb);
+        goto fail;
+    }
+    free(tmp);
+    free(hb);
+    ret = CM_OK;
+fail:
+    cm__rfft2_free(&fft);
+    av_free(buf);
+    av_free(spec);
+    if (ret) {
+        free(m->a);
+        free(m->sm);
+        memset(m, 0, sizeof(*m));
+    }
+    return ret;
+}
+
+int cm__sync_search(const float *r, int wd, int hd, double N, cm__geom *out, int max)
+{
+    if (wd < 32 || hd < 32 || max <= 0)
+        return 0;
+    double pmin = N * SCALE_MIN, pmax = N * SCALE_MAX;
+    /* lags up to 3/4 of each side (overlap >= 25 %), and no further than
+     * 2.2 periods of the largest scale searched */
+    int Lx = (int)(wd * LAG_FRACTION), Ly = (int)(hd * LAG_FRACTION);
+    if (Lx > (int)(pmax * 2.2))
+        Lx = (int)(pmax * 2.2);
+    if (Ly > (int)(pmax * 2.2))
+        Ly = (int)(pmax * 2.2);
+    int L = Lx > Ly ? Lx : Ly;
+    if (pmax > L - 2)
+        pmax = L - 2;
+    if (pmin >= pmax)
+        return 0;
+    lagmap m;
+    int ret = build_lagmap(r, wd, hd, Lx, Ly, &m);
+    if (ret)
+        return ret;
+
+    /* coarse grid */
+    double tstep = COARSE_T_STEP * M_PI / 180;
+    int nt = (int)(90.0 / COARSE_T_STEP);
+    int np = (int)(log(pmax / pmin) / log(1 + COARSE_P_STEP)) + 1;
+    double *grid = malloc(sizeof(double) * (size_t)np * nt);
+    if (!grid) {
+        free(m.a);
+        free(m.sm);
+        return CM_E_NOMEM;
+    }
+    for (int ip = 0; ip < np; ip++) {
+        double P = pmin * pow(1 + COARSE_P_STEP, ip);
+        for (int it = 0; it < nt; it++)
+            grid[(size_t)ip * nt + it] =
+                lattice_score(&m, m.sm, P, -M_PI / 4 + it * tstep, P, COARSE_ORDER);
+    }
+    /* local maxima (angle wraps at 90 degrees), keep the best few */
+    cm__geom peaks[MAX_COARSE_PEAKS];
+    int npk = 0;
+    for (int ip = 0; ip < np; ip++)
+        for (int it = 0; it < nt; it++) {
+            double v = grid[(size_t)ip * nt + it];
+            int is_max = 1;
+            for (int dp = -2; dp <= 2 && is_max; dp++)
+                for (int dt = -2; dt <= 2; dt++) {
+                    if (!dp && !dt)
+                        continue;
+                    int jp = ip + dp, jt = (it + dt + nt) % nt;
+                    if (jp < 0 || jp >= np)
+                        continue;
+                    if (grid[(size_t)jp * nt + jt] > v) {
+                        is_max = 0;
+                        break;
+                    }
+                }
+            if (!is_max)
+                continue;
+            cm__geom g = {pmin * pow(1 + COARSE_P_STEP, ip), -M_PI / 4 + it * tstep, v};
+            int pos = npk < MAX_COARSE_PEAKS ? npk++ : MAX_COARSE_PEAKS;
+            if (pos == MAX_COARSE_PEAKS) {
+                if (v <= peaks[MAX_COARSE_PEAKS - 1].score)
+                    continue;
+                pos = MAX_COARSE_PEAKS - 1;
+            }
+            while (pos > 0 && peaks[pos - 1].score < v) {
+                peaks[pos] = peaks[pos - 1];
+                pos--;
+            }
+            peaks[pos] = g;
+        }
+    free(grid);
+
+    /* refine each with every lattice point in range */
+    for (int k = 0; k < npk; k++) {
+        double P0 = peaks[k].period;
+        double bestP = P0, bestT = peaks[k].theta, best = -1e30;
+        for (int pass = 0; pass < 2; pass++) {
+            double ps = pass ? FINE_P_STEP : COARSE_P_STEP / 4;
+            double ts = (pass ? FINE_T_STEP : COARSE_T_STEP / 4) * M_PI / 180;
+            double Pc = bestP, Tc = bestT;
+            for (int i = -8; i <= 8; i++)
+                for (int j = -8; j <= 8; j++) {
+                    double P = Pc * (1 + i * ps), t = Tc + j * ts;
+                    double v = lattice_score(&m, m.a, P, t, P0, 0);
+                    if (v > best) {
+                        best = v;
+                        bestP = P;
+                        bestT = t;
+                    }
+                }
+        }
+        while (bestT >= M_PI / 4)
+            bestT -= M_PI / 2;
+        while (bestT < -M_PI / 4)
+            bestT += M_PI / 2;
+        peaks[k].period = bestP;
+        peaks[k].theta = bestT;
+        peaks[k].score = best;
+    }
+    free(m.a);
+    free(m.sm);
+    int n = npk < max ? npk : max;
+    /* sort refined by score */
+    for (int i = 0; i < npk; i++)
+        for (int j = i + 1; j < npk; j++)
+            if (peaks[j].score > peaks[i].score) {
+                cm__geom t = peaks[i];
+                peaks[i] = peaks[j];
+                peaks[j] = t;
+            }
+    memcpy(out, peaks, sizeof(cm__geom) * (size_t)n);
+    return n;
+}

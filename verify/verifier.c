@@ -1,0 +1,390 @@
+/*
+ * The verifier: prefilter -> sync (lattice) -> fold -> origin + mirror ->
+ * demodulate -> decode and score -> decide.
+ *
+ * Origin and mirror: the fold of a marked frame is the tile, cyclically
+ * shifted (and mirrored if the frame was flipped). A phase correlation of the
+ * fold with the rendered sync-only tile gives the shift; the mirror is one
+ * more correlation on the flipped spectrum. The hypothesis whose sync chips
+ * correlate best (sync_score) is demodulated with the exact adjoint of the
+ * rendering (pattern.c), then despread into one soft value per coded bit.
+ *
+ * Decision (why the printed fpr is honest):
+ *   For one fixed codeword c, z(c) = sum_i b_i c_i / sqrt(sum_i b_i^2) over
+ *   the 282 coded-bit soft values b. Under "no mark / another key" the signs
+ *   of b relative to c are fair coins (keyed spreading), so z(c) ~ N(0,1)
+ *   (tests/unit/test_calibration.c checks this on unmarked frames), and the
+ *   self-normalised sum obeys P(z >= t) <= exp(-t^2/2) whatever the size of
+ *   the b_i (Hoeffding, conditioning on |b_i|).
+ *   - candidates: fpr = H * n * Q(z_best)          (Bonferroni over n ids)
+ *   - blind decode: it is a maximum over all 2^64 CRC-valid codewords, so
+ *     fpr = H * 2^64 * exp(-z^2/2)                 (union bound, rigorous)
+ *   H = geometry hypotheses whose payload was scored. A claim is made only
+ *   when fpr <= max_fpr (default 1e-9).
+ */
+#include "celmark/verify.h"
+
+#include "detect.h"
+#include "watermark/key_internal.h"
+#include "watermark/pattern.h"
+#include "watermark/payload.h"
+
+#include <libavutil/mem.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TILE_T 32               /* must match watermark/profile.c */
+#define TILE_S 12
+#define MAX_GEOMS 5             /* lattice hypotheses folded */
+#define PAYLOAD_HYPS 2          /* geometry hypotheses whose payload is scored */
+#define MIN_SIDE 64             /* smaller frames cannot hold a detectable mark */
+#define LN_2_POW_64 44.3614195558365 /* ln(2^64): CRC-valid codewords */
+
+struct cm_verifier {
+    cm_ctx *ctx;
+    cm_verify_params params;
+    uint64_t *cands;
+    uint8_t *cand_coded; /* ncand * CM_PAYLOAD_CODED_BITS */
+    cm__layout *layout;
+    cm__render render;
+    int N;
+    AVComplexFloat *sync_spec; /* N*N spectrum of the sync-only tile */
+};
+
+void cm_verify_params_default(cm_verify_params *p)
+{
+    if (!p)
+        return;
+    memset(p, 0, sizeof(*p));
+    p->max_fpr = 1e-9;
+}
+
+void cm_verifier_free(cm_verifier **pv)
+{
+    if (!pv || !*pv)
+        return;
+    cm_verifier *v = *pv;
+    free(v->cands);
+    free(v->cand_coded);
+    cm__layout_free(&v->layout);
+    cm__render_free(&v->render);
+    free(v->sync_spec);
+    free(v);
+    *pv = NULL;
+}
+
+int cm_verifier_new(cm_ctx *ctx, const cm_key *key, const cm_verify_params *params,
+                    cm_verifier **out)
+{
+    if (!out || !key)
+        return cm__error(ctx, CM_E_INVAL, "verify: missing key or output");
+    *out = NULL;
+    cm_verify_params def;
+    if (!params) {
+        cm_verify_params_default(&def);
+        params = &def;
+    }
+    if (params->ncandidates && !params->candidates)
+        return cm__error(ctx, CM_E_INVAL, "verify: candidate list missing");
+    if (!(params->max_fpr > 0 && params->max_fpr <= 1))
+        return cm__error(ctx, CM_E_INVAL, "verify: max fpr %g outside (0, 1]", params->max_fpr);
+    float *chips = NULL, *tile = NULL;
+    cm_verifier *v = calloc(1, sizeof(*v));
+    int ret = CM_E_NOMEM;
+    if (!v)
+        goto fail;
+    v->ctx = ctx;
+    v->params = *params;
+    v->N = TILE_T * TILE_S;
+    if (params->ncandidates) {
+        v->cands = cm__malloc_array(params->ncandidates, sizeof(uint64_t));
+        v->cand_coded = cm__malloc_array(params->ncandidates, CM_PAYLOAD_CODED_BITS);
+        if (!v->cands || !v->cand_coded)
+            goto fail;
+        memcpy(v->cands, params->candidates, params->ncandidates * sizeof(uint64_t));
+        for (size_t i = 0; i < params->ncandidates; i++)
+            cm__payload_encode(v->cands[i], v->cand_coded + i * CM_PAYLOAD_CODED_BITS);
+        v->params.candidates = v->cands;
+    }
+    chips = malloc(sizeof(float) * TILE_T * TILE_T);
+    tile = malloc(sizeof(float) * (size_t)v->N * v->N);
+    v->sync_spec = malloc(sizeof(AVComplexFloat) * (size_t)v->N * v->N);
+    if (!chips || !tile || !v->sync_spec)
+        goto fail;
+    if ((ret = cm__layout_new(key, TILE_T, &v->layout)))
+        goto fail;
+    if ((ret = cm__render_init(&v->render, TILE_T, TILE_S)))
+        goto fail;
+    cm__layout_sync_chips(v->layout, chips);
+    cm__render_tile(&v->render, chips, tile);
+    cm__render_spectrum(&v->render, tile, v->sync_spec);
+    *out = v;
+    v = NULL;
+    ret = CM_OK;
+fail:
+    if (ret)
+        cm__error(ctx, ret, "verify: cannot prepare the detector: %s", cm_strerror(ret));
+    free(chips);
+    free(tile);
+    cm_verifier_free(&v);
+    return ret;
+}
+
+/* One geometry + mirror + origin hypothesis and its demodulated chips. */
+typedef struct hypo {
+    cm__geom g;
+    int flipped;
+    double dx, dy;
+    double sync_z;
+    float soft[TILE_T * TILE_T];
+} hypo;
+
+typedef struct work {
+    float *r, *sum, *count;
+    AVComplexFloat *spec, *corr;
+    cm__fft2 fft; /* N x N */
+} work;
+
+/* Normalised correlation of the demodulated sync chips with their values. */
+static double sync_z(const cm__layout *l, const float *soft)
+{
+    double s = 0, ss = 0;
+    for (int i = 0; i < l->nsync; i++) {
+        float x = soft[l->sync_idx[i]];
+        s += x * l->sync_val[i];
+        ss += (double)x * x;
+    }
+    return ss > 0 ? s / sqrt(ss) : 0;
+}
+
+/* Find origin and mirror for one fold; update best list (sorted by sync_z). */
+static void evaluate_fold(cm_verifier *v, work *wk, const cm__geom *g, hypo *best, int nbest)
+{
+    int N = v->N;
+    size_t n = (size_t)N * N;
+    double mean = 0, cnt = 0;
+    for (size_t i = 0; i < n; i++)
+        if (wk->count[i] > 0) {
+            wk->sum[i] /= wk->count[i];
+            mean += wk->sum[i];
+            cnt++;
+        }
+    mean = cnt ? mean / cnt : 0;
+    for (size_t i = 0; i < n; i++) {
+        wk->spec[i].re = wk->count[i] > 0 ? (float)(wk->sum[i] - mean) : 0;
+        wk->spec[i].im = 0;
+    }
+    cm__fft2_run(&wk->fft, wk->spec, 0);
+    for (int flip = 0; flip < 2; flip++) {
+        /* flipped fold: F'(kx, ky) = F(-kx, ky) */
+        for (int ky = 0; ky < N; ky++)
+            for (int kx = 0; kx < N; kx++) {
+                int sx = flip ? (N - kx) % N : kx;
+                AVComplexFloat f = wk->spec[(size_t)ky * N + sx];
+                AVComplexFloat t = v->sync_spec[(size_t)ky * N + kx];
+                double mag = sqrt((double)f.re * f.re + (double)f.im * f.im) + 1e-9;
+                /* F * conj(T) / |F|: phase correlation weighted by the template */
+                wk->corr[(size_t)ky * N + kx].re = (float)((f.re * t.re + f.im * t.im) / mag);
+                wk->corr[(size_t)ky * N + kx].im = (float)((f.im * t.re - f.re * t.im) / mag);
+            }
+        cm__fft2_run(&wk->fft, wk->corr, 1);
+        size_t arg = 0;
+        for (size_t i = 1; i < n; i++)
+            if (wk->corr[i].re > wk->corr[arg].re)
+                arg = i;
+        int px = (int)(arg % N), py = (int)(arg / N);
+        /* sub-pixel: parabola through the neighbours on each axis */
+        double c0 = wk->corr[arg].re;
+        double xl = wk->corr[(size_t)py * N + (px + N - 1) % N].re;
+        double xr = wk->corr[(size_t)py * N + (px + 1) % N].re;
+        double yu = wk->corr[(size_t)((py + N - 1) % N) * N + px].re;
+        double yd = wk->corr[(size_t)((py + 1) % N) * N + px].re;
+        double den_x = xl - 2 * c0 + xr, den_y = yu - 2 * c0 + yd;
+        double ox = den_x < 0 ? 0.5 * (xl - xr) / den_x : 0;
+        double oy = den_y < 0 ? 0.5 * (yu - yd) / den_y : 0;
+
+        hypo h;
+        h.g = *g;
+        h.flipped = flip;
+        h.dx = px + ox;
+        h.dy = py + oy;
+        /* demodulate from the (possibly flipped) spectrum */
+        for (int ky = 0; ky < N; ky++)
+            for (int kx = 0; kx < N; kx++) {
+                int sx = flip ? (N - kx) % N : kx;
+                wk->corr[(size_t)ky * N + kx] = wk->spec[(size_t)ky * N + sx];
+            }
+        cm__render_adjoint(&v->render, wk->corr, h.dx, h.dy, h.soft);
+        h.sync_z = sync_z(v->layout, h.soft);
+        for (int k = 0; k < nbest; k++) {
+            if (h.sync_z > best[k].sync_z) {
+                memmove(&best[k + 1], &best[k], sizeof(hypo) * (size_t)(nbest - 1 - k));
+                best[k] = h;
+                break;
+            }
+        }
+    }
+}
+
+/* Per coded bit: despread the payload chips into one soft value. */
+static void despread(const cm__layout *l, const float *soft, float *b)
+{
+    memset(b, 0, sizeof(float) * CM_PAYLOAD_CODED_BITS);
+    for (int k = 0; k < l->npay; k++)
+        b[l->pay_bit[k]] += soft[l->pay_idx[k]] * l->pay_sign[k];
+}
+
+static double upper_q(double z)
+{
+    return 0.5 * erfc(z / sqrt(2.0));
+}
+
+static void score_payload(cm_verifier *v, const hypo *hs, int nh, cm_verify_result *res)
+{
+    float b[CM_PAYLOAD_CODED_BITS];
+    uint8_t coded[CM_PAYLOAD_CODED_BITS];
+    res->blind_fpr = 1;
+    res->candidate_fpr = 1;
+    res->best_candidate = -1;
+    res->blind_score = -1e9;
+    res->candidate_score = -1e9;
+    for (int k = 0; k < nh; k++) {
+        despread(v->layout, hs[k].soft, b);
+        uint64_t id;
+        float metric;
+        int crc_ok = cm__payload_decode(b, &id, &metric);
+        if (k == 0)
+            res->decoded_id = id;
+        if (crc_ok) {
+            cm__payload_encode(id, coded);
+            double z = cm__payload_correlate(b, coded, CM_PAYLOAD_CODED_BITS);
+            double lf = log((double)nh) + LN_2_POW_64 - z * z / 2;
+            double f = z > 0 ? (lf < 0 ? exp(lf) : 1) : 1;
+            if (!res->blind_crc_ok || f < res->blind_fpr) {
+                res->blind_crc_ok = 1;
+                res->blind_id = id;
+                res->blind_score = z;
+                res->blind_fpr = f;
+            }
+        }
+        for (size_t c = 0; c < v->params.ncandidates; c++) {
+            double z = cm__payload_correlate(b, v->cand_coded + c * CM_PAYLOAD_CODED_BITS,
+                                             CM_PAYLOAD_CODED_BITS);
+            if (z > res->candidate_score) {
+                res->candidate_score = z;
+                res->best_candidate = (long)c;
+            }
+        }
+    }
+    if (res->best_candidate >= 0) {
+        double f = (double)nh * (double)v->params.ncandidates * upper_q(res->candidate_score);
+        res->candidate_fpr = f < 1 ? f : 1;
+    }
+}
+
+int cm_verifier_plane(cm_verifier *v, const cm_plane *luma, cm_verify_result *res)
+{
+    if (!v || !luma || !luma->data || !res || luma->width <= 0 || luma->height <= 0)
+        return CM_E_INVAL;
+    memset(res, 0, sizeof(*res));
+    res->fpr = 1;
+    res->blind_fpr = 1;
+    res->candidate_fpr = 1;
+    res->best_candidate = -1;
+    int w = luma->width, h = luma->height;
+    if (w < MIN_SIDE || h < MIN_SIDE)
+        return CM_OK;
+    int N = v->N;
+    size_t nn = (size_t)N * N;
+    work wk;
+    memset(&wk, 0, sizeof(wk));
+    hypo *best = calloc(PAYLOAD_HYPS + 1, sizeof(hypo));
+    wk.r = cm__malloc_array((size_t)w * h, sizeof(float));
+    wk.sum = malloc(sizeof(float) * nn);
+    wk.count = malloc(sizeof(float) * nn);
+    wk.spec = malloc(sizeof(AVComplexFloat) * nn);
+    wk.corr = malloc(sizeof(AVComplexFloat) * nn);
+    int ret = CM_E_NOMEM;
+    if (!best || !wk.r || !wk.sum || !wk.count || !wk.spec || !wk.corr)
+        goto fail;
+    if (cm__fft2_init(&wk.fft, N, N))
+        goto fail;
+    if ((ret = cm__prefilter(luma, wk.r)))
+        goto fail;
+    for (int k = 0; k <= PAYLOAD_HYPS; k++)
+        best[k].sync_z = -1e30;
+
+    cm__geom geoms[MAX_GEOMS + 1];
+    int wd = w / CM__DECIM, hd = h / CM__DECIM;
+    double Nd = (double)N / CM__DECIM; /* tile period at scale 1, residual px */
+    int ng = cm__sync_search(wk.r, wd, hd, Nd, geoms, MAX_GEOMS);
+    if (ng < 0) {
+        ret = ng;
+        goto fail;
+    }
+    /* always try the untouched geometry: the common case of a full frame */
+    int have_identity = 0;
+    for (int k = 0; k < ng; k++)
+        if (fabs(geoms[k].period / Nd - 1) < 0.002 && fabs(geoms[k].theta) < 0.002)
+            have_identity = 1;
+    if (!have_identity)
+        geoms[ng++] = (cm__geom){Nd, 0, 0};
+    for (int k = 0; k < ng; k++) {
+        cm__fold_c(wk.r, wd, hd, &geoms[k], N, wk.sum, wk.count);
+        evaluate_fold(v, &wk, &geoms[k], best, PAYLOAD_HYPS);
+    }
+    int nh = 0;
+    while (nh < PAYLOAD_HYPS && best[nh].sync_z > -1e29)
+        nh++;
+    if (nh > 0) {
+        res->sync_score = best[0].sync_z;
+        res->scale = best[0].g.period / Nd;
+        res->rotation_deg = -best[0].g.theta * 180 / M_PI;
+        res->flipped = best[0].flipped;
+        res->hypotheses = nh;
+        score_payload(v, best, nh, res);
+    }
+    /* decide: the stronger of the two claims, if it passes max_fpr */
+    if (res->best_candidate >= 0 && res->candidate_fpr <= res->blind_fpr) {
+        res->issue_id = v->cands[res->best_candidate];
+        res->score = res->candidate_score;
+        res->fpr = res->candidate_fpr;
+        res->source = CM_ID_CANDIDATE;
+    } else if (res->blind_crc_ok) {
+        res->issue_id = res->blind_id;
+        res->score = res->blind_score;
+        res->fpr = res->blind_fpr;
+        res->source = CM_ID_BLIND;
+    } else {
+        res->score = res->best_candidate >= 0 ? res->candidate_score : 0;
+        res->fpr = 1;
+    }
+    res->marked = res->source != CM_ID_NONE && res->fpr <= v->params.max_fpr;
+    if (!res->marked)
+        res->source = CM_ID_NONE;
+    ret = CM_OK;
+fail:
+    if (ret)
+        cm__error(v->ctx, ret, "verify: %s", cm_strerror(ret));
+    cm__fft2_free(&wk.fft);
+    free(best);
+    free(wk.r);
+    free(wk.sum);
+    free(wk.count);
+    free(wk.spec);
+    free(wk.corr);
+    return ret;
+}
+
+int cm_verifier_image(cm_verifier *v, const cm_image *img, cm_verify_result *res)
+{
+    if (!v || !img || !res)
+        return CM_E_INVAL;
+    cm_plane p = {0};
+    int ret = cm_image_to_plane(v->ctx, img, &p);
+    if (!ret)
+        ret = cm_verifier_plane(v, &p, res);
+    cm_plane_free(&p);
+    return ret;
+}

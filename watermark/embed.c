@@ -1,0 +1,176 @@
+/*
+ * Embedding: luma += amp * tile, where tile is the keyed pattern for one
+ * issue id repeated over the frame and amp the perceptual mask (mask.h).
+ * The global amplitude is lowered, if needed, so the frame's luma PSNR stays
+ * at or above the profile's target.
+ */
+#include "celmark/stamp.h"
+
+#include "key_internal.h"
+#include "mask.h"
+#include "pattern.h"
+#include "profile.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct cm_stamper {
+    cm_ctx *ctx;
+    cm_stamp_params params;
+    const cm__profile *prof;
+    int N;
+    float *tile; /* N*N unit-RMS pattern */
+};
+
+void cm_stamp_params_default(cm_stamp_params *p)
+{
+    if (!p)
+        return;
+    memset(p, 0, sizeof(*p));
+    p->profile = CM_PROFILE_DEFAULT;
+    p->strength = 1.0f;
+}
+
+int cm_stamper_new(cm_ctx *ctx, const cm_key *key, uint64_t issue_id,
+                   const cm_stamp_params *params, cm_stamper **out)
+{
+    if (!out || !key)
+        return cm__error(ctx, CM_E_INVAL, "stamp: missing key or output");
+    *out = NULL;
+    cm_stamp_params def;
+    if (!params) {
+        cm_stamp_params_default(&def);
+        params = &def;
+    }
+    if (!(params->strength > 0 && params->strength <= 4))
+        return cm__error(ctx, CM_E_INVAL, "stamp: strength %g outside (0, 4]",
+                         (double)params->strength);
+    const cm__profile *prof = cm__profile_get(params->profile);
+    if (!prof)
+        return cm__error(ctx, CM_E_INVAL, "stamp: unknown profile %d", (int)params->profile);
+
+    cm__layout *layout = NULL;
+    cm__render render;
+    memset(&render, 0, sizeof(render));
+    float *chips = NULL;
+    uint8_t coded[CM_PAYLOAD_CODED_BITS];
+    cm_stamper *s = calloc(1, sizeof(*s));
+    int ret = CM_E_NOMEM;
+    if (!s)
+        goto fail;
+    s->ctx = ctx;
+    s->params = *params;
+    s->prof = prof;
+    s->N = prof->T * prof->s;
+    s->tile = malloc(sizeof(float) * (size_t)s->N * s->N);
+    chips = malloc(sizeof(float) * (size_t)prof->T * prof->T);
+    if (!s->tile || !chips)
+        goto fail;
+    if ((ret = cm__layout_new(key, prof->T, &layout)))
+        goto fail;
+    if ((ret = cm__render_init(&render, prof->T, prof->s)))
+        goto fail;
+    cm__payload_encode(issue_id, coded);
+    cm__layout_chips(layout, coded, chips);
+    cm__render_tile(&render, chips, s->tile);
+    *out = s;
+    s = NULL;
+    ret = CM_OK;
+fail:
+    if (ret)
+        cm__error(ctx, ret, "stamp: cannot prepare the mark: %s", cm_strerror(ret));
+    cm__render_free(&render);
+    cm__layout_free(&layout);
+    free(chips);
+    cm_stamper_free(&s);
+    return ret;
+}
+
+void cm_stamper_free(cm_stamper **ps)
+{
+    if (!ps || !*ps)
+        return;
+    free((*ps)->tile);
+    free(*ps);
+    *ps = NULL;
+}
+
+int cm_stamper_plane(cm_stamper *s, cm_plane *luma, const cm_plane *lo, const cm_plane *hi)
+{
+    if (!s || !luma || !luma->data || luma->width <= 0 || luma->height <= 0)
+        return CM_E_INVAL;
+    int w = luma->width, h = luma->height;
+    const cm__profile *pf = s->prof;
+    float k = s->params.strength;
+    cm__mask_params mp = {pf->flat * k, pf->gain * k, pf->max * k, s->params.cel_safe};
+    float *amp = cm__malloc_array((size_t)w * h, sizeof(float));
+    if (!amp)
+        return cm__error(s->ctx, CM_E_NOMEM, "stamp: out of memory for a %dx%d frame", w, h);
+    int ret = cm__mask_compute(luma, lo, hi, &mp, amp);
+    if (ret) {
+        free(amp);
+        return cm__error(s->ctx, ret, "stamp: mask: %s", cm_strerror(ret));
+    }
+
+    /* Keep PSNR >= target: mean square of amp*tile over the frame. */
+    double ms = 0;
+    int N = s->N;
+    for (int y = 0; y < h; y++) {
+        const float *trow = s->tile + (size_t)(y % N) * N;
+        const float *arow = amp + (size_t)y * w;
+        double acc = 0;
+        for (int x = 0, tx = 0; x < w; x++) {
+            float d = arow[x] * trow[tx];
+            acc += d * d;
+            if (++tx == N)
+                tx = 0;
+        }
+        ms += acc;
+    }
+    ms /= (double)w * h;
+    double max_ms = 255.0 * 255.0 / pow(10.0, pf->psnr_floor_db / 10.0);
+    float g = ms > max_ms ? (float)sqrt(max_ms / ms) : 1.0f;
+
+    for (int y = 0; y < h; y++) {
+        float *row = luma->data + y * luma->stride;
+        const float *trow = s->tile + (size_t)(y % N) * N;
+        const float *arow = amp + (size_t)y * w;
+        const float *plo = lo ? lo->data + y * lo->stride : NULL;
+        const float *phi = hi ? hi->data + y * hi->stride : NULL;
+        for (int x = 0, tx = 0; x < w; x++) {
+            float d = g * arow[x] * trow[tx];
+            float rlo = plo ? plo[x] : row[x], rhi = phi ? phi[x] : 255.0f - row[x];
+            if (d > rhi)
+                d = rhi;
+            if (d < -rlo)
+                d = -rlo;
+            row[x] += d;
+            if (++tx == N)
+                tx = 0;
+        }
+    }
+    free(amp);
+    return CM_OK;
+}
+
+int cm_stamper_image(cm_stamper *s, cm_image *img)
+{
+    if (!s || !img)
+        return CM_E_INVAL;
+    cm_plane orig = {0}, marked = {0}, lo = {0}, hi = {0};
+    int ret = cm_image_to_plane(s->ctx, img, &orig);
+    if (!ret)
+        ret = cm_image_to_plane(s->ctx, img, &marked);
+    if (!ret)
+        ret = cm_image_headroom(s->ctx, img, &lo, &hi);
+    if (!ret)
+        ret = cm_stamper_plane(s, &marked, &lo, &hi);
+    if (!ret)
+        ret = cm_image_apply_plane(s->ctx, img, &orig, &marked);
+    cm_plane_free(&orig);
+    cm_plane_free(&marked);
+    cm_plane_free(&lo);
+    cm_plane_free(&hi);
+    return ret;
+}

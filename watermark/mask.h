@@ -1,0 +1,34 @@
+/*
+ * Perceptual mask: how much mark each pixel can hide.
+ *
+ * act = local standard deviation (7x7) of the high-pass Y - box3(Y), smoothed
+ * with a 5x5 box so the amplitude changes gently along ink lines.
+ * amp = min(flat + gain * act, max), then limited to the pixel's headroom
+ * (symmetric: min(lo, hi)) so white and black never clip into a bias.
+ * Cel-safe: amp = 0 on every pixel inside an 8x8 window of one value.
+ */
+#ifndef CELMARK_MASK_H
+#define CELMARK_MASK_H
+
+#include "celmark/image.h"
+#include "internal.h"
+
+typedef struct cm__mask_params {
+    float flat; /* amplitude in flat fills, code values (RMS of the mark there) */
+    float gain; /* extra amplitude per code value of local activity */
+    float max;  /* amplitude cap, code values */
+    int cel_safe;
+} cm__mask_params;
+
+/* amp (w*h, row-major) from luma and optional headroom planes. */
+CM__HIDDEN int cm__mask_compute(const cm_plane *luma, const cm_plane *lo, const cm_plane *hi,
+                                const cm__mask_params *mp, float *amp);
+
+/* Box filter of radius r (window 2r+1) with edge clamp: reference kernel. */
+CM__HIDDEN void cm__box_filter_c(const float *src, ptrdiff_t sstride, float *dst,
+                                 ptrdiff_t dstride, int w, int h, int r, float *tmp);
+
+/* 1 where the pixel lies inside some 8x8 window of identical values. */
+CM__HIDDEN int cm__flat_fill_map(const cm_plane *luma, uint8_t *flat);
+
+#endif
