@@ -51,8 +51,18 @@
  * libav's own logging is replaced, once per process, by a callback that
  * prints nothing and keeps the first error line of the current read in a
  * thread-local buffer; it is appended to the libav error text
- * (av_strerror) in the context detail. Note that this replaces the log
- * callback of a host program that uses libav itself.
+ * (av_strerror) in the context detail. It also raises av_log's level to
+ * AV_LOG_ERROR if it was lower, or the callback would never see the
+ * "Picture size" line. Note that this replaces the log callback of a host
+ * program that uses libav itself; if that program later sets the level to
+ * AV_LOG_QUIET, oversized pictures are reported as corrupt, not as over the
+ * limit (they are refused either way).
+ *
+ * Known weakness: a few libav decoders (BMP) allocate the picture before
+ * checking that the file holds enough data for it, so a tiny file claiming
+ * 15000 x 15000 costs a transient allocation of up to max_pixels x 4 bytes
+ * (1 GiB at the default limit) before it is refused as corrupt. Lower
+ * cm_limits.max_pixels where that matters.
  */
 #include "format.h"
 
@@ -129,9 +139,13 @@ static void log_callback(void *avcl, int level, const char *fmt, va_list vl)
         snprintf(log_first, sizeof(log_first), "%s", line);
 }
 
+/* Our callback only sees what passes av_log's level check: make sure
+ * errors do (the callback prints nothing, so this shows nothing). */
 static void install_log(void)
 {
     av_log_set_callback(log_callback);
+    if (av_log_get_level() < AV_LOG_ERROR)
+        av_log_set_level(AV_LOG_ERROR);
 }
 
 static void log_reset(void)
@@ -323,13 +337,14 @@ static int av_failure(reader *r, int err, const char *what)
             return limit_error(r, w, h);
         return cm__error(r->ctx, CM_E_LIMIT,
                          "%s: image is %llu x %llu, larger than libav can "
-                         "decode",
+                         "decode; it cannot be read here",
                          r->path, (unsigned long long)w, (unsigned long long)h);
     }
     describe_error(err, detail, sizeof(detail));
     if (err == AVERROR_PATCHWELCOME || err == AVERROR(ENOSYS) ||
         err == AVERROR_DECODER_NOT_FOUND)
-        return cm__error(r->ctx, CM_E_UNSUPPORTED, "%s: cannot %s %s: %s",
+        return cm__error(r->ctx, CM_E_UNSUPPORTED,
+                         "%s: cannot %s %s: %s; convert the file to PNG",
                          r->path, what, r->label, detail);
     return cm__error(r->ctx, CM_E_CORRUPT, "%s: cannot %s %s: %s", r->path,
                      what, r->label, detail);
@@ -429,7 +444,9 @@ static int open_decoder(reader *r)
     int idx = av_find_best_stream(r->fc, AVMEDIA_TYPE_VIDEO, -1, -1, NULL, 0);
     if (idx < 0)
         return cm__error(r->ctx, CM_E_UNSUPPORTED,
-                         "%s: no image found in %s file", r->path, r->label);
+                         "%s: no image stream in %s file; convert the file to "
+                         "PNG",
+                         r->path, r->label);
     const AVCodecParameters *par = r->fc->streams[idx]->codecpar;
     if (par->width > 0 && par->height > 0 &&
         (uint64_t)par->width * (uint64_t)par->height > r->limits->max_pixels)
@@ -438,7 +455,8 @@ static int open_decoder(reader *r)
     const AVCodec *codec = avcodec_find_decoder(par->codec_id);
     if (!codec)
         return cm__error(r->ctx, CM_E_UNSUPPORTED,
-                         "%s: this FFmpeg has no %s decoder for %s files",
+                         "%s: this FFmpeg has no %s decoder for %s files; "
+                         "convert the file to PNG",
                          r->path, avcodec_get_name(par->codec_id), r->label);
     if (!(r->dec = avcodec_alloc_context3(codec)))
         return cm__error(r->ctx, CM_E_NOMEM, "%s: out of memory", r->path);
@@ -519,8 +537,25 @@ static int palette_has_alpha(const AVFrame *f)
     return 0;
 }
 
+/* GIF is a palette format, but libav's decoder hands it out as BGRA: 1 if
+ * some pixel of such an 8-bit packed frame is not opaque. */
+static int packed_has_alpha(const AVFrame *f, const AVPixFmtDescriptor *d)
+{
+    const int a = d->nb_components - 1;
+    if (d->nb_components != 4 || (d->flags & AV_PIX_FMT_FLAG_PLANAR) ||
+        d->comp[a].depth != 8 || d->comp[a].step != 4 || !f->data[0])
+        return 1; /* not that layout: keep alpha */
+    for (int y = 0; y < f->height; y++) {
+        const uint8_t *row = f->data[0] + (ptrdiff_t)y * f->linesize[0];
+        for (int x = 0; x < f->width; x++)
+            if (row[4 * x + d->comp[a].offset] != 0xff)
+                return 1;
+    }
+    return 0;
+}
+
 static void choose_layout(const AVFrame *f, const AVPixFmtDescriptor *d,
-                          layout *out, av_meta *m)
+                          int gif, layout *out, av_meta *m)
 {
     const int alpha = (d->flags & AV_PIX_FMT_FLAG_ALPHA) != 0;
     const int pal = (d->flags & AV_PIX_FMT_FLAG_PAL) != 0;
@@ -533,8 +568,8 @@ static void choose_layout(const AVFrame *f, const AVPixFmtDescriptor *d,
     const int rgb = (d->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_BAYER)) != 0;
 
     m->bit_depth = depth;
-    if (pal) {
-        const int a = palette_has_alpha(f);
+    if (pal || (gif && alpha && depth == 8)) {
+        const int a = pal ? palette_has_alpha(f) : packed_has_alpha(f, d);
         *out = (layout){a ? AV_PIX_FMT_RGBA : AV_PIX_FMT_RGB24, a ? 4 : 3, a, 8};
         snprintf(m->color_type, sizeof(m->color_type), "palette");
         m->converted = 1;
@@ -605,7 +640,8 @@ static int convert(reader *r)
 
     if (!d || (d->flags & AV_PIX_FMT_FLAG_HWACCEL) || d->nb_components < 1)
         return cm__error(r->ctx, CM_E_UNSUPPORTED,
-                         "%s: %s decoder returned an unusable pixel format",
+                         "%s: %s decoder returned an unusable pixel format; "
+                         "convert the file to PNG",
                          r->path, r->label);
     if (f->width <= 0 || f->height <= 0)
         return cm__error(r->ctx, CM_E_CORRUPT, "%s: %s image has no pixels",
@@ -614,11 +650,12 @@ static int convert(reader *r)
         return limit_error(r, (uint64_t)f->width, (uint64_t)f->height);
 
     snprintf(r->meta->pix_fmt, sizeof(r->meta->pix_fmt), "%s", d->name);
-    choose_layout(f, d, &lay, r->meta);
+    choose_layout(f, d, r->dec->codec_id == AV_CODEC_ID_GIF, &lay, r->meta);
     if (!sws_isSupportedInput(src) || !sws_isSupportedOutput(lay.dst))
         return cm__error(r->ctx, CM_E_UNSUPPORTED,
-                         "%s: cannot convert %s pixels (%s)", r->path,
-                         r->label, d->name);
+                         "%s: cannot convert %s pixels (%s); convert the "
+                         "file to PNG",
+                         r->path, r->label, d->name);
 
     /* Output rows padded to ROW_ALIGN, plus one spare row of slack. */
     const size_t bytes = (size_t)(lay.depth / 8);
@@ -647,15 +684,17 @@ static int convert(reader *r)
                             NULL, NULL, NULL);
     if (!r->sws)
         return cm__error(r->ctx, CM_E_UNSUPPORTED,
-                         "%s: cannot convert %s pixels (%s)", r->path,
-                         r->label, d->name);
+                         "%s: cannot convert %s pixels (%s); convert the "
+                         "file to PNG",
+                         r->path, r->label, d->name);
 
     /* Range and matrix: RGB sources have neither. Full range for JPEG's
      * yuvj* and full-range tags, and for untagged grey. */
     const int rgb = (d->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_BAYER |
                                  AV_PIX_FMT_FLAG_PAL)) != 0;
     if (!rgb && src != AV_PIX_FMT_XYZ12LE && src != AV_PIX_FMT_XYZ12BE) {
-        const int grey = d->nb_components - (lay.has_alpha ? 1 : 0) == 1;
+        const int grey =
+            d->nb_components - ((d->flags & AV_PIX_FMT_FLAG_ALPHA) ? 1 : 0) == 1;
         int full = f->color_range == AVCOL_RANGE_JPEG || is_yuvj(src) ||
                    (grey && f->color_range != AVCOL_RANGE_MPEG);
         const int *coef = sws_getCoefficients(sws_space(f->colorspace));
@@ -673,8 +712,9 @@ static int convert(reader *r)
                     f->height, dst, dst_stride);
     if (ret != f->height)
         return cm__error(r->ctx, CM_E_INTERNAL,
-                         "%s: cannot convert %s pixels (%s)", r->path,
-                         r->label, d->name);
+                         "%s: cannot convert %s pixels (%s); convert the "
+                         "file to PNG",
+                         r->path, r->label, d->name);
     for (int y = 0; y < f->height; y++)
         memcpy(r->img->data + (ptrdiff_t)y * r->img->stride,
                r->conv + (size_t)y * stride, row);

@@ -287,6 +287,23 @@ static const cm__format *writer_for_name(const char *path)
     return NULL;
 }
 
+/* Does path end in the extension of an image format celmark reads but
+ * cannot write? Writing PNG bytes under such a name would mislead. */
+static int names_unwritable_format(const char *path)
+{
+    static const char *const exts[] = {"jpg", "jpeg", "jpe", "jfif", "webp", "bmp", "tif",
+                                       "tiff", "gif", "exr", "dpx", "jp2", "j2k", "heic",
+                                       "avif", "jxl", "tga", NULL};
+    const char *slash = strrchr(path, '/');
+    const char *dot = strrchr(slash ? slash + 1 : path, '.');
+    if (!dot)
+        return 0;
+    for (int i = 0; exts[i]; i++)
+        if (!strcasecmp(dot + 1, exts[i]))
+            return 1;
+    return 0;
+}
+
 int cm_image_write(cm_ctx *ctx, const cm_image *img, const char *path,
                    int flags)
 {
@@ -305,6 +322,10 @@ int cm_image_write(cm_ctx *ctx, const cm_image *img, const char *path,
     if (!fmt)
         fmt = img->meta && img->meta->format ? img->meta->format
                                              : &cm__format_png;
+    if (fmt->write && !writer_for_name(path) && names_unwritable_format(path))
+        return cm__error(ctx, CM_E_UNSUPPORTED,
+                         "%s: cannot write %s files; write a .png instead", path,
+                         strrchr(path, '.') + 1);
     if (!fmt->write) {
         cm_image_info info; /* the source's name: "jpeg", not "av" */
         if (cm_image_get_info(img, &info) < 0)

@@ -35,9 +35,10 @@
 #define RIDGE_R 10           /* box 21 ridge suppressor radius, lags */
 #define SCALE_MIN 0.20       /* smallest frame scale searched (1/5 size) */
 #define SCALE_MAX 1.60       /* largest (upscaled 160 %) */
-#define COARSE_P_STEP 0.012  /* relative period step of the coarse grid */
-#define COARSE_T_STEP 0.6    /* angle step of the coarse grid, degrees */
-#define COARSE_ORDER 2       /* coarse score uses |a|,|b| <= 2 */
+#define COARSE_P_STEP 0.012  /* relative period step of the first refinement */
+#define COARSE_T_STEP 0.6    /* angle step of the first refinement, degrees */
+#define COARSE_ORDER 2       /* candidate score uses |a|,|b| <= 2 */
+#define MAX_LAG_PEAKS 40     /* local maxima of the map turned into candidates */
 #define FINE_P_STEP 0.0008   /* relative period step when refining */
 #define FINE_T_STEP 0.04     /* angle step when refining, degrees */
 #define MAX_COARSE_PEAKS 6   /* hypotheses refined */
@@ -230,6 +231,45 @@ fail:
     return ret;
 }
 
+typedef struct lagpeak {
+    int x, y;
+    float v;
+} lagpeak;
+
+/* The max strongest strict 3x3 local maxima of the map in the half-plane
+ * y > 0 (or y == 0, x > 0) at distance >= rmin from lag 0, strongest first. */
+static int find_lag_peaks(const lagmap *m, double rmin, lagpeak *out, int max)
+{
+    int n = 0;
+    for (int y = 0; y <= m->Ly - 1; y++) {
+        for (int x = -(m->Lx - 1); x <= m->Lx - 1; x++) {
+            if ((y == 0 && x <= 0) || x * x + y * y < rmin * rmin)
+                continue;
+            const float *p = m->sm + (size_t)(y + m->Ly) * m->sx + x + m->Lx;
+            float v = *p;
+            if (!(v > p[-1] && v >= p[1] && v > p[-m->sx] && v >= p[m->sx] &&
+                  v > p[-m->sx - 1] && v >= p[m->sx + 1] && v > p[-m->sx + 1] &&
+                  v >= p[m->sx - 1]))
+                continue;
+            int pos;
+            if (n < max)
+                pos = n++;
+            else if (v > out[max - 1].v)
+                pos = max - 1;
+            else
+                continue;
+            out[pos] = (lagpeak){x, y, v};
+            while (pos > 0 && out[pos - 1].v < out[pos].v) {
+                lagpeak t = out[pos - 1];
+                out[pos - 1] = out[pos];
+                out[pos] = t;
+                pos--;
+            }
+        }
+    }
+    return n;
+}
+
 int cm__sync_search(const float *r, int wd, int hd, double N, cm__geom *out, int max)
 {
     if (wd < 32 || hd < 32 || max <= 0)
@@ -252,57 +292,53 @@ int cm__sync_search(const float *r, int wd, int hd, double N, cm__geom *out, int
     if (ret)
         return ret;
 
-    /* coarse grid */
-    double tstep = COARSE_T_STEP * M_PI / 180;
-    int nt = (int)(90.0 / COARSE_T_STEP);
-    int np = (int)(log(pmax / pmin) / log(1 + COARSE_P_STEP)) + 1;
-    double *grid = malloc(sizeof(double) * (size_t)np * nt);
-    if (!grid) {
-        free(m.a);
-        free(m.sm);
-        return CM_E_NOMEM;
-    }
-    for (int ip = 0; ip < np; ip++) {
-        double P = pmin * pow(1 + COARSE_P_STEP, ip);
-        for (int it = 0; it < nt; it++)
-            grid[(size_t)ip * nt + it] =
-                lattice_score(&m, m.sm, P, -M_PI / 4 + it * tstep, P, COARSE_ORDER);
-    }
-    /* local maxima (angle wraps at 90 degrees), keep the best few */
+    /* candidates from the strongest local maxima of the map: each peak p
+     * may be v1 itself, a harmonic (p = k v1, k = 2, 3), or a diagonal
+     * (p = v1 + v2); score each with the nearest lattice points */
+    lagpeak pk[MAX_LAG_PEAKS];
+    int npeaks = find_lag_peaks(&m, pmin, pk, MAX_LAG_PEAKS);
     cm__geom peaks[MAX_COARSE_PEAKS];
     int npk = 0;
-    for (int ip = 0; ip < np; ip++)
-        for (int it = 0; it < nt; it++) {
-            double v = grid[(size_t)ip * nt + it];
-            int is_max = 1;
-            for (int dp = -2; dp <= 2 && is_max; dp++)
-                for (int dt = -2; dt <= 2; dt++) {
-                    if (!dp && !dt)
-                        continue;
-                    int jp = ip + dp, jt = (it + dt + nt) % nt;
-                    if (jp < 0 || jp >= np)
-                        continue;
-                    if (grid[(size_t)jp * nt + jt] > v) {
-                        is_max = 0;
-                        break;
-                    }
-                }
-            if (!is_max)
+    for (int i = 0; i < npeaks; i++) {
+        double len = hypot(pk[i].x, pk[i].y), ang = atan2(pk[i].y, pk[i].x);
+        static const double div[] = {1, 2, 3, M_SQRT2};
+        for (int d = 0; d < 4; d++) {
+            double P = len / div[d], t = ang - (d == 3 ? M_PI / 4 : 0);
+            if (P < pmin || P > pmax)
                 continue;
-            cm__geom g = {pmin * pow(1 + COARSE_P_STEP, ip), -M_PI / 4 + it * tstep, v};
-            int pos = npk < MAX_COARSE_PEAKS ? npk++ : MAX_COARSE_PEAKS;
-            if (pos == MAX_COARSE_PEAKS) {
-                if (v <= peaks[MAX_COARSE_PEAKS - 1].score)
-                    continue;
-                pos = MAX_COARSE_PEAKS - 1;
+            t = fmod(t + M_PI / 4, M_PI / 2);
+            if (t < 0)
+                t += M_PI / 2;
+            t -= M_PI / 4;
+            double v = lattice_score(&m, m.sm, P, t, P, COARSE_ORDER);
+            if (v <= -1e29)
+                continue;
+            /* skip near-duplicates of a hypothesis already kept */
+            int dup = -1;
+            for (int k = 0; k < npk; k++)
+                if (fabs(peaks[k].period / P - 1) < 0.02 && fabs(peaks[k].theta - t) < 0.02)
+                    dup = k;
+            if (dup >= 0) {
+                if (v > peaks[dup].score)
+                    peaks[dup] = (cm__geom){P, t, v};
+                continue;
             }
-            while (pos > 0 && peaks[pos - 1].score < v) {
-                peaks[pos] = peaks[pos - 1];
+            int pos;
+            if (npk < MAX_COARSE_PEAKS)
+                pos = npk++;
+            else if (v > peaks[MAX_COARSE_PEAKS - 1].score)
+                pos = MAX_COARSE_PEAKS - 1;
+            else
+                continue;
+            peaks[pos] = (cm__geom){P, t, v};
+            while (pos > 0 && peaks[pos - 1].score < peaks[pos].score) {
+                cm__geom tmp = peaks[pos - 1];
+                peaks[pos - 1] = peaks[pos];
+                peaks[pos] = tmp;
                 pos--;
             }
-            peaks[pos] = g;
         }
-    free(grid);
+    }
 
     /* refine each with every lattice point in range */
     for (int k = 0; k < npk; k++) {

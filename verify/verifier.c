@@ -37,8 +37,14 @@
 #define TILE_T 32               /* must match watermark/profile.c */
 #define TILE_S 12
 #define MAX_GEOMS 5             /* lattice hypotheses folded */
+#define EARLY_SYNC_Z 9.0        /* sync score at the untouched geometry that
+                                   skips the lattice search: unmarked frames
+                                   peak at 4-5.5 over all origins and mirrors */
 #define PAYLOAD_HYPS 2          /* geometry hypotheses whose payload is scored */
 #define MIN_SIDE 64             /* smaller frames cannot hold a detectable mark */
+#define CORR_DECIM 2            /* correlation surface sampled every 2 tile px:
+                                   its band (< 16 cycles per tile) needs >= 32
+                                   samples per side; 192 gives a smooth peak */
 #define LN_2_POW_64 44.3614195558365 /* ln(2^64): CRC-valid codewords */
 
 struct cm_verifier {
@@ -143,7 +149,8 @@ typedef struct hypo {
 typedef struct work {
     float *r, *sum, *count;
     AVComplexFloat *spec, *corr;
-    cm__fft2 fft; /* N x N */
+    cm__fft2 fft;      /* N x N */
+    cm__fft2 corr_fft; /* M x M correlation surface */
 } work;
 
 /* Normalised correlation of the demodulated sync chips with their values. */
@@ -158,10 +165,14 @@ static double sync_z(const cm__layout *l, const float *soft)
     return ss > 0 ? s / sqrt(ss) : 0;
 }
 
-/* Find origin and mirror for one fold; update best list (sorted by sync_z). */
+/* Find origin and mirror for one fold; update best list (sorted by sync_z).
+ * The sync template only has energy in the rendering's band (|f| < T/2
+ * cycles per tile), so the phase correlation surface is band-limited too:
+ * it is computed on an M x M grid (M = N / CORR_DECIM) from the band bins
+ * alone, and the peak refined by a parabola through its neighbours. */
 static void evaluate_fold(cm_verifier *v, work *wk, const cm__geom *g, hypo *best, int nbest)
 {
-    int N = v->N;
+    int N = v->N, T = TILE_T, M = N / CORR_DECIM;
     size_t n = (size_t)N * N;
     double mean = 0, cnt = 0;
     for (size_t i = 0; i < n; i++)
@@ -177,29 +188,33 @@ static void evaluate_fold(cm_verifier *v, work *wk, const cm__geom *g, hypo *bes
     }
     cm__fft2_run(&wk->fft, wk->spec, 0);
     for (int flip = 0; flip < 2; flip++) {
-        /* flipped fold: F'(kx, ky) = F(-kx, ky) */
-        for (int ky = 0; ky < N; ky++)
-            for (int kx = 0; kx < N; kx++) {
-                int sx = flip ? (N - kx) % N : kx;
-                AVComplexFloat f = wk->spec[(size_t)ky * N + sx];
-                AVComplexFloat t = v->sync_spec[(size_t)ky * N + kx];
+        memset(wk->corr, 0, sizeof(AVComplexFloat) * (size_t)M * M);
+        for (int ky = 0; ky < T; ky++)
+            for (int kx = 0; kx < T; kx++) {
+                if (!cm__render_kept(kx, ky, T))
+                    continue;
+                int fx = cm__fft_freq(kx, T), fy = cm__fft_freq(ky, T);
+                /* the mirrored fold has spectrum F(-kx, ky) */
+                AVComplexFloat f = wk->spec[(size_t)cm__fft_bin(fy, N) * N +
+                                            cm__fft_bin(flip ? -fx : fx, N)];
+                AVComplexFloat t = v->sync_spec[(size_t)cm__fft_bin(fy, N) * N + cm__fft_bin(fx, N)];
                 double mag = sqrt((double)f.re * f.re + (double)f.im * f.im) + 1e-9;
                 /* F * conj(T) / |F|: phase correlation weighted by the template */
-                wk->corr[(size_t)ky * N + kx].re = (float)((f.re * t.re + f.im * t.im) / mag);
-                wk->corr[(size_t)ky * N + kx].im = (float)((f.im * t.re - f.re * t.im) / mag);
+                AVComplexFloat *c = &wk->corr[(size_t)cm__fft_bin(fy, M) * M + cm__fft_bin(fx, M)];
+                c->re = (float)((f.re * t.re + f.im * t.im) / mag);
+                c->im = (float)((f.im * t.re - f.re * t.im) / mag);
             }
-        cm__fft2_run(&wk->fft, wk->corr, 1);
+        cm__fft2_run(&wk->corr_fft, wk->corr, 1);
         size_t arg = 0;
-        for (size_t i = 1; i < n; i++)
+        for (size_t i = 1; i < (size_t)M * M; i++)
             if (wk->corr[i].re > wk->corr[arg].re)
                 arg = i;
-        int px = (int)(arg % N), py = (int)(arg / N);
-        /* sub-pixel: parabola through the neighbours on each axis */
+        int px = (int)(arg % M), py = (int)(arg / M);
         double c0 = wk->corr[arg].re;
-        double xl = wk->corr[(size_t)py * N + (px + N - 1) % N].re;
-        double xr = wk->corr[(size_t)py * N + (px + 1) % N].re;
-        double yu = wk->corr[(size_t)((py + N - 1) % N) * N + px].re;
-        double yd = wk->corr[(size_t)((py + 1) % N) * N + px].re;
+        double xl = wk->corr[(size_t)py * M + (px + M - 1) % M].re;
+        double xr = wk->corr[(size_t)py * M + (px + 1) % M].re;
+        double yu = wk->corr[(size_t)((py + M - 1) % M) * M + px].re;
+        double yd = wk->corr[(size_t)((py + 1) % M) * M + px].re;
         double den_x = xl - 2 * c0 + xr, den_y = yu - 2 * c0 + yd;
         double ox = den_x < 0 ? 0.5 * (xl - xr) / den_x : 0;
         double oy = den_y < 0 ? 0.5 * (yu - yd) / den_y : 0;
@@ -207,15 +222,9 @@ static void evaluate_fold(cm_verifier *v, work *wk, const cm__geom *g, hypo *bes
         hypo h;
         h.g = *g;
         h.flipped = flip;
-        h.dx = px + ox;
-        h.dy = py + oy;
-        /* demodulate from the (possibly flipped) spectrum */
-        for (int ky = 0; ky < N; ky++)
-            for (int kx = 0; kx < N; kx++) {
-                int sx = flip ? (N - kx) % N : kx;
-                wk->corr[(size_t)ky * N + kx] = wk->spec[(size_t)ky * N + sx];
-            }
-        cm__render_adjoint(&v->render, wk->corr, h.dx, h.dy, h.soft);
+        h.dx = (px + ox) * CORR_DECIM;
+        h.dy = (py + oy) * CORR_DECIM;
+        cm__render_adjoint(&v->render, wk->spec, flip, h.dx, h.dy, h.soft);
         h.sync_z = sync_z(v->layout, h.soft);
         for (int k = 0; k < nbest; k++) {
             if (h.sync_z > best[k].sync_z) {
@@ -308,31 +317,33 @@ int cm_verifier_plane(cm_verifier *v, const cm_plane *luma, cm_verify_result *re
     int ret = CM_E_NOMEM;
     if (!best || !wk.r || !wk.sum || !wk.count || !wk.spec || !wk.corr)
         goto fail;
-    if (cm__fft2_init(&wk.fft, N, N))
+    if (cm__fft2_init(&wk.fft, N, N) || cm__fft2_init(&wk.corr_fft, N / CORR_DECIM, N / CORR_DECIM))
         goto fail;
     if ((ret = cm__prefilter(luma, wk.r)))
         goto fail;
     for (int k = 0; k <= PAYLOAD_HYPS; k++)
         best[k].sync_z = -1e30;
 
-    cm__geom geoms[MAX_GEOMS + 1];
+    /* The untouched geometry first: a full frame at its stamped size is the
+     * common case, and a strong sync there makes the lattice search moot. */
     int wd = w / CM__DECIM, hd = h / CM__DECIM;
     double Nd = (double)N / CM__DECIM; /* tile period at scale 1, residual px */
-    int ng = cm__sync_search(wk.r, wd, hd, Nd, geoms, MAX_GEOMS);
-    if (ng < 0) {
-        ret = ng;
-        goto fail;
-    }
-    /* always try the untouched geometry: the common case of a full frame */
-    int have_identity = 0;
-    for (int k = 0; k < ng; k++)
-        if (fabs(geoms[k].period / Nd - 1) < 0.002 && fabs(geoms[k].theta) < 0.002)
-            have_identity = 1;
-    if (!have_identity)
-        geoms[ng++] = (cm__geom){Nd, 0, 0};
-    for (int k = 0; k < ng; k++) {
-        cm__fold_c(wk.r, wd, hd, &geoms[k], N, wk.sum, wk.count);
-        evaluate_fold(v, &wk, &geoms[k], best, PAYLOAD_HYPS);
+    cm__geom identity = {Nd, 0, 0};
+    cm__fold_c(wk.r, wd, hd, &identity, N, wk.sum, wk.count);
+    evaluate_fold(v, &wk, &identity, best, PAYLOAD_HYPS);
+    if (best[0].sync_z < EARLY_SYNC_Z) {
+        cm__geom geoms[MAX_GEOMS];
+        int ng = cm__sync_search(wk.r, wd, hd, Nd, geoms, MAX_GEOMS);
+        if (ng < 0) {
+            ret = ng;
+            goto fail;
+        }
+        for (int k = 0; k < ng; k++) {
+            if (fabs(geoms[k].period / Nd - 1) < 0.002 && fabs(geoms[k].theta) < 0.002)
+                continue; /* the identity, done */
+            cm__fold_c(wk.r, wd, hd, &geoms[k], N, wk.sum, wk.count);
+            evaluate_fold(v, &wk, &geoms[k], best, PAYLOAD_HYPS);
+        }
     }
     int nh = 0;
     while (nh < PAYLOAD_HYPS && best[nh].sync_z > -1e29)
@@ -368,6 +379,7 @@ fail:
     if (ret)
         cm__error(v->ctx, ret, "verify: %s", cm_strerror(ret));
     cm__fft2_free(&wk.fft);
+    cm__fft2_free(&wk.corr_fft);
     free(best);
     free(wk.r);
     free(wk.sum);

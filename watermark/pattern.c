@@ -140,17 +140,22 @@ void cm__render_free(cm__render *r)
     memset(r, 0, sizeof(*r));
 }
 
-/* Signed frequency index of FFT bin k of size n. */
-static int freq(int k, int n)
+int cm__fft_freq(int k, int n)
 {
     return k < (n + 1) / 2 ? k : k - n;
 }
 
+int cm__fft_bin(int f, int m)
+{
+    return f >= 0 ? f : m + f;
+}
+
+
 /* Is the T x T spectrum bin (kx, ky) kept by the band mask? The Nyquist row
  * and column are dropped so the rendering stays real and its adjoint exact. */
-static int kept(int kx, int ky, int T)
+int cm__render_kept(int kx, int ky, int T)
 {
-    int fx = freq(kx, T), fy = freq(ky, T);
+    int fx = cm__fft_freq(kx, T), fy = cm__fft_freq(ky, T);
     if (2 * abs(fx) == T || 2 * abs(fy) == T)
         return 0;
     double f = sqrt((double)fx * fx + (double)fy * fy) / T;
@@ -160,8 +165,7 @@ static int kept(int kx, int ky, int T)
 /* Position of T-spectrum bin k inside the N-spectrum. */
 static int big_bin(int k, int T, int N)
 {
-    int f = freq(k, T);
-    return f >= 0 ? f : N + f;
+    return cm__fft_bin(cm__fft_freq(k, T), N);
 }
 
 void cm__render_tile(cm__render *r, const float *chips, float *tile)
@@ -175,7 +179,7 @@ void cm__render_tile(cm__render *r, const float *chips, float *tile)
     memset(r->buf_big, 0, sizeof(AVComplexFloat) * (size_t)N * N);
     for (int ky = 0; ky < T; ky++)
         for (int kx = 0; kx < T; kx++)
-            if (kept(kx, ky, T))
+            if (cm__render_kept(kx, ky, T))
                 r->buf_big[(size_t)big_bin(ky, T, N) * N + big_bin(kx, T, N)] =
                     r->buf_small[ky * T + kx];
     cm__fft2_run(r->big, r->buf_big, 1);
@@ -197,7 +201,7 @@ void cm__render_spectrum(cm__render *r, const float *tile, AVComplexFloat *out)
     cm__fft2_run(r->big, out, 0);
 }
 
-void cm__render_adjoint(cm__render *r, const AVComplexFloat *spectrum, double dx,
+void cm__render_adjoint(cm__render *r, const AVComplexFloat *spectrum, int flip, double dx,
                         double dy, float *soft)
 {
     int T = r->T, N = r->N;
@@ -205,9 +209,11 @@ void cm__render_adjoint(cm__render *r, const AVComplexFloat *spectrum, double dx
     for (int ky = 0; ky < T; ky++) {
         for (int kx = 0; kx < T; kx++) {
             AVComplexFloat v = {0, 0};
-            if (kept(kx, ky, T)) {
-                AVComplexFloat x = spectrum[(size_t)big_bin(ky, T, N) * N + big_bin(kx, T, N)];
-                double ph = 2 * M_PI * (freq(kx, T) * dx + freq(ky, T) * dy) / N;
+            if (cm__render_kept(kx, ky, T)) {
+                /* a left-right mirror reads bin -kx */
+                int bx = flip ? cm__fft_bin(-cm__fft_freq(kx, T), N) : big_bin(kx, T, N);
+                AVComplexFloat x = spectrum[(size_t)big_bin(ky, T, N) * N + bx];
+                double ph = 2 * M_PI * (cm__fft_freq(kx, T) * dx + cm__fft_freq(ky, T) * dy) / N;
                 double c = cos(ph), s = sin(ph);
                 v.re = (float)(x.re * c - x.im * s);
                 v.im = (float)(x.re * s + x.im * c);

@@ -61,10 +61,17 @@ CM__HIDDEN void cm__render_free(cm__render *r);
 CM__HIDDEN void cm__render_tile(cm__render *r, const float *chips, float *tile);
 
 /* Adjoint of the unscaled rendering, with a cyclic shift (dx, dy) in tile
- * pixels applied first: soft[w] = sum_p tile(p + d) * basis_w(p).
- * spectrum: if not NULL, the N*N forward FFT of tile already computed. */
-CM__HIDDEN void cm__render_adjoint(cm__render *r, const AVComplexFloat *spectrum,
+ * pixels applied first: soft[w] = sum_p tile'(p + d) * basis_w(p), where
+ * tile' is the tile mirrored left-right when flip is set. spectrum is the
+ * N*N forward FFT of the tile (only the band is read). */
+CM__HIDDEN void cm__render_adjoint(cm__render *r, const AVComplexFloat *spectrum, int flip,
                                    double dx, double dy, float *soft);
+
+/* Is bin (kx, ky) of a T x T spectrum inside the rendering's band? */
+CM__HIDDEN int cm__render_kept(int kx, int ky, int T);
+/* Signed frequency of bin k of an n-point FFT, and its bin in an m-point one. */
+CM__HIDDEN int cm__fft_freq(int k, int n);
+CM__HIDDEN int cm__fft_bin(int f, int m);
 
 /* Forward N*N FFT of a real tile into out (N*N). */
 CM__HIDDEN void cm__render_spectrum(cm__render *r, const float *tile, AVComplexFloat *out);

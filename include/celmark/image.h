@@ -66,8 +66,11 @@ typedef struct cm_info_tag {
 
 /** What `celmark info` prints about a file. */
 typedef struct cm_image_info {
-    char format[16];      /**< "png", ... */
-    char color_type[24];  /**< source layout: "gray", "gray+alpha", "rgb", "rgba", "palette" */
+    char format[16];      /**< "png", or for files read through libav the
+                               demuxer's name: "jpeg", "webp", "bmp", "tiff",
+                               "gif"... */
+    char color_type[24];  /**< source layout: "gray", "gray+alpha", "rgb",
+                               "rgba", "palette", "yuv", "yuv+alpha" */
     int width, height;
     int bit_depth;        /**< source bits per sample (palette: index depth) */
     int channels;         /**< channels after decoding (palette expands to 3 or 4) */
@@ -84,22 +87,34 @@ enum {
 };
 
 /**
- * Read a still image file. The format is recognised by content.
+ * Read a still image file. The format is recognised by content, never by the
+ * name: PNG (libpng, every layout and chunk kept), and through FFmpeg's
+ * libav JPEG, WebP, BMP, TIFF, GIF (first frame) and the other still formats
+ * it decodes (read-only; YUV and palette sources are converted to RGB/RGBA,
+ * more than 8 bits per component to 16-bit samples).
  * @param limits NULL for defaults.
  * @return CM_OK and *out (free with cm_image_free), or CM_E_IO (cannot open),
  *         CM_E_FORMAT (not a supported format), CM_E_CORRUPT (truncated, bad
- *         CRC...), CM_E_LIMIT (too many pixels / too much metadata; refused
- *         before allocating the pixels), CM_E_NOMEM. Details in ctx.
+ *         CRC, undecodable...), CM_E_LIMIT (too many pixels / too much
+ *         metadata; refused before allocating the pixels), CM_E_UNSUPPORTED
+ *         (a known format this build cannot decode), CM_E_NOMEM. Details in
+ *         ctx.
  */
 CM_API int cm_image_read(cm_ctx *ctx, const char *path, const cm_limits *limits,
                          cm_image **out);
 
 /**
- * Write img to path in the format it was read from (or PNG for images made in
- * memory), carrying its metadata. Written to a temporary file in the same
- * folder and renamed into place: on failure no output file is left behind.
+ * Write img to path. The format is the one path's extension names if it is a
+ * writable format (".png", any case), otherwise the format img was read from
+ * (PNG for images made in memory). Source metadata is carried when the output
+ * format is the source format. Formats read through libav (JPEG, WebP...) are
+ * read-only: write them under a ".png" name. Written to a temporary file in
+ * the same folder and renamed into place: on failure no output file is left
+ * behind.
  * @param flags CM_WRITE_FORCE to replace an existing file.
- * @return CM_OK, CM_E_EXISTS (path exists and no FORCE), CM_E_IO, CM_E_INVAL.
+ * @return CM_OK, CM_E_EXISTS (path exists and no FORCE), CM_E_IO, CM_E_INVAL,
+ *         CM_E_UNSUPPORTED ("<path>: cannot write jpeg files; write a .png
+ *         instead": the chosen format has no writer).
  */
 CM_API int cm_image_write(cm_ctx *ctx, const cm_image *img, const char *path,
                           int flags);

@@ -38,6 +38,9 @@ expect 3 "readable by group or others" -- "$CELMARK" stamp -k "$T/loose.key" --i
 expect 3 "nokey" -- "$CELMARK" stamp -k "$T/nokey" --id 0123456789abcdef "$T/in.png" "$T/c.png"
 check "no output for bad key" [ ! -e "$T/c.png" ]
 
+expect 3 "cannot write jpg files; write a .png" -- "$CELMARK" stamp -k "$T/k.key" --id 0123456789abcdef "$T/in.png" "$T/c.jpg"
+check "no .jpg written" [ ! -e "$T/c.jpg" ]
+
 # verify: finds the id, blind and with candidates; unmarked and other key say no
 expect 0 '' -- "$CELMARK" verify -k "$T/k.key" "$T/a.png"
 check "verify: marked" grep -qx 'marked: yes' "$T/out"
@@ -46,6 +49,14 @@ printf '# ids\nfedcba9876543210\n0123456789abcdef\n' >"$T/cands.txt"
 expect 0 '' -- "$CELMARK" verify -k "$T/k.key" --json --candidates "$T/cands.txt" "$T/a.png"
 check "json: marked id" grep -q '"marked":true,"issue_id":"0123456789abcdef"' "$T/out"
 check "json: fields" grep -q '"fpr":.*"scale":.*"rotation_deg":.*"flipped":false' "$T/out"
+# leaked frames are rarely PNGs: a JPEG of the stamped copy
+if command -v ffmpeg >/dev/null; then
+    ffmpeg -loglevel error -y -i "$T/a.png" -q:v 4 "$T/a.jpg"
+    expect 0 '' -- "$CELMARK" verify -k "$T/k.key" "$T/a.jpg"
+    check "jpeg: id" grep -qx 'issue_id: 0123456789abcdef' "$T/out"
+    # stamping a JPEG source into a PNG works
+    expect 0 'yuv source written as RGB' -- "$CELMARK" stamp -k "$T/k.key" --id 00000000000000aa "$T/a.jpg" "$T/from-jpeg.png"
+fi
 expect 1 '' -- "$CELMARK" verify -k "$T/k.key" "$T/in.png"
 check "unmarked: marked no" grep -qx 'marked: no' "$T/out"
 expect 1 '' -- "$CELMARK" verify -k "$T/other.key" --json "$T/a.png"
