@@ -107,30 +107,17 @@ int cm_stamper_plane(cm_stamper *s, cm_plane *luma, const cm_plane *lo, const cm
     float *amp = cm__malloc_array((size_t)w * h, sizeof(float));
     if (!amp)
         return cm__error(s->ctx, CM_E_NOMEM, "stamp: out of memory for a %dx%d frame", w, h);
-    int ret = cm__mask_compute(luma, lo, hi, &mp, amp);
+    double ms = 0; /* mean square of the mark: the tile has unit RMS and is
+                      independent of the mask, so E[(amp*tile)^2] = E[amp^2] */
+    int ret = cm__mask_compute(luma, lo, hi, &mp, amp, &ms);
     if (ret) {
         free(amp);
         return cm__error(s->ctx, ret, "stamp: mask: %s", cm_strerror(ret));
     }
-
-    /* Keep PSNR >= target: mean square of amp*tile over the frame. */
-    double ms = 0;
-    int N = s->N;
-    for (int y = 0; y < h; y++) {
-        const float *trow = s->tile + (size_t)(y % N) * N;
-        const float *arow = amp + (size_t)y * w;
-        double acc = 0;
-        for (int x = 0, tx = 0; x < w; x++) {
-            float d = arow[x] * trow[tx];
-            acc += d * d;
-            if (++tx == N)
-                tx = 0;
-        }
-        ms += acc;
-    }
-    ms /= (double)w * h;
+    /* keep PSNR >= the profile's floor */
     double max_ms = 255.0 * 255.0 / pow(10.0, pf->psnr_floor_db / 10.0);
     float g = ms > max_ms ? (float)sqrt(max_ms / ms) : 1.0f;
+    int N = s->N;
 
     for (int y = 0; y < h; y++) {
         float *row = luma->data + y * luma->stride;

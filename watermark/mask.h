@@ -1,8 +1,9 @@
 /*
  * Perceptual mask: how much mark each pixel can hide.
  *
- * act = local standard deviation (7x7) of the high-pass Y - box3(Y), smoothed
- * with a 5x5 box so the amplitude changes gently along ink lines.
+ * act = local RMS of the high-pass Y - box3(Y) over ~10 px, smoothed over
+ * ~6 px so the amplitude changes gently along ink lines (computed at half
+ * resolution, see mask.c).
  * amp = min(flat + gain * act, max), then limited to the pixel's headroom
  * (symmetric: min(lo, hi)) so white and black never clip into a bias.
  * Cel-safe: amp = 0 on every pixel inside an 8x8 window of one value.
@@ -20,9 +21,10 @@ typedef struct cm__mask_params {
     int cel_safe;
 } cm__mask_params;
 
-/* amp (w*h, row-major) from luma and optional headroom planes. */
+/* amp (w*h, row-major) from luma and optional headroom planes; mean_sq
+ * (may be NULL) receives the mean of amp^2 over the frame. */
 CM__HIDDEN int cm__mask_compute(const cm_plane *luma, const cm_plane *lo, const cm_plane *hi,
-                                const cm__mask_params *mp, float *amp);
+                                const cm__mask_params *mp, float *amp, double *mean_sq);
 
 /* Box filter of radius r (window 2r+1) with edge clamp: reference kernel. */
 CM__HIDDEN void cm__box_filter_c(const float *src, ptrdiff_t sstride, float *dst,

@@ -210,14 +210,14 @@ static void test_mask_bounds(void **state)
     float *amp = malloc(sizeof(float) * 256 * 192);
     uint8_t *flat = malloc(256 * 192);
     cm__mask_params mp = {1.0f, 0.3f, 4.0f, 0};
-    assert_int_equal(cm__mask_compute(&p, &lo, &hi, &mp, amp), 0);
+    assert_int_equal(cm__mask_compute(&p, &lo, &hi, &mp, amp, NULL), 0);
     for (int i = 0; i < 256 * 192; i++) {
         assert_true(amp[i] >= 0 && amp[i] <= 4.0f);
     }
     assert_true(amp[30 * 256 + 30] == 0);  /* white: no room to go both ways */
     assert_true(amp[30 * 256 + 130] == 0); /* black */
     mp.cel_safe = 1;
-    assert_int_equal(cm__mask_compute(&p, &lo, &hi, &mp, amp), 0);
+    assert_int_equal(cm__mask_compute(&p, &lo, &hi, &mp, amp, NULL), 0);
     assert_int_equal(cm__flat_fill_map(&p, flat), 0);
     int nflat = 0;
     for (int i = 0; i < 256 * 192; i++)

@@ -1,0 +1,1156 @@
+/*
+ * robustness — invisibility and robustness of the mark, per strength profile.
+ *
+ *   robustness [--frames N] [--profiles LIST] [--attacks LIST] [--out DIR]
+ *              [--seed S]
+ *
+ * Corpus: N synthetic 1920x1080 RGB 8-bit cel frames (tests/gen); frame i
+ * (1..N) has seed i and style flat, gradient, textured, white, black, small
+ * in turn, so every kind of frame issue 3 asks for appears. Each frame gets
+ * its own issue id, a fixed pseudo-random 64-bit value derived from --seed.
+ * The key is built from fixed bytes, so two runs print the same numbers.
+ *
+ * For each profile (subtle, default, robust, cel-safe = default + cel_safe):
+ *
+ *   invisibility, on luma (BT.601, cm_image_to_plane), stamped vs original:
+ *     - PSNR (mean, min over frames) and SSIM-Y (Gaussian window, mean, min);
+ *     - flat-fill RMS: the pixels of the ORIGINAL that lie inside an 8x8
+ *       window of one RGB colour ("flat fills", what paint-bucket tools see);
+ *       RMS of stamped - original luma over them, mean and max over frames;
+ *     - CSF-weighted flat-fill error (see csf_weighted_flat_rms below);
+ *     - cel-safe: flat-fill pixels whose RGB changed at all (must be 0);
+ *     - OUT/flat_crop_<profile>.png: a 192x192 region of frame 1 where a flat
+ *       fill meets an ink line, 2x nearest-neighbour: original | stamped |
+ *       difference x16 around mid-grey.
+ *
+ *   robustness: every attack (bench/attacks.h) on every stamped frame, then
+ *   ONE cm_verifier_image() with 1,000 candidates (the true id at a random
+ *   position among 999 random ids). From that one result:
+ *     - bit accuracy     = 1 - popcount(decoded_id ^ id) / 64
+ *     - blind exact      = blind_crc_ok && blind_id == id && blind_fpr <= 1e-9
+ *     - candidate exact  = best_candidate is the true one && candidate_fpr <= 1e-9
+ *     - wrong claims     = any id claimed at the threshold that is not the true
+ *                          one (the overall claim, the blind decode or the best
+ *                          candidate); must be 0, each one is listed.
+ *   The table's target column holds issue 3's requirement for the default
+ *   profile; other profiles are shown against the same targets to compare.
+ *
+ * Output: one table per profile on stdout; one progress line per frame on
+ * stderr. Exit 0 unless something fails to run (2: usage, 1: error).
+ * A quick subset: robustness --frames 4 --profiles default --attacks none,jpeg50
+ */
+#include "attacks.h"
+#include "cel.h"
+
+#include "celmark/celmark.h"
+#include "watermark/fft.h"
+#include "watermark/key_internal.h"
+
+#include <libavutil/log.h>
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+/* ---- corpus and decision ---------------------------------------------- */
+
+#define FRAME_W 1920            /* corpus frame size, pixels */
+#define FRAME_H 1080
+#define DEFAULT_FRAMES 20       /* issue 3: a corpus of at least 20 frames */
+#define NCANDIDATES 1000        /* ids scored per verify (true one among them) */
+#define MAX_FPR 1e-9            /* claim threshold, false-positive probability */
+#define ID_BITS 64              /* issue id width, bits */
+#define DEFAULT_SEED 1u         /* --seed default */
+
+/* ---- invisibility measures --------------------------------------------- */
+
+#define FLAT_WIN 8              /* flat fill: 8x8 pixels of one RGB colour */
+#define PSNR_CAP_DB 100.0       /* PSNR reported for an unchanged frame, dB */
+#define PEAK 255.0              /* 8-bit code value peak */
+#define SSIM_SIGMA 1.5          /* SSIM Gaussian window (Wang et al. 2004), pixels */
+#define SSIM_RADIUS 5           /* 11x11 window */
+#define SSIM_K1 0.01
+#define SSIM_K2 0.03
+/* Viewing geometry of the CSF weighting: 60 pixels per degree is 1 arcmin
+ * per pixel (20/20 acuity; 1080p at ~3.2 picture heights, the HD reference
+ * distance); the 2x zoom an artist uses to inspect paint halves it. */
+#define CSF_PX_PER_DEG 60.0
+#define CSF_ZOOM 2.0
+
+/* ---- visual crop -------------------------------------------------------- */
+
+#define CROP_SIDE 192           /* region cut from frame 1, pixels */
+#define CROP_ZOOM 2             /* nearest-neighbour upscale */
+#define CROP_GAP 8              /* grey gap between panels, output pixels */
+#define CROP_DIFF_GAIN 16.0     /* difference panel: 128 + gain * (stamped - orig) */
+#define CROP_STEP 8             /* candidate centres searched on this grid, pixels */
+#define INK_LUMA_MAX 60.0       /* "ink": luma below this, code values */
+#define INK_NEAR 20             /* an ink pixel within this distance, pixels */
+#define FILL_LUMA_MIN 64.0      /* prefer mid-tone fills, where mottling shows */
+#define FILL_LUMA_MAX 230.0
+#define CROP_INK_MIN 0.02       /* the region holds at least this share of ink... */
+#define CROP_INK_MAX 0.15       /* ...and at most this (a line, not a black area) */
+
+/* ---- issue 3 targets ---------------------------------------------------- */
+
+#define TARGET_PSNR_MEAN 45.0   /* dB, default profile */
+#define TARGET_PSNR_MIN 42.0    /* dB, no frame under */
+#define TARGET_SSIM 0.99
+#define TARGET_FLAT_RMS_DEFAULT 1.0 /* code values */
+#define TARGET_FLAT_RMS_SUBTLE 0.5  /* code values */
+
+typedef struct target {
+    const char *attack;
+    int blind_pct; /* blind exact-id rate required, % (0: none) */
+    int cand_pct;  /* candidate exact-id rate required, % */
+} target;
+
+static const target targets[] = {
+    {"none", 100, 100},        {"jpeg90", 100, 100},      {"jpeg75", 100, 100},
+    {"jpeg50", 100, 100},      {"jpeg30", 90, 100},       {"h264_crf23", 100, 100},
+    {"h264_crf28", 100, 100},  {"h264_crf35", 90, 100},   {"scale50", 100, 100},
+    {"scale33", 90, 100},      {"scale25", 0, 100},       {"scale50up", 100, 100},
+    {"crop50_a", 100, 100},    {"crop50_b", 100, 100},    {"crop50_c", 100, 100},
+    {"crop512", 100, 100},     {"rot2", 100, 100},        {"rotm2", 100, 100},
+    {"rot5", 100, 100},        {"rotm5", 100, 100},       {"flip", 100, 100},
+    {"blur1", 100, 100},       {"noise5", 100, 100},      {"gamma07", 100, 100},
+    {"gamma14", 100, 100},     {"bright_p20", 100, 100},  {"bright_m20", 100, 100},
+    {"contrast08", 100, 100},  {"grey", 100, 100},        {"chain", 100, 100},
+    {"review_sheet", 100, 100},
+};
+
+static const target *target_find(const char *attack)
+{
+    for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++)
+        if (strcmp(targets[i].attack, attack) == 0)
+            return &targets[i];
+    return NULL;
+}
+
+/* ---- profiles ----------------------------------------------------------- */
+
+typedef struct bench_profile {
+    const char *name;
+    cm_profile profile;
+    int cel_safe;
+    double flat_rms_target; /* 0: none */
+    int invis_targets;      /* PSNR/SSIM targets apply */
+} bench_profile;
+
+static const bench_profile all_profiles[] = {
+    {"subtle", CM_PROFILE_SUBTLE, 0, TARGET_FLAT_RMS_SUBTLE, 1},
+    {"default", CM_PROFILE_DEFAULT, 0, TARGET_FLAT_RMS_DEFAULT, 1},
+    {"robust", CM_PROFILE_ROBUST, 0, 0.0, 0},
+    {"cel-safe", CM_PROFILE_DEFAULT, 1, TARGET_FLAT_RMS_DEFAULT, 1},
+};
+#define NPROFILES ((int)(sizeof(all_profiles) / sizeof(all_profiles[0])))
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* SplitMix64: reproducible ids and positions (bench data, not key material). */
+static uint64_t splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* The bench key: fixed bytes, so every run stamps the same marks. */
+static int bench_key(cm_key **out)
+{
+    uint8_t secret[CM__KEY_SECRET_BYTES], seed[CM__KEY_SEED_BYTES];
+    uint64_t s = 0xce1a4a2bbe7c4e11ULL;
+    for (int i = 0; i < CM__KEY_SECRET_BYTES; i++)
+        secret[i] = (uint8_t)splitmix64(&s);
+    for (int i = 0; i < CM__KEY_SEED_BYTES; i++)
+        seed[i] = (uint8_t)splitmix64(&s);
+    return cm__key_from_bytes(out, secret, seed);
+}
+
+static int popcount64(uint64_t x)
+{
+    int n = 0;
+    for (; x; x &= x - 1)
+        n++;
+    return n;
+}
+
+static const uint8_t *px(const cm_image *img, int x, int y)
+{
+    return img->data + y * img->stride + (ptrdiff_t)x * img->channels;
+}
+
+/* Deep copy of an 8-bit image's pixels (no metadata). */
+static int image_copy(const cm_image *in, cm_image **out)
+{
+    int ret = cm_image_new(out, in->width, in->height, in->channels, in->has_alpha,
+                           in->bit_depth);
+    if (ret)
+        return ret;
+    size_t row = (size_t)in->width * in->channels * (in->bit_depth / 8);
+    for (int y = 0; y < in->height; y++)
+        memcpy((*out)->data + y * (*out)->stride, in->data + y * in->stride, row);
+    return CM_OK;
+}
+
+/*
+ * Flat-fill map of an 8-bit RGB image: flat[i] = 1 when pixel i lies inside
+ * some 8x8 window whose 64 pixels have one RGB colour. Same definition as the
+ * library's cel-safe test, but on the colour, not on luma (an independent
+ * check, and slightly stricter). Returns the number of flat pixels, or -1 when
+ * out of memory.
+ */
+static long flat_fill_map(const cm_image *img, uint8_t *flat)
+{
+    int w = img->width, h = img->height;
+    memset(flat, 0, (size_t)w * h);
+    if (w < FLAT_WIN || h < FLAT_WIN)
+        return 0;
+    uint32_t *col = malloc(sizeof(uint32_t) * (size_t)w * h);
+    uint8_t *run = malloc((size_t)w * h);
+    if (!col || !run) {
+        free(col);
+        free(run);
+        return -1;
+    }
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            const uint8_t *p = px(img, x, y);
+            col[(size_t)y * w + x] = (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
+        }
+    /* run[i]: equal colours to the right of i, including i, capped at FLAT_WIN */
+    for (int y = 0; y < h; y++) {
+        const uint32_t *c = col + (size_t)y * w;
+        uint8_t *r = run + (size_t)y * w;
+        r[w - 1] = 1;
+        for (int x = w - 2; x >= 0; x--)
+            r[x] = c[x] == c[x + 1] ? (uint8_t)(r[x + 1] < FLAT_WIN ? r[x + 1] + 1 : FLAT_WIN)
+                                    : 1;
+    }
+    /* window with top-left (x, y0) is flat when 8 consecutive rows run >= 8
+     * from x and column x holds one colour; mark its 64 pixels */
+    for (int x = 0; x + FLAT_WIN <= w; x++) {
+        int good = 0;
+        for (int y = 0; y < h; y++) {
+            size_t i = (size_t)y * w + x;
+            if (run[i] < FLAT_WIN)
+                good = 0;
+            else if (good > 0 && col[i] == col[i - w])
+                good++;
+            else
+                good = 1;
+            if (good >= FLAT_WIN)
+                for (int dy = 0; dy < FLAT_WIN; dy++)
+                    memset(flat + (size_t)(y - dy) * w + x, 1, FLAT_WIN);
+        }
+    }
+    long n = 0;
+    for (size_t i = 0; i < (size_t)w * h; i++)
+        n += flat[i];
+    free(col);
+    free(run);
+    return n;
+}
+
+/* ---- invisibility measures ---------------------------------------------- */
+
+static double psnr(const cm_plane *a, const cm_plane *b)
+{
+    double se = 0;
+    for (int y = 0; y < a->height; y++) {
+        const float *pa = a->data + y * a->stride, *pb = b->data + y * b->stride;
+        for (int x = 0; x < a->width; x++) {
+            double d = (double)pa[x] - pb[x];
+            se += d * d;
+        }
+    }
+    double mse = se / ((double)a->width * a->height);
+    if (mse <= 0)
+        return PSNR_CAP_DB;
+    double v = 10.0 * log10(PEAK * PEAK / mse);
+    return v < PSNR_CAP_DB ? v : PSNR_CAP_DB;
+}
+
+/* Separable Gaussian blur of src (w*h, packed) into dst, clamped edges. */
+static void gauss_blur(const float *src, float *dst, float *tmp, int w, int h,
+                       const float *k, int r)
+{
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            float acc = 0;
+            for (int j = -r; j <= r; j++) {
+                int xx = x + j < 0 ? 0 : (x + j >= w ? w - 1 : x + j);
+                acc += k[j + r] * src[(size_t)y * w + xx];
+            }
+            tmp[(size_t)y * w + x] = acc;
+        }
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            float acc = 0;
+            for (int j = -r; j <= r; j++) {
+                int yy = y + j < 0 ? 0 : (y + j >= h ? h - 1 : y + j);
+                acc += k[j + r] * tmp[(size_t)yy * w + x];
+            }
+            dst[(size_t)y * w + x] = acc;
+        }
+}
+
+/*
+ * Mean SSIM of two luma planes (Wang, Bovik, Sheikh, Simoncelli 2004):
+ * 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03, L 255, averaged over
+ * the pixels whose window lies inside the frame. Returns -1 when out of memory.
+ */
+static double ssim(const cm_plane *a, const cm_plane *b)
+{
+    int w = a->width, h = a->height, r = SSIM_RADIUS;
+    size_t n = (size_t)w * h;
+    float k[2 * SSIM_RADIUS + 1], ks = 0;
+    for (int j = -r; j <= r; j++)
+        ks += k[j + r] = (float)exp(-(j * j) / (2.0 * SSIM_SIGMA * SSIM_SIGMA));
+    for (int j = 0; j <= 2 * r; j++)
+        k[j] /= ks;
+    float *buf = malloc(sizeof(float) * n * 7);
+    if (!buf)
+        return -1;
+    float *x = buf, *y = buf + n, *mx = buf + 2 * n, *my = buf + 3 * n;
+    float *prod = buf + 4 * n, *tmp = buf + 5 * n, *out = buf + 6 * n;
+    for (int j = 0; j < h; j++)
+        for (int i = 0; i < w; i++) {
+            x[(size_t)j * w + i] = a->data[j * a->stride + i];
+            y[(size_t)j * w + i] = b->data[j * b->stride + i];
+        }
+    gauss_blur(x, mx, tmp, w, h, k, r);
+    gauss_blur(y, my, tmp, w, h, k, r);
+    const double c1 = (SSIM_K1 * PEAK) * (SSIM_K1 * PEAK);
+    const double c2 = (SSIM_K2 * PEAK) * (SSIM_K2 * PEAK);
+    /* sxx, syy, sxy in turn; the SSIM map is assembled in out */
+    double *num = calloc(n, sizeof(double)), *den = calloc(n, sizeof(double));
+    if (!num || !den) {
+        free(num);
+        free(den);
+        free(buf);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        prod[i] = x[i] * x[i];
+    gauss_blur(prod, out, tmp, w, h, k, r);
+    for (size_t i = 0; i < n; i++)
+        den[i] = out[i] - (double)mx[i] * mx[i];
+    for (size_t i = 0; i < n; i++)
+        prod[i] = y[i] * y[i];
+    gauss_blur(prod, out, tmp, w, h, k, r);
+    for (size_t i = 0; i < n; i++)
+        den[i] += out[i] - (double)my[i] * my[i];
+    for (size_t i = 0; i < n; i++)
+        prod[i] = x[i] * y[i];
+    gauss_blur(prod, out, tmp, w, h, k, r);
+    for (size_t i = 0; i < n; i++)
+        num[i] = out[i] - (double)mx[i] * my[i];
+    double sum = 0;
+    long cnt = 0;
+    for (int j = r; j < h - r; j++)
+        for (int i = r; i < w - r; i++) {
+            size_t p = (size_t)j * w + i;
+            double m = (double)mx[p] * my[p];
+            double m2 = (double)mx[p] * mx[p] + (double)my[p] * my[p];
+            sum += (2 * m + c1) * (2 * num[p] + c2) / ((m2 + c1) * (den[p] + c2));
+            cnt++;
+        }
+    free(num);
+    free(den);
+    free(buf);
+    return cnt ? sum / cnt : 1.0;
+}
+
+/* Mannos-Sakrison (1974) contrast sensitivity at f cycles/degree; peak ~0.98
+ * near 8 c/deg. */
+static double csf_mannos_sakrison(double f)
+{
+    return 2.6 * (0.0192 + 0.114 * f) * exp(-pow(0.114 * f, 1.1));
+}
+
+/*
+ * CSF-weighted error inside flat fills. PSNR treats every frequency alike; the
+ * eye does not, and the mark's faint mottling on a flat colour is what an
+ * artist sees. So the luma difference d = stamped - original (zero-padded to
+ * an FFT size; the difference has compact support, so padding adds no edge)
+ * is filtered in the frequency domain by the Mannos-Sakrison CSF normalised
+ * to 1 at its peak, with f (cycles/degree) = radial frequency (cycles/pixel)
+ * x pixels per degree; then the RMS of the filtered difference is taken over
+ * the flat-fill pixels. Result in code values "as seen at peak sensitivity":
+ * it equals the plain RMS for a mark at ~8 c/deg and shrinks for energy the
+ * eye weighs less. The filter spreads changes next to a fill into it, so
+ * cel-safe frames (flat pixels bit-exact) still show a small value here: that
+ * is the halo of the edge changes as the eye integrates it, not a bug.
+ * Computed for 1 arcmin per pixel and for a 2x zoom
+ * (px_per_deg / CSF_ZOOM). out[0], out[1]: the two RMS values (0 when the
+ * frame has no flat pixel). Returns CM_OK or CM_E_NOMEM.
+ */
+static int csf_weighted_flat_rms(const cm_plane *orig, const cm_plane *marked,
+                                 const uint8_t *flat, double out[2])
+{
+    int w = orig->width, h = orig->height;
+    int fw = cm__fft_good_size(w), fh = cm__fft_good_size(h);
+    size_t fn = (size_t)fw * fh;
+    cm__fft2 fft;
+    if (cm__fft2_init(&fft, fw, fh))
+        return CM_E_NOMEM;
+    AVComplexFloat *spec = malloc(sizeof(AVComplexFloat) * fn);
+    AVComplexFloat *work = malloc(sizeof(AVComplexFloat) * fn);
+    if (!spec || !work) {
+        free(spec);
+        free(work);
+        cm__fft2_free(&fft);
+        return CM_E_NOMEM;
+    }
+    memset(spec, 0, sizeof(AVComplexFloat) * fn);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            spec[(size_t)y * fw + x].re =
+                marked->data[y * marked->stride + x] - orig->data[y * orig->stride + x];
+    cm__fft2_run(&fft, spec, 0);
+
+    /* peak of the CSF, found numerically */
+    double peak = 0;
+    for (double f = 0.1; f < 60; f += 0.01) {
+        double c = csf_mannos_sakrison(f);
+        if (c > peak)
+            peak = c;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        double ppd = pass == 0 ? CSF_PX_PER_DEG : CSF_PX_PER_DEG / CSF_ZOOM;
+        for (int v = 0; v < fh; v++) {
+            double fy = (v <= fh / 2 ? v : v - fh) / (double)fh;
+            for (int u = 0; u < fw; u++) {
+                double fx = (u <= fw / 2 ? u : u - fw) / (double)fw;
+                double g = csf_mannos_sakrison(sqrt(fx * fx + fy * fy) * ppd) / peak;
+                size_t i = (size_t)v * fw + u;
+                work[i].re = (float)(spec[i].re * g);
+                work[i].im = (float)(spec[i].im * g);
+            }
+        }
+        cm__fft2_run(&fft, work, 1);
+        double se = 0, norm = 1.0 / (double)fn;
+        long cnt = 0;
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+                if (flat[(size_t)y * w + x]) {
+                    double d = work[(size_t)y * fw + x].re * norm;
+                    se += d * d;
+                    cnt++;
+                }
+        out[pass] = cnt ? sqrt(se / cnt) : 0;
+    }
+    free(spec);
+    free(work);
+    cm__fft2_free(&fft);
+    return CM_OK;
+}
+
+/* ---- the flat-fill crop ------------------------------------------------- */
+
+typedef struct crop_box {
+    int x, y; /* top-left in the frame; x < 0: none found */
+} crop_box;
+
+/* Sum of a w*h integral image over [x0, x1) x [y0, y1). */
+static long box_sum(const long *ii, int w, int x0, int y0, int x1, int y1)
+{
+    int W = w + 1;
+    return ii[(size_t)y1 * W + x1] - ii[(size_t)y0 * W + x1] - ii[(size_t)y1 * W + x0] +
+           ii[(size_t)y0 * W + x0];
+}
+
+static int integral(const uint8_t *m, int w, int h, long **out)
+{
+    int W = w + 1;
+    long *ii = calloc((size_t)W * (h + 1), sizeof(long));
+    if (!ii)
+        return CM_E_NOMEM;
+    for (int y = 0; y < h; y++) {
+        long row = 0;
+        for (int x = 0; x < w; x++) {
+            row += m[(size_t)y * w + x];
+            ii[(size_t)(y + 1) * W + x + 1] = ii[(size_t)y * W + x + 1] + row;
+        }
+    }
+    *out = ii;
+    return CM_OK;
+}
+
+/*
+ * Where a flat fill meets an ink line: over centres on a CROP_STEP grid that
+ * are flat, mid-tone, and have an ink pixel (luma < INK_LUMA_MAX) within
+ * INK_NEAR px, the CROP_SIDE square with the most flat pixels whose ink share
+ * is that of a line. Falls back to the flattest square with any ink.
+ */
+static int find_crop(const cm_image *img, const cm_plane *luma, const uint8_t *flat,
+                     crop_box *box)
+{
+    int w = img->width, h = img->height, half = CROP_SIDE / 2;
+    uint8_t *ink = malloc((size_t)w * h);
+    long *iflat = NULL, *iink = NULL;
+    box->x = box->y = -1;
+    if (!ink)
+        return CM_E_NOMEM;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            ink[(size_t)y * w + x] = luma->data[y * luma->stride + x] < INK_LUMA_MAX;
+    int ret = integral(flat, w, h, &iflat);
+    if (!ret)
+        ret = integral(ink, w, h, &iink);
+    if (ret)
+        goto done;
+    long area = (long)CROP_SIDE * CROP_SIDE, best = -1, best_any = -1;
+    crop_box any = {-1, -1};
+    for (int cy = half; cy + half <= h; cy += CROP_STEP)
+        for (int cx = half; cx + half <= w; cx += CROP_STEP) {
+            float l = luma->data[cy * luma->stride + cx];
+            if (!flat[(size_t)cy * w + cx] || l < FILL_LUMA_MIN || l > FILL_LUMA_MAX)
+                continue;
+            int nx0 = cx - INK_NEAR < 0 ? 0 : cx - INK_NEAR;
+            int ny0 = cy - INK_NEAR < 0 ? 0 : cy - INK_NEAR;
+            int nx1 = cx + INK_NEAR + 1 > w ? w : cx + INK_NEAR + 1;
+            int ny1 = cy + INK_NEAR + 1 > h ? h : cy + INK_NEAR + 1;
+            if (box_sum(iink, w, nx0, ny0, nx1, ny1) == 0)
+                continue;
+            int x0 = cx - half, y0 = cy - half;
+            long nf = box_sum(iflat, w, x0, y0, x0 + CROP_SIDE, y0 + CROP_SIDE);
+            long ni = box_sum(iink, w, x0, y0, x0 + CROP_SIDE, y0 + CROP_SIDE);
+            if (nf > best_any) {
+                best_any = nf;
+                any = (crop_box){x0, y0};
+            }
+            if (ni >= CROP_INK_MIN * area && ni <= CROP_INK_MAX * area && nf > best) {
+                best = nf;
+                *box = (crop_box){x0, y0};
+            }
+        }
+    if (box->x < 0)
+        *box = any;
+done:
+    free(ink);
+    free(iflat);
+    free(iink);
+    return ret;
+}
+
+/* original | stamped | difference x16 around grey, each CROP_ZOOM x. */
+static int write_crop(cm_ctx *ctx, const cm_image *orig, const cm_image *marked,
+                      crop_box box, const char *path)
+{
+    int side = CROP_SIDE * CROP_ZOOM;
+    int W = 3 * side + 2 * CROP_GAP, H = side;
+    cm_image *out = NULL;
+    int ret = cm_image_new(&out, W, H, 3, 0, 8);
+    if (ret)
+        return ret;
+    for (int y = 0; y < H; y++)
+        memset(out->data + y * out->stride, 128, (size_t)W * 3);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < side; x++) {
+            int sx = box.x + x / CROP_ZOOM, sy = box.y + y / CROP_ZOOM;
+            const uint8_t *a = px(orig, sx, sy), *b = px(marked, sx, sy);
+            uint8_t *row = out->data + y * out->stride;
+            for (int c = 0; c < 3; c++) {
+                row[3 * x + c] = a[c];
+                row[3 * (side + CROP_GAP + x) + c] = b[c];
+                double d = 128.0 + CROP_DIFF_GAIN * ((int)b[c] - (int)a[c]);
+                row[3 * (2 * (side + CROP_GAP) + x) + c] =
+                    (uint8_t)(d < 0 ? 0 : (d > 255 ? 255 : lround(d)));
+            }
+        }
+    ret = cm_image_write(ctx, out, path, CM_WRITE_FORCE);
+    cm_image_free(&out);
+    return ret;
+}
+
+/* ---- options ------------------------------------------------------------- */
+
+typedef struct options {
+    int frames;
+    int profiles[NPROFILES]; /* indices into all_profiles */
+    int nprofiles;
+    const atk_def **attacks;
+    int nattacks;
+    const char *out;
+    uint32_t seed;
+} options;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: robustness [--frames N] [--profiles LIST] [--attacks LIST]\n"
+            "                  [--out DIR] [--seed S]\n"
+            "  --frames N      corpus size (default %d)\n"
+            "  --profiles LIST comma list of subtle,default,robust,cel-safe (default all)\n"
+            "  --attacks LIST  comma list of attack names, or all (default all)\n"
+            "  --out DIR       where the flat-fill crops go (default bench-out)\n"
+            "  --seed S        issue ids, candidates and attack seeds (default %u)\n"
+            "attacks:",
+            DEFAULT_FRAMES, DEFAULT_SEED);
+    for (int i = 0; i < atk_count(); i++)
+        fprintf(f, " %s", atk_list[i].name);
+    fprintf(f, "\n");
+}
+
+static int parse_profiles(char *list, options *o)
+{
+    o->nprofiles = 0;
+    for (char *save = NULL, *t = strtok_r(list, ",", &save); t;
+         t = strtok_r(NULL, ",", &save)) {
+        int found = -1;
+        for (int i = 0; i < NPROFILES; i++)
+            if (strcmp(all_profiles[i].name, t) == 0)
+                found = i;
+        if (found < 0) {
+            fprintf(stderr, "robustness: unknown profile '%s'\n", t);
+            return -1;
+        }
+        if (o->nprofiles == NPROFILES) {
+            fprintf(stderr, "robustness: too many profiles\n");
+            return -1;
+        }
+        o->profiles[o->nprofiles++] = found;
+    }
+    return o->nprofiles ? 0 : -1;
+}
+
+static int parse_attacks(char *list, options *o)
+{
+    o->nattacks = 0;
+    if (strcmp(list, "all") == 0) {
+        for (int i = 0; i < atk_count(); i++)
+            o->attacks[o->nattacks++] = &atk_list[i];
+        return 0;
+    }
+    for (char *save = NULL, *t = strtok_r(list, ",", &save); t;
+         t = strtok_r(NULL, ",", &save)) {
+        const atk_def *a = atk_find(t);
+        if (!a) {
+            fprintf(stderr, "robustness: unknown attack '%s'\n", t);
+            return -1;
+        }
+        if (o->nattacks == atk_count()) {
+            fprintf(stderr, "robustness: too many attacks\n");
+            return -1;
+        }
+        o->attacks[o->nattacks++] = a;
+    }
+    return o->nattacks ? 0 : -1;
+}
+
+static int parse_options(int argc, char **argv, options *o)
+{
+    static char all_profiles_list[] = "subtle,default,robust,cel-safe";
+    static char all_attacks_list[] = "all";
+    char *plist = all_profiles_list, *alist = all_attacks_list;
+    o->frames = DEFAULT_FRAMES;
+    o->out = "bench-out";
+    o->seed = DEFAULT_SEED;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            exit(0);
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "robustness: unknown option or missing value: %s\n", a);
+            return -1;
+        }
+        char *v = argv[++i], *end = NULL;
+        if (strcmp(a, "--frames") == 0) {
+            long n = strtol(v, &end, 10);
+            if (*end || n < 1 || n > 100000) {
+                fprintf(stderr, "robustness: --frames: '%s' is not a count\n", v);
+                return -1;
+            }
+            o->frames = (int)n;
+        } else if (strcmp(a, "--seed") == 0) {
+            unsigned long s = strtoul(v, &end, 0);
+            if (*end || end == v) {
+                fprintf(stderr, "robustness: --seed: '%s' is not a number\n", v);
+                return -1;
+            }
+            o->seed = (uint32_t)s;
+        } else if (strcmp(a, "--profiles") == 0) {
+            plist = v;
+        } else if (strcmp(a, "--attacks") == 0) {
+            alist = v;
+        } else if (strcmp(a, "--out") == 0) {
+            o->out = v;
+        } else {
+            fprintf(stderr, "robustness: unknown option %s\n", a);
+            return -1;
+        }
+    }
+    if (parse_profiles(plist, o) || parse_attacks(alist, o))
+        return -1;
+    return 0;
+}
+
+/* ---- per-frame data ------------------------------------------------------ */
+
+typedef struct frame_data {
+    cm_image *img;     /* original */
+    cel_style style;
+    uint64_t id;       /* its issue id */
+    uint64_t *cands;   /* NCANDIDATES ids, the true one at true_pos */
+    long true_pos;
+} frame_data;
+
+static int make_frame(frame_data *f, int index, uint32_t seed)
+{
+    cel_params p;
+    cel_params_default(&p);
+    p.width = FRAME_W;
+    p.height = FRAME_H;
+    p.seed = (uint32_t)index;
+    p.style = (cel_style)(CEL_FLAT + (index - 1) % (CEL_STYLE_COUNT - CEL_FLAT));
+    f->style = p.style;
+    int ret = cel_generate(&f->img, &p);
+    if (ret)
+        return ret;
+    uint64_t s = (uint64_t)seed << 32 ^ (uint64_t)index;
+    f->id = splitmix64(&s);
+    f->cands = malloc(sizeof(uint64_t) * NCANDIDATES);
+    if (!f->cands)
+        return CM_E_NOMEM;
+    f->true_pos = (long)(splitmix64(&s) % NCANDIDATES);
+    for (long c = 0; c < NCANDIDATES; c++) {
+        uint64_t v;
+        do
+            v = splitmix64(&s);
+        while (v == f->id);
+        f->cands[c] = c == f->true_pos ? f->id : v;
+    }
+    return CM_OK;
+}
+
+/* ---- per-profile accumulators ------------------------------------------- */
+
+typedef struct atk_stats {
+    int runs, errors;
+    int blind_ok, cand_ok, wrong;
+    double bit_acc, score, verify_ms;
+    char *missed; /* frames (1-based) where blind or candidate failed */
+    size_t missed_len, missed_cap;
+} atk_stats;
+
+typedef struct wrong_claim {
+    int frame;
+    const char *attack;
+    const char *what;
+    uint64_t claimed;
+    double fpr;
+} wrong_claim;
+
+typedef struct invis_stats {
+    int frames;
+    double psnr_sum, psnr_min, ssim_sum, ssim_min;
+    int flat_frames; /* frames with any flat pixel */
+    double flat_rms_sum, flat_rms_max;
+    double csf_sum[2], csf_max[2];
+    long flat_pixels, flat_changed;
+    double stamp_ms;
+} invis_stats;
+
+static void note_miss(atk_stats *s, int frame, const char *tag)
+{
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, " %d%s", frame, tag);
+    if (s->missed_len + (size_t)n + 1 > s->missed_cap) {
+        size_t cap = s->missed_cap ? 2 * s->missed_cap : 64;
+        while (cap < s->missed_len + (size_t)n + 1)
+            cap *= 2;
+        char *p = realloc(s->missed, cap);
+        if (!p)
+            return; /* the list is diagnostics only */
+        s->missed = p;
+        s->missed_cap = cap;
+    }
+    memcpy(s->missed + s->missed_len, buf, (size_t)n + 1);
+    s->missed_len += (size_t)n;
+}
+
+static const char *pass(int ok)
+{
+    return ok ? "PASS" : "MISS";
+}
+
+static void print_invisibility(const bench_profile *bp, const invis_stats *v)
+{
+    double pm = v->frames ? v->psnr_sum / v->frames : 0;
+    double sm = v->frames ? v->ssim_sum / v->frames : 0;
+    double fm = v->flat_frames ? v->flat_rms_sum / v->flat_frames : 0;
+    double c0 = v->flat_frames ? v->csf_sum[0] / v->flat_frames : 0;
+    double c1 = v->flat_frames ? v->csf_sum[1] / v->flat_frames : 0;
+    printf("psnr_y_db: mean %.2f min %.2f", pm, v->psnr_min);
+    if (bp->invis_targets)
+        printf("   target mean >= %.0f, min >= %.0f: %s", TARGET_PSNR_MEAN, TARGET_PSNR_MIN,
+               pass(pm >= TARGET_PSNR_MEAN && v->psnr_min >= TARGET_PSNR_MIN));
+    printf("\nssim_y: mean %.4f min %.4f", sm, v->ssim_min);
+    if (bp->invis_targets)
+        printf("   target >= %.2f: %s", TARGET_SSIM, pass(sm >= TARGET_SSIM));
+    printf("\nflat_rms: mean %.3f max %.3f code values (%d frames with flat fills)", fm,
+           v->flat_rms_max, v->flat_frames);
+    if (bp->flat_rms_target > 0)
+        printf("   target <= %.1f: %s", bp->flat_rms_target,
+               pass(v->flat_rms_max <= bp->flat_rms_target));
+    printf("\ncsf_flat_rms: mean %.3f max %.3f at 1 arcmin/px; mean %.3f max %.3f at %gx zoom"
+           " (code values, Mannos-Sakrison weighted)\n",
+           c0, v->csf_max[0], c1, v->csf_max[1], CSF_ZOOM);
+    printf("flat_pixels_changed: %ld of %ld", v->flat_changed, v->flat_pixels);
+    if (bp->cel_safe)
+        printf("   target 0: %s", pass(v->flat_changed == 0));
+    printf("\nstamp_ms: mean %.1f per frame (cm_stamper_new + cm_stamper_image)\n",
+           v->frames ? v->stamp_ms / v->frames : 0);
+}
+
+static void print_table(const options *o, const atk_stats *st, const wrong_claim *wc,
+                        int nwrong)
+{
+    printf("\n%-13s %7s %13s %13s %5s %6s %8s %9s %7s\n", "attack", "bit_acc", "blind_exact",
+           "cand_exact", "wrong", "mean_z", "verify_ms", "target", "verdict");
+    int met = 0;
+    for (int a = 0; a < o->nattacks; a++) {
+        const atk_stats *s = &st[a];
+        const target *t = target_find(o->attacks[a]->name);
+        int n = s->runs ? s->runs : 1;
+        double bp = 100.0 * s->blind_ok / n, cp = 100.0 * s->cand_ok / n;
+        char b[32], c[32], tg[16];
+        snprintf(b, sizeof b, "%d/%d %3.0f%%", s->blind_ok, s->runs, bp);
+        snprintf(c, sizeof c, "%d/%d %3.0f%%", s->cand_ok, s->runs, cp);
+        const char *verdict = "-";
+        if (t) {
+            snprintf(tg, sizeof tg, "b%d c%d", t->blind_pct, t->cand_pct);
+            int ok = bp >= t->blind_pct && cp >= t->cand_pct && s->wrong == 0 && !s->errors;
+            verdict = pass(ok);
+            met += ok;
+        } else {
+            snprintf(tg, sizeof tg, "-");
+        }
+        printf("%-13s %7.4f %13s %13s %5d %6.1f %9.0f %9s %7s", o->attacks[a]->name,
+               s->bit_acc / n, b, c, s->wrong, s->score / n, s->verify_ms / n, tg, verdict);
+        if (s->errors)
+            printf("  (%d attack errors)", s->errors);
+        printf("\n");
+    }
+    printf("attacks_meeting_target: %d of %d\n", met, o->nattacks);
+    for (int a = 0; a < o->nattacks; a++)
+        if (st[a].missed_len)
+            printf("missed %-13s frames:%s\n", o->attacks[a]->name, st[a].missed);
+    printf("wrong_claims: %d\n", nwrong);
+    for (int i = 0; i < nwrong; i++)
+        printf("  WRONG frame %d %s %s claimed %016llx fpr %.3g\n", wc[i].frame, wc[i].attack,
+               wc[i].what, (unsigned long long)wc[i].claimed, wc[i].fpr);
+}
+
+/* ---- one profile --------------------------------------------------------- */
+
+typedef struct bench {
+    cm_ctx *ctx;
+    cm_key *key;
+    options opt;
+    frame_data *frames;
+    crop_box crop;
+} bench;
+
+static int record_wrong(wrong_claim **wc, int *n, int *cap, wrong_claim w)
+{
+    if (*n == *cap) {
+        int c = *cap ? 2 * *cap : 16;
+        wrong_claim *p = realloc(*wc, sizeof(*p) * (size_t)c);
+        if (!p)
+            return CM_E_NOMEM;
+        *wc = p;
+        *cap = c;
+    }
+    (*wc)[(*n)++] = w;
+    return CM_OK;
+}
+
+/*
+ * Claims at the threshold that name another id: the overall claim, the blind
+ * decode and the best candidate, each checked on its own. Records each one;
+ * returns how many (0 is right), or CM_E_NOMEM.
+ */
+static int count_wrong(const cm_verify_result *r, const frame_data *fd, int frame,
+                       const char *attack, wrong_claim **wc, int *n, int *cap)
+{
+    wrong_claim found[3];
+    int k = 0;
+    if (r->marked && r->issue_id != fd->id)
+        found[k++] = (wrong_claim){frame, attack, "claim", r->issue_id, r->fpr};
+    if (r->blind_crc_ok && r->blind_fpr <= MAX_FPR && r->blind_id != fd->id)
+        found[k++] = (wrong_claim){frame, attack, "blind", r->blind_id, r->blind_fpr};
+    if (r->best_candidate >= 0 && r->best_candidate != fd->true_pos &&
+        r->candidate_fpr <= MAX_FPR)
+        found[k++] = (wrong_claim){frame, attack, "candidate", fd->cands[r->best_candidate],
+                                   r->candidate_fpr};
+    for (int i = 0; i < k; i++)
+        if (record_wrong(wc, n, cap, found[i]))
+            return CM_E_NOMEM;
+    return k;
+}
+
+static int run_profile(bench *b, const bench_profile *bp)
+{
+    const options *o = &b->opt;
+    invis_stats v = {0};
+    v.psnr_min = PSNR_CAP_DB;
+    v.ssim_min = 1.0;
+    atk_stats *st = calloc((size_t)o->nattacks, sizeof(*st));
+    wrong_claim *wc = NULL;
+    int nwrong = 0, capwrong = 0;
+    size_t npx = (size_t)FRAME_W * FRAME_H;
+    uint8_t *flat = malloc(npx);
+    cm_stamp_params sp;
+    cm_stamp_params_default(&sp);
+    sp.profile = bp->profile;
+    sp.cel_safe = bp->cel_safe;
+    int ret = CM_E_NOMEM;
+    if (!st || !flat)
+        goto done;
+
+    for (int fi = 0; fi < o->frames; fi++) {
+        frame_data *fd = &b->frames[fi];
+        double t_frame = now_ms();
+        cm_image *marked = NULL;
+        cm_stamper *stamper = NULL;
+        cm_verifier *ver = NULL;
+        cm_plane yo = {0}, ym = {0};
+        if ((ret = image_copy(fd->img, &marked)))
+            goto frame_fail;
+        double t0 = now_ms();
+        if ((ret = cm_stamper_new(b->ctx, b->key, fd->id, &sp, &stamper)) ||
+            (ret = cm_stamper_image(stamper, marked)))
+            goto frame_fail;
+        v.stamp_ms += now_ms() - t0;
+
+        /* invisibility */
+        if ((ret = cm_image_to_plane(b->ctx, fd->img, &yo)) ||
+            (ret = cm_image_to_plane(b->ctx, marked, &ym)))
+            goto frame_fail;
+        long nflat = flat_fill_map(fd->img, flat);
+        if (nflat < 0) {
+            ret = CM_E_NOMEM;
+            goto frame_fail;
+        }
+        double p = psnr(&yo, &ym), s = ssim(&yo, &ym);
+        if (s < 0) {
+            ret = CM_E_NOMEM;
+            goto frame_fail;
+        }
+        double se = 0, csf[2] = {0, 0};
+        long changed = 0;
+        for (int y = 0; y < FRAME_H; y++)
+            for (int x = 0; x < FRAME_W; x++) {
+                if (!flat[(size_t)y * FRAME_W + x])
+                    continue;
+                double d = (double)ym.data[y * ym.stride + x] - yo.data[y * yo.stride + x];
+                se += d * d;
+                changed += memcmp(px(fd->img, x, y), px(marked, x, y), 3) != 0;
+            }
+        double frms = nflat ? sqrt(se / nflat) : 0;
+        if (nflat && (ret = csf_weighted_flat_rms(&yo, &ym, flat, csf)))
+            goto frame_fail;
+        v.frames++;
+        v.psnr_sum += p;
+        v.psnr_min = p < v.psnr_min ? p : v.psnr_min;
+        v.ssim_sum += s;
+        v.ssim_min = s < v.ssim_min ? s : v.ssim_min;
+        if (nflat) {
+            v.flat_frames++;
+            v.flat_rms_sum += frms;
+            v.flat_rms_max = frms > v.flat_rms_max ? frms : v.flat_rms_max;
+            for (int k = 0; k < 2; k++) {
+                v.csf_sum[k] += csf[k];
+                v.csf_max[k] = csf[k] > v.csf_max[k] ? csf[k] : v.csf_max[k];
+            }
+        }
+        v.flat_pixels += nflat;
+        v.flat_changed += changed;
+
+        if (fi == 0 && b->crop.x >= 0) {
+            char path[4096];
+            snprintf(path, sizeof path, "%s/flat_crop_%s.png", o->out, bp->name);
+            if ((ret = write_crop(b->ctx, fd->img, marked, b->crop, path)))
+                goto frame_fail;
+        }
+
+        /* robustness: one verify per attack, 1,000 candidates */
+        cm_verify_params vp;
+        cm_verify_params_default(&vp);
+        vp.candidates = fd->cands;
+        vp.ncandidates = NCANDIDATES;
+        vp.max_fpr = MAX_FPR;
+        if ((ret = cm_verifier_new(b->ctx, b->key, &vp, &ver)))
+            goto frame_fail;
+        int fb = 0, fc = 0;
+        for (int a = 0; a < o->nattacks; a++) {
+            atk_stats *as = &st[a];
+            cm_image *att = NULL;
+            uint32_t aseed = o->seed * 0x9e3779b9u ^ (uint32_t)(fi + 1) * 0x85ebca6bu;
+            as->runs++;
+            int aret = o->attacks[a]->fn(marked, &att, aseed);
+            if (aret) { /* counted as a miss at chance bit accuracy */
+                as->errors++;
+                as->bit_acc += 0.5;
+                note_miss(as, fi + 1, "!");
+                continue;
+            }
+            cm_verify_result r;
+            double tv = now_ms();
+            ret = cm_verifier_image(ver, att, &r);
+            as->verify_ms += now_ms() - tv;
+            cm_image_free(&att);
+            if (ret)
+                goto frame_fail;
+            int blind = r.blind_crc_ok && r.blind_id == fd->id && r.blind_fpr <= MAX_FPR;
+            int cand = r.best_candidate == fd->true_pos && r.candidate_fpr <= MAX_FPR;
+            as->blind_ok += blind;
+            as->cand_ok += cand;
+            fb += blind;
+            fc += cand;
+            as->bit_acc += 1.0 - popcount64(r.decoded_id ^ fd->id) / (double)ID_BITS;
+            as->score += r.score;
+            if (!blind || !cand)
+                note_miss(as, fi + 1, !blind && !cand ? "" : (!blind ? "b" : "c"));
+            int w = count_wrong(&r, fd, fi + 1, o->attacks[a]->name, &wc, &nwrong, &capwrong);
+            if (w < 0) {
+                ret = w;
+                goto frame_fail;
+            }
+            as->wrong += w > 0;
+        }
+        fprintf(stderr,
+                "%s: frame %d/%d (%s) psnr %.2f ssim %.4f flat_rms %.3f csf %.3f"
+                " changed %ld; blind %d/%d cand %d/%d; %.1f s\n",
+                bp->name, fi + 1, o->frames, cel_style_name(fd->style), p, s, frms, csf[0],
+                changed, fb, o->nattacks, fc, o->nattacks, (now_ms() - t_frame) / 1e3);
+        ret = CM_OK;
+    frame_fail:
+        cm_verifier_free(&ver);
+        cm_stamper_free(&stamper);
+        cm_image_free(&marked);
+        cm_plane_free(&yo);
+        cm_plane_free(&ym);
+        if (ret)
+            goto done;
+    }
+
+    printf("\n== profile %s (%s%s), %d frames %dx%d, %d candidates, max_fpr %g ==\n",
+           bp->name, cm_profile_name(bp->profile), bp->cel_safe ? ", cel_safe" : "",
+           o->frames, FRAME_W, FRAME_H, NCANDIDATES, MAX_FPR);
+    print_invisibility(bp, &v);
+    if (b->crop.x >= 0)
+        printf("flat_crop: %s/flat_crop_%s.png (frame 1 at %d,%d, %dx%d, %dx zoom:"
+               " original | stamped | diff x%g)\n",
+               o->out, bp->name, b->crop.x, b->crop.y, CROP_SIDE, CROP_SIDE, CROP_ZOOM,
+               CROP_DIFF_GAIN);
+    printf("targets: issue 3's, for the default profile (bN = blind exact-id %%, cN ="
+           " candidates %%)\nmissed frames: 7 = both missed, 7b = only blind missed,"
+           " 7c = only candidates missed, 7! = the attack failed\n");
+    print_table(o, st, wc, nwrong);
+    fflush(stdout);
+    ret = CM_OK;
+done:
+    if (ret)
+        fprintf(stderr, "robustness: profile %s: %s%s%s\n", bp->name, cm_strerror(ret),
+                *cm_ctx_last_error(b->ctx) ? ": " : "", cm_ctx_last_error(b->ctx));
+    if (st)
+        for (int a = 0; a < o->nattacks; a++)
+            free(st[a].missed);
+    free(st);
+    free(wc);
+    free(flat);
+    return ret;
+}
+
+int main(int argc, char **argv)
+{
+    bench b;
+    memset(&b, 0, sizeof(b));
+    b.opt.attacks = malloc(sizeof(*b.opt.attacks) * (size_t)atk_count());
+    if (!b.opt.attacks)
+        return 1;
+    if (parse_options(argc, argv, &b.opt)) {
+        fprintf(stderr, "Try 'robustness --help'.\n");
+        free(b.opt.attacks);
+        return 2;
+    }
+    const options *o = &b.opt;
+    /* libx264 and swscale log banners at info level; keep errors only. */
+    av_log_set_level(AV_LOG_ERROR);
+
+    int ret = cm_ctx_new(&b.ctx);
+    if (!ret)
+        ret = bench_key(&b.key);
+    if (ret) {
+        fprintf(stderr, "robustness: setup: %s\n", cm_strerror(ret));
+        goto out;
+    }
+    if (mkdir(o->out, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "robustness: %s: %s\n", o->out, strerror(errno));
+        ret = CM_E_IO;
+        goto out;
+    }
+    b.frames = calloc((size_t)o->frames, sizeof(*b.frames));
+    if (!b.frames) {
+        ret = CM_E_NOMEM;
+        goto out;
+    }
+    for (int i = 0; i < o->frames; i++)
+        if ((ret = make_frame(&b.frames[i], i + 1, o->seed))) {
+            fprintf(stderr, "robustness: frame %d: %s\n", i + 1, cm_strerror(ret));
+            goto out;
+        }
+
+    /* the crop region, from frame 1's original */
+    {
+        uint8_t *flat = malloc((size_t)FRAME_W * FRAME_H);
+        cm_plane y = {0};
+        ret = flat ? cm_image_to_plane(b.ctx, b.frames[0].img, &y) : CM_E_NOMEM;
+        if (!ret && flat_fill_map(b.frames[0].img, flat) < 0)
+            ret = CM_E_NOMEM;
+        if (!ret)
+            ret = find_crop(b.frames[0].img, &y, flat, &b.crop);
+        cm_plane_free(&y);
+        free(flat);
+        if (ret)
+            goto out;
+        if (b.crop.x < 0)
+            fprintf(stderr, "robustness: frame 1 has no flat fill next to ink; no crop\n");
+    }
+
+    printf("robustness: celmark %s, %d frames (styles cycle flat..small), seed %u,"
+           " %d attacks, %d profiles\n",
+           cm_version(), o->frames, o->seed, o->nattacks, o->nprofiles);
+    for (int p = 0; p < o->nprofiles && !ret; p++)
+        ret = run_profile(&b, &all_profiles[o->profiles[p]]);
+
+out:
+    if (b.frames)
+        for (int i = 0; i < o->frames; i++) {
+            cm_image_free(&b.frames[i].img);
+            free(b.frames[i].cands);
+        }
+    free(b.frames);
+    free(b.opt.attacks);
+    cm_key_free(&b.key);
+    cm_ctx_free(&b.ctx);
+    return ret ? 1 : 0;
+}
