@@ -429,11 +429,98 @@ static inline void sample_set(uint8_t *row, int depth, int i, unsigned v)
         row[i] = (uint8_t)v;
 }
 
-/* Number of colour (non-alpha) channels. */
-static int colour_channels(const cm_image *img)
+
+/*
+ * Row kernels. Each takes the layout (depth, channels, alpha) as arguments
+ * and is always inlined; ROW_DISPATCH calls it with constants for the common
+ * layouts so the compiler specialises (and vectorises) each, and with
+ * variables for the rest. One definition, so all layouts behave alike.
+ */
+#define CM__ALWAYS_INLINE static inline __attribute__((always_inline))
+
+CM__ALWAYS_INLINE void luma_row(const int depth, const int ch, const int alpha,
+                                const uint8_t *row, float *dst, int w)
 {
-    return img->channels - (img->has_alpha ? 1 : 0);
+    const float inv = depth == 16 ? 1.0f / 257.0f : 1.0f;
+    const int nc = ch - alpha;
+    for (int x = 0; x < w; x++) {
+        const int i = x * ch;
+        if (nc == 3)
+            dst[x] = (0.299f * (float)sample_get(row, depth, i) +
+                      0.587f * (float)sample_get(row, depth, i + 1) +
+                      0.114f * (float)sample_get(row, depth, i + 2)) *
+                     inv;
+        else
+            dst[x] = (float)sample_get(row, depth, i) * inv;
+    }
 }
+
+CM__ALWAYS_INLINE void headroom_row(const int depth, const int ch, const int alpha,
+                                    const uint8_t *row, float *pl, float *ph, int w)
+{
+    const int nc = ch - alpha;
+    const unsigned maxv = depth == 16 ? 65535u : 255u;
+    const float inv = depth == 16 ? 1.0f / 257.0f : 1.0f;
+    for (int x = 0; x < w; x++) {
+        const int i = x * ch;
+        unsigned down = maxv, up = maxv;
+        for (int c = 0; c < nc; c++) {
+            unsigned v = sample_get(row, depth, i + c);
+            down = v < down ? v : down;
+            up = maxv - v < up ? maxv - v : up;
+        }
+        /* fully transparent: the colour is not shown, keep it */
+        int hidden = alpha && sample_get(row, depth, i + nc) == 0;
+        pl[x] = hidden ? 0.0f : (float)down * inv;
+        ph[x] = hidden ? 0.0f : (float)up * inv;
+    }
+}
+
+CM__ALWAYS_INLINE void apply_row(const int depth, const int ch, const int alpha,
+                                 uint8_t *row, const float *po, const float *pm, int w)
+{
+    const int nc = ch - alpha;
+    const float scale = depth == 16 ? 257.0f : 1.0f;
+    const float maxv = depth == 16 ? 65535.0f : 255.0f;
+    for (int x = 0; x < w; x++) {
+        const float d = pm[x] - po[x];
+        const int i = x * ch;
+        if (d == 0.0f || !isfinite(d))
+            continue; /* unchanged: stays bit-exact */
+        if (alpha && sample_get(row, depth, i + nc) == 0)
+            continue; /* fully transparent: colour not shown, keep it */
+        const float dd = d * scale;
+        for (int c = 0; c < nc; c++) {
+            float v = (float)sample_get(row, depth, i + c) + dd;
+            if (v <= 0.0f)
+                v = 0.0f;
+            else if (v >= maxv)
+                v = maxv;
+            else
+                v = floorf(v + 0.5f); /* half away from zero (v > 0) */
+            sample_set(row, depth, i + c, (unsigned)v);
+        }
+    }
+}
+
+/* Call KERNEL(depth, channels, alpha, args...) with constant layout
+ * arguments for 8-bit grey/RGB/RGBA and 16-bit RGB/RGBA. */
+#define ROW_DISPATCH(img, KERNEL, ...)                                                  \
+    do {                                                                              \
+        const int d_ = (img)->bit_depth, c_ = (img)->channels, a_ = !!(img)->has_alpha; \
+        if (d_ == 8 && c_ == 3 && !a_)                                                \
+            KERNEL(8, 3, 0, __VA_ARGS__);                                             \
+        else if (d_ == 8 && c_ == 4 && a_)                                            \
+            KERNEL(8, 4, 1, __VA_ARGS__);                                             \
+        else if (d_ == 8 && c_ == 1 && !a_)                                           \
+            KERNEL(8, 1, 0, __VA_ARGS__);                                             \
+        else if (d_ == 16 && c_ == 3 && !a_)                                          \
+            KERNEL(16, 3, 0, __VA_ARGS__);                                            \
+        else if (d_ == 16 && c_ == 4 && a_)                                           \
+            KERNEL(16, 4, 1, __VA_ARGS__);                                            \
+        else                                                                          \
+            KERNEL(d_, c_, a_, __VA_ARGS__);                                          \
+    } while (0)
 
 int cm_image_to_plane(cm_ctx *ctx, const cm_image *img, cm_plane *out)
 {
@@ -448,23 +535,9 @@ int cm_image_to_plane(cm_ctx *ctx, const cm_image *img, cm_plane *out)
         return cm__error(ctx, ret, "to_plane: cannot allocate a %d x %d plane",
                          img->width, img->height);
 
-    const int depth = img->bit_depth, ch = img->channels;
-    const float inv = depth == 16 ? 1.0f / 257.0f : 1.0f;
-    const int rgb = colour_channels(img) == 3;
-    for (int y = 0; y < img->height; y++) {
-        const uint8_t *row = img->data + (ptrdiff_t)y * img->stride;
-        float *dst = out->data + (ptrdiff_t)y * out->stride;
-        for (int x = 0; x < img->width; x++) {
-            const int i = x * ch;
-            if (rgb)
-                dst[x] = (0.299f * (float)sample_get(row, depth, i) +
-                          0.587f * (float)sample_get(row, depth, i + 1) +
-                          0.114f * (float)sample_get(row, depth, i + 2)) *
-                         inv;
-            else
-                dst[x] = (float)sample_get(row, depth, i) * inv;
-        }
-    }
+    for (int y = 0; y < img->height; y++)
+        ROW_DISPATCH(img, luma_row, img->data + (ptrdiff_t)y * img->stride,
+                     out->data + (ptrdiff_t)y * out->stride, img->width);
     return CM_OK;
 }
 
@@ -478,34 +551,10 @@ int cm_image_apply_plane(cm_ctx *ctx, cm_image *img, const cm_plane *orig,
                          "apply_plane: planes do not match the %d x %d image",
                          img->width, img->height);
 
-    const int depth = img->bit_depth, ch = img->channels;
-    const int nc = colour_channels(img);
-    const float scale = depth == 16 ? 257.0f : 1.0f;
-    const float maxv = depth == 16 ? 65535.0f : 255.0f;
-    for (int y = 0; y < img->height; y++) {
-        uint8_t *row = img->data + (ptrdiff_t)y * img->stride;
-        const float *po = orig->data + (ptrdiff_t)y * orig->stride;
-        const float *pm = marked->data + (ptrdiff_t)y * marked->stride;
-        for (int x = 0; x < img->width; x++) {
-            const float d = pm[x] - po[x];
-            const int i = x * ch;
-            if (d == 0.0f || !isfinite(d))
-                continue; /* unchanged: stays bit-exact */
-            if (img->has_alpha && sample_get(row, depth, i + nc) == 0)
-                continue; /* fully transparent: colour not shown, keep it */
-            const float dd = d * scale;
-            for (int c = 0; c < nc; c++) {
-                float v = (float)sample_get(row, depth, i + c) + dd;
-                if (v <= 0.0f)
-                    v = 0.0f;
-                else if (v >= maxv)
-                    v = maxv;
-                else
-                    v = floorf(v + 0.5f); /* half away from zero (v > 0) */
-                sample_set(row, depth, i + c, (unsigned)v);
-            }
-        }
-    }
+    for (int y = 0; y < img->height; y++)
+        ROW_DISPATCH(img, apply_row, img->data + (ptrdiff_t)y * img->stride,
+                     orig->data + (ptrdiff_t)y * orig->stride,
+                     marked->data + (ptrdiff_t)y * marked->stride, img->width);
     return CM_OK;
 }
 
@@ -524,32 +573,10 @@ int cm_image_headroom(cm_ctx *ctx, const cm_image *img, cm_plane *lo,
         (ret = cm_plane_alloc(hi, img->width, img->height)) < 0)
         goto fail;
 
-    const int depth = img->bit_depth, ch = img->channels;
-    const int nc = colour_channels(img);
-    const unsigned maxv = depth == 16 ? 65535u : 255u;
-    const float inv = depth == 16 ? 1.0f / 257.0f : 1.0f;
-    for (int y = 0; y < img->height; y++) {
-        const uint8_t *row = img->data + (ptrdiff_t)y * img->stride;
-        float *pl = lo->data + (ptrdiff_t)y * lo->stride;
-        float *ph = hi->data + (ptrdiff_t)y * hi->stride;
-        for (int x = 0; x < img->width; x++) {
-            const int i = x * ch;
-            if (img->has_alpha && sample_get(row, depth, i + nc) == 0) {
-                pl[x] = ph[x] = 0.0f;
-                continue;
-            }
-            unsigned down = maxv, up = maxv;
-            for (int c = 0; c < nc; c++) {
-                unsigned v = sample_get(row, depth, i + c);
-                if (v < down)
-                    down = v;
-                if (maxv - v < up)
-                    up = maxv - v;
-            }
-            pl[x] = (float)down * inv;
-            ph[x] = (float)up * inv;
-        }
-    }
+    for (int y = 0; y < img->height; y++)
+        ROW_DISPATCH(img, headroom_row, img->data + (ptrdiff_t)y * img->stride,
+                     lo->data + (ptrdiff_t)y * lo->stride, hi->data + (ptrdiff_t)y * hi->stride,
+                     img->width);
     return CM_OK;
 
 fail:

@@ -65,8 +65,10 @@ int cm__prefilter(const cm_plane *luma, float *r)
     for (int y = 0; y < hd; y++)
         for (int x = 0; x < wd; x++) {
             size_t i = (size_t)y * wd + x;
-            float sd = sqrtf(var[i]);
-            float v = r[i] / (sd > NORM_FLOOR ? sd : NORM_FLOOR);
+            /* matched weighting: the mark is ~constant, the host's noise has
+             * variance var, so weight by 1 / var (floored) */
+            float vv = var[i] > NORM_FLOOR * NORM_FLOOR ? var[i] : NORM_FLOOR * NORM_FLOOR;
+            float v = r[i] * NORM_FLOOR / vv;
             v = v > CLIP ? CLIP : (v < -CLIP ? -CLIP : v);
             r[i] = v;
             int g = (y % GRID) * GRID + x % GRID;

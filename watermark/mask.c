@@ -18,6 +18,12 @@
 /* The tile has unit RMS but peaks near +/-3.5: keeping amp <= headroom/3
  * makes clipping at 0 or full scale rare (embed clamps the rest). */
 #define PATTERN_PEAK 3.0f
+/* At 0 or full scale the mark is clipped to one side (embed clamps to the
+ * headroom): its mean shifts by ~0.4 of the amplitude and its RMS is ~0.7 of
+ * it. At the flat floor that is ~0.4 code value of darkening on paper white
+ * (Delta L* ~ 0.15, far below a just-noticeable difference) and a fill RMS
+ * under the floor, and it keeps white pages and night scenes marked. */
+#define EXTREME_FRACTION 1.0f
 
 void cm__box_filter_c(const float *src, ptrdiff_t sstride, float *dst, ptrdiff_t dstride,
                       int w, int h, int r, float *tmp)
@@ -62,47 +68,70 @@ int cm__flat_fill_map(const cm_plane *p, uint8_t *flat)
     memset(flat, 0, (size_t)w * h);
     if (w < FLAT_WIN || h < FLAT_WIN)
         return CM_OK;
-    int ww = w - FLAT_WIN + 1, wh = h - FLAT_WIN + 1;
-    /* run[y][x]: length of the run of equal values starting at x (capped) */
-    uint8_t *hrun = malloc((size_t)w * h);
-    uint8_t *win = calloc((size_t)ww * wh, 1);
-    if (!hrun || !win) {
-        free(hrun);
-        free(win);
-        return CM_E_NOMEM;
-    }
-    for (int y = 0; y < h; y++) {
-        const float *row = p->data + y * p->stride;
-        uint8_t *hr = hrun + (size_t)y * w;
-        hr[w - 1] = 1;
-        for (int x = w - 2; x >= 0; x--)
-            hr[x] = row[x] == row[x + 1] ? (uint8_t)(hr[x + 1] < FLAT_WIN ? hr[x + 1] + 1 : FLAT_WIN) : 1;
-    }
-    /* a window is flat when its 8 rows each run >= 8 from x and its first
-     * column holds one value */
-    for (int x = 0; x < ww; x++) {
-        int good = 0; /* consecutive rows ending at y that run and match the row above */
-        for (int y = 0; y < h; y++) {
-            int ok = hrun[(size_t)y * w + x] >= FLAT_WIN;
-            if (!ok)
-                good = 0;
-            else if (good > 0 && p->data[y * p->stride + x] == p->data[(y - 1) * p->stride + x])
-                good++;
-            else
-                good = 1;
-            if (good >= FLAT_WIN)
-                win[(size_t)(y - FLAT_WIN + 1) * ww + x] = 1;
+    /* Row by row (memory order). run[x]: length (capped) of the run of
+     * equal values starting at x in this row. good[x]: consecutive rows,
+     * ending at this one, that run >= 8 from x and repeat the value above,
+     * so good[x] >= 8 means an 8x8 window of one value has its bottom-left
+     * corner at (x, y). The windows are then dilated to the pixels they
+     * cover: horizontally with a running count over the row, vertically
+     * with a per-column count over a ring of the last 8 rows. */
+    uint8_t *run = malloc((size_t)w);
+    uint8_t *good = calloc((size_t)w, 1);
+    uint8_t *hits = calloc((size_t)w, 1);
+    uint8_t *colcnt = calloc((size_t)w, 1);
+    uint8_t *ring = calloc((size_t)w * FLAT_WIN, 1);
+    int ret = CM_E_NOMEM;
+    if (!run || !good || !hits || !colcnt || !ring)
+        goto fail;
+    for (int y = 0; y < h + FLAT_WIN - 1; y++) {
+        uint8_t *slot = ring + (size_t)(y % FLAT_WIN) * w;
+        for (int x = 0; x < w; x++) /* the row leaving the ring */
+            colcnt[x] -= slot[x];
+        if (y < h) {
+            const float *row = p->data + y * p->stride;
+            const float *up = y > 0 ? row - p->stride : NULL;
+            run[w - 1] = 1;
+            for (int x = w - 2; x >= 0; x--)
+                run[x] = row[x] == row[x + 1]
+                             ? (uint8_t)(run[x + 1] < FLAT_WIN ? run[x + 1] + 1 : FLAT_WIN)
+                             : 1;
+            for (int x = 0; x + FLAT_WIN <= w; x++) {
+                if (run[x] < FLAT_WIN)
+                    good[x] = 0;
+                else if (good[x] > 0 && up && row[x] == up[x])
+                    good[x] = (uint8_t)(good[x] < FLAT_WIN ? good[x] + 1 : FLAT_WIN);
+                else
+                    good[x] = 1;
+                hits[x] = good[x] >= FLAT_WIN;
+            }
+            int cnt = 0; /* windows starting in [x - 7, x] */
+            for (int x = 0; x < w; x++) {
+                cnt += hits[x];
+                if (x >= FLAT_WIN)
+                    cnt -= hits[x - FLAT_WIN];
+                slot[x] = cnt > 0;
+            }
+        } else {
+            memset(slot, 0, (size_t)w);
+        }
+        for (int x = 0; x < w; x++)
+            colcnt[x] += slot[x];
+        /* row y - 7 is covered by windows whose bottom is in [y - 7, y] */
+        int r = y - (FLAT_WIN - 1);
+        if (r >= 0) {
+            uint8_t *out = flat + (size_t)r * w;
+            for (int x = 0; x < w; x++)
+                out[x] = colcnt[x] > 0;
         }
     }
-    /* dilate: a pixel is flat if any flat window covers it */
-    for (int y = 0; y < wh; y++)
-        for (int x = 0; x < ww; x++)
-            if (win[(size_t)y * ww + x])
-                for (int dy = 0; dy < FLAT_WIN; dy++)
-                    memset(flat + (size_t)(y + dy) * w + x, 1, FLAT_WIN);
-    free(hrun);
-    free(win);
-    return CM_OK;
+    ret = CM_OK;
+fail:
+    free(run);
+    free(good);
+    free(hits);
+    free(colcnt);
+    free(ring);
+    return ret;
 }
 
 int cm__mask_compute(const cm_plane *luma, const cm_plane *lo, const cm_plane *hi,
@@ -114,9 +143,9 @@ int cm__mask_compute(const cm_plane *luma, const cm_plane *lo, const cm_plane *h
     float *box = malloc(n * sizeof(float));
     float *tmp = malloc(n * sizeof(float));
     float *act = calloc(nd, sizeof(float));
-    uint8_t *flat = mp->cel_safe ? malloc(n) : NULL;
+    uint8_t *flat = malloc(n);
     int ret = CM_E_NOMEM;
-    if (!box || !tmp || !act || (mp->cel_safe && !flat))
+    if (!box || !tmp || !act || !flat)
         goto fail;
 
     /* energy of the high-pass Y - box3(Y), summed over 2x2 blocks */
@@ -137,7 +166,7 @@ int cm__mask_compute(const cm_plane *luma, const cm_plane *lo, const cm_plane *h
         act[i] = act[i] > 0 ? sqrtf(act[i] * 0.25f) : 0;
     cm__box_filter_c(act, wd, act, wd, wd, hd, SMOOTH_R, tmp);
 
-    if (flat && (ret = cm__flat_fill_map(luma, flat)))
+    if ((ret = cm__flat_fill_map(luma, flat)))
         goto fail;
     double sq = 0;
     for (int y = 0; y < h; y++) {
@@ -147,17 +176,22 @@ int cm__mask_compute(const cm_plane *luma, const cm_plane *lo, const cm_plane *h
         const float *arow = act + (size_t)(y / 2) * wd;
         float *out = amp + (size_t)y * w;
         double rsq = 0;
+        const uint8_t *frow = flat + (size_t)y * w;
         for (int x = 0; x < w; x++) {
-            float v = mp->flat + mp->gain * arow[x / 2];
-            if (v > mp->max)
-                v = mp->max;
+            float v;
+            if (frow[x]) /* inside a fill: the floor, or nothing if cel-safe */
+                v = mp->cel_safe ? 0 : mp->flat;
+            else
+                v = fminf(mp->flat + mp->gain * arow[x / 2], mp->max);
             float room_lo = pl ? pl[x] : py[x];
             float room_hi = ph ? ph[x] : 255.0f - py[x];
-            float room = (room_lo < room_hi ? room_lo : room_hi) / PATTERN_PEAK;
-            if (v > room)
-                v = room > 0 ? room : 0;
-            if (flat && flat[(size_t)y * w + x])
-                v = 0;
+            float both = fminf(room_lo, room_hi) / PATTERN_PEAK;
+            if (v > both) {
+                /* near 0 or full scale: the mark can only go one way there;
+                 * a reduced one-sided mark keeps the bias invisible */
+                float one = fminf(v * EXTREME_FRACTION, fmaxf(room_lo, room_hi) / PATTERN_PEAK);
+                v = fmaxf(both, one);
+            }
             out[x] = v;
             rsq += v * v;
         }

@@ -4,9 +4,12 @@
  * act = local RMS of the high-pass Y - box3(Y) over ~10 px, smoothed over
  * ~6 px so the amplitude changes gently along ink lines (computed at half
  * resolution, see mask.c).
- * amp = min(flat + gain * act, max), then limited to the pixel's headroom
- * (symmetric: min(lo, hi)) so white and black never clip into a bias.
- * Cel-safe: amp = 0 on every pixel inside an 8x8 window of one value.
+ * amp = min(flat + gain * act, max) off fills; exactly `flat` inside fills
+ * (pixels of an 8x8 window of one value), so a fill's mark RMS is the
+ * profile's floor whatever ink line is near. Limited to the pixel's headroom:
+ * symmetric where it can be; at 0 or full scale a reduced one-sided mark
+ * (see mask.c) so white and black stay marked without a visible bias.
+ * Cel-safe: amp = 0 on every pixel inside a fill.
  */
 #ifndef CELMARK_MASK_H
 #define CELMARK_MASK_H

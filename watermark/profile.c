@@ -8,11 +8,15 @@
  * T = 32 waxels of s = 12 px (a 384 px tile). Low frequency (12 px waxels)
  * is what survives H.264 at CRF 28-35; 384 px still repeats twice inside a
  * 50 % crop of 1080p and is 96 px after a 25 % downscale.
+ *
+ * flat: the mark's amplitude inside fills. Rounding to 8-bit adds to it
+ * (a fill's RMS is about sqrt(flat^2 + 1/12) when flat is near 1), so the
+ * floors sit below the fill RMS targets: default <= 1.0, subtle <= 0.5.
  */
 static const cm__profile profiles[] = {
-    [CM_PROFILE_SUBTLE] = {"subtle", 32, 12, 0.45f, 0.15f, 2.0f, 48.0},
-    [CM_PROFILE_DEFAULT] = {"default", 32, 12, 0.95f, 0.25f, 4.0f, 45.0},
-    [CM_PROFILE_ROBUST] = {"robust", 32, 12, 1.6f, 0.35f, 6.0f, 42.5},
+    [CM_PROFILE_SUBTLE] = {"subtle", 32, 12, 0.38f, 0.15f, 2.0f, 48.0},
+    [CM_PROFILE_DEFAULT] = {"default", 32, 12, 0.85f, 0.35f, 5.0f, 43.0},
+    [CM_PROFILE_ROBUST] = {"robust", 32, 12, 1.4f, 0.35f, 6.0f, 42.5},
 };
 
 const cm__profile *cm__profile_get(cm_profile p)

@@ -214,8 +214,9 @@ static void test_mask_bounds(void **state)
     for (int i = 0; i < 256 * 192; i++) {
         assert_true(amp[i] >= 0 && amp[i] <= 4.0f);
     }
-    assert_true(amp[30 * 256 + 30] == 0);  /* white: no room to go both ways */
-    assert_true(amp[30 * 256 + 130] == 0); /* black */
+    /* white and black: no room both ways, a reduced one-sided mark */
+    assert_true(amp[30 * 256 + 30] > 0 && amp[30 * 256 + 30] <= 1.0f);
+    assert_true(amp[30 * 256 + 130] > 0 && amp[30 * 256 + 130] <= 1.0f);
     mp.cel_safe = 1;
     assert_int_equal(cm__mask_compute(&p, &lo, &hi, &mp, amp, NULL), 0);
     assert_int_equal(cm__flat_fill_map(&p, flat), 0);
@@ -332,6 +333,49 @@ static void test_sync_geometry(void **state)
     cm_key_free(&k);
 }
 
+/* Pages of paper white and night-scene black: marked, detected, no bias. */
+static void test_white_and_black(void **state)
+{
+    (void)state;
+    cm_key *k = test_key(6);
+    static const cel_style styles[] = {CEL_SMALL, CEL_BLACK};
+    for (int i = 0; i < 2; i++) {
+        cm_image *img = frame(960, 540, 21 + i, 3, 8, styles[i]);
+        cm_image *orig = frame(960, 540, 21 + i, 3, 8, styles[i]);
+        stamp(img, k, ID, 0);
+        /* the extreme areas: mean change small and of the one possible sign */
+        double sum = 0, sq = 0;
+        long n = 0;
+        for (int y = 0; y < img->height; y++)
+            for (int x = 0; x < img->width; x++) {
+                const uint8_t *a = img->data + (size_t)y * img->stride + 3 * x;
+                const uint8_t *b = orig->data + (size_t)y * orig->stride + 3 * x;
+                int ext = (b[0] == 255 && b[1] == 255 && b[2] == 255) || (b[0] | b[1] | b[2]) == 0;
+                if (!ext)
+                    continue;
+                int d = (int)a[0] - (int)b[0];
+                sum += d;
+                sq += d * d;
+                n++;
+            }
+        assert_true(n > 100000);
+        double mean = sum / n, rms = sqrt(sq / n);
+        print_message("%s: %ld extreme pixels, mean change %.3f, rms %.3f\n",
+                      cel_style_name(styles[i]), n, mean, rms);
+        assert_true(fabs(mean) <= 0.5);
+        assert_true(rms > 0.2);
+        cm_verify_result r;
+        verify_image(k, img, &r);
+        print_message("  marked %d z %.2f sync %.2f blind crc %d\n", r.marked, r.score,
+                      r.sync_score, r.blind_crc_ok);
+        assert_true(r.marked);
+        assert_true(r.issue_id == ID);
+        cm_image_free(&img);
+        cm_image_free(&orig);
+    }
+    cm_key_free(&k);
+}
+
 static void test_alpha_16bit_celsafe(void **state)
 {
     (void)state;
@@ -438,6 +482,7 @@ int main(void)
         cmocka_unit_test(test_mask_bounds),
         cmocka_unit_test(test_roundtrip_blind),
         cmocka_unit_test(test_sync_geometry),
+        cmocka_unit_test(test_white_and_black),
         cmocka_unit_test(test_alpha_16bit_celsafe),
         cmocka_unit_test(test_bad_args),
     };

@@ -1,0 +1,113 @@
+/* DSP: the flat-fill map and the box filter against brute-force definitions. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "watermark/mask.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint32_t lcg(uint32_t *s)
+{
+    *s = *s * 1664525u + 1013904223u;
+    return *s >> 8;
+}
+
+/* Pixel (x, y) is flat iff some 8x8 window containing it holds one value. */
+static int flat_brute(const cm_plane *p, int x, int y)
+{
+    for (int y0 = y - 7; y0 <= y; y0++)
+        for (int x0 = x - 7; x0 <= x; x0++) {
+            if (x0 < 0 || y0 < 0 || x0 + 8 > p->width || y0 + 8 > p->height)
+                continue;
+            float v = p->data[y0 * p->stride + x0];
+            int same = 1;
+            for (int j = 0; j < 8 && same; j++)
+                for (int i = 0; i < 8; i++)
+                    if (p->data[(y0 + j) * p->stride + x0 + i] != v) {
+                        same = 0;
+                        break;
+                    }
+            if (same)
+                return 1;
+        }
+    return 0;
+}
+
+static void test_flat_map_matches_definition(void **state)
+{
+    (void)state;
+    static const int sizes[][2] = {{8, 8}, {7, 30}, {37, 23}, {64, 48}, {101, 67}};
+    uint32_t seed = 99;
+    for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+        int w = sizes[s][0], h = sizes[s][1];
+        cm_plane p = {0};
+        assert_int_equal(cm_plane_alloc(&p, w + 5, h), 0); /* padded stride */
+        p.width = w;
+        for (int trial = 0; trial < 4; trial++) {
+            /* random rectangles of a few colours over noise: fills, edges, gaps */
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++)
+                    p.data[y * p.stride + x] = (float)(lcg(&seed) % (trial + 2));
+            for (int r = 0; r < 6; r++) {
+                int x0 = (int)(lcg(&seed) % (unsigned)w), y0 = (int)(lcg(&seed) % (unsigned)h);
+                int rw = 1 + (int)(lcg(&seed) % 20), rh = 1 + (int)(lcg(&seed) % 20);
+                float v = (float)(lcg(&seed) % 3);
+                for (int y = y0; y < y0 + rh && y < h; y++)
+                    for (int x = x0; x < x0 + rw && x < w; x++)
+                        p.data[y * p.stride + x] = v;
+            }
+            uint8_t *flat = malloc((size_t)w * h);
+            assert_int_equal(cm__flat_fill_map(&p, flat), 0);
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++)
+                    assert_int_equal(flat[(size_t)y * w + x], flat_brute(&p, x, y));
+            free(flat);
+        }
+        p.width = w + 5;
+        cm_plane_free(&p);
+    }
+}
+
+static void test_box_filter_matches_definition(void **state)
+{
+    (void)state;
+    uint32_t seed = 5;
+    int w = 53, h = 31;
+    float *src = malloc(sizeof(float) * w * h), *dst = malloc(sizeof(float) * w * h);
+    float *tmp = malloc(sizeof(float) * w * h);
+    for (int i = 0; i < w * h; i++)
+        src[i] = (float)(lcg(&seed) % 256);
+    for (int r = 0; r <= 7; r += 3) {
+        cm__box_filter_c(src, w, dst, w, w, h, r, tmp);
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                double s = 0;
+                for (int j = -r; j <= r; j++)
+                    for (int i = -r; i <= r; i++) {
+                        int xx = x + i < 0 ? 0 : (x + i >= w ? w - 1 : x + i);
+                        int yy = y + j < 0 ? 0 : (y + j >= h ? h - 1 : y + j);
+                        s += src[yy * w + xx];
+                    }
+                s /= (2 * r + 1) * (2 * r + 1);
+                assert_true(fabs(dst[y * w + x] - s) < 1e-3);
+            }
+    }
+    free(src);
+    free(dst);
+    free(tmp);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_flat_map_matches_definition),
+        cmocka_unit_test(test_box_filter_matches_definition),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
