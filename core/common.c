@@ -82,3 +82,13 @@ void *cm__calloc_array(size_t count, size_t size)
         return NULL;
     return calloc(count, size);
 }
+
+int cm__dsp_reference(void)
+{
+    static int cached = -1; /* benign race: every thread computes the same */
+    if (cached < 0) {
+        const char *v = getenv("CELMARK_DSP");
+        cached = v && strcmp(v, "c") == 0;
+    }
+    return cached;
+}

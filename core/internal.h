@@ -59,4 +59,8 @@ CM__HIDDEN int cm__atomic_commit(cm_ctx *ctx, cm__atomic *a);
 /* Close and delete the temporary file; accepts a released or zeroed a. */
 CM__HIDDEN void cm__atomic_abort(cm__atomic *a);
 
+/* 1 when CELMARK_DSP=c asks for the plain reference DSP kernels everywhere
+ * (read once). Optimised kernels are checked against them in tests/dsp. */
+CM__HIDDEN int cm__dsp_reference(void);
+
 #endif

@@ -68,20 +68,21 @@ int cm__flat_fill_map(const cm_plane *p, uint8_t *flat)
     memset(flat, 0, (size_t)w * h);
     if (w < FLAT_WIN || h < FLAT_WIN)
         return CM_OK;
-    /* Row by row (memory order). run[x]: length (capped) of the run of
-     * equal values starting at x in this row. good[x]: consecutive rows,
+    /* Row by row (memory order). good[x]: consecutive rows,
      * ending at this one, that run >= 8 from x and repeat the value above,
      * so good[x] >= 8 means an 8x8 window of one value has its bottom-left
      * corner at (x, y). The windows are then dilated to the pixels they
      * cover: horizontally with a running count over the row, vertically
      * with a per-column count over a ring of the last 8 rows. */
-    uint8_t *run = malloc((size_t)w);
+    uint8_t *eq = calloc((size_t)w, 1);
+    uint8_t *eq2 = calloc((size_t)w, 1);
+    uint8_t *eq4 = calloc((size_t)w, 1);
     uint8_t *good = calloc((size_t)w, 1);
     uint8_t *hits = calloc((size_t)w, 1);
     uint8_t *colcnt = calloc((size_t)w, 1);
     uint8_t *ring = calloc((size_t)w * FLAT_WIN, 1);
     int ret = CM_E_NOMEM;
-    if (!run || !good || !hits || !colcnt || !ring)
+    if (!eq || !eq2 || !eq4 || !good || !hits || !colcnt || !ring)
         goto fail;
     for (int y = 0; y < h + FLAT_WIN - 1; y++) {
         uint8_t *slot = ring + (size_t)(y % FLAT_WIN) * w;
@@ -89,28 +90,32 @@ int cm__flat_fill_map(const cm_plane *p, uint8_t *flat)
             colcnt[x] -= slot[x];
         if (y < h) {
             const float *row = p->data + y * p->stride;
-            const float *up = y > 0 ? row - p->stride : NULL;
-            run[w - 1] = 1;
-            for (int x = w - 2; x >= 0; x--)
-                run[x] = row[x] == row[x + 1]
-                             ? (uint8_t)(run[x + 1] < FLAT_WIN ? run[x + 1] + 1 : FLAT_WIN)
-                             : 1;
-            for (int x = 0; x + FLAT_WIN <= w; x++) {
-                if (run[x] < FLAT_WIN)
-                    good[x] = 0;
-                else if (good[x] > 0 && up && row[x] == up[x])
-                    good[x] = (uint8_t)(good[x] < FLAT_WIN ? good[x] + 1 : FLAT_WIN);
-                else
-                    good[x] = 1;
-                hits[x] = good[x] >= FLAT_WIN;
+            const float *up = y > 0 ? row - p->stride : row;
+            /* eq[x]: row[x] == row[x + 1]; a run of 8 from x needs eq at
+             * x .. x + 6: AND-doubling (1 -> 2 -> 4 -> 7 wide). Byte
+             * arithmetic without branches so the loops vectorise. */
+            int m = w - 1; /* eq is defined on [0, w - 1) */
+            for (int x = 0; x < m; x++)
+                eq[x] = row[x] == row[x + 1];
+            for (int x = 0; x + 1 < m; x++)
+                eq2[x] = eq[x] & eq[x + 1];
+            for (int x = 0; x + 3 < m; x++)
+                eq4[x] = eq2[x] & eq2[x + 2];
+            for (int x = 0; x + FLAT_WIN <= w; x++) { /* eq[x .. x + 6] */
+                uint8_t run8 = eq4[x] & eq4[x + 3];
+                uint8_t same = (y > 0) & (row[x] == up[x]);
+                uint8_t inc = (uint8_t)(good[x] + (good[x] < FLAT_WIN));
+                uint8_t g = run8 ? (same ? inc : 1) : 0;
+                good[x] = g;
+                hits[x] = g >= FLAT_WIN;
             }
-            int cnt = 0; /* windows starting in [x - 7, x] */
-            for (int x = 0; x < w; x++) {
-                cnt += hits[x];
-                if (x >= FLAT_WIN)
-                    cnt -= hits[x - FLAT_WIN];
-                slot[x] = cnt > 0;
-            }
+            /* slot[x]: some window starts in [x - 7, x] (OR-doubling) */
+            for (int x = 0; x < w; x++)
+                eq2[x] = hits[x] | (x >= 1 ? hits[x - 1] : 0);
+            for (int x = 0; x < w; x++)
+                eq4[x] = eq2[x] | (x >= 2 ? eq2[x - 2] : 0);
+            for (int x = 0; x < w; x++)
+                slot[x] = eq4[x] | (x >= 4 ? eq4[x - 4] : 0);
         } else {
             memset(slot, 0, (size_t)w);
         }
@@ -126,12 +131,77 @@ int cm__flat_fill_map(const cm_plane *p, uint8_t *flat)
     }
     ret = CM_OK;
 fail:
-    free(run);
+    free(eq);
+    free(eq2);
+    free(eq4);
     free(good);
     free(hits);
     free(colcnt);
     free(ring);
     return ret;
+}
+
+void cm__hp_energy_c(const cm_plane *luma, float *e, float *tmp)
+{
+    int w = luma->width, h = luma->height, wd = (w + 1) / 2;
+    float *box = tmp + (size_t)w * h; /* tmp holds 2 * w * h floats */
+    cm__box_filter_c(luma->data, luma->stride, box, w, w, h, HP_R, tmp);
+    memset(e, 0, sizeof(float) * (size_t)wd * ((h + 1) / 2));
+    for (int y = 0; y < h; y++) {
+        const float *s = luma->data + y * luma->stride;
+        const float *b = box + (size_t)y * w;
+        float *er = e + (size_t)(y / 2) * wd;
+        for (int x = 0; x < w; x++) {
+            float d = s[x] - b[x];
+            er[x / 2] += d * d;
+        }
+    }
+}
+
+/* Fused: horizontal 3-sums of three rows kept in a ring, the vertical sum,
+ * the high-pass and its square in one pass over the frame. */
+static void hp_energy_fused(const cm_plane *luma, float *e, float *tmp)
+{
+    int w = luma->width, h = luma->height, wd = (w + 1) / 2;
+    float *ring[3] = {tmp, tmp + w, tmp + 2 * (size_t)w};
+    const float inv9 = 1.0f / 9.0f;
+    memset(e, 0, sizeof(float) * (size_t)wd * ((h + 1) / 2));
+    for (int y = -1; y <= h; y++) {
+        /* horizontal sums of row y + 1 (clamped) into its ring slot */
+        int src = y + 1 < h ? y + 1 : h - 1;
+        if (y + 1 <= h) {
+            const float *s = luma->data + src * luma->stride;
+            float *hs = ring[(y + 1 + 3) % 3];
+            if (w == 1) {
+                hs[0] = 3 * s[0];
+            } else {
+                hs[0] = 2 * s[0] + s[1];
+                for (int x = 1; x < w - 1; x++)
+                    hs[x] = s[x - 1] + s[x] + s[x + 1];
+                hs[w - 1] = s[w - 2] + 2 * s[w - 1];
+            }
+        }
+        if (y < 0 || y >= h)
+            continue;
+        /* rows y - 1, y, y + 1 (clamped at the edges) */
+        const float *a = ring[((y > 0 ? y - 1 : 0) + 3) % 3];
+        const float *b = ring[(y + 3) % 3];
+        const float *c = ring[((y + 1 < h ? y + 1 : h - 1) + 3) % 3];
+        const float *s = luma->data + y * luma->stride;
+        float *er = e + (size_t)(y / 2) * wd;
+        for (int x = 0; x < w; x++) {
+            float d = s[x] - (a[x] + b[x] + c[x]) * inv9;
+            er[x / 2] += d * d;
+        }
+    }
+}
+
+void cm__hp_energy(const cm_plane *luma, float *e, float *tmp)
+{
+    if (cm__dsp_reference())
+        cm__hp_energy_c(luma, e, tmp);
+    else
+        hp_energy_fused(luma, e, tmp);
 }
 
 int cm__mask_compute(const cm_plane *luma, const cm_plane *lo, const cm_plane *hi,
@@ -140,7 +210,7 @@ int cm__mask_compute(const cm_plane *luma, const cm_plane *lo, const cm_plane *h
     int w = luma->width, h = luma->height;
     int wd = (w + 1) / 2, hd = (h + 1) / 2;
     size_t n = (size_t)w * h, nd = (size_t)wd * hd;
-    float *box = malloc(n * sizeof(float));
+    float *box = malloc(2 * n * sizeof(float));
     float *tmp = malloc(n * sizeof(float));
     float *act = calloc(nd, sizeof(float));
     uint8_t *flat = malloc(n);
@@ -148,17 +218,7 @@ int cm__mask_compute(const cm_plane *luma, const cm_plane *lo, const cm_plane *h
     if (!box || !tmp || !act || !flat)
         goto fail;
 
-    /* energy of the high-pass Y - box3(Y), summed over 2x2 blocks */
-    cm__box_filter_c(luma->data, luma->stride, box, w, w, h, HP_R, tmp);
-    for (int y = 0; y < h; y++) {
-        const float *s = luma->data + y * luma->stride;
-        const float *b = box + (size_t)y * w;
-        float *e = act + (size_t)(y / 2) * wd;
-        for (int x = 0; x < w; x++) {
-            float d = s[x] - b[x];
-            e[x / 2] += d * d;
-        }
-    }
+    cm__hp_energy(luma, act, box);
     /* activity: RMS of the high-pass over ACT_R (half-resolution pixels),
      * then smoothed over SMOOTH_R so the amplitude changes gently */
     cm__box_filter_c(act, wd, act, wd, wd, hd, ACT_R, tmp);
@@ -182,15 +242,19 @@ int cm__mask_compute(const cm_plane *luma, const cm_plane *lo, const cm_plane *h
             if (frow[x]) /* inside a fill: the floor, or nothing if cel-safe */
                 v = mp->cel_safe ? 0 : mp->flat;
             else
-                v = fminf(mp->flat + mp->gain * arow[x / 2], mp->max);
+            {
+                v = mp->flat + mp->gain * arow[x / 2];
+                v = v < mp->max ? v : mp->max;
+            }
             float room_lo = pl ? pl[x] : py[x];
             float room_hi = ph ? ph[x] : 255.0f - py[x];
-            float both = fminf(room_lo, room_hi) / PATTERN_PEAK;
+            float both = (room_lo < room_hi ? room_lo : room_hi) / PATTERN_PEAK;
             if (v > both) {
                 /* near 0 or full scale: the mark can only go one way there;
                  * a reduced one-sided mark keeps the bias invisible */
-                float one = fminf(v * EXTREME_FRACTION, fmaxf(room_lo, room_hi) / PATTERN_PEAK);
-                v = fmaxf(both, one);
+                float wide = (room_lo > room_hi ? room_lo : room_hi) / PATTERN_PEAK;
+                float one = v * EXTREME_FRACTION < wide ? v * EXTREME_FRACTION : wide;
+                v = both > one ? both : one;
             }
             out[x] = v;
             rsq += v * v;

@@ -33,6 +33,12 @@ CM__HIDDEN int cm__mask_compute(const cm_plane *luma, const cm_plane *lo, const 
 CM__HIDDEN void cm__box_filter_c(const float *src, ptrdiff_t sstride, float *dst,
                                  ptrdiff_t dstride, int w, int h, int r, float *tmp);
 
+/* Energy of the high-pass Y - box3(Y) summed over 2x2 blocks into e
+ * (ceil(w/2) x ceil(h/2)); tmp holds 2*w*h floats. cm__hp_energy runs the
+ * fused kernel, or the reference (_c, box filter based) when CELMARK_DSP=c. */
+CM__HIDDEN void cm__hp_energy_c(const cm_plane *luma, float *e, float *tmp);
+CM__HIDDEN void cm__hp_energy(const cm_plane *luma, float *e, float *tmp);
+
 /* 1 where the pixel lies inside some 8x8 window of identical values. */
 CM__HIDDEN int cm__flat_fill_map(const cm_plane *luma, uint8_t *flat);
 

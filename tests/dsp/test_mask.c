@@ -103,11 +103,42 @@ static void test_box_filter_matches_definition(void **state)
     free(tmp);
 }
 
+static void test_hp_energy_matches_reference(void **state)
+{
+    (void)state;
+    static const int sizes[][2] = {{1, 1}, {2, 3}, {17, 9}, {64, 33}, {301, 203}};
+    uint32_t seed = 11;
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        int w = sizes[k][0], h = sizes[k][1], wd = (w + 1) / 2, hd = (h + 1) / 2;
+        cm_plane p = {0};
+        assert_int_equal(cm_plane_alloc(&p, w + 3, h), 0); /* padded stride */
+        p.width = w;
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w + 3; x++) /* sentinels in the padding */
+                p.data[y * p.stride + x] = x < w ? (float)(lcg(&seed) % 256) : 1e30f;
+        float *ref = malloc(sizeof(float) * (size_t)(wd * hd + 1));
+        float *fast = malloc(sizeof(float) * (size_t)(wd * hd + 1));
+        float *tmp = malloc(sizeof(float) * 2 * (size_t)w * h + 16);
+        ref[wd * hd] = fast[wd * hd] = 12345.0f; /* guard past the end */
+        cm__hp_energy_c(&p, ref, tmp);
+        cm__hp_energy(&p, fast, tmp);
+        for (int i = 0; i < wd * hd; i++)
+            assert_true(fabsf(ref[i] - fast[i]) <= 1e-3f * (1.0f + fabsf(ref[i])));
+        assert_true(ref[wd * hd] == 12345.0f && fast[wd * hd] == 12345.0f);
+        free(ref);
+        free(fast);
+        free(tmp);
+        p.width = w + 3;
+        cm_plane_free(&p);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_flat_map_matches_definition),
         cmocka_unit_test(test_box_filter_matches_definition),
+        cmocka_unit_test(test_hp_energy_matches_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
