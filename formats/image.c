@@ -491,13 +491,10 @@ CM__ALWAYS_INLINE void apply_row(const int depth, const int ch, const int alpha,
             continue; /* fully transparent: colour not shown, keep it */
         const float dd = d * scale;
         for (int c = 0; c < nc; c++) {
-            float v = (float)sample_get(row, depth, i + c) + dd;
-            if (v <= 0.0f)
-                v = 0.0f;
-            else if (v >= maxv)
-                v = maxv;
-            else
-                v = floorf(v + 0.5f); /* half away from zero (v > 0) */
+            float v = (float)sample_get(row, depth, i + c) + dd + 0.5f;
+            /* clamp, then truncate: floor(v + 0.5) for v > 0, i.e. round
+             * half away from zero, without a libm call per sample */
+            v = v < 0.0f ? 0.0f : (v > maxv ? maxv : v);
             sample_set(row, depth, i + c, (unsigned)v);
         }
     }

@@ -15,6 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Rows sampled to estimate the mark's energy for the PSNR cap. */
+#define PSNR_ROW_STEP 4
+
 struct cm_stamper {
     cm_ctx *ctx;
     cm_stamp_params params;
@@ -104,29 +107,36 @@ int cm_stamper_plane(cm_stamper *s, cm_plane *luma, const cm_plane *lo, const cm
     const cm__profile *pf = s->prof;
     float k = s->params.strength;
     cm__mask_params mp = {pf->flat * k, pf->gain * k, pf->max * k, s->params.cel_safe};
-    float *amp = cm__malloc_array((size_t)w * h, sizeof(float));
-    if (!amp)
-        return cm__error(s->ctx, CM_E_NOMEM, "stamp: out of memory for a %dx%d frame", w, h);
-    double ms = 0; /* mean square of the mark: the tile has unit RMS and is
-                      independent of the mask, so E[(amp*tile)^2] = E[amp^2] */
-    int ret = cm__mask_compute(luma, lo, hi, &mp, amp, &ms);
+    cm__mask mask;
+    float *amp = cm__malloc_array((size_t)w, sizeof(float)); /* one row */
+    int ret = amp ? cm__mask_init(&mask, luma, &mp) : CM_E_NOMEM;
     if (ret) {
         free(amp);
-        return cm__error(s->ctx, ret, "stamp: mask: %s", cm_strerror(ret));
+        return cm__error(s->ctx, ret, "stamp: cannot build the mask of a %dx%d frame: %s", w, h,
+                         cm_strerror(ret));
     }
+#define ROW(p, y) ((p) ? (p)->data + (y) * (p)->stride : NULL)
+    /* pass 1: the mark's mean square, from every PSNR_ROW_STEP-th row (the
+     * mask is smooth; this only caps the strength). The tile has unit RMS
+     * and is independent of the mask, so E[(amp*tile)^2] = E[amp^2]. */
+    double ms = 0;
+    int rows = 0;
+    for (int y = 0; y < h; y += PSNR_ROW_STEP, rows++)
+        ms += cm__mask_row(&mask, y, ROW(luma, y), ROW(lo, y), ROW(hi, y), amp);
+    ms /= (double)w * rows;
     /* keep PSNR >= the profile's floor */
     double max_ms = 255.0 * 255.0 / pow(10.0, pf->psnr_floor_db / 10.0);
     float g = ms > max_ms ? (float)sqrt(max_ms / ms) : 1.0f;
     int N = s->N;
 
+    /* pass 2: add it */
     for (int y = 0; y < h; y++) {
         float *row = luma->data + y * luma->stride;
+        const float *plo = ROW(lo, y), *phi = ROW(hi, y);
+        cm__mask_row(&mask, y, row, plo, phi, amp);
         const float *trow = s->tile + (size_t)(y % N) * N;
-        const float *arow = amp + (size_t)y * w;
-        const float *plo = lo ? lo->data + y * lo->stride : NULL;
-        const float *phi = hi ? hi->data + y * hi->stride : NULL;
         for (int x = 0, tx = 0; x < w; x++) {
-            float d = g * arow[x] * trow[tx];
+            float d = g * amp[x] * trow[tx];
             float rlo = plo ? plo[x] : row[x], rhi = phi ? phi[x] : 255.0f - row[x];
             if (d > rhi)
                 d = rhi;
@@ -137,6 +147,8 @@ int cm_stamper_plane(cm_stamper *s, cm_plane *luma, const cm_plane *lo, const cm
                 tx = 0;
         }
     }
+#undef ROW
+    cm__mask_free(&mask);
     free(amp);
     return CM_OK;
 }

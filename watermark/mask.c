@@ -204,70 +204,94 @@ void cm__hp_energy(const cm_plane *luma, float *e, float *tmp)
         hp_energy_fused(luma, e, tmp);
 }
 
+int cm__mask_init(cm__mask *m, const cm_plane *luma, const cm__mask_params *mp)
+{
+    memset(m, 0, sizeof(*m));
+    int w = luma->width, h = luma->height;
+    m->w = w;
+    m->h = h;
+    m->wd = (w + 1) / 2;
+    m->mp = *mp;
+    int hd = (h + 1) / 2;
+    size_t nd = (size_t)m->wd * hd;
+    /* tmp serves the high-pass (2*w*h for the reference, 3 rows fused) and
+     * the half-resolution box filters (nd) */
+    size_t ntmp = cm__dsp_reference() ? 2 * (size_t)w * h : 3 * (size_t)w;
+    if (ntmp < nd)
+        ntmp = nd;
+    float *tmp = malloc(ntmp * sizeof(float));
+    m->act = calloc(nd, sizeof(float));
+    m->flat = malloc((size_t)w * h);
+    int ret = CM_E_NOMEM;
+    if (!tmp || !m->act || !m->flat)
+        goto fail;
+    cm__hp_energy(luma, m->act, tmp);
+    /* activity: RMS of the high-pass over ACT_R (half-resolution pixels),
+     * then smoothed over SMOOTH_R so the amplitude changes gently */
+    cm__box_filter_c(m->act, m->wd, m->act, m->wd, m->wd, hd, ACT_R, tmp);
+    for (size_t i = 0; i < nd; i++) /* running sums can dip just below 0 */
+        m->act[i] = m->act[i] > 0 ? sqrtf(m->act[i] * 0.25f) : 0;
+    cm__box_filter_c(m->act, m->wd, m->act, m->wd, m->wd, hd, SMOOTH_R, tmp);
+    ret = cm__flat_fill_map(luma, m->flat);
+fail:
+    free(tmp);
+    if (ret)
+        cm__mask_free(m);
+    return ret;
+}
+
+void cm__mask_free(cm__mask *m)
+{
+    free(m->act);
+    free(m->flat);
+    memset(m, 0, sizeof(*m));
+}
+
+double cm__mask_row(const cm__mask *m, int y, const float *py, const float *pl, const float *ph,
+                    float *out)
+{
+    const cm__mask_params *mp = &m->mp;
+    const float *arow = m->act + (size_t)(y / 2) * m->wd;
+    const uint8_t *frow = m->flat + (size_t)y * m->w;
+    double rsq = 0;
+    for (int x = 0; x < m->w; x++) {
+        float v;
+        if (frow[x]) { /* inside a fill: the floor, or nothing if cel-safe */
+            v = mp->cel_safe ? 0 : mp->flat;
+        } else {
+            v = mp->flat + mp->gain * arow[x / 2];
+            v = v < mp->max ? v : mp->max;
+        }
+        float room_lo = pl ? pl[x] : py[x];
+        float room_hi = ph ? ph[x] : 255.0f - py[x];
+        float both = (room_lo < room_hi ? room_lo : room_hi) / PATTERN_PEAK;
+        if (v > both) {
+            /* near 0 or full scale: the mark can only go one way there;
+             * a reduced one-sided mark keeps the bias invisible */
+            float wide = (room_lo > room_hi ? room_lo : room_hi) / PATTERN_PEAK;
+            float one = v * EXTREME_FRACTION < wide ? v * EXTREME_FRACTION : wide;
+            v = both > one ? both : one;
+        }
+        out[x] = v;
+        rsq += v * v;
+    }
+    return rsq;
+}
+
 int cm__mask_compute(const cm_plane *luma, const cm_plane *lo, const cm_plane *hi,
                      const cm__mask_params *mp, float *amp, double *mean_sq)
 {
-    int w = luma->width, h = luma->height;
-    int wd = (w + 1) / 2, hd = (h + 1) / 2;
-    size_t n = (size_t)w * h, nd = (size_t)wd * hd;
-    float *box = malloc(2 * n * sizeof(float));
-    float *tmp = malloc(n * sizeof(float));
-    float *act = calloc(nd, sizeof(float));
-    uint8_t *flat = malloc(n);
-    int ret = CM_E_NOMEM;
-    if (!box || !tmp || !act || !flat)
-        goto fail;
-
-    cm__hp_energy(luma, act, box);
-    /* activity: RMS of the high-pass over ACT_R (half-resolution pixels),
-     * then smoothed over SMOOTH_R so the amplitude changes gently */
-    cm__box_filter_c(act, wd, act, wd, wd, hd, ACT_R, tmp);
-    for (size_t i = 0; i < nd; i++) /* running sums can dip just below 0 */
-        act[i] = act[i] > 0 ? sqrtf(act[i] * 0.25f) : 0;
-    cm__box_filter_c(act, wd, act, wd, wd, hd, SMOOTH_R, tmp);
-
-    if ((ret = cm__flat_fill_map(luma, flat)))
-        goto fail;
+    cm__mask m;
+    int ret = cm__mask_init(&m, luma, mp);
+    if (ret)
+        return ret;
     double sq = 0;
-    for (int y = 0; y < h; y++) {
-        const float *pl = lo ? lo->data + y * lo->stride : NULL;
-        const float *ph = hi ? hi->data + y * hi->stride : NULL;
-        const float *py = luma->data + y * luma->stride;
-        const float *arow = act + (size_t)(y / 2) * wd;
-        float *out = amp + (size_t)y * w;
-        double rsq = 0;
-        const uint8_t *frow = flat + (size_t)y * w;
-        for (int x = 0; x < w; x++) {
-            float v;
-            if (frow[x]) /* inside a fill: the floor, or nothing if cel-safe */
-                v = mp->cel_safe ? 0 : mp->flat;
-            else
-            {
-                v = mp->flat + mp->gain * arow[x / 2];
-                v = v < mp->max ? v : mp->max;
-            }
-            float room_lo = pl ? pl[x] : py[x];
-            float room_hi = ph ? ph[x] : 255.0f - py[x];
-            float both = (room_lo < room_hi ? room_lo : room_hi) / PATTERN_PEAK;
-            if (v > both) {
-                /* near 0 or full scale: the mark can only go one way there;
-                 * a reduced one-sided mark keeps the bias invisible */
-                float wide = (room_lo > room_hi ? room_lo : room_hi) / PATTERN_PEAK;
-                float one = v * EXTREME_FRACTION < wide ? v * EXTREME_FRACTION : wide;
-                v = both > one ? both : one;
-            }
-            out[x] = v;
-            rsq += v * v;
-        }
-        sq += rsq;
-    }
+    for (int y = 0; y < luma->height; y++)
+        sq += cm__mask_row(&m, y, luma->data + y * luma->stride,
+                           lo ? lo->data + y * lo->stride : NULL,
+                           hi ? hi->data + y * hi->stride : NULL, amp + (size_t)y * luma->width);
     if (mean_sq)
-        *mean_sq = sq / (double)n;
-    ret = CM_OK;
-fail:
-    free(box);
-    free(tmp);
-    free(act);
-    free(flat);
-    return ret;
+        *mean_sq = sq / ((double)luma->width * luma->height);
+    cm__mask_free(&m);
+    return CM_OK;
 }

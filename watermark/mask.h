@@ -24,8 +24,24 @@ typedef struct cm__mask_params {
     int cel_safe;
 } cm__mask_params;
 
-/* amp (w*h, row-major) from luma and optional headroom planes; mean_sq
- * (may be NULL) receives the mean of amp^2 over the frame. */
+/* The mask of one frame: activity (half resolution) and the fill map,
+ * from which amplitudes are produced a row at a time (no w*h float plane). */
+typedef struct cm__mask {
+    int w, h, wd;
+    cm__mask_params mp;
+    float *act;    /* ceil(w/2) * ceil(h/2) */
+    uint8_t *flat; /* w * h */
+} cm__mask;
+
+CM__HIDDEN int cm__mask_init(cm__mask *m, const cm_plane *luma, const cm__mask_params *mp);
+CM__HIDDEN void cm__mask_free(cm__mask *m);
+/* Amplitudes of row y into out (w floats), given that row's luma and
+ * optional headroom rows (NULL: 0..255 around luma). Returns sum of amp^2. */
+CM__HIDDEN double cm__mask_row(const cm__mask *m, int y, const float *luma_row,
+                               const float *lo_row, const float *hi_row, float *out);
+
+/* Whole-plane convenience (tests): amp (w*h, row-major); mean_sq (may be
+ * NULL) receives the mean of amp^2 over the frame. */
 CM__HIDDEN int cm__mask_compute(const cm_plane *luma, const cm_plane *lo, const cm_plane *hi,
                                 const cm__mask_params *mp, float *amp, double *mean_sq);
 
@@ -34,8 +50,9 @@ CM__HIDDEN void cm__box_filter_c(const float *src, ptrdiff_t sstride, float *dst
                                  ptrdiff_t dstride, int w, int h, int r, float *tmp);
 
 /* Energy of the high-pass Y - box3(Y) summed over 2x2 blocks into e
- * (ceil(w/2) x ceil(h/2)); tmp holds 2*w*h floats. cm__hp_energy runs the
- * fused kernel, or the reference (_c, box filter based) when CELMARK_DSP=c. */
+ * (ceil(w/2) x ceil(h/2)). tmp: 2*w*h floats for the reference (_c, box
+ * filter based), 3*w for the fused kernel; cm__hp_energy runs the fused one
+ * unless CELMARK_DSP=c. */
 CM__HIDDEN void cm__hp_energy_c(const cm_plane *luma, float *e, float *tmp);
 CM__HIDDEN void cm__hp_energy(const cm_plane *luma, float *e, float *tmp);
 
