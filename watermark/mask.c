@@ -24,6 +24,11 @@
  * (Delta L* ~ 0.15, far below a just-noticeable difference) and a fill RMS
  * under the floor, and it keeps white pages and night scenes marked. */
 #define EXTREME_FRACTION 1.0f
+/* Edges of fills and the ink lines between them (within EDGE_REACH px of a
+ * fill) take at most EDGE_CAP times the fill floor: more made the mark
+ * ripple visibly along lines at 2x zoom. */
+#define EDGE_REACH 4
+#define EDGE_CAP 2.0f
 
 void cm__box_filter_c(const float *src, ptrdiff_t sstride, float *dst, ptrdiff_t dstride,
                       int w, int h, int r, float *tmp)
@@ -204,6 +209,36 @@ void cm__hp_energy(const cm_plane *luma, float *e, float *tmp)
         hp_energy_fused(luma, e, tmp);
 }
 
+/* Binary dilation of a w x h byte map by a (2r+1)^2 square, in place
+ * (tmp: w*h bytes). */
+static void dilate_half(uint8_t *map, int w, int h, int r, uint8_t *tmp)
+{
+    for (int y = 0; y < h; y++) {
+        const uint8_t *s = map + (size_t)y * w;
+        uint8_t *d = tmp + (size_t)y * w;
+        int cnt = 0;
+        for (int x = -r; x < w; x++) {
+            if (x + r < w)
+                cnt += s[x + r];
+            if (x - r - 1 >= 0)
+                cnt -= s[x - r - 1];
+            if (x >= 0)
+                d[x] = cnt > 0;
+        }
+    }
+    for (int x = 0; x < w; x++) {
+        int cnt = 0;
+        for (int y = -r; y < h; y++) {
+            if (y + r < h)
+                cnt += tmp[(size_t)(y + r) * w + x];
+            if (y - r - 1 >= 0)
+                cnt -= tmp[(size_t)(y - r - 1) * w + x];
+            if (y >= 0)
+                map[(size_t)y * w + x] = cnt > 0;
+        }
+    }
+}
+
 int cm__mask_init(cm__mask *m, const cm_plane *luma, const cm__mask_params *mp)
 {
     memset(m, 0, sizeof(*m));
@@ -232,7 +267,19 @@ int cm__mask_init(cm__mask *m, const cm_plane *luma, const cm__mask_params *mp)
     for (size_t i = 0; i < nd; i++) /* running sums can dip just below 0 */
         m->act[i] = m->act[i] > 0 ? sqrtf(m->act[i] * 0.25f) : 0;
     cm__box_filter_c(m->act, m->wd, m->act, m->wd, m->wd, hd, SMOOTH_R, tmp);
-    ret = cm__flat_fill_map(luma, m->flat);
+    if ((ret = cm__flat_fill_map(luma, m->flat)))
+        goto fail;
+    /* near: half-resolution pixels within ~EDGE_REACH frame px of a fill */
+    m->near = calloc(nd, 1);
+    if (!m->near) {
+        ret = CM_E_NOMEM;
+        goto fail;
+    }
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            if (m->flat[(size_t)y * w + x])
+                m->near[(size_t)(y / 2) * m->wd + x / 2] = 1;
+    dilate_half(m->near, m->wd, hd, EDGE_REACH / 2, (uint8_t *)tmp);
 fail:
     free(tmp);
     if (ret)
@@ -242,6 +289,7 @@ fail:
 
 void cm__mask_free(cm__mask *m)
 {
+    free(m->near);
     free(m->act);
     free(m->flat);
     memset(m, 0, sizeof(*m));
@@ -253,14 +301,18 @@ double cm__mask_row(const cm__mask *m, int y, const float *py, const float *pl, 
     const cm__mask_params *mp = &m->mp;
     const float *arow = m->act + (size_t)(y / 2) * m->wd;
     const uint8_t *frow = m->flat + (size_t)y * m->w;
+    const uint8_t *nrow = m->near + (size_t)(y / 2) * m->wd;
     double rsq = 0;
     for (int x = 0; x < m->w; x++) {
         float v;
         if (frow[x]) { /* inside a fill: the floor, or nothing if cel-safe */
             v = mp->cel_safe ? 0 : mp->flat;
         } else {
+            /* ink lines and edges of fills: capped, or the mark ripples
+             * along the line; texture away from fills takes the full gain */
+            float cap = nrow[x / 2] ? mp->flat * EDGE_CAP : mp->max;
             v = mp->flat + mp->gain * arow[x / 2];
-            v = v < mp->max ? v : mp->max;
+            v = v < cap ? v : cap;
         }
         float room_lo = pl ? pl[x] : py[x];
         float room_hi = ph ? ph[x] : 255.0f - py[x];

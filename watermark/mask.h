@@ -31,6 +31,7 @@ typedef struct cm__mask {
     cm__mask_params mp;
     float *act;    /* ceil(w/2) * ceil(h/2) */
     uint8_t *flat; /* w * h */
+    uint8_t *near; /* ceil(w/2) * ceil(h/2): close to a fill */
 } cm__mask;
 
 CM__HIDDEN int cm__mask_init(cm__mask *m, const cm_plane *luma, const cm__mask_params *mp);
