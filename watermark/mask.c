@@ -20,10 +20,13 @@
 #define PATTERN_PEAK 3.0f
 /* At 0 or full scale the mark is clipped to one side (embed clamps to the
  * headroom): its mean shifts by ~0.4 of the amplitude and its RMS is ~0.7 of
- * it. At the flat floor that is ~0.4 code value of darkening on paper white
- * (Delta L* ~ 0.15, far below a just-noticeable difference) and a fill RMS
- * under the floor, and it keeps white pages and night scenes marked. */
-#define EXTREME_FRACTION 1.0f
+ * it. Paper white takes 1.4x the floor: a ~0.45 code value darkening
+ * (Delta L* ~ 0.2, far below a just-noticeable difference) with a fill RMS
+ * still under 1, and enough energy for white pages to survive H.264.
+ * Black takes 0.6x: a shift in the dark is what SSIM (and the eye, on a
+ * dark display) notices most, ~0.2 code value there. */
+#define EXTREME_WHITE 1.4f
+#define EXTREME_BLACK 0.6f
 /* Edges of fills and the ink lines between them (within EDGE_REACH px of a
  * fill) take at most EDGE_CAP times the fill floor: more made the mark
  * ripple visibly along lines at 2x zoom. */
@@ -320,8 +323,10 @@ double cm__mask_row(const cm__mask *m, int y, const float *py, const float *pl, 
         if (v > both) {
             /* near 0 or full scale: the mark can only go one way there;
              * a reduced one-sided mark keeps the bias invisible */
-            float wide = (room_lo > room_hi ? room_lo : room_hi) / PATTERN_PEAK;
-            float one = v * EXTREME_FRACTION < wide ? v * EXTREME_FRACTION : wide;
+            int white = room_lo > room_hi; /* can only darken */
+            float wide = (white ? room_lo : room_hi) / PATTERN_PEAK;
+            float f = v * (white ? EXTREME_WHITE : EXTREME_BLACK);
+            float one = f < wide ? f : wide;
             v = both > one ? both : one;
         }
         out[x] = v;

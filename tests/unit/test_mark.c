@@ -215,8 +215,8 @@ static void test_mask_bounds(void **state)
         assert_true(amp[i] >= 0 && amp[i] <= 4.0f);
     }
     /* white and black: no room both ways, a reduced one-sided mark */
-    assert_true(amp[30 * 256 + 30] > 0 && amp[30 * 256 + 30] <= 1.0f);
-    assert_true(amp[30 * 256 + 130] > 0 && amp[30 * 256 + 130] <= 1.0f);
+    assert_true(amp[30 * 256 + 30] > 0 && amp[30 * 256 + 30] <= 1.4f);   /* white */
+    assert_true(amp[30 * 256 + 130] > 0 && amp[30 * 256 + 130] <= 0.6f); /* black */
     mp.cel_safe = 1;
     assert_int_equal(cm__mask_compute(&p, &lo, &hi, &mp, amp, NULL), 0);
     assert_int_equal(cm__flat_fill_map(&p, flat), 0);
@@ -362,7 +362,9 @@ static void test_white_and_black(void **state)
         double mean = sum / n, rms = sqrt(sq / n);
         print_message("%s: %ld extreme pixels, mean change %.3f, rms %.3f\n",
                       cel_style_name(styles[i]), n, mean, rms);
-        assert_true(fabs(mean) <= 0.5);
+        /* paper white may darken by half a code value (Delta L* ~ 0.2),
+         * black lighten by a quarter */
+        assert_true(i == 0 ? mean < 0 && mean >= -0.55 : mean > 0 && mean <= 0.25);
         assert_true(rms > 0.2);
         cm_verify_result r;
         verify_image(k, img, &r);
