@@ -33,6 +33,7 @@
 
 #define OVERLAP_FLOOR 0.30   /* fraction of the frame, see step 2 */
 #define RIDGE_R 10           /* box 21 ridge suppressor radius, lags */
+#define MARGIN (RIDGE_R + 2) /* rows above dy = 0 kept for the boxes */
 #define SCALE_MIN 0.20       /* smallest frame scale searched (1/5 size) */
 #define SCALE_MAX 1.60       /* largest (upscaled 160 %) */
 #define COARSE_P_STEP 0.012  /* relative period step of the first refinement */
@@ -43,21 +44,28 @@
 #define FINE_T_STEP 0.04     /* angle step when refining, degrees */
 #define MAX_COARSE_PEAKS 6   /* hypotheses refined */
 #define FINE_RANGE 0.03      /* refinement explores P0 (1 +/- this) */
+#define REFINE_STEPS 8       /* steps each way per axis and pass */
 #define MIN_POINTS 4         /* lattice points a hypothesis must cover */
 #define LAG_FRACTION 0.75    /* largest lag, fraction of the side */
 
 typedef struct lagmap {
-    int Lx, Ly; /* lags -Lx..Lx, -Ly..Ly */
-    int sx, sy; /* 2Lx+1, 2Ly+1 */
-    float *a;   /* sx*sy, index (dy+Ly)*sx + dx+Lx */
+    int Lx, Ly; /* lags -Lx..Lx, -Ly..Ly; A(-d) = A(d), so only rows
+                   dy >= -MARGIN are kept (the margin feeds the vertical
+                   box filters of the rows near dy = 0) */
+    int sx, sy; /* 2Lx+1, Ly+MARGIN+1 */
+    float *a;   /* sx*sy, index (dy+MARGIN)*sx + dx+Lx */
     float *sm;  /* smoothed copy for the coarse search */
 } lagmap;
 
 /* Bilinear sample of the map at lag (x, y); 0 outside the window. */
 static float lag_at(const lagmap *m, const float *map, double x, double y)
 {
+    if (y < 0) { /* the map is symmetric: A(-d) = A(d) */
+        x = -x;
+        y = -y;
+    }
     x += m->Lx;
-    y += m->Ly;
+    y += MARGIN;
     if (!(x >= 0 && y >= 0 && x < m->sx - 1 && y < m->sy - 1))
         return 0;
     int xi = (int)x, yi = (int)y;
@@ -145,9 +153,26 @@ static int box_mean(const float *src, float *dst, int w, int h, int r, int verti
     return CM_OK;
 }
 
-static int build_lagmap(const float *r, int wd, int hd, int Lx, int Ly, lagmap *m)
+/* Transform size for n samples and lags up to *L: the good size for n + L + 1,
+ * or the next smaller good size when it still leaves 60 % of the lags and
+ * at least Lmin (FFT sizes jump by up to 33 %; the lags lost are the least
+ * useful ones). */
+static int fit_size(int n, int *L, int Lmin)
 {
-    int fw = cm__fft_good_size(wd + Lx + 1), fh = cm__fft_good_size(hd + Ly + 1);
+    int full = cm__fft_good_size(n + *L + 1), lower = 0;
+    for (int k = full - 1; k > n && !lower; k--) /* largest good size below full */
+        if (cm__fft_good_size(k) == k)
+            lower = k;
+    if (lower && lower - n - 1 >= (*L * 3) / 5 && lower - n - 1 >= Lmin) {
+        *L = lower - n - 1;
+        return lower;
+    }
+    return full;
+}
+
+static int build_lagmap(const float *r, int wd, int hd, int Lx, int Ly, int Lmin, lagmap *m)
+{
+    int fw = fit_size(wd, &Lx, Lmin), fh = fit_size(hd, &Ly, Lmin);
     if (fw % 2)
         fw++;
     size_t fn = (size_t)fw * fh;
@@ -180,7 +205,7 @@ static int build_lagmap(const float *r, int wd, int hd, int Lx, int Ly, lagmap *
     m->Lx = Lx;
     m->Ly = Ly;
     m->sx = 2 * Lx + 1;
-    m->sy = 2 * Ly + 1;
+    m->sy = Ly + MARGIN + 1;
     size_t sn = (size_t)m->sx * m->sy;
     m->a = malloc(sn * sizeof(float));
     m->sm = malloc(sn * sizeof(float));
@@ -192,14 +217,17 @@ static int build_lagmap(const float *r, int wd, int hd, int Lx, int Ly, lagmap *
         goto fail;
     }
     double area = (double)wd * hd, zero = buf[0] > 0 ? buf[0] : 1;
-    for (int dy = -Ly; dy <= Ly; dy++)
+    for (int dy = -MARGIN; dy <= Ly; dy++) {
+        const float *srow = buf + (size_t)(dy < 0 ? dy + fh : dy) * fw;
+        float *drow = m->a + (size_t)(dy + MARGIN) * m->sx + Lx;
+        double oy = hd - abs(dy);
         for (int dx = -Lx; dx <= Lx; dx++) {
-            size_t src = (size_t)((dy + fh) % fh) * fw + (size_t)((dx + fw) % fw);
-            double ov = (double)(wd - abs(dx)) * (hd - abs(dy));
+            double ov = (wd - abs(dx)) * oy;
             if (ov < OVERLAP_FLOOR * area)
                 ov = OVERLAP_FLOOR * area;
-            m->a[(size_t)(dy + Ly) * m->sx + dx + Lx] = (float)(buf[src] / zero * area / ov);
+            drow[dx] = (float)(srow[dx < 0 ? dx + fw : dx] / zero * area / ov);
         }
+    }
     /* ridge suppression: subtract the larger of the 21x1 and 1x21 means
      * (edge-clamped windows, running sums) */
     if (box_mean(m->a, hb, m->sx, m->sy, RIDGE_R, 0) ||
@@ -245,7 +273,7 @@ static int find_lag_peaks(const lagmap *m, double rmin, lagpeak *out, int max)
         for (int x = -(m->Lx - 1); x <= m->Lx - 1; x++) {
             if ((y == 0 && x <= 0) || x * x + y * y < rmin * rmin)
                 continue;
-            const float *p = m->sm + (size_t)(y + m->Ly) * m->sx + x + m->Lx;
+            const float *p = m->sm + (size_t)(y + MARGIN) * m->sx + x + m->Lx;
             float v = *p;
             if (!(v > p[-1] && v >= p[1] && v > p[-m->sx] && v >= p[m->sx] &&
                   v > p[-m->sx - 1] && v >= p[m->sx + 1] && v > p[-m->sx + 1] &&
@@ -288,7 +316,8 @@ int cm__sync_search(const float *r, int wd, int hd, double N, cm__geom *out, int
     if (pmin >= pmax)
         return 0;
     lagmap m;
-    int ret = build_lagmap(r, wd, hd, Lx, Ly, &m);
+    /* keep 1.5 periods of the unscaled tile in both directions */
+    int ret = build_lagmap(r, wd, hd, Lx, Ly, (int)(1.5 * N), &m);
     if (ret)
         return ret;
 
@@ -340,17 +369,22 @@ int cm__sync_search(const float *r, int wd, int hd, double N, cm__geom *out, int
         }
     }
 
-    /* refine each with every lattice point in range */
+    /* refine the best few with every lattice point in range: coordinate
+     * search, period and angle twice each, at two step sizes */
+    if (npk > max + 1)
+        npk = max + 1;
     for (int k = 0; k < npk; k++) {
         double P0 = peaks[k].period;
-        double bestP = P0, bestT = peaks[k].theta, best = -1e30;
+        double bestP = P0, bestT = peaks[k].theta;
+        double best = lattice_score(&m, m.a, bestP, bestT, P0, 0);
         for (int pass = 0; pass < 2; pass++) {
             double ps = pass ? FINE_P_STEP : COARSE_P_STEP / 4;
             double ts = (pass ? FINE_T_STEP : COARSE_T_STEP / 4) * M_PI / 180;
-            double Pc = bestP, Tc = bestT;
-            for (int i = -8; i <= 8; i++)
-                for (int j = -8; j <= 8; j++) {
-                    double P = Pc * (1 + i * ps), t = Tc + j * ts;
+            for (int axis = 0; axis < 4; axis++) {
+                double Pc = bestP, Tc = bestT;
+                for (int i = -REFINE_STEPS; i <= REFINE_STEPS; i++) {
+                    double P = axis % 2 ? Pc : Pc * (1 + i * ps);
+                    double t = axis % 2 ? Tc + i * ts : Tc;
                     double v = lattice_score(&m, m.a, P, t, P0, 0);
                     if (v > best) {
                         best = v;
@@ -358,6 +392,7 @@ int cm__sync_search(const float *r, int wd, int hd, double N, cm__geom *out, int
                         bestT = t;
                     }
                 }
+            }
         }
         while (bestT >= M_PI / 4)
             bestT -= M_PI / 2;

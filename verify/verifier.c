@@ -36,7 +36,7 @@
 
 #define TILE_T 32               /* must match watermark/profile.c */
 #define TILE_S 12
-#define MAX_GEOMS 5             /* lattice hypotheses folded */
+#define MAX_GEOMS 3             /* lattice hypotheses folded */
 #define EARLY_SYNC_Z 9.0        /* sync score at the untouched geometry that
                                    skips the lattice search: unmarked frames
                                    peak at 4-5.5 over all origins and mirrors */
