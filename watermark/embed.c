@@ -99,6 +99,32 @@ void cm_stamper_free(cm_stamper **ps)
     *ps = NULL;
 }
 
+/* r += clamp(g * a * t, -lo, hi): the mark never pushes a channel past
+ * 0 or full scale. */
+static void add_clamped(float *restrict r, const float *restrict a, const float *restrict t,
+                        const float *restrict lo, const float *restrict hi, float g, int n)
+{
+    for (int i = 0; i < n; i++) {
+        float d = g * a[i] * t[i];
+        d = d > hi[i] ? hi[i] : d;
+        d = d < -lo[i] ? -lo[i] : d;
+        r[i] += d;
+    }
+}
+
+/* The same with the headroom of the luma itself, 0..255. */
+static void add_clamped_8bit(float *restrict r, const float *restrict a, const float *restrict t,
+                             float g, int n)
+{
+    for (int i = 0; i < n; i++) {
+        float d = g * a[i] * t[i];
+        float hi = 255.0f - r[i], lo = r[i];
+        d = d > hi ? hi : d;
+        d = d < -lo ? -lo : d;
+        r[i] += d;
+    }
+}
+
 int cm_stamper_plane(cm_stamper *s, cm_plane *luma, const cm_plane *lo, const cm_plane *hi)
 {
     if (!s || !luma || !luma->data || luma->width <= 0 || luma->height <= 0)
@@ -121,8 +147,10 @@ int cm_stamper_plane(cm_stamper *s, cm_plane *luma, const cm_plane *lo, const cm
      * and is independent of the mask, so E[(amp*tile)^2] = E[amp^2]. */
     double ms = 0;
     int rows = 0;
-    for (int y = 0; y < h; y += PSNR_ROW_STEP, rows++)
-        ms += cm__mask_row(&mask, y, ROW(luma, y), ROW(lo, y), ROW(hi, y), amp);
+    for (int y = 0; y < h; y += PSNR_ROW_STEP, rows++) {
+        cm__mask_row(&mask, y, ROW(luma, y), ROW(lo, y), ROW(hi, y), amp);
+        ms += cm__sum_sq(amp, w);
+    }
     ms /= (double)w * rows;
     /* keep PSNR >= the profile's floor */
     double max_ms = 255.0 * 255.0 / pow(10.0, pf->psnr_floor_db / 10.0);
@@ -135,16 +163,15 @@ int cm_stamper_plane(cm_stamper *s, cm_plane *luma, const cm_plane *lo, const cm
         const float *plo = ROW(lo, y), *phi = ROW(hi, y);
         cm__mask_row(&mask, y, row, plo, phi, amp);
         const float *trow = s->tile + (size_t)(y % N) * N;
-        for (int x = 0, tx = 0; x < w; x++) {
-            float d = g * amp[x] * trow[tx];
-            float rlo = plo ? plo[x] : row[x], rhi = phi ? phi[x] : 255.0f - row[x];
-            if (d > rhi)
-                d = rhi;
-            if (d < -rlo)
-                d = -rlo;
-            row[x] += d;
-            if (++tx == N)
-                tx = 0;
+        /* tile by tile along the row, so the inner loop vectorises */
+        for (int x0 = 0; x0 < w; x0 += N) {
+            int n = w - x0 < N ? w - x0 : N;
+            float *r = row + x0;
+            const float *a = amp + x0;
+            if (plo && phi)
+                add_clamped(r, a, trow, plo + x0, phi + x0, g, n);
+            else
+                add_clamped_8bit(r, a, trow, g, n);
         }
     }
 #undef ROW

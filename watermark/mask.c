@@ -213,33 +213,44 @@ void cm__hp_energy(const cm_plane *luma, float *e, float *tmp)
 }
 
 /* Binary dilation of a w x h byte map by a (2r+1)^2 square, in place
- * (tmp: w*h bytes). */
+ * (tmp: w*h bytes). Both passes run in memory order: the vertical one keeps
+ * a count per column over a sliding window of rows. */
 static void dilate_half(uint8_t *map, int w, int h, int r, uint8_t *tmp)
 {
     for (int y = 0; y < h; y++) {
         const uint8_t *s = map + (size_t)y * w;
         uint8_t *d = tmp + (size_t)y * w;
         int cnt = 0;
-        for (int x = -r; x < w; x++) {
+        for (int x = 0; x < r && x < w; x++)
+            cnt += s[x];
+        for (int x = 0; x < w; x++) {
             if (x + r < w)
                 cnt += s[x + r];
             if (x - r - 1 >= 0)
                 cnt -= s[x - r - 1];
-            if (x >= 0)
-                d[x] = cnt > 0;
+            d[x] = cnt > 0;
         }
     }
-    for (int x = 0; x < w; x++) {
-        int cnt = 0;
-        for (int y = -r; y < h; y++) {
-            if (y + r < h)
-                cnt += tmp[(size_t)(y + r) * w + x];
-            if (y - r - 1 >= 0)
-                cnt -= tmp[(size_t)(y - r - 1) * w + x];
-            if (y >= 0)
-                map[(size_t)y * w + x] = cnt > 0;
-        }
+    uint16_t *cnt = calloc((size_t)w, sizeof(uint16_t));
+    if (!cnt) { /* no dilation rather than no mask: still a valid map */
+        memcpy(map, tmp, (size_t)w * h);
+        return;
     }
+    for (int y = 0; y < r && y < h; y++)
+        for (int x = 0; x < w; x++)
+            cnt[x] += tmp[(size_t)y * w + x];
+    for (int y = 0; y < h; y++) {
+        if (y + r < h)
+            for (int x = 0; x < w; x++)
+                cnt[x] += tmp[(size_t)(y + r) * w + x];
+        if (y - r - 1 >= 0)
+            for (int x = 0; x < w; x++)
+                cnt[x] -= tmp[(size_t)(y - r - 1) * w + x];
+        uint8_t *d = map + (size_t)y * w;
+        for (int x = 0; x < w; x++)
+            d[x] = cnt[x] > 0;
+    }
+    free(cnt);
 }
 
 int cm__mask_init(cm__mask *m, const cm_plane *luma, const cm__mask_params *mp)
@@ -278,10 +289,12 @@ int cm__mask_init(cm__mask *m, const cm_plane *luma, const cm__mask_params *mp)
         ret = CM_E_NOMEM;
         goto fail;
     }
-    for (int y = 0; y < h; y++)
+    for (int y = 0; y < h; y++) {
+        const uint8_t *f = m->flat + (size_t)y * w;
+        uint8_t *nr = m->near + (size_t)(y / 2) * m->wd;
         for (int x = 0; x < w; x++)
-            if (m->flat[(size_t)y * w + x])
-                m->near[(size_t)(y / 2) * m->wd + x / 2] = 1;
+            nr[x / 2] |= f[x];
+    }
     dilate_half(m->near, m->wd, hd, EDGE_REACH / 2, (uint8_t *)tmp);
 fail:
     free(tmp);
@@ -298,41 +311,66 @@ void cm__mask_free(cm__mask *m)
     memset(m, 0, sizeof(*m));
 }
 
-double cm__mask_row(const cm__mask *m, int y, const float *py, const float *pl, const float *ph,
-                    float *out)
+double cm__sum_sq(const float *v, int n)
+{
+    float acc[8] = {0}; /* eight lanes: vectorises, and float is plenty per row */
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            acc[k] += v[i + k] * v[i + k];
+    double s = 0;
+    for (int k = 0; k < 8; k++)
+        s += acc[k];
+    for (; i < n; i++)
+        s += (double)v[i] * v[i];
+    return s;
+}
+
+/* One row of amplitudes; has_room says lo/hi rows are given (else 0..255
+ * around luma). Always inlined into two specialised loops. */
+static inline __attribute__((always_inline)) void
+mask_row(const cm__mask *m, int y, const float *restrict py, const float *restrict pl,
+         const float *restrict ph, float *restrict out, const int has_room)
 {
     const cm__mask_params *mp = &m->mp;
-    const float *arow = m->act + (size_t)(y / 2) * m->wd;
-    const uint8_t *frow = m->flat + (size_t)y * m->w;
-    const uint8_t *nrow = m->near + (size_t)(y / 2) * m->wd;
-    double rsq = 0;
+    const float *restrict arow = m->act + (size_t)(y / 2) * m->wd;
+    const uint8_t *restrict frow = m->flat + (size_t)y * m->w;
+    const uint8_t *restrict nrow = m->near + (size_t)(y / 2) * m->wd;
+    const float fill = mp->cel_safe ? 0 : mp->flat, edge = mp->flat * EDGE_CAP;
+    const float inv_peak = 1.0f / PATTERN_PEAK;
+    /* written without branches so the loop vectorises */
     for (int x = 0; x < m->w; x++) {
-        float v;
-        if (frow[x]) { /* inside a fill: the floor, or nothing if cel-safe */
-            v = mp->cel_safe ? 0 : mp->flat;
-        } else {
-            /* ink lines and edges of fills: capped, or the mark ripples
-             * along the line; texture away from fills takes the full gain */
-            float cap = nrow[x / 2] ? mp->flat * EDGE_CAP : mp->max;
-            v = mp->flat + mp->gain * arow[x / 2];
-            v = v < cap ? v : cap;
-        }
-        float room_lo = pl ? pl[x] : py[x];
-        float room_hi = ph ? ph[x] : 255.0f - py[x];
-        float both = (room_lo < room_hi ? room_lo : room_hi) / PATTERN_PEAK;
-        if (v > both) {
-            /* near 0 or full scale: the mark can only go one way there;
-             * a reduced one-sided mark keeps the bias invisible */
-            int white = room_lo > room_hi; /* can only darken */
-            float wide = (white ? room_lo : room_hi) / PATTERN_PEAK;
-            float f = v * (white ? EXTREME_WHITE : EXTREME_BLACK);
-            float one = f < wide ? f : wide;
-            v = both > one ? both : one;
-        }
-        out[x] = v;
-        rsq += v * v;
+        /* inside a fill: the floor (nothing if cel-safe); ink lines and
+         * fill edges: capped, or the mark ripples along the line; texture
+         * away from fills: the full gain. The byte maps select by
+         * multiplication: no control flow, so the loop vectorises. */
+        float near = (float)nrow[x / 2], inside = (float)frow[x];
+        float cap = mp->max + (edge - mp->max) * near;
+        float v = mp->flat + mp->gain * arow[x / 2];
+        v = v < cap ? v : cap;
+        v = v + (fill - v) * inside;
+        float room_lo = has_room ? pl[x] : py[x];
+        float room_hi = has_room ? ph[x] : 255.0f - py[x];
+        float both = (room_lo < room_hi ? room_lo : room_hi) * inv_peak;
+        float wide = (room_lo > room_hi ? room_lo : room_hi) * inv_peak;
+        /* near 0 or full scale the mark can only go one way: a reduced
+         * one-sided mark (see EXTREME_WHITE / EXTREME_BLACK) */
+        float white = (float)(room_lo > room_hi);
+        float f = v * (EXTREME_BLACK + (EXTREME_WHITE - EXTREME_BLACK) * white);
+        float one = f < wide ? f : wide;
+        float lim = both > one ? both : one;
+        float use_lim = (float)(v > both);
+        out[x] = v + (lim - v) * use_lim;
     }
-    return rsq;
+}
+
+void cm__mask_row(const cm__mask *m, int y, const float *py, const float *pl, const float *ph,
+                  float *out)
+{
+    if (pl && ph)
+        mask_row(m, y, py, pl, ph, out, 1);
+    else
+        mask_row(m, y, py, NULL, NULL, out, 0);
 }
 
 int cm__mask_compute(const cm_plane *luma, const cm_plane *lo, const cm_plane *hi,
@@ -343,10 +381,12 @@ int cm__mask_compute(const cm_plane *luma, const cm_plane *lo, const cm_plane *h
     if (ret)
         return ret;
     double sq = 0;
-    for (int y = 0; y < luma->height; y++)
-        sq += cm__mask_row(&m, y, luma->data + y * luma->stride,
-                           lo ? lo->data + y * lo->stride : NULL,
-                           hi ? hi->data + y * hi->stride : NULL, amp + (size_t)y * luma->width);
+    for (int y = 0; y < luma->height; y++) {
+        float *row = amp + (size_t)y * luma->width;
+        cm__mask_row(&m, y, luma->data + y * luma->stride, lo ? lo->data + y * lo->stride : NULL,
+                     hi ? hi->data + y * hi->stride : NULL, row);
+        sq += cm__sum_sq(row, luma->width);
+    }
     if (mean_sq)
         *mean_sq = sq / ((double)luma->width * luma->height);
     cm__mask_free(&m);

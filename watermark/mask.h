@@ -37,9 +37,11 @@ typedef struct cm__mask {
 CM__HIDDEN int cm__mask_init(cm__mask *m, const cm_plane *luma, const cm__mask_params *mp);
 CM__HIDDEN void cm__mask_free(cm__mask *m);
 /* Amplitudes of row y into out (w floats), given that row's luma and
- * optional headroom rows (NULL: 0..255 around luma). Returns sum of amp^2. */
-CM__HIDDEN double cm__mask_row(const cm__mask *m, int y, const float *luma_row,
-                               const float *lo_row, const float *hi_row, float *out);
+ * optional headroom rows (NULL: 0..255 around luma). */
+CM__HIDDEN void cm__mask_row(const cm__mask *m, int y, const float *luma_row,
+                             const float *lo_row, const float *hi_row, float *out);
+/* Sum of squares of n floats. */
+CM__HIDDEN double cm__sum_sq(const float *v, int n);
 
 /* Whole-plane convenience (tests): amp (w*h, row-major); mean_sq (may be
  * NULL) receives the mean of amp^2 over the frame. */
