@@ -500,6 +500,23 @@ CM__ALWAYS_INLINE void apply_row(const int depth, const int ch, const int alpha,
     }
 }
 
+CM__ALWAYS_INLINE void luma_headroom_row(const int depth, const int ch, const int alpha,
+                                         const uint8_t *row, float *dst, float *pl, float *ph,
+                                         int w)
+{
+    luma_row(depth, ch, alpha, row, dst, w);
+    headroom_row(depth, ch, alpha, row, pl, ph, w);
+}
+
+/* apply_row with the original luma recomputed from the pixel itself (the
+ * same expression as luma_row, so an unchanged plane is still a no-op). */
+CM__ALWAYS_INLINE void apply_luma_row(const int depth, const int ch, const int alpha,
+                                      uint8_t *row, const float *pm, float *scratch, int w)
+{
+    luma_row(depth, ch, alpha, row, scratch, w);
+    apply_row(depth, ch, alpha, row, scratch, pm, w);
+}
+
 /* Call KERNEL(depth, channels, alpha, args...) with constant layout
  * arguments for 8-bit grey/RGB/RGBA and 16-bit RGB/RGBA. */
 #define ROW_DISPATCH(img, KERNEL, ...)                                                  \
@@ -552,6 +569,50 @@ int cm_image_apply_plane(cm_ctx *ctx, cm_image *img, const cm_plane *orig,
         ROW_DISPATCH(img, apply_row, img->data + (ptrdiff_t)y * img->stride,
                      orig->data + (ptrdiff_t)y * orig->stride,
                      marked->data + (ptrdiff_t)y * marked->stride, img->width);
+    return CM_OK;
+}
+
+int cm_image_luma_headroom(cm_ctx *ctx, const cm_image *img, cm_plane *luma, cm_plane *lo,
+                           cm_plane *hi)
+{
+    int ret;
+    if (!luma || !lo || !hi || lo == hi || luma == lo || luma == hi)
+        return cm__error(ctx, CM_E_INVAL, "luma_headroom: invalid output planes");
+    memset(luma, 0, sizeof(*luma));
+    memset(lo, 0, sizeof(*lo));
+    memset(hi, 0, sizeof(*hi));
+    if (cm__image_check(img) < 0)
+        return cm__error(ctx, CM_E_INVAL, "luma_headroom: invalid image");
+    if ((ret = cm_plane_alloc(luma, img->width, img->height)) < 0 ||
+        (ret = cm_plane_alloc(lo, img->width, img->height)) < 0 ||
+        (ret = cm_plane_alloc(hi, img->width, img->height)) < 0) {
+        cm_plane_free(luma);
+        cm_plane_free(lo);
+        cm_plane_free(hi);
+        return cm__error(ctx, ret, "luma_headroom: cannot allocate %d x %d planes", img->width,
+                         img->height);
+    }
+    for (int y = 0; y < img->height; y++)
+        ROW_DISPATCH(img, luma_headroom_row, img->data + (ptrdiff_t)y * img->stride,
+                     luma->data + (ptrdiff_t)y * luma->stride, lo->data + (ptrdiff_t)y * lo->stride,
+                     hi->data + (ptrdiff_t)y * hi->stride, img->width);
+    return CM_OK;
+}
+
+int cm_image_apply_luma(cm_ctx *ctx, cm_image *img, const cm_plane *marked)
+{
+    if (cm__image_check(img) < 0)
+        return cm__error(ctx, CM_E_INVAL, "apply_luma: invalid image");
+    if (!plane_matches(marked, img))
+        return cm__error(ctx, CM_E_INVAL, "apply_luma: plane does not match the %d x %d image",
+                         img->width, img->height);
+    float *scratch = cm__malloc_array((size_t)img->width, sizeof(float));
+    if (!scratch)
+        return cm__error(ctx, CM_E_NOMEM, "apply_luma: out of memory");
+    for (int y = 0; y < img->height; y++)
+        ROW_DISPATCH(img, apply_luma_row, img->data + (ptrdiff_t)y * img->stride,
+                     marked->data + (ptrdiff_t)y * marked->stride, scratch, img->width);
+    free(scratch);
     return CM_OK;
 }
 

@@ -184,18 +184,13 @@ int cm_stamper_image(cm_stamper *s, cm_image *img)
 {
     if (!s || !img)
         return CM_E_INVAL;
-    cm_plane orig = {0}, marked = {0}, lo = {0}, hi = {0};
-    int ret = cm_image_to_plane(s->ctx, img, &orig);
+    cm_plane luma = {0}, lo = {0}, hi = {0};
+    int ret = cm_image_luma_headroom(s->ctx, img, &luma, &lo, &hi);
     if (!ret)
-        ret = cm_image_to_plane(s->ctx, img, &marked);
+        ret = cm_stamper_plane(s, &luma, &lo, &hi);
     if (!ret)
-        ret = cm_image_headroom(s->ctx, img, &lo, &hi);
-    if (!ret)
-        ret = cm_stamper_plane(s, &marked, &lo, &hi);
-    if (!ret)
-        ret = cm_image_apply_plane(s->ctx, img, &orig, &marked);
-    cm_plane_free(&orig);
-    cm_plane_free(&marked);
+        ret = cm_image_apply_luma(s->ctx, img, &luma);
+    cm_plane_free(&luma);
     cm_plane_free(&lo);
     cm_plane_free(&hi);
     return ret;

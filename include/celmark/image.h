@@ -155,6 +155,20 @@ CM_API int cm_image_apply_plane(cm_ctx *ctx, cm_image *img, const cm_plane *orig
 CM_API int cm_image_headroom(cm_ctx *ctx, const cm_image *img, cm_plane *lo,
                              cm_plane *hi);
 
+/**
+ * cm_image_to_plane and cm_image_headroom in one pass over the image.
+ * Allocates all three planes (free with cm_plane_free); none on failure.
+ */
+CM_API int cm_image_luma_headroom(cm_ctx *ctx, const cm_image *img, cm_plane *luma,
+                                  cm_plane *lo, cm_plane *hi);
+
+/**
+ * cm_image_apply_plane with the original luma recomputed from img itself
+ * (bit-identical to what cm_image_to_plane gave), so no copy of the
+ * original plane is needed. marked must come from img's luma.
+ */
+CM_API int cm_image_apply_luma(cm_ctx *ctx, cm_image *img, const cm_plane *marked);
+
 /** Allocate a zeroed width x height plane. */
 CM_API int cm_plane_alloc(cm_plane *p, int width, int height);
 

@@ -422,6 +422,43 @@ static void assert_file_text(const char *path, const char *text)
     assert_string_equal(buf, text);
 }
 
+/* The fused paths give exactly what the separate calls give, every layout. */
+static void test_fused_paths(void **s)
+{
+    (void)s;
+    static const int layouts[][2] = {{1, 8}, {2, 8}, {3, 8}, {4, 8}, {1, 16}, {3, 16}, {4, 16}};
+    for (size_t i = 0; i < sizeof(layouts) / sizeof(layouts[0]); i++) {
+        cm_image *img = random_image(37, 23, layouts[i][0], layouts[i][1]);
+        cm_image *other = copy_image(img);
+        cm_plane l1 = {0}, lo1 = {0}, hi1 = {0}, l2 = {0}, lo2 = {0}, hi2 = {0};
+        assert_int_equal(cm_image_to_plane(NULL, img, &l1), CM_OK);
+        assert_int_equal(cm_image_headroom(NULL, img, &lo1, &hi1), CM_OK);
+        assert_int_equal(cm_image_luma_headroom(NULL, img, &l2, &lo2, &hi2), CM_OK);
+        for (int y = 0; y < 23; y++) {
+            assert_memory_equal(l1.data + y * l1.stride, l2.data + y * l2.stride, 37 * sizeof(float));
+            assert_memory_equal(lo1.data + y * lo1.stride, lo2.data + y * lo2.stride, 37 * sizeof(float));
+            assert_memory_equal(hi1.data + y * hi1.stride, hi2.data + y * hi2.stride, 37 * sizeof(float));
+        }
+        /* unchanged plane: no-op; changed plane: same bytes as apply_plane */
+        assert_int_equal(cm_image_apply_luma(NULL, other, &l2), CM_OK);
+        assert_memory_equal(other->data, img->data, (size_t)img->stride * img->height);
+        for (int y = 0; y < 23; y++)
+            for (int x = 0; x < 37; x++)
+                l2.data[y * l2.stride + x] += (float)((x * 7 + y * 3) % 11) * 0.37f - 1.5f;
+        assert_int_equal(cm_image_apply_plane(NULL, img, &l1, &l2), CM_OK);
+        assert_int_equal(cm_image_apply_luma(NULL, other, &l2), CM_OK);
+        assert_memory_equal(other->data, img->data, (size_t)img->stride * img->height);
+        cm_plane *planes[] = {&l1, &lo1, &hi1, &l2, &lo2, &hi2};
+        for (int k = 0; k < 6; k++)
+            cm_plane_free(planes[k]);
+        cm_image_free(&img);
+        cm_image_free(&other);
+    }
+    cm_plane p = {0}, q = {0}, r = {0};
+    assert_int_equal(cm_image_luma_headroom(NULL, NULL, &p, &q, &r), CM_E_INVAL);
+    assert_null(p.data);
+}
+
 static void test_atomic(void **s)
 {
     (void)s;
@@ -549,6 +586,7 @@ int main(void)
         cmocka_unit_test(test_apply_delta),
         cmocka_unit_test(test_apply_round_clamp),
         cmocka_unit_test(test_headroom),
+        cmocka_unit_test(test_fused_paths),
         cmocka_unit_test(test_atomic),
         cmocka_unit_test(test_write_memory_image),
     };
