@@ -31,9 +31,10 @@ const cli_command cli_commands[] = {
     {"stamp", cmd_stamp, "embed a recipient's issue id invisibly into a copy of a frame",
      "Usage: celmark stamp -k KEYFILE --id HEX16 [options] IN OUT\n"
      "\n"
-     "Embed the 64-bit issue id (16 hex digits) into IN's luma and write OUT in\n"
-     "the same format, keeping alpha, colour tags and metadata. Same key, id,\n"
-     "options and input always give identical output bytes.\n"
+     "Embed the 64-bit issue id (16 hex digits) into IN's luma and write OUT as\n"
+     "PNG, keeping alpha, colour tags and metadata. IN may be any still celmark\n"
+     "reads (PNG, JPEG, WebP, BMP, TIFF, GIF). Same key, id, options and input\n"
+     "always give identical output bytes.\n"
      "\n"
      "  -k, --key KEYFILE     studio key (from 'celmark keygen')\n"
      "      --id HEX16        issue id to embed\n"
@@ -48,7 +49,8 @@ const cli_command cli_commands[] = {
     {"verify", cmd_verify, "find which issue id a frame carries, with its false-positive probability",
      "Usage: celmark verify -k KEYFILE [--json] [--candidates FILE] FILE...\n"
      "\n"
-     "Detect the mark blindly (no original needed) after re-encoding, scaling,\n"
+     "Read each FILE (PNG, JPEG, WebP, BMP, TIFF, GIF; recognised by content) and\n"
+     "detect the mark blindly (no original needed) after re-encoding, scaling,\n"
      "cropping, rotation, flips and screenshots. A claim is made only when its\n"
      "false-positive probability (fpr) is at most --max-fpr.\n"
      "\n"
