@@ -14,7 +14,7 @@
 #include "cel.h"
 #include "celmark/celmark.h"
 #include "unmarked.h"
-#include "watermark/key_internal.h"
+#include "benchutil.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,17 +34,6 @@ typedef struct kind_stats {
     double max_z;
 } kind_stats;
 
-static cm_key *fixed_key(uint8_t salt)
-{
-    uint8_t a[32], b[32];
-    for (int i = 0; i < 32; i++) {
-        a[i] = (uint8_t)(0xc0 ^ (salt * 29 + i));
-        b[i] = (uint8_t)(0x5a ^ (salt * 7 + 5 * i));
-    }
-    cm_key *k = NULL;
-    return cm__key_from_bytes(&k, a, b) ? NULL : k;
-}
-
 int main(int argc, char **argv)
 {
     int ninputs = 2400, ncand = 1000;
@@ -60,7 +49,9 @@ int main(int argc, char **argv)
     }
     if (ninputs < 1 || ncand < 1)
         return 2;
-    cm_key *key = fixed_key(1), *other = fixed_key(2);
+    cm_key *key = NULL, *other = NULL;
+    if (bench_key(&key, 0) || bench_key(&other, 1))
+        return 4;
     uint64_t *cands = malloc(sizeof(uint64_t) * (size_t)ncand);
     if (!key || !other || !cands)
         return 4;

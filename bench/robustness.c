@@ -40,6 +40,7 @@
  * A quick subset: robustness --frames 4 --profiles default --attacks none,jpeg50
  */
 #include "attacks.h"
+#include "benchutil.h"
 #include "cel.h"
 
 #include "celmark/celmark.h"
@@ -150,34 +151,6 @@ static const bench_profile all_profiles[] = {
 #define NPROFILES ((int)(sizeof(all_profiles) / sizeof(all_profiles[0])))
 
 /* ---- small helpers ------------------------------------------------------ */
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-/* SplitMix64: reproducible ids and positions (bench data, not key material). */
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-/* The bench key: fixed bytes, so every run stamps the same marks. */
-static int bench_key(cm_key **out)
-{
-    uint8_t secret[CM__KEY_SECRET_BYTES], seed[CM__KEY_SEED_BYTES];
-    uint64_t s = 0xce1a4a2bbe7c4e11ULL;
-    for (int i = 0; i < CM__KEY_SECRET_BYTES; i++)
-        secret[i] = (uint8_t)splitmix64(&s);
-    for (int i = 0; i < CM__KEY_SEED_BYTES; i++)
-        seed[i] = (uint8_t)splitmix64(&s);
-    return cm__key_from_bytes(out, secret, seed);
-}
 
 static int popcount64(uint64_t x)
 {
@@ -724,15 +697,15 @@ static int make_frame(frame_data *f, int index, uint32_t seed)
     if (ret)
         return ret;
     uint64_t s = (uint64_t)seed << 32 ^ (uint64_t)index;
-    f->id = splitmix64(&s);
+    f->id = bench_splitmix64(&s);
     f->cands = malloc(sizeof(uint64_t) * NCANDIDATES);
     if (!f->cands)
         return CM_E_NOMEM;
-    f->true_pos = (long)(splitmix64(&s) % NCANDIDATES);
+    f->true_pos = (long)(bench_splitmix64(&s) % NCANDIDATES);
     for (long c = 0; c < NCANDIDATES; c++) {
         uint64_t v;
         do
-            v = splitmix64(&s);
+            v = bench_splitmix64(&s);
         while (v == f->id);
         f->cands[c] = c == f->true_pos ? f->id : v;
     }
@@ -927,18 +900,18 @@ static int run_profile(bench *b, const bench_profile *bp)
 
     for (int fi = 0; fi < o->frames; fi++) {
         frame_data *fd = &b->frames[fi];
-        double t_frame = now_ms();
+        double t_frame = bench_now_ms();
         cm_image *marked = NULL;
         cm_stamper *stamper = NULL;
         cm_verifier *ver = NULL;
         cm_plane yo = {0}, ym = {0};
         if ((ret = image_copy(fd->img, &marked)))
             goto frame_fail;
-        double t0 = now_ms();
+        double t0 = bench_now_ms();
         if ((ret = cm_stamper_new(b->ctx, b->key, fd->id, &sp, &stamper)) ||
             (ret = cm_stamper_image(stamper, marked)))
             goto frame_fail;
-        v.stamp_ms += now_ms() - t0;
+        v.stamp_ms += bench_now_ms() - t0;
 
         /* invisibility */
         if ((ret = cm_image_to_plane(b->ctx, fd->img, &yo)) ||
@@ -1013,9 +986,9 @@ static int run_profile(bench *b, const bench_profile *bp)
                 continue;
             }
             cm_verify_result r;
-            double tv = now_ms();
+            double tv = bench_now_ms();
             ret = cm_verifier_image(ver, att, &r);
-            as->verify_ms += now_ms() - tv;
+            as->verify_ms += bench_now_ms() - tv;
             cm_image_free(&att);
             if (ret)
                 goto frame_fail;
@@ -1040,7 +1013,7 @@ static int run_profile(bench *b, const bench_profile *bp)
                 "%s: frame %d/%d (%s) psnr %.2f ssim %.4f flat_rms %.3f csf %.3f"
                 " changed %ld; blind %d/%d cand %d/%d; %.1f s\n",
                 bp->name, fi + 1, o->frames, cel_style_name(fd->style), p, s, frms, csf[0],
-                changed, fb, o->nattacks, fc, o->nattacks, (now_ms() - t_frame) / 1e3);
+                changed, fb, o->nattacks, fc, o->nattacks, (bench_now_ms() - t_frame) / 1e3);
         ret = CM_OK;
     frame_fail:
         cm_verifier_free(&ver);
@@ -1098,7 +1071,7 @@ int main(int argc, char **argv)
 
     int ret = cm_ctx_new(&b.ctx);
     if (!ret)
-        ret = bench_key(&b.key);
+        ret = bench_key(&b.key, 0);
     if (ret) {
         fprintf(stderr, "robustness: setup: %s\n", cm_strerror(ret));
         goto out;

@@ -27,6 +27,7 @@
 #define _GNU_SOURCE /* sched_setaffinity */
 
 #include "attacks.h"
+#include "benchutil.h"
 #include "cel.h"
 
 #include "celmark/celmark.h"
@@ -53,42 +54,6 @@
 #define TARGET_EMBED_MS 15.0   /* per 1080p luma plane, one core */
 #define TARGET_DETECT_MS 100.0 /* per 1080p still, sync search included */
 #define TARGET_E2E_RATIO 1.2   /* stamp pipeline / plain decode+encode */
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-/* CPU time of this thread: what the work costs on one core, not inflated
- * when another process holds the CPU. */
-static double cpu_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-/* Same fixed key as bench/robustness. */
-static int bench_key(cm_key **out)
-{
-    uint8_t secret[CM__KEY_SECRET_BYTES], seed[CM__KEY_SEED_BYTES];
-    uint64_t s = 0xce1a4a2bbe7c4e11ULL;
-    for (int i = 0; i < CM__KEY_SECRET_BYTES; i++)
-        secret[i] = (uint8_t)splitmix64(&s);
-    for (int i = 0; i < CM__KEY_SEED_BYTES; i++)
-        seed[i] = (uint8_t)splitmix64(&s);
-    return cm__key_from_bytes(out, secret, seed);
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -137,20 +102,20 @@ static int bench_image_steps(cm_ctx *ctx, cm_stamper *s, const cm_image *frame)
         cm_plane orig = {0}, marked = {0}, lo = {0}, hi = {0};
         if ((ret = none->fn(frame, &img, 0))) /* fresh copy, not timed */
             break;
-        double t0 = now_ms();
+        double t0 = bench_now_ms();
         ret = cm_image_to_plane(ctx, img, &orig);
         if (!ret)
             ret = cm_image_to_plane(ctx, img, &marked);
-        double t1 = now_ms();
+        double t1 = bench_now_ms();
         if (!ret)
             ret = cm_image_headroom(ctx, img, &lo, &hi);
-        double t2 = now_ms();
+        double t2 = bench_now_ms();
         if (!ret)
             ret = cm_stamper_plane(s, &marked, &lo, &hi);
-        double t3 = now_ms();
+        double t3 = bench_now_ms();
         if (!ret)
             ret = cm_image_apply_plane(ctx, img, &orig, &marked);
-        double t4 = now_ms();
+        double t4 = bench_now_ms();
         t[TO_PLANE][i] = t1 - t0;
         t[HEADROOM][i] = t2 - t1;
         t[PLANE][i] = t3 - t2;
@@ -180,17 +145,17 @@ static int bench_embed(cm_ctx *ctx, const cm_key *key, const cm_image *frame)
         ret = cm_plane_alloc(&work, luma.width, luma.height);
     if (!ret)
         ret = cm_image_headroom(ctx, frame, &lo, &hi);
-    double t0 = now_ms();
+    double t0 = bench_now_ms();
     if (!ret)
         ret = cm_stamper_new(ctx, key, ISSUE_ID, NULL, &s);
-    double t_new = now_ms() - t0;
+    double t_new = bench_now_ms() - t0;
     for (int i = 0; i < EMBED_RUNS && !ret; i++) {
         copy_plane(&work, &luma);
-        double c0 = cpu_ms();
-        t0 = now_ms();
+        double c0 = bench_cpu_ms();
+        t0 = bench_now_ms();
         ret = cm_stamper_plane(s, &work, &lo, &hi);
-        t[i] = now_ms() - t0;
-        c[i] = cpu_ms() - c0;
+        t[i] = bench_now_ms() - t0;
+        c[i] = bench_cpu_ms() - c0;
     }
     if (ret) {
         fail(ctx, "embed", ret);
@@ -220,10 +185,10 @@ static int time_detect(cm_ctx *ctx, cm_verifier *v, const cm_image *img, const c
     double t[DETECT_RUNS], c[DETECT_RUNS];
     int ret = cm_image_to_plane(ctx, img, &luma);
     for (int i = 0; i < DETECT_RUNS && !ret; i++) {
-        double c0 = cpu_ms(), t0 = now_ms();
+        double c0 = bench_cpu_ms(), t0 = bench_now_ms();
         ret = cm_verifier_plane(v, &luma, &r);
-        t[i] = now_ms() - t0;
-        c[i] = cpu_ms() - c0;
+        t[i] = bench_now_ms() - t0;
+        c[i] = bench_cpu_ms() - c0;
     }
     cm_plane_free(&luma);
     if (ret)
@@ -268,7 +233,7 @@ static int bench_detect(cm_ctx *ctx, const cm_key *key, const cm_image *frame)
     if (!ret) {
         uint64_t st = 42;
         for (int i = 0; i < NCANDIDATES; i++)
-            cands[i] = splitmix64(&st);
+            cands[i] = bench_splitmix64(&st);
         cands[NCANDIDATES / 2] = ISSUE_ID;
         cm_verify_params p;
         cm_verify_params_default(&p);
@@ -304,7 +269,7 @@ static int e2e_once(cm_ctx *ctx, const cm_key *key, const char *src, const char 
 {
     cm_image *img = NULL;
     cm_stamper *s = NULL;
-    double t0 = now_ms();
+    double t0 = bench_now_ms();
     int ret = cm_image_read(ctx, src, NULL, &img);
     if (!ret && stamp)
         ret = cm_stamper_new(ctx, key, ISSUE_ID, NULL, &s);
@@ -312,7 +277,7 @@ static int e2e_once(cm_ctx *ctx, const cm_key *key, const char *src, const char 
         ret = cm_stamper_image(s, img);
     if (!ret)
         ret = cm_image_write(ctx, img, dst, CM_WRITE_FORCE);
-    *ms = now_ms() - t0;
+    *ms = bench_now_ms() - t0;
     cm_stamper_free(&s);
     cm_image_free(&img);
     return ret;
@@ -390,7 +355,7 @@ int main(int argc, char **argv)
     p.style = CEL_FLAT;
     int ret = cm_ctx_new(&ctx);
     if (!ret)
-        ret = bench_key(&key);
+        ret = bench_key(&key, 0);
     if (!ret)
         ret = cel_generate(&frame, &p);
     if (ret) {

@@ -39,6 +39,9 @@ int cli_exit_code(int status);
 /* Print a JSON object as one line on stdout (stable key order). Steals obj. */
 void cli_print_json(json_t *obj);
 
+/* {"schema", "file", "error"} for a file that could not be processed. */
+void cli_print_json_error(const char *schema, const char *file, const char *error);
+
 /* Handle --help for a subcommand: prints its usage to stdout. */
 void cli_print_help(const char *name);
 

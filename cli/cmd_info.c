@@ -77,13 +77,8 @@ int cmd_info(int argc, char **argv)
             ret = cm_image_get_info(img, &info);
         if (ret) {
             int code = cli_fail(ctx, ret);
-            if (json) {
-                json_t *o = json_object();
-                json_object_set_new(o, "schema", json_string("celmark.info/1"));
-                json_object_set_new(o, "file", json_string(argv[i]));
-                json_object_set_new(o, "error", json_string(cm_ctx_last_error(ctx)));
-                cli_print_json(o);
-            }
+            if (json)
+                cli_print_json_error("celmark.info/1", argv[i], cm_ctx_last_error(ctx));
             if (code > worst)
                 worst = code;
         } else if (json) {

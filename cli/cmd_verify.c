@@ -184,13 +184,8 @@ int cmd_verify(int argc, char **argv)
             int e = cli_fail(ctx, ret);
             if (e > worst_err)
                 worst_err = e;
-            if (json) {
-                json_t *o = json_object();
-                json_object_set_new(o, "schema", json_string("celmark.verify/1"));
-                json_object_set_new(o, "file", json_string(argv[i]));
-                json_object_set_new(o, "error", json_string(cm_ctx_last_error(ctx)));
-                cli_print_json(o);
-            }
+            if (json)
+                cli_print_json_error("celmark.verify/1", argv[i], cm_ctx_last_error(ctx));
             continue;
         }
         if (!r.marked)

@@ -85,3 +85,12 @@ void cli_print_json(json_t *obj)
     json_decref(obj);
     fflush(stdout);
 }
+
+void cli_print_json_error(const char *schema, const char *file, const char *error)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "schema", json_string(schema));
+    json_object_set_new(o, "file", json_string(file));
+    json_object_set_new(o, "error", json_string(error));
+    cli_print_json(o);
+}
