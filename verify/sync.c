@@ -12,15 +12,19 @@
  *        .     .     .          angle is -t): the fold step tries both.
  *
  * 1. on the residual decimated by 2 (see detect.h); zero-pad;
- *    A = IFFT(|FFT(r)|) (|F|, not |F|^2: a
- *    whitened autocorrelation with sharper peaks);
+ *    A = IFFT(|FFT(r)|) (|F|, not |F|^2: a whitened autocorrelation with
+ *    sharper peaks); A is symmetric, so only one half-plane is kept;
  * 2. divide by the overlap of each lag (floored at 30 % of the frame), and
  *    subtract max(box 21x1, box 1x21) to remove straight ridges that long
  *    horizontal or vertical edges leave;
- * 3. score every (P, t) on a grid by the sum of A at the lattice points near
- *    the origin over sqrt(count) — the true period beats its harmonics: P/2
- *    adds empty points, 2P drops real ones;
- * 4. refine the best few with all lattice points in range, finer steps.
+ * 3. turn the strongest local maxima of A into candidates: each peak p may
+ *    be v1 itself, a harmonic (p = 2 v1, 3 v1) or a diagonal (v1 + v2);
+ *    score each by the sum of A at its lattice points near the origin over
+ *    sqrt(count) — the true period beats its harmonics: P/2 adds empty
+ *    points, 2P drops real ones; fewer than 4 points in the window is no
+ *    lattice;
+ * 4. refine the best few with all lattice points in the window
+ *    (coordinate search on period and angle).
  * The caller folds the frame with each hypothesis and keeps the one whose
  * sync chips correlate best.
  */

@@ -12,6 +12,9 @@
  * flat: the mark's amplitude inside fills. Rounding to 8-bit adds to it
  * (a fill's RMS is about sqrt(flat^2 + 1/12) when flat is near 1), so the
  * floors sit below the fill RMS targets: default <= 1.0, subtle <= 0.5.
+ * gain/max: amplitude per unit of activity and its cap, off fills (ink
+ * lines and fill edges are capped lower, see mask.c). psnr_floor: the
+ * frame-wide cap; textured frames reach it, cel frames stay well above.
  */
 static const cm__profile profiles[] = {
     [CM_PROFILE_SUBTLE] = {"subtle", 32, 12, 0.38f, 0.15f, 2.0f, 48.0},
