@@ -271,8 +271,10 @@ int cm__mask_init(cm__mask *m, const cm_plane *luma, const cm__mask_params *mp)
     float *tmp = malloc(ntmp * sizeof(float));
     m->act = calloc(nd, sizeof(float));
     m->flat = malloc((size_t)w * h);
+    m->row_half = malloc(sizeof(float) * (size_t)m->wd);
+    m->row_full = malloc(sizeof(float) * (size_t)w);
     int ret = CM_E_NOMEM;
-    if (!tmp || !m->act || !m->flat)
+    if (!tmp || !m->act || !m->flat || !m->row_half || !m->row_full)
         goto fail;
     cm__hp_energy(luma, m->act, tmp);
     /* activity: RMS of the high-pass over ACT_R (half-resolution pixels),
@@ -305,6 +307,8 @@ fail:
 
 void cm__mask_free(cm__mask *m)
 {
+    free(m->row_half);
+    free(m->row_full);
     free(m->near);
     free(m->act);
     free(m->flat);
@@ -337,18 +341,24 @@ mask_row(const cm__mask *m, int y, const float *restrict py, const float *restri
     const uint8_t *restrict frow = m->flat + (size_t)y * m->w;
     const uint8_t *restrict nrow = m->near + (size_t)(y / 2) * m->wd;
     const float fill = mp->cel_safe ? 0 : mp->flat, edge = mp->flat * EDGE_CAP;
+    const float floor_ = mp->flat, gain = mp->gain, maxv = mp->max; /* hoisted: out may alias */
     const float inv_peak = 1.0f / PATTERN_PEAK;
+    /* the amplitude off fills, at half resolution, then expanded to full
+     * resolution so the per-pixel loop reads memory in order */
+    float *restrict half = m->row_half, *restrict base = m->row_full;
+    for (int x = 0; x < m->wd; x++) {
+        /* ink lines and fill edges: capped, or the mark ripples along the
+         * line; texture away from fills: the full gain */
+        float cap = maxv + (edge - maxv) * (float)nrow[x];
+        float v = floor_ + gain * arow[x];
+        half[x] = v < cap ? v : cap;
+    }
+    for (int x = 0; x < m->w; x++)
+        base[x] = half[x >> 1];
     /* written without branches so the loop vectorises */
     for (int x = 0; x < m->w; x++) {
-        /* inside a fill: the floor (nothing if cel-safe); ink lines and
-         * fill edges: capped, or the mark ripples along the line; texture
-         * away from fills: the full gain. The byte maps select by
-         * multiplication: no control flow, so the loop vectorises. */
-        float near = (float)nrow[x / 2], inside = (float)frow[x];
-        float cap = mp->max + (edge - mp->max) * near;
-        float v = mp->flat + mp->gain * arow[x / 2];
-        v = v < cap ? v : cap;
-        v = v + (fill - v) * inside;
+        /* inside a fill: the floor (nothing if cel-safe) */
+        float v = base[x] + (fill - base[x]) * (float)frow[x];
         float room_lo = has_room ? pl[x] : py[x];
         float room_hi = has_room ? ph[x] : 255.0f - py[x];
         float both = (room_lo < room_hi ? room_lo : room_hi) * inv_peak;

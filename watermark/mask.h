@@ -32,6 +32,7 @@ typedef struct cm__mask {
     float *act;    /* ceil(w/2) * ceil(h/2) */
     uint8_t *flat; /* w * h */
     uint8_t *near; /* ceil(w/2) * ceil(h/2): close to a fill */
+    float *row_half, *row_full; /* scratch rows of cm__mask_row (not thread-safe) */
 } cm__mask;
 
 CM__HIDDEN int cm__mask_init(cm__mask *m, const cm_plane *luma, const cm__mask_params *mp);
