@@ -292,10 +292,12 @@ int cm__mask_init(cm__mask *m, const cm_plane *luma, const cm__mask_params *mp)
         goto fail;
     }
     for (int y = 0; y < h; y++) {
-        const uint8_t *f = m->flat + (size_t)y * w;
-        uint8_t *nr = m->near + (size_t)(y / 2) * m->wd;
-        for (int x = 0; x < w; x++)
-            nr[x / 2] |= f[x];
+        const uint8_t *restrict f = m->flat + (size_t)y * w;
+        uint8_t *restrict nr = m->near + (size_t)(y / 2) * m->wd;
+        for (int x = 0; x < w / 2; x++)
+            nr[x] |= f[2 * x] | f[2 * x + 1];
+        if (w & 1)
+            nr[w / 2] |= f[w - 1];
     }
     dilate_half(m->near, m->wd, hd, EDGE_REACH / 2, (uint8_t *)tmp);
 fail:
