@@ -309,7 +309,7 @@ int cm_verifier_plane(cm_verifier *v, const cm_plane *luma, cm_verify_result *re
     work wk;
     memset(&wk, 0, sizeof(wk));
     hypo *best = calloc(PAYLOAD_HYPS + 1, sizeof(hypo));
-    wk.r = cm__malloc_array((size_t)w * h, sizeof(float));
+    wk.r = cm__malloc_array((size_t)(w / CM__DECIM) * (h / CM__DECIM), sizeof(float));
     wk.sum = malloc(sizeof(float) * nn);
     wk.count = malloc(sizeof(float) * nn);
     wk.spec = malloc(sizeof(AVComplexFloat) * nn);
