@@ -82,12 +82,21 @@ int main(int argc, char **argv)
         um_kind k = (um_kind)(i % UM_KINDS);
         int s = (i / UM_KINDS) % NSIZES;
         cm_plane p = {0};
+        cm_image *img = NULL;
         cm_verify_result res;
-        if (um_generate(&src, k, i, sizes[s][0], sizes[s][1], &p) || cm_verifier_plane(v, &p, &res)) {
+        int ret;
+        if (k == UM_CEL || k == UM_OTHER_KEY) /* colour: luma + chroma path */
+            ret = um_generate_image(&src, k, i, sizes[s][0], sizes[s][1], &img) ||
+                  cm_verifier_image(v, img, &res);
+        else
+            ret = um_generate(&src, k, i, sizes[s][0], sizes[s][1], &p) ||
+                  cm_verifier_plane(v, &p, &res);
+        cm_plane_free(&p);
+        cm_image_free(&img);
+        if (ret) {
             fprintf(stderr, "falsepos: input %d (%s) failed\n", i, um_kind_name(k));
             return 4;
         }
-        cm_plane_free(&p);
         kind_stats *ks = &st[k];
         ks->n++;
         ks->claims += res.marked;

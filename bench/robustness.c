@@ -735,6 +735,7 @@ typedef struct invis_stats {
     double psnr_sum, psnr_min, ssim_sum, ssim_min;
     int flat_frames; /* frames with any flat pixel */
     double flat_rms_sum, flat_rms_max;
+    double flat_chroma_sum, flat_chroma_max; /* the blue-yellow share, (B - Y) RMS */
     double csf_sum[2], csf_max[2];
     long flat_pixels, flat_changed;
     double stamp_ms;
@@ -782,6 +783,9 @@ static void print_invisibility(const bench_profile *bp, const invis_stats *v)
     if (bp->flat_rms_target > 0)
         printf("   target <= %.1f: %s", bp->flat_rms_target,
                pass(v->flat_rms_max <= bp->flat_rms_target));
+    printf("\nflat_chroma_rms: mean %.3f max %.3f code values of B - Y (the blue-yellow share; "
+           "luma unchanged by it)",
+           v->flat_frames ? v->flat_chroma_sum / v->flat_frames : 0, v->flat_chroma_max);
     printf("\ncsf_flat_rms: mean %.3f max %.3f at 1 arcmin/px; mean %.3f max %.3f at %gx zoom"
            " (code values, Mannos-Sakrison weighted)\n",
            c0, v->csf_max[0], c1, v->csf_max[1], CSF_ZOOM);
@@ -927,7 +931,7 @@ static int run_profile(bench *b, const bench_profile *bp)
             ret = CM_E_NOMEM;
             goto frame_fail;
         }
-        double se = 0, csf[2] = {0, 0};
+        double se = 0, sec = 0, csf[2] = {0, 0};
         long changed = 0;
         for (int y = 0; y < FRAME_H; y++)
             for (int x = 0; x < FRAME_W; x++) {
@@ -935,9 +939,13 @@ static int run_profile(bench *b, const bench_profile *bp)
                     continue;
                 double d = (double)ym.data[y * ym.stride + x] - yo.data[y * yo.stride + x];
                 se += d * d;
+                /* chroma change: B - Y of the stamped minus of the original */
+                const uint8_t *a = px(fd->img, x, y), *m = px(marked, x, y);
+                double dc = ((double)m[2] - a[2]) - d;
+                sec += dc * dc;
                 changed += memcmp(px(fd->img, x, y), px(marked, x, y), 3) != 0;
             }
-        double frms = nflat ? sqrt(se / nflat) : 0;
+        double frms = nflat ? sqrt(se / nflat) : 0, crms = nflat ? sqrt(sec / nflat) : 0;
         if (nflat && (ret = csf_weighted_flat_rms(&yo, &ym, flat, csf)))
             goto frame_fail;
         v.frames++;
@@ -949,6 +957,8 @@ static int run_profile(bench *b, const bench_profile *bp)
             v.flat_frames++;
             v.flat_rms_sum += frms;
             v.flat_rms_max = frms > v.flat_rms_max ? frms : v.flat_rms_max;
+            v.flat_chroma_sum += crms;
+            v.flat_chroma_max = crms > v.flat_chroma_max ? crms : v.flat_chroma_max;
             for (int k = 0; k < 2; k++) {
                 v.csf_sum[k] += csf[k];
                 v.csf_max[k] = csf[k] > v.csf_max[k] ? csf[k] : v.csf_max[k];

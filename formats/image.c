@@ -438,6 +438,10 @@ static inline void sample_set(uint8_t *row, int depth, int i, unsigned v)
  */
 #define CM__ALWAYS_INLINE static inline __attribute__((always_inline))
 
+/* The blue-yellow axis at constant luma: B += d, R and G -= d * 0.114/0.886
+ * (0.299 + 0.587 of luma lost, 0.114 gained: net 0). */
+#define CM__CHROMA_RG (0.114f / 0.886f)
+
 CM__ALWAYS_INLINE void luma_row(const int depth, const int ch, const int alpha,
                                 const uint8_t *row, float *dst, int w)
 {
@@ -477,26 +481,55 @@ CM__ALWAYS_INLINE void headroom_row(const int depth, const int ch, const int alp
 }
 
 CM__ALWAYS_INLINE void apply_row(const int depth, const int ch, const int alpha,
-                                 uint8_t *row, const float *po, const float *pm, int w)
+                                 uint8_t *row, const float *po, const float *pm,
+                                 const float *dc, int w)
 {
     const int nc = ch - alpha;
     const float scale = depth == 16 ? 257.0f : 1.0f;
     const float maxv = depth == 16 ? 65535.0f : 255.0f;
     for (int x = 0; x < w; x++) {
         const float d = pm[x] - po[x];
+        const float c = dc && nc == 3 ? dc[x] : 0.0f;
         const int i = x * ch;
-        if (d == 0.0f || !isfinite(d))
+        if ((d == 0.0f && c == 0.0f) || !isfinite(d) || !isfinite(c))
             continue; /* unchanged: stays bit-exact */
         if (alpha && sample_get(row, depth, i + nc) == 0)
             continue; /* fully transparent: colour not shown, keep it */
-        const float dd = d * scale;
-        for (int c = 0; c < nc; c++) {
-            float v = (float)sample_get(row, depth, i + c) + dd + 0.5f;
+        for (int k = 0; k < nc; k++) {
+            /* luma change on every channel; the chroma change moves B one
+             * way and R, G the other, at constant luma */
+            float dk = d + (nc == 3 ? (k == 2 ? c : -CM__CHROMA_RG * c) : 0.0f);
+            float v = (float)sample_get(row, depth, i + k) + dk * scale + 0.5f;
             /* clamp, then truncate: floor(v + 0.5) for v > 0, i.e. round
              * half away from zero, without a libm call per sample */
             v = v < 0.0f ? 0.0f : (v > maxv ? maxv : v);
-            sample_set(row, depth, i + c, (unsigned)v);
+            sample_set(row, depth, i + k, (unsigned)v);
         }
+    }
+}
+
+/* Chroma (B - Y, 8-bit code values) and how far it may move either way
+ * along the blue-yellow axis without clipping any channel. 0 for grey. */
+CM__ALWAYS_INLINE void chroma_row(const int depth, const int ch, const int alpha,
+                                  const uint8_t *row, float *pc, float *pl, float *ph, int w)
+{
+    const int nc = ch - alpha;
+    const float inv = depth == 16 ? 1.0f / 257.0f : 1.0f;
+    const float maxv = 255.0f, k = CM__CHROMA_RG;
+    for (int x = 0; x < w; x++) {
+        const int i = x * ch;
+        if (nc < 3 || (alpha && sample_get(row, depth, i + nc) == 0)) {
+            pc[x] = pl[x] = ph[x] = 0.0f;
+            continue;
+        }
+        float r = (float)sample_get(row, depth, i) * inv;
+        float g = (float)sample_get(row, depth, i + 1) * inv;
+        float b = (float)sample_get(row, depth, i + 2) * inv;
+        pc[x] = b - (0.299f * r + 0.587f * g + 0.114f * b);
+        float up = maxv - b, down = b;
+        float rg_up = (r < g ? r : g) / k, rg_down = (maxv - (r > g ? r : g)) / k;
+        ph[x] = up < rg_up ? up : rg_up;
+        pl[x] = down < rg_down ? down : rg_down;
     }
 }
 
@@ -511,10 +544,11 @@ CM__ALWAYS_INLINE void luma_headroom_row(const int depth, const int ch, const in
 /* apply_row with the original luma recomputed from the pixel itself (the
  * same expression as luma_row, so an unchanged plane is still a no-op). */
 CM__ALWAYS_INLINE void apply_luma_row(const int depth, const int ch, const int alpha,
-                                      uint8_t *row, const float *pm, float *scratch, int w)
+                                      uint8_t *row, const float *pm, const float *dc,
+                                      float *scratch, int w)
 {
     luma_row(depth, ch, alpha, row, scratch, w);
-    apply_row(depth, ch, alpha, row, scratch, pm, w);
+    apply_row(depth, ch, alpha, row, scratch, pm, dc, w);
 }
 
 /* Call KERNEL(depth, channels, alpha, args...) with constant layout
@@ -568,7 +602,8 @@ int cm_image_apply_plane(cm_ctx *ctx, cm_image *img, const cm_plane *orig,
     for (int y = 0; y < img->height; y++)
         ROW_DISPATCH(img, apply_row, img->data + (ptrdiff_t)y * img->stride,
                      orig->data + (ptrdiff_t)y * orig->stride,
-                     marked->data + (ptrdiff_t)y * marked->stride, img->width);
+                     marked->data + (ptrdiff_t)y * marked->stride, (const float *)NULL,
+                     img->width);
     return CM_OK;
 }
 
@@ -601,18 +636,55 @@ int cm_image_luma_headroom(cm_ctx *ctx, const cm_image *img, cm_plane *luma, cm_
 
 int cm_image_apply_luma(cm_ctx *ctx, cm_image *img, const cm_plane *marked)
 {
+    return cm_image_apply_marks(ctx, img, marked, NULL);
+}
+
+int cm_image_apply_marks(cm_ctx *ctx, cm_image *img, const cm_plane *marked,
+                         const cm_plane *chroma_delta)
+{
     if (cm__image_check(img) < 0)
-        return cm__error(ctx, CM_E_INVAL, "apply_luma: invalid image");
-    if (!plane_matches(marked, img))
-        return cm__error(ctx, CM_E_INVAL, "apply_luma: plane does not match the %d x %d image",
+        return cm__error(ctx, CM_E_INVAL, "apply_marks: invalid image");
+    if (!plane_matches(marked, img) || (chroma_delta && !plane_matches(chroma_delta, img)))
+        return cm__error(ctx, CM_E_INVAL, "apply_marks: plane does not match the %d x %d image",
                          img->width, img->height);
     float *scratch = cm__malloc_array((size_t)img->width, sizeof(float));
     if (!scratch)
-        return cm__error(ctx, CM_E_NOMEM, "apply_luma: out of memory");
+        return cm__error(ctx, CM_E_NOMEM, "apply_marks: out of memory");
     for (int y = 0; y < img->height; y++)
         ROW_DISPATCH(img, apply_luma_row, img->data + (ptrdiff_t)y * img->stride,
-                     marked->data + (ptrdiff_t)y * marked->stride, scratch, img->width);
+                     marked->data + (ptrdiff_t)y * marked->stride,
+                     chroma_delta ? chroma_delta->data + (ptrdiff_t)y * chroma_delta->stride
+                                  : (const float *)NULL,
+                     scratch, img->width);
     free(scratch);
+    return CM_OK;
+}
+
+int cm_image_chroma(cm_ctx *ctx, const cm_image *img, cm_plane *chroma, cm_plane *lo,
+                    cm_plane *hi)
+{
+    int ret;
+    if (!chroma || !lo || !hi || lo == hi || chroma == lo || chroma == hi)
+        return cm__error(ctx, CM_E_INVAL, "chroma: invalid output planes");
+    memset(chroma, 0, sizeof(*chroma));
+    memset(lo, 0, sizeof(*lo));
+    memset(hi, 0, sizeof(*hi));
+    if (cm__image_check(img) < 0)
+        return cm__error(ctx, CM_E_INVAL, "chroma: invalid image");
+    if ((ret = cm_plane_alloc(chroma, img->width, img->height)) < 0 ||
+        (ret = cm_plane_alloc(lo, img->width, img->height)) < 0 ||
+        (ret = cm_plane_alloc(hi, img->width, img->height)) < 0) {
+        cm_plane_free(chroma);
+        cm_plane_free(lo);
+        cm_plane_free(hi);
+        return cm__error(ctx, ret, "chroma: cannot allocate %d x %d planes", img->width,
+                         img->height);
+    }
+    for (int y = 0; y < img->height; y++)
+        ROW_DISPATCH(img, chroma_row, img->data + (ptrdiff_t)y * img->stride,
+                     chroma->data + (ptrdiff_t)y * chroma->stride,
+                     lo->data + (ptrdiff_t)y * lo->stride, hi->data + (ptrdiff_t)y * hi->stride,
+                     img->width);
     return CM_OK;
 }
 

@@ -37,6 +37,7 @@
 #define TILE_T 32               /* must match watermark/profile.c */
 #define TILE_S 12
 #define MAX_GEOMS 3             /* lattice hypotheses folded */
+#define CHROMA_WEIGHT 1.0f      /* chroma residual added to luma's (both whitened) */
 #define EARLY_SYNC_Z 9.0        /* sync score at the untouched geometry that
                                    skips the lattice search: unmarked frames
                                    peak at 4-5.5 over all origins and mirrors */
@@ -292,7 +293,11 @@ static void score_payload(cm_verifier *v, const hypo *hs, int nh, cm_verify_resu
     }
 }
 
-int cm_verifier_plane(cm_verifier *v, const cm_plane *luma, cm_verify_result *res)
+/* Detect in luma and, if given, the blue-yellow chroma plane: their
+ * whitened residuals add (the stamper puts the same pattern, same sign, in
+ * both; a plane without it only adds its noise, whitened to unit scale). */
+static int verify_planes(cm_verifier *v, const cm_plane *luma, const cm_plane *chroma,
+                         cm_verify_result *res)
 {
     if (!v || !luma || !luma->data || !res || luma->width <= 0 || luma->height <= 0)
         return CM_E_INVAL;
@@ -321,6 +326,18 @@ int cm_verifier_plane(cm_verifier *v, const cm_plane *luma, cm_verify_result *re
         goto fail;
     if ((ret = cm__prefilter(luma, wk.r)))
         goto fail;
+    if (chroma) {
+        size_t nd = (size_t)(w / CM__DECIM) * (h / CM__DECIM);
+        float *rc = cm__malloc_array(nd, sizeof(float));
+        if (!rc || (ret = cm__prefilter(chroma, rc))) {
+            free(rc);
+            ret = ret ? ret : CM_E_NOMEM;
+            goto fail;
+        }
+        for (size_t i = 0; i < nd; i++)
+            wk.r[i] += CHROMA_WEIGHT * rc[i];
+        free(rc);
+    }
     for (int k = 0; k <= PAYLOAD_HYPS; k++)
         best[k].sync_z = -1e30;
 
@@ -389,14 +406,25 @@ fail:
     return ret;
 }
 
+int cm_verifier_plane(cm_verifier *v, const cm_plane *luma, cm_verify_result *res)
+{
+    return verify_planes(v, luma, NULL, res);
+}
+
 int cm_verifier_image(cm_verifier *v, const cm_image *img, cm_verify_result *res)
 {
     if (!v || !img || !res)
         return CM_E_INVAL;
-    cm_plane p = {0};
-    int ret = cm_image_to_plane(v->ctx, img, &p);
+    cm_plane luma = {0}, chroma = {0}, clo = {0}, chi = {0};
+    int colour = img->channels - (img->has_alpha ? 1 : 0) >= 3;
+    int ret = cm_image_to_plane(v->ctx, img, &luma);
+    if (!ret && colour)
+        ret = cm_image_chroma(v->ctx, img, &chroma, &clo, &chi);
+    cm_plane_free(&clo);
+    cm_plane_free(&chi);
     if (!ret)
-        ret = cm_verifier_plane(v, &p, res);
-    cm_plane_free(&p);
+        ret = verify_planes(v, &luma, colour ? &chroma : NULL, res);
+    cm_plane_free(&luma);
+    cm_plane_free(&chroma);
     return ret;
 }

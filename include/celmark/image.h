@@ -169,6 +169,24 @@ CM_API int cm_image_luma_headroom(cm_ctx *ctx, const cm_image *img, cm_plane *lu
  */
 CM_API int cm_image_apply_luma(cm_ctx *ctx, cm_image *img, const cm_plane *marked);
 
+/**
+ * The image's blue-yellow chroma plane (B - Y, 8-bit code values; 0 for grey
+ * images) and per pixel how far it may move down (lo) or up (hi) along the
+ * blue-yellow axis at constant luma without clipping a channel. Allocates
+ * all three planes; none on failure.
+ */
+CM_API int cm_image_chroma(cm_ctx *ctx, const cm_image *img, cm_plane *chroma, cm_plane *lo,
+                           cm_plane *hi);
+
+/**
+ * cm_image_apply_luma plus, if chroma_delta is not NULL, a change along the
+ * blue-yellow axis at constant luma (B up by the delta, R and G down by
+ * 0.114/0.886 of it), both rounded once per channel. Grey images ignore
+ * the chroma delta.
+ */
+CM_API int cm_image_apply_marks(cm_ctx *ctx, cm_image *img, const cm_plane *marked,
+                                const cm_plane *chroma_delta);
+
 /** Allocate a zeroed width x height plane. */
 CM_API int cm_plane_alloc(cm_plane *p, int width, int height);
 

@@ -37,6 +37,34 @@ const char *um_kind_name(um_kind k)
     return k >= 0 && k < UM_KINDS ? names[k] : "?";
 }
 
+static int cel_image(int w, int h, uint32_t seed, const cm_key *mark_with, uint64_t id,
+                     cm_image **out)
+{
+    cel_params p;
+    cel_params_default(&p);
+    p.width = w;
+    p.height = h;
+    p.seed = seed;
+    cm_stamper *st = NULL;
+    int ret = cel_generate(out, &p);
+    if (!ret && mark_with && !(ret = cm_stamper_new(NULL, mark_with, id, NULL, &st)))
+        ret = cm_stamper_image(st, *out);
+    cm_stamper_free(&st);
+    if (ret)
+        cm_image_free(out);
+    return ret;
+}
+
+int um_generate_image(um_source *s, um_kind k, int i, int w, int h, cm_image **out)
+{
+    *out = NULL;
+    if (k == UM_CEL)
+        return cel_image(w, h, 1000 + (uint32_t)i, NULL, 0, out);
+    if (k == UM_OTHER_KEY && s->other)
+        return cel_image(w, h, 5000 + (uint32_t)i, s->other, next(s), out);
+    return CM_E_INVAL;
+}
+
 static int cel_plane(int w, int h, uint32_t seed, const cm_key *mark_with, uint64_t id,
                      cm_plane *out)
 {

@@ -33,4 +33,8 @@ const char *um_kind_name(um_kind k);
  * Deterministic in (k, i, w, h, src->rng). Returns CM_OK or a CM_E code. */
 int um_generate(um_source *src, um_kind k, int i, int w, int h, cm_plane *out);
 
+/* The colour image behind UM_CEL and UM_OTHER_KEY inputs (what a verifier
+ * of files sees: luma and chroma). Other kinds: CM_E_INVAL. */
+int um_generate_image(um_source *src, um_kind k, int i, int w, int h, cm_image **out);
+
 #endif

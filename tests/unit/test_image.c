@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -459,6 +460,57 @@ static void test_fused_paths(void **s)
     assert_null(p.data);
 }
 
+/* The blue-yellow share: B up, R and G down, luma (nearly) unchanged. */
+static void test_chroma(void **s)
+{
+    (void)s;
+    cm_image *img = make(4, 1, 3, 8);
+    static const uint8_t px[4][3] = {{100, 120, 140}, {0, 0, 255}, {255, 255, 0}, {50, 50, 50}};
+    for (int x = 0; x < 4; x++)
+        memcpy(img->data + 3 * x, px[x], 3);
+    cm_plane c = {0}, lo = {0}, hi = {0}, l = {0};
+    assert_int_equal(cm_image_chroma(NULL, img, &c, &lo, &hi), CM_OK);
+    assert_true(fabsf(c.data[0] - (140 - (0.299f * 100 + 0.587f * 120 + 0.114f * 140))) < 1e-3f);
+    assert_true(hi.data[1] == 0.0f); /* B at 255: cannot go up */
+    assert_true(lo.data[2] == 0.0f); /* B at 0: cannot go down */
+    assert_true(lo.data[1] == 255.0f); /* down: B falls from 255, R and G rise from 0 */
+    assert_true(hi.data[2] == 255.0f); /* up: B rises from 0, R and G fall from 255 */
+    assert_true(hi.data[3] > 10 && lo.data[3] > 10);
+    assert_int_equal(cm_image_to_plane(NULL, img, &l), CM_OK);
+    for (int x = 0; x < 4; x++)
+        c.data[x] = 8.0f; /* now a delta */
+    assert_int_equal(cm_image_apply_marks(NULL, img, &l, &c), CM_OK);
+    assert_int_equal(img->data[0], 100 - 1); /* -8 * 0.1287 = -1.03 */
+    assert_int_equal(img->data[1], 120 - 1);
+    assert_int_equal(img->data[2], 148);
+    assert_int_equal(img->data[3 * 3 + 2], 58);
+    cm_plane l2 = {0};
+    assert_int_equal(cm_image_to_plane(NULL, img, &l2), CM_OK);
+    assert_true(fabsf(l2.data[0] - l.data[0]) < 0.5f); /* luma kept within rounding */
+    cm_plane *planes[] = {&c, &lo, &hi, &l, &l2};
+    for (int k = 0; k < 5; k++)
+        cm_plane_free(planes[k]);
+    cm_image_free(&img);
+    /* grey: no chroma, and a chroma delta is ignored */
+    img = make(3, 2, 1, 8);
+    memset(img->data, 77, (size_t)img->stride * 2);
+    assert_int_equal(cm_image_chroma(NULL, img, &c, &lo, &hi), CM_OK);
+    assert_int_equal(cm_image_to_plane(NULL, img, &l), CM_OK);
+    for (int i = 0; i < 2; i++)
+        for (int x = 0; x < 3; x++) {
+            assert_true(c.data[i * c.stride + x] == 0.0f && hi.data[i * hi.stride + x] == 0.0f);
+            c.data[i * c.stride + x] = 5.0f;
+        }
+    assert_int_equal(cm_image_apply_marks(NULL, img, &l, &c), CM_OK);
+    for (int i = 0; i < 2; i++)
+        for (int x = 0; x < 3; x++)
+            assert_int_equal(img->data[i * img->stride + x], 77);
+    cm_plane *planes2[] = {&c, &lo, &hi, &l};
+    for (int k = 0; k < 4; k++)
+        cm_plane_free(planes2[k]);
+    cm_image_free(&img);
+}
+
 static void test_atomic(void **s)
 {
     (void)s;
@@ -587,6 +639,7 @@ int main(void)
         cmocka_unit_test(test_apply_round_clamp),
         cmocka_unit_test(test_headroom),
         cmocka_unit_test(test_fused_paths),
+        cmocka_unit_test(test_chroma),
         cmocka_unit_test(test_atomic),
         cmocka_unit_test(test_write_memory_image),
     };
