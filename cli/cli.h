@@ -57,5 +57,7 @@ int cmd_info(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 int cmd_stamp(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_ledger(int argc, char **argv);
+int cmd_key(int argc, char **argv);
 
 #endif

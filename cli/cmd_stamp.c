@@ -1,8 +1,85 @@
 /* celmark stamp: embed a recipient's issue id into a copy of a frame. */
 #include "cli.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+/* stamp -l: reserve an id in the ledger, stamp into its temp file, then record
+ * the row and move the file into place in one transaction (ledger/ledger.c). */
+static int stamp_with_ledger(cm_ctx *ctx, const cm_key *key, const char *ledger_path,
+                             const cm_ledger_record *rec0, const cm_stamp_params *sp,
+                             const char *in, const char *out, int force)
+{
+    cm_ledger *lg = NULL;
+    cm_ledger_issue *iss = NULL;
+    cm_image *img = NULL;
+    cm_stamper *st = NULL;
+    cm_ledger_record rec = *rec0;
+    cm_ledger_row row;
+    struct stat sb;
+    memset(&row, 0, sizeof(row));
+    int ret;
+    if (!force && lstat(out, &sb) == 0) {
+        ret = CM_E_EXISTS;
+        fprintf(stderr, "celmark: %s: already exists; use --force to replace it\n", out);
+        return cli_exit_code(ret);
+    }
+    ret = cm_sha256_file(ctx, in, rec.input_sha256, NULL);
+    if (!ret)
+        ret = cm_image_read(ctx, in, NULL, &img);
+    if (!ret)
+        ret = cm_ledger_open(ctx, ledger_path, CM_LEDGER_CREATE, &lg);
+    if (!ret)
+        ret = cm_ledger_reserve(ctx, lg, out, &iss);
+    if (!ret)
+        ret = cm_stamper_new(ctx, key, cm_ledger_issue_id(iss), sp, &st);
+    if (!ret)
+        ret = cm_stamper_image(st, img);
+    if (!ret) {
+        cm_image_info info;
+        if (!cm_image_get_info(img, &info) && info.converted)
+            fprintf(stderr, "celmark: %s: %s source written as %s\n", in, info.color_type,
+                    img->has_alpha ? "RGBA" : (img->channels >= 3 ? "RGB" : "grey"));
+        rec.width = img->width;
+        rec.height = img->height;
+        ret = cm_image_write(ctx, img, cm_ledger_issue_temp_path(iss), CM_WRITE_FORCE);
+        if (ret == CM_E_UNSUPPORTED || ret == CM_E_IO) {
+            /* the message names our temp file: name the output instead */
+            const char *detail = cm_ctx_last_error(ctx);
+            const char *colon = strstr(detail, ": ");
+            char msg[1024];
+            snprintf(msg, sizeof(msg), "%s", colon ? colon + 2 : detail);
+            fprintf(stderr, "celmark: %s: %s\n", out, msg);
+            cm_ledger_issue_abort(lg, &iss);
+            cm_stamper_free(&st);
+            cm_image_free(&img);
+            cm_ledger_close(&lg);
+            return cli_exit_code(ret);
+        }
+    }
+    if (!ret)
+        ret = cm_ledger_issue_commit(ctx, lg, &iss, &rec, key, force, &row);
+    else
+        cm_ledger_issue_abort(lg, &iss);
+    int code = EXIT_OK;
+    if (ret) {
+        code = cli_fail(ctx, ret);
+    } else {
+        char id[17];
+        cli_format_id(row.issue_id, id);
+        printf("issue_id: %s\n", id);
+        printf("ledger_row: %lld\n", (long long)row.seq);
+        printf("output: %s\n", out);
+    }
+    cm_ledger_row_clear(&row);
+    cm_stamper_free(&st);
+    cm_image_free(&img);
+    cm_ledger_close(&lg);
+    return code;
+}
 
 int cmd_stamp(int argc, char **argv)
 {
@@ -13,15 +90,22 @@ int cmd_stamp(int argc, char **argv)
         {"profile", required_argument, NULL, 'p'},
         {"cel-safe", no_argument, NULL, 'c'},
         {"force", no_argument, NULL, 'f'},
+        {"ledger", required_argument, NULL, 'l'},
+        {"recipient", required_argument, NULL, 'r'},
+        {"asset", required_argument, NULL, 'a'},
+        {"note", required_argument, NULL, 'n'},
+        {"operator", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *key_path = NULL, *id_str = NULL;
+    const char *key_path = NULL, *id_str = NULL, *ledger_path = NULL;
+    cm_ledger_record rec;
+    memset(&rec, 0, sizeof(rec));
     cm_stamp_params sp;
     cm_stamp_params_default(&sp);
     int force = 0, c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":k:fh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":k:l:fh", opts, NULL)) != -1) {
         switch (c) {
         case 'k':
             key_path = optarg;
@@ -51,6 +135,21 @@ int cmd_stamp(int argc, char **argv)
         case 'f':
             force = 1;
             break;
+        case 'l':
+            ledger_path = optarg;
+            break;
+        case 'r':
+            rec.recipient = optarg;
+            break;
+        case 'a':
+            rec.asset = optarg;
+            break;
+        case 'n':
+            rec.note = optarg;
+            break;
+        case 'o':
+            rec.operator_name = optarg;
+            break;
         case 'h':
             cli_print_help("stamp");
             return EXIT_OK;
@@ -62,14 +161,35 @@ int cmd_stamp(int argc, char **argv)
     }
     if (!key_path)
         return cli_usage_error("stamp", "no key given (-k KEYFILE)");
-    uint64_t id;
-    if (!id_str)
-        return cli_usage_error("stamp", "no issue id given (--id HEX16)");
-    if (cli_parse_id(id_str, &id))
-        return cli_usage_error("stamp", "--id must be 16 hex digits, not '%s'", id_str);
+    uint64_t id = 0;
+    if (ledger_path) {
+        if (id_str)
+            return cli_usage_error("stamp", "--id cannot be used with --ledger: the ledger "
+                                            "draws a fresh issue id");
+        if (!rec.recipient || !*rec.recipient)
+            return cli_usage_error("stamp", "no recipient given (--recipient NAME)");
+        if (!rec.asset || !*rec.asset)
+            return cli_usage_error("stamp", "no asset given (--asset NAME)");
+    } else {
+        if (rec.recipient || rec.asset || rec.note || rec.operator_name)
+            return cli_usage_error("stamp", "--recipient, --asset, --note and --operator "
+                                            "need a ledger (-l LEDGER)");
+        if (!id_str)
+            return cli_usage_error("stamp", "no issue id given (--id HEX16, or -l LEDGER)");
+        if (cli_parse_id(id_str, &id))
+            return cli_usage_error("stamp", "--id must be 16 hex digits, not '%s'", id_str);
+    }
     if (argc - optind != 2)
         return cli_usage_error("stamp", "expected IN and OUT files");
     const char *in = argv[optind], *out = argv[optind + 1];
+    if (ledger_path) {
+        if (!rec.operator_name)
+            rec.operator_name = getenv("USER") ? getenv("USER") : "";
+        rec.profile = cm_profile_name(sp.profile);
+        rec.strength = sp.strength;
+        rec.cel_safe = sp.cel_safe;
+        rec.layer = "luma";
+    }
 
     cm_ctx *ctx = NULL;
     cm_key *key = NULL;
@@ -80,6 +200,10 @@ int cmd_stamp(int argc, char **argv)
     int code = cli_load_key(ctx, key_path, &key);
     if (code)
         goto done;
+    if (ledger_path) {
+        code = stamp_with_ledger(ctx, key, ledger_path, &rec, &sp, in, out, force);
+        goto done;
+    }
     int ret = cm_image_read(ctx, in, NULL, &img);
     if (!ret)
         ret = cm_stamper_new(ctx, key, id, &sp, &st);

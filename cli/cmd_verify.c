@@ -58,7 +58,25 @@ static const char *source_name(cm_id_source s)
     return s == CM_ID_BLIND ? "blind" : (s == CM_ID_CANDIDATE ? "candidate" : "none");
 }
 
-static json_t *result_json(const char *path, const cm_verify_result *r)
+/* What the ledger says about a claimed id (verify -l). */
+typedef struct ledger_info {
+    int used;     /* -l given */
+    int found;    /* the id has a row */
+    int sig_ok;   /* its signature verifies */
+    cm_ledger_row row;
+} ledger_info;
+
+static const char *ledger_status(const ledger_info *li)
+{
+    return !li->found ? "not in ledger" : (li->sig_ok ? "signature ok" : "signature BAD");
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+static json_t *result_json(const char *path, const cm_verify_result *r, const ledger_info *li)
 {
     char id[17];
     json_t *o = json_object();
@@ -87,10 +105,18 @@ static json_t *result_json(const char *path, const cm_verify_result *r)
     } else {
         json_object_set_new(o, "blind_id", json_null());
     }
+    if (li->used) {
+        int have = r->marked && li->found;
+        json_object_set_new(o, "recipient", str_or_null(have ? li->row.recipient : NULL));
+        json_object_set_new(o, "asset", str_or_null(have ? li->row.asset : NULL));
+        json_object_set_new(o, "stamped_at", str_or_null(have ? li->row.stamped_at : NULL));
+        json_object_set_new(o, "ledger_row", str_or_null(r->marked ? ledger_status(li) : NULL));
+    }
     return o;
 }
 
-static void result_text(const char *path, const cm_verify_result *r, int first)
+static void result_text(const char *path, const cm_verify_result *r, int first,
+                        const ledger_info *li)
 {
     char id[17];
     if (!first)
@@ -101,6 +127,14 @@ static void result_text(const char *path, const cm_verify_result *r, int first)
         cli_format_id(r->issue_id, id);
         printf("issue_id: %s\n", id);
         printf("found_by: %s\n", source_name(r->source));
+        if (li->used) {
+            if (li->found) {
+                printf("recipient: %s\n", li->row.recipient);
+                printf("asset: %s\n", li->row.asset);
+                printf("stamped_at: %s\n", li->row.stamped_at);
+            }
+            printf("ledger_row: %s\n", ledger_status(li));
+        }
     }
     printf("score: %.2f\n", r->score);
     printf("fpr: %.3g\n", r->fpr);
@@ -116,15 +150,17 @@ int cmd_verify(int argc, char **argv)
         {"json", no_argument, NULL, 'j'},
         {"candidates", required_argument, NULL, 'c'},
         {"max-fpr", required_argument, NULL, 'm'},
+        {"ledger", required_argument, NULL, 'l'},
+        {"asset", required_argument, NULL, 'a'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *key_path = NULL, *cand_path = NULL;
+    const char *key_path = NULL, *cand_path = NULL, *ledger_path = NULL, *asset = NULL;
     int json = 0, c;
     cm_verify_params vp;
     cm_verify_params_default(&vp);
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":k:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":k:l:h", opts, NULL)) != -1) {
         switch (c) {
         case 'k':
             key_path = optarg;
@@ -134,6 +170,12 @@ int cmd_verify(int argc, char **argv)
             break;
         case 'c':
             cand_path = optarg;
+            break;
+        case 'l':
+            ledger_path = optarg;
+            break;
+        case 'a':
+            asset = optarg;
             break;
         case 'm':
             if (cli_parse_double(optarg, &vp.max_fpr) || !(vp.max_fpr > 0 && vp.max_fpr <= 1e-3))
@@ -153,11 +195,15 @@ int cmd_verify(int argc, char **argv)
         return cli_usage_error("verify", "no key given (-k KEYFILE)");
     if (optind >= argc)
         return cli_usage_error("verify", "no input file given");
+    if (asset && !ledger_path)
+        return cli_usage_error("verify", "--asset needs a ledger (-l LEDGER)");
 
     cm_ctx *ctx = NULL;
     cm_key *key = NULL;
     cm_verifier *ver = NULL;
+    cm_ledger *lg = NULL;
     uint64_t *cands = NULL;
+    int ret;
     if (cm_ctx_new(&ctx))
         return EXIT_INTERNAL;
     int code = cli_load_key(ctx, key_path, &key);
@@ -165,8 +211,41 @@ int cmd_verify(int argc, char **argv)
         code = read_candidates(cand_path, &cands, &vp.ncandidates);
     if (code)
         goto done;
+    if (ledger_path) {
+        uint64_t *lc = NULL;
+        size_t nl = 0;
+        char signer[CM_KEY_FINGERPRINT_CHARS + 1], mine[CM_KEY_FINGERPRINT_CHARS + 1];
+        ret = cm_ledger_open(ctx, ledger_path, 0, &lg);
+        if (!ret)
+            ret = cm_ledger_candidates(ctx, lg, asset, &lc, &nl);
+        if (!ret)
+            ret = cm_ledger_signer(ctx, lg, signer);
+        if (ret) {
+            code = cli_fail(ctx, ret);
+            goto done;
+        }
+        if (nl) {
+            uint64_t *all = realloc(cands, (vp.ncandidates + nl) * sizeof(uint64_t));
+            if (!all) {
+                free(lc);
+                code = EXIT_INTERNAL;
+                goto done;
+            }
+            memcpy(all + vp.ncandidates, lc, nl * sizeof(uint64_t));
+            cands = all;
+            vp.ncandidates += nl;
+        }
+        free(lc);
+        if (signer[0] && !cm_key_fingerprint(key, mine) && strcmp(signer, mine) != 0)
+            fprintf(stderr,
+                    "celmark: warning: %s: rows were signed with key %s, not the key given "
+                    "(%s); signatures will not vouch for this key\n",
+                    ledger_path, signer, mine);
+        if (asset && nl == 0)
+            fprintf(stderr, "celmark: warning: %s: no rows for asset '%s'\n", ledger_path, asset);
+    }
     vp.candidates = cands;
-    int ret = cm_verifier_new(ctx, key, &vp, &ver);
+    ret = cm_verifier_new(ctx, key, &vp, &ver);
     if (ret) {
         code = cli_fail(ctx, ret);
         goto done;
@@ -190,14 +269,29 @@ int cmd_verify(int argc, char **argv)
         }
         if (!r.marked)
             any_unmarked = 1;
+        ledger_info li;
+        memset(&li, 0, sizeof(li));
+        li.used = lg != NULL;
+        if (lg && r.marked) {
+            int f = cm_ledger_get(ctx, lg, r.issue_id, &li.row);
+            if (f < 0) {
+                int e = cli_fail(ctx, f);
+                if (e > worst_err)
+                    worst_err = e;
+            }
+            li.found = f == 1;
+            li.sig_ok = li.found && cm_ledger_row_signature_ok(&li.row) == 1;
+        }
         if (json)
-            cli_print_json(result_json(argv[i], &r));
+            cli_print_json(result_json(argv[i], &r, &li));
         else
-            result_text(argv[i], &r, i == optind);
+            result_text(argv[i], &r, i == optind, &li);
+        cm_ledger_row_clear(&li.row);
     }
     code = worst_err ? worst_err : (any_unmarked ? EXIT_FAIL : EXIT_OK);
 done:
     free(cands);
+    cm_ledger_close(&lg);
     cm_verifier_free(&ver);
     cm_key_free(&key);
     cm_ctx_free(&ctx);

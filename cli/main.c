@@ -28,8 +28,17 @@ const cli_command cli_commands[] = {
      "OpenSSL's random generator and write them to KEYFILE with mode 0600.\n"
      "Refuses to overwrite an existing file. Prints the key's fingerprint.\n"
      "Keep the file secret: anyone holding it can stamp and detect marks.\n"},
+    {"key", cmd_key, "show a key file's fingerprint and public key",
+     "Usage: celmark key info [--json] KEYFILE\n"
+     "\n"
+     "Check KEYFILE (format and permissions) and print its fingerprint (SHA-256\n"
+     "of the Ed25519 public key, first 16 bytes) and the Ed25519 public key.\n"
+     "Never prints secret material.\n"
+     "\n"
+     "Exit status: 0 ok, 2 usage error, 3 key missing, damaged or unsafe.\n"},
     {"stamp", cmd_stamp, "embed a recipient's issue id invisibly into a copy of a frame",
      "Usage: celmark stamp -k KEYFILE --id HEX16 [options] IN OUT\n"
+     "       celmark stamp -k KEYFILE -l LEDGER --recipient NAME --asset NAME [options] IN OUT\n"
      "\n"
      "Embed the 64-bit issue id (16 hex digits) into IN's luma and write OUT as\n"
      "PNG, keeping alpha, colour tags and metadata. IN may be any still celmark\n"
@@ -41,13 +50,23 @@ const cli_command cli_commands[] = {
      "      --profile NAME    subtle | default | robust (default: default)\n"
      "      --strength S      multiply the profile's amplitude by S, (0, 4] (default 1)\n"
      "      --cel-safe        leave flat fills (8x8 of one colour) bit-exact\n"
+     "  -l, --ledger LEDGER   draw a fresh unused issue id and record the copy in\n"
+     "                        LEDGER (SQLite, created if missing): recipient, asset,\n"
+     "                        hashes, parameters, key fingerprint, time, operator;\n"
+     "                        signed and hash-chained. Prints issue_id and ledger_row.\n"
+     "      --recipient NAME  who receives this copy (with -l, required)\n"
+     "      --asset NAME      what is being sent (with -l, required)\n"
+     "      --note TEXT       free text for the ledger row\n"
+     "      --operator NAME   who stamps (default: $USER)\n"
      "  -f, --force           replace OUT if it exists\n"
      "  -h, --help            show this help\n"
      "\n"
-     "Exit status: 0 written, 2 usage error, 3 unreadable input or key, or OUT\n"
-     "cannot be written (nothing is left behind), 4 internal error.\n"},
+     "Exit status: 0 written, 2 usage error, 3 unreadable input, key or ledger,\n"
+     "or OUT cannot be written (nothing is left behind: no file, no ledger row),\n"
+     "4 internal error.\n"},
     {"verify", cmd_verify, "find which issue id a frame carries, with its false-positive probability",
-     "Usage: celmark verify -k KEYFILE [--json] [--candidates FILE] FILE...\n"
+     "Usage: celmark verify -k KEYFILE [--json] [--candidates FILE]\n"
+     "                      [-l LEDGER [--asset NAME]] FILE...\n"
      "\n"
      "Read each FILE (PNG, JPEG, WebP, BMP, TIFF, GIF; recognised by content) and\n"
      "detect the mark blindly (no original needed) after re-encoding, scaling,\n"
@@ -57,12 +76,34 @@ const cli_command cli_commands[] = {
      "  -k, --key KEYFILE      studio key\n"
      "      --candidates FILE  also score these issue ids (one HEX16 a line):\n"
      "                         far more sensitive than the blind decode\n"
+     "  -l, --ledger LEDGER    score every issue id in LEDGER as a candidate and\n"
+     "                         report the claimed copy's recipient, asset,\n"
+     "                         stamped_at and ledger_row (signature ok / signature\n"
+     "                         BAD / not in ledger); fpr counts every candidate\n"
+     "      --asset NAME       with -l: only the ids issued for this asset\n"
      "      --max-fpr P        claim threshold (default 1e-9)\n"
      "      --json             one JSON object per file (schema \"celmark.verify/1\")\n"
      "  -h, --help             show this help\n"
      "\n"
      "Exit status: 0 every file marked, 1 any file not marked, 2 usage error,\n"
      "3 any file or the key unreadable, 4 internal error.\n"},
+    {"ledger", cmd_ledger, "list, show, export and check the signed issue ledger",
+     "Usage: celmark ledger list   -l LEDGER [--recipient R] [--asset A] [--json]\n"
+     "       celmark ledger show   -l LEDGER [--json] ISSUE_ID\n"
+     "       celmark ledger export -l LEDGER --format csv|jsonl [--recipient R] [--asset A]\n"
+     "       celmark ledger verify -l LEDGER -k KEYFILE [--json]\n"
+     "\n"
+     "list    one line per stamped copy: seq, issue_id, stamped_at, recipient, asset\n"
+     "        (--json: one object per row, schema \"celmark.ledger/1\")\n"
+     "show    every field of one row and whether its signature is valid\n"
+     "export  every field of every row, as CSV (RFC 4180, header line) or JSON Lines\n"
+     "verify  check the hash chain and every row's Ed25519 signature against\n"
+     "        KEYFILE's public key; names the first bad row\n"
+     "\n"
+     "Opening a ledger removes the leftovers of stamps that were killed midway.\n"
+     "\n"
+     "Exit status: 0 ok, 1 show: id not in the ledger / verify: ledger tampered,\n"
+     "2 usage error, 3 ledger or key unreadable, 4 internal error.\n"},
     {"help", cmd_help, "show help for a command", "Usage: celmark help [COMMAND]\n"},
     {NULL, NULL, NULL, NULL},
 };

@@ -5,6 +5,7 @@
 #include "celmark/common.h"
 #include "celmark/image.h"
 #include "celmark/key.h"
+#include "celmark/ledger.h"
 #include "celmark/stamp.h"
 #include "celmark/verify.h"
 
