@@ -216,7 +216,7 @@ static void test_mask_bounds(void **state)
     }
     /* white and black: no room both ways, a reduced one-sided mark */
     assert_true(amp[30 * 256 + 30] > 0 && amp[30 * 256 + 30] <= 1.4f);   /* white */
-    assert_true(amp[30 * 256 + 130] > 0 && amp[30 * 256 + 130] <= 0.6f); /* black */
+    assert_true(amp[30 * 256 + 130] > 0 && amp[30 * 256 + 130] <= 0.9f); /* black */
     mp.cel_safe = 1;
     assert_int_equal(cm__mask_compute(&p, &lo, &hi, &mp, amp, NULL), 0);
     assert_int_equal(cm__flat_fill_map(&p, flat), 0);
@@ -363,8 +363,8 @@ static void test_white_and_black(void **state)
         print_message("%s: %ld extreme pixels, mean change %.3f, rms %.3f\n",
                       cel_style_name(styles[i]), n, mean, rms);
         /* paper white may darken by half a code value (Delta L* ~ 0.2),
-         * black lighten by a quarter */
-        assert_true(i == 0 ? mean < 0 && mean >= -0.55 : mean > 0 && mean <= 0.25);
+         * black lighten by a third */
+        assert_true(i == 0 ? mean < 0 && mean >= -0.55 : mean > 0 && mean <= 0.35);
         assert_true(rms > 0.2);
         cm_verify_result r;
         verify_image(k, img, &r);
