@@ -7,6 +7,16 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* Say on stderr when the output layout differs from the source's (palette
+ * or YUV sources are written as RGB/RGBA). */
+static void note_conversion(const char *in, const cm_image *img)
+{
+    cm_image_info info;
+    if (!cm_image_get_info(img, &info) && info.converted)
+        fprintf(stderr, "celmark: %s: %s source written as %s\n", in, info.color_type,
+                img->has_alpha ? "RGBA" : (img->channels >= 3 ? "RGB" : "grey"));
+}
+
 /* stamp -l: reserve an id in the ledger, stamp into its temp file, then record
  * the row and move the file into place in one transaction (ledger/ledger.c). */
 static int stamp_with_ledger(cm_ctx *ctx, const cm_key *key, const char *ledger_path,
@@ -39,10 +49,7 @@ static int stamp_with_ledger(cm_ctx *ctx, const cm_key *key, const char *ledger_
     if (!ret)
         ret = cm_stamper_image(st, img);
     if (!ret) {
-        cm_image_info info;
-        if (!cm_image_get_info(img, &info) && info.converted)
-            fprintf(stderr, "celmark: %s: %s source written as %s\n", in, info.color_type,
-                    img->has_alpha ? "RGBA" : (img->channels >= 3 ? "RGB" : "grey"));
+        note_conversion(in, img);
         rec.width = img->width;
         rec.height = img->height;
         ret = cm_image_write(ctx, img, cm_ledger_issue_temp_path(iss), CM_WRITE_FORCE);
@@ -210,10 +217,7 @@ int cmd_stamp(int argc, char **argv)
     if (!ret)
         ret = cm_stamper_image(st, img);
     if (!ret) {
-        cm_image_info info;
-        if (!cm_image_get_info(img, &info) && info.converted)
-            fprintf(stderr, "celmark: %s: %s source written as %s\n", in, info.color_type,
-                    img->has_alpha ? "RGBA" : (img->channels >= 3 ? "RGB" : "grey"));
+        note_conversion(in, img);
         ret = cm_image_write(ctx, img, out, force ? CM_WRITE_FORCE : 0);
     }
     if (ret)

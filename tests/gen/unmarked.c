@@ -68,19 +68,10 @@ int um_generate_image(um_source *s, um_kind k, int i, int w, int h, cm_image **o
 static int cel_plane(int w, int h, uint32_t seed, const cm_key *mark_with, uint64_t id,
                      cm_plane *out)
 {
-    cel_params p;
-    cel_params_default(&p);
-    p.width = w;
-    p.height = h;
-    p.seed = seed;
     cm_image *img = NULL;
-    cm_stamper *st = NULL;
-    int ret = cel_generate(&img, &p);
-    if (!ret && mark_with && !(ret = cm_stamper_new(NULL, mark_with, id, NULL, &st)))
-        ret = cm_stamper_image(st, img);
+    int ret = cel_image(w, h, seed, mark_with, id, &img);
     if (!ret)
         ret = cm_image_to_plane(NULL, img, out);
-    cm_stamper_free(&st);
     cm_image_free(&img);
     return ret;
 }
