@@ -88,35 +88,49 @@ static int fail(cm_ctx *ctx, const char *what, int ret)
 }
 
 /* Where cm_stamper_image's time goes: median of EMBED_RUNS of each step it
- * takes on an RGB frame (the same calls, timed one by one). */
+ * takes on an RGB frame, timed one by one, and of the whole call (which also
+ * computes and applies the blue-yellow chroma share). */
 static int bench_image_steps(cm_ctx *ctx, cm_stamper *s, const cm_image *frame)
 {
-    enum { LUMA_HEADROOM, PLANE, APPLY, NSTEPS };
-    static const char *names[NSTEPS] = {"image_luma_headroom", "stamper_plane",
-                                        "image_apply_luma"};
+    enum { LUMA_HEADROOM, CHROMA, PLANE, APPLY, WHOLE, NSTEPS };
+    static const char *names[NSTEPS] = {"image_luma_headroom", "image_chroma",
+                                        "stamper_plane (luma only)", "image_apply_luma",
+                                        "stamper_image (all, with chroma)"};
     double t[NSTEPS][EMBED_RUNS];
     cm_image *img = NULL;
     const atk_def *none = atk_find("none");
     int ret = none ? CM_OK : CM_E_INTERNAL;
     for (int i = 0; i < EMBED_RUNS && !ret; i++) {
-        cm_plane luma = {0}, lo = {0}, hi = {0};
+        cm_plane luma = {0}, lo = {0}, hi = {0}, c = {0}, clo = {0}, chi = {0};
         if ((ret = none->fn(frame, &img, 0))) /* fresh copy, not timed */
             break;
         double t0 = bench_now_ms();
         ret = cm_image_luma_headroom(ctx, img, &luma, &lo, &hi);
         double t1 = bench_now_ms();
         if (!ret)
-            ret = cm_stamper_plane(s, &luma, &lo, &hi);
+            ret = cm_image_chroma(ctx, img, &c, &clo, &chi);
         double t2 = bench_now_ms();
         if (!ret)
-            ret = cm_image_apply_luma(ctx, img, &luma);
+            ret = cm_stamper_plane(s, &luma, &lo, &hi);
         double t3 = bench_now_ms();
+        if (!ret)
+            ret = cm_image_apply_luma(ctx, img, &luma);
+        double t4 = bench_now_ms();
+        cm_image_free(&img);
+        if (!ret)
+            ret = none->fn(frame, &img, 0);
+        double t5 = bench_now_ms();
+        if (!ret)
+            ret = cm_stamper_image(s, img);
+        double t6 = bench_now_ms();
         t[LUMA_HEADROOM][i] = t1 - t0;
-        t[PLANE][i] = t2 - t1;
-        t[APPLY][i] = t3 - t2;
-        cm_plane_free(&luma);
-        cm_plane_free(&lo);
-        cm_plane_free(&hi);
+        t[CHROMA][i] = t2 - t1;
+        t[PLANE][i] = t3 - t2;
+        t[APPLY][i] = t4 - t3;
+        t[WHOLE][i] = t6 - t5;
+        cm_plane *planes[] = {&luma, &lo, &hi, &c, &clo, &chi};
+        for (int k = 0; k < 6; k++)
+            cm_plane_free(planes[k]);
         cm_image_free(&img);
     }
     if (ret)
