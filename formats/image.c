@@ -489,8 +489,21 @@ CM__ALWAYS_INLINE void apply_row(const int depth, const int ch, const int alpha,
     const float maxv = depth == 16 ? 65535.0f : 255.0f;
     for (int x = 0; x < w; x++) {
         const float d = pm[x] - po[x];
-        const float c = dc && nc == 3 ? dc[x] : 0.0f;
+        float c = dc && nc == 3 ? dc[x] : 0.0f;
         const int i = x * ch;
+        if (c != 0.0f) {
+            /* the chroma share never clips a channel: clamp it to the
+             * pixel's room along the blue-yellow axis (8-bit units) */
+            const float inv = 1.0f / scale, k = CM__CHROMA_RG;
+            float r = (float)sample_get(row, depth, i) * inv;
+            float g = (float)sample_get(row, depth, i + 1) * inv;
+            float b = (float)sample_get(row, depth, i + 2) * inv;
+            float up = 255.0f - b, rg_up = (r < g ? r : g) / k;
+            float down = b, rg_down = (255.0f - (r > g ? r : g)) / k;
+            up = up < rg_up ? up : rg_up;
+            down = down < rg_down ? down : rg_down;
+            c = c > up ? up : (c < -down ? -down : c);
+        }
         if ((d == 0.0f && c == 0.0f) || !isfinite(d) || !isfinite(c))
             continue; /* unchanged: stays bit-exact */
         if (alpha && sample_get(row, depth, i + nc) == 0)

@@ -118,16 +118,12 @@ static void add_clamped(float *restrict r, const float *restrict a, const float 
     }
 }
 
-/* d = clamp(g * a * t, -lo, hi): the chroma share, never clipping. */
+/* d = g * a * t: the chroma share (clamped when applied). */
 static void chroma_share(float *restrict d, const float *restrict a, const float *restrict t,
-                         const float *restrict lo, const float *restrict hi, float g, int n)
+                         float g, int n)
 {
-    for (int i = 0; i < n; i++) {
-        float v = g * a[i] * t[i];
-        v = v > hi[i] ? hi[i] : v;
-        v = v < -lo[i] ? -lo[i] : v;
-        d[i] = v;
-    }
+    for (int i = 0; i < n; i++)
+        d[i] = g * a[i] * t[i];
 }
 
 /* The same with the headroom of the luma itself, 0..255. */
@@ -145,9 +141,9 @@ static void add_clamped_8bit(float *restrict r, const float *restrict a, const f
 
 /* Add the mark to luma (in place) and, if cdelta is given, write the
  * blue-yellow share into it: CHROMA_RATIO times the luma amplitude, the same
- * pattern and sign, limited by the chroma headroom clo/chi. */
+ * pattern and sign (cm_image_apply_marks clamps it to each pixel's room). */
 static int stamp_rows(cm_stamper *s, cm_plane *luma, const cm_plane *lo, const cm_plane *hi,
-                      cm_plane *cdelta, const cm_plane *clo, const cm_plane *chi)
+                      cm_plane *cdelta)
 {
     if (!s || !luma || !luma->data || luma->width <= 0 || luma->height <= 0)
         return CM_E_INVAL;
@@ -190,9 +186,8 @@ static int stamp_rows(cm_stamper *s, cm_plane *luma, const cm_plane *lo, const c
             int n = w - x0 < N ? w - x0 : N;
             float *r = row + x0;
             const float *a = amp + x0;
-            if (cdelta) /* before luma: add_clamped changes nothing it reads */
-                chroma_share(ROW(cdelta, y) + x0, a, trow, ROW(clo, y) + x0, ROW(chi, y) + x0,
-                             g * CHROMA_RATIO, n);
+            if (cdelta)
+                chroma_share(ROW(cdelta, y) + x0, a, trow, g * CHROMA_RATIO, n);
             if (plo && phi)
                 add_clamped(r, a, trow, plo + x0, phi + x0, g, n);
             else
@@ -207,24 +202,24 @@ static int stamp_rows(cm_stamper *s, cm_plane *luma, const cm_plane *lo, const c
 
 int cm_stamper_plane(cm_stamper *s, cm_plane *luma, const cm_plane *lo, const cm_plane *hi)
 {
-    return stamp_rows(s, luma, lo, hi, NULL, NULL, NULL);
+    return stamp_rows(s, luma, lo, hi, NULL);
 }
 
 int cm_stamper_image(cm_stamper *s, cm_image *img)
 {
     if (!s || !img)
         return CM_E_INVAL;
-    cm_plane luma = {0}, lo = {0}, hi = {0}, chroma = {0}, clo = {0}, chi = {0};
+    cm_plane luma = {0}, lo = {0}, hi = {0}, chroma = {0};
     int colour = img->channels - (img->has_alpha ? 1 : 0) >= 3;
     int ret = cm_image_luma_headroom(s->ctx, img, &luma, &lo, &hi);
     if (!ret && colour)
-        ret = cm_image_chroma(s->ctx, img, &chroma, &clo, &chi);
+        ret = cm_plane_alloc(&chroma, img->width, img->height);
     if (!ret)
-        ret = stamp_rows(s, &luma, &lo, &hi, colour ? &chroma : NULL, &clo, &chi);
+        ret = stamp_rows(s, &luma, &lo, &hi, colour ? &chroma : NULL);
     if (!ret)
         ret = cm_image_apply_marks(s->ctx, img, &luma, colour ? &chroma : NULL);
-    cm_plane *planes[] = {&luma, &lo, &hi, &chroma, &clo, &chi};
-    for (int k = 0; k < 6; k++)
+    cm_plane *planes[] = {&luma, &lo, &hi, &chroma};
+    for (int k = 0; k < 4; k++)
         cm_plane_free(planes[k]);
     return ret;
 }

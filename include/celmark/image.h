@@ -181,8 +181,8 @@ CM_API int cm_image_chroma(cm_ctx *ctx, const cm_image *img, cm_plane *chroma, c
 /**
  * cm_image_apply_luma plus, if chroma_delta is not NULL, a change along the
  * blue-yellow axis at constant luma (B up by the delta, R and G down by
- * 0.114/0.886 of it), both rounded once per channel. Grey images ignore
- * the chroma delta.
+ * 0.114/0.886 of it), clamped per pixel so no channel clips, both rounded
+ * once per channel. Grey images ignore the chroma delta.
  */
 CM_API int cm_image_apply_marks(cm_ctx *ctx, cm_image *img, const cm_plane *marked,
                                 const cm_plane *chroma_delta);

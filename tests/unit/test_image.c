@@ -484,6 +484,10 @@ static void test_chroma(void **s)
     assert_int_equal(img->data[1], 120 - 1);
     assert_int_equal(img->data[2], 148);
     assert_int_equal(img->data[3 * 3 + 2], 58);
+    /* B at 255 has no room to go up: the share is clamped away, not clipped */
+    assert_int_equal(img->data[3], 0);
+    assert_int_equal(img->data[4], 0);
+    assert_int_equal(img->data[5], 255);
     cm_plane l2 = {0};
     assert_int_equal(cm_image_to_plane(NULL, img, &l2), CM_OK);
     assert_true(fabsf(l2.data[0] - l.data[0]) < 0.5f); /* luma kept within rounding */
