@@ -22,7 +22,7 @@
 #define CHROMA_RATIO 1.5f
 
 /* Rows sampled to estimate the mark's energy for the PSNR cap. */
-#define PSNR_ROW_STEP 4
+#define PSNR_ROW_STEP 8
 
 struct cm_stamper {
     cm_ctx *ctx;

@@ -174,6 +174,7 @@ static void hp_energy_fused(const cm_plane *luma, float *e, float *tmp)
 {
     int w = luma->width, h = luma->height, wd = (w + 1) / 2;
     float *ring[3] = {tmp, tmp + w, tmp + 2 * (size_t)w};
+    float *sq = tmp + 3 * (size_t)w;
     const float inv9 = 1.0f / 9.0f;
     memset(e, 0, sizeof(float) * (size_t)wd * ((h + 1) / 2));
     for (int y = -1; y <= h; y++) {
@@ -201,8 +202,12 @@ static void hp_energy_fused(const cm_plane *luma, float *e, float *tmp)
         float *er = e + (size_t)(y / 2) * wd;
         for (int x = 0; x < w; x++) {
             float d = s[x] - (a[x] + b[x] + c[x]) * inv9;
-            er[x / 2] += d * d;
+            sq[x] = d * d;
         }
+        for (int x = 0; x < w / 2; x++) /* pairs: contiguous, vectorises */
+            er[x] += sq[2 * x] + sq[2 * x + 1];
+        if (w & 1)
+            er[w / 2] += sq[w - 1];
     }
 }
 
@@ -267,7 +272,7 @@ int cm__mask_init(cm__mask *m, const cm_plane *luma, const cm__mask_params *mp)
     size_t nd = (size_t)m->wd * hd;
     /* tmp serves the high-pass (2*w*h for the reference, 3 rows fused) and
      * the half-resolution box filters (nd) */
-    size_t ntmp = cm__dsp_reference() ? 2 * (size_t)w * h : 3 * (size_t)w;
+    size_t ntmp = cm__dsp_reference() ? 2 * (size_t)w * h : 4 * (size_t)w;
     if (ntmp < nd)
         ntmp = nd;
     float *tmp = malloc(ntmp * sizeof(float));

@@ -55,7 +55,7 @@ CM__HIDDEN void cm__box_filter_c(const float *src, ptrdiff_t sstride, float *dst
 
 /* Energy of the high-pass Y - box3(Y) summed over 2x2 blocks into e
  * (ceil(w/2) x ceil(h/2)). tmp: 2*w*h floats for the reference (_c, box
- * filter based), 3*w for the fused kernel; cm__hp_energy runs the fused one
+ * filter based), 4*w for the fused kernel; cm__hp_energy runs the fused one
  * unless CELMARK_DSP=c. */
 CM__HIDDEN void cm__hp_energy_c(const cm_plane *luma, float *e, float *tmp);
 CM__HIDDEN void cm__hp_energy(const cm_plane *luma, float *e, float *tmp);
