@@ -677,27 +677,38 @@ int cm_image_chroma(cm_ctx *ctx, const cm_image *img, cm_plane *chroma, cm_plane
                     cm_plane *hi)
 {
     int ret;
-    if (!chroma || !lo || !hi || lo == hi || chroma == lo || chroma == hi)
+    int room = lo || hi;
+    if (!chroma || (room && (!lo || !hi || lo == hi || chroma == lo || chroma == hi)))
         return cm__error(ctx, CM_E_INVAL, "chroma: invalid output planes");
     memset(chroma, 0, sizeof(*chroma));
-    memset(lo, 0, sizeof(*lo));
-    memset(hi, 0, sizeof(*hi));
+    if (room) {
+        memset(lo, 0, sizeof(*lo));
+        memset(hi, 0, sizeof(*hi));
+    }
     if (cm__image_check(img) < 0)
         return cm__error(ctx, CM_E_INVAL, "chroma: invalid image");
     if ((ret = cm_plane_alloc(chroma, img->width, img->height)) < 0 ||
-        (ret = cm_plane_alloc(lo, img->width, img->height)) < 0 ||
-        (ret = cm_plane_alloc(hi, img->width, img->height)) < 0) {
+        (room && ((ret = cm_plane_alloc(lo, img->width, img->height)) < 0 ||
+                  (ret = cm_plane_alloc(hi, img->width, img->height)) < 0))) {
         cm_plane_free(chroma);
         cm_plane_free(lo);
         cm_plane_free(hi);
         return cm__error(ctx, ret, "chroma: cannot allocate %d x %d planes", img->width,
                          img->height);
     }
+    /* without headroom planes, one row of scratch takes their values */
+    float *scratch = room ? NULL : cm__malloc_array(2 * (size_t)img->width, sizeof(float));
+    if (!room && !scratch) {
+        cm_plane_free(chroma);
+        return cm__error(ctx, CM_E_NOMEM, "chroma: out of memory");
+    }
     for (int y = 0; y < img->height; y++)
         ROW_DISPATCH(img, chroma_row, img->data + (ptrdiff_t)y * img->stride,
                      chroma->data + (ptrdiff_t)y * chroma->stride,
-                     lo->data + (ptrdiff_t)y * lo->stride, hi->data + (ptrdiff_t)y * hi->stride,
+                     room ? lo->data + (ptrdiff_t)y * lo->stride : scratch,
+                     room ? hi->data + (ptrdiff_t)y * hi->stride : scratch + img->width,
                      img->width);
+    free(scratch);
     return CM_OK;
 }
 

@@ -415,13 +415,11 @@ int cm_verifier_image(cm_verifier *v, const cm_image *img, cm_verify_result *res
 {
     if (!v || !img || !res)
         return CM_E_INVAL;
-    cm_plane luma = {0}, chroma = {0}, clo = {0}, chi = {0};
+    cm_plane luma = {0}, chroma = {0};
     int colour = img->channels - (img->has_alpha ? 1 : 0) >= 3;
     int ret = cm_image_to_plane(v->ctx, img, &luma);
     if (!ret && colour)
-        ret = cm_image_chroma(v->ctx, img, &chroma, &clo, &chi);
-    cm_plane_free(&clo);
-    cm_plane_free(&chi);
+        ret = cm_image_chroma(v->ctx, img, &chroma, NULL, NULL);
     if (!ret)
         ret = verify_planes(v, &luma, colour ? &chroma : NULL, res);
     cm_plane_free(&luma);

@@ -172,8 +172,9 @@ CM_API int cm_image_apply_luma(cm_ctx *ctx, cm_image *img, const cm_plane *marke
 /**
  * The image's blue-yellow chroma plane (B - Y, 8-bit code values; 0 for grey
  * images) and per pixel how far it may move down (lo) or up (hi) along the
- * blue-yellow axis at constant luma without clipping a channel. Allocates
- * all three planes; none on failure.
+ * blue-yellow axis at constant luma without clipping a channel. lo and hi
+ * may both be NULL (chroma only). Allocates the planes asked for; none on
+ * failure.
  */
 CM_API int cm_image_chroma(cm_ctx *ctx, const cm_image *img, cm_plane *chroma, cm_plane *lo,
                            cm_plane *hi);

@@ -476,6 +476,11 @@ static void test_chroma(void **s)
     assert_true(lo.data[1] == 255.0f); /* down: B falls from 255, R and G rise from 0 */
     assert_true(hi.data[2] == 255.0f); /* up: B rises from 0, R and G fall from 255 */
     assert_true(hi.data[3] > 10 && lo.data[3] > 10);
+    cm_plane c2 = {0};
+    assert_int_equal(cm_image_chroma(NULL, img, &c2, NULL, NULL), CM_OK); /* chroma only */
+    assert_memory_equal(c.data, c2.data, 4 * sizeof(float));
+    cm_plane_free(&c2);
+    assert_int_equal(cm_image_chroma(NULL, img, &c2, &lo, NULL), CM_E_INVAL);
     assert_int_equal(cm_image_to_plane(NULL, img, &l), CM_OK);
     for (int x = 0; x < 4; x++)
         c.data[x] = 8.0f; /* now a delta */
