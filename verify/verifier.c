@@ -37,7 +37,10 @@
 #define TILE_T 32               /* must match watermark/profile.c */
 #define TILE_S 12
 #define MAX_GEOMS 3             /* lattice hypotheses folded */
-#define CHROMA_WEIGHT 1.0f      /* chroma residual added to luma's (both whitened) */
+#define CHROMA_WEIGHT 0.5f      /* chroma residual added to luma's (both whitened): codecs
+                                   quantise chroma harder, so it is noisier than luma;
+                                   bench: H.264 CRF 35 blind 7 -> 10 of 20 at 0.5
+                                   (0.5 / 1 / 2: 6, 4, 3 of 12), no row lost */
 #define EARLY_SYNC_Z 9.0        /* sync score at the untouched geometry that
                                    skips the lattice search: unmarked frames
                                    peak at 4-5.5 over all origins and mirrors */
