@@ -51,6 +51,15 @@
                                    samples per side; 192 gives a smooth peak */
 #define LN_2_POW_64 44.3614195558365 /* ln(2^64): CRC-valid codewords */
 
+/* Per-frame scratch of the tile size, made once per verifier (a frame's
+ * residual, which depends on its size, is not kept). */
+typedef struct work {
+    float *sum, *count;
+    AVComplexFloat *spec, *corr;
+    cm__fft2 fft;      /* N x N */
+    cm__fft2 corr_fft; /* M x M correlation surface */
+} work;
+
 struct cm_verifier {
     cm_ctx *ctx;
     cm_verify_params params;
@@ -60,6 +69,7 @@ struct cm_verifier {
     cm__render render;
     int N;
     AVComplexFloat *sync_spec; /* N*N spectrum of the sync-only tile */
+    work wk;
 };
 
 void cm_verify_params_default(cm_verify_params *p)
@@ -80,6 +90,12 @@ void cm_verifier_free(cm_verifier **pv)
     cm__layout_free(&v->layout);
     cm__render_free(&v->render);
     free(v->sync_spec);
+    cm__fft2_free(&v->wk.fft);
+    cm__fft2_free(&v->wk.corr_fft);
+    free(v->wk.sum);
+    free(v->wk.count);
+    free(v->wk.spec);
+    free(v->wk.corr);
     free(v);
     *pv = NULL;
 }
@@ -119,8 +135,17 @@ int cm_verifier_new(cm_ctx *ctx, const cm_key *key, const cm_verify_params *para
     }
     chips = malloc(sizeof(float) * TILE_T * TILE_T);
     tile = malloc(sizeof(float) * (size_t)v->N * v->N);
-    v->sync_spec = malloc(sizeof(AVComplexFloat) * (size_t)v->N * v->N);
-    if (!chips || !tile || !v->sync_spec)
+    size_t nn = (size_t)v->N * v->N;
+    v->sync_spec = malloc(sizeof(AVComplexFloat) * nn);
+    v->wk.sum = malloc(sizeof(float) * nn);
+    v->wk.count = malloc(sizeof(float) * nn);
+    v->wk.spec = malloc(sizeof(AVComplexFloat) * nn);
+    v->wk.corr = malloc(sizeof(AVComplexFloat) * nn);
+    if (!chips || !tile || !v->sync_spec || !v->wk.sum || !v->wk.count || !v->wk.spec ||
+        !v->wk.corr)
+        goto fail;
+    if (cm__fft2_init(&v->wk.fft, v->N, v->N) ||
+        cm__fft2_init(&v->wk.corr_fft, v->N / CORR_DECIM, v->N / CORR_DECIM))
         goto fail;
     if ((ret = cm__layout_new(key, TILE_T, &v->layout)))
         goto fail;
@@ -149,13 +174,6 @@ typedef struct hypo {
     double sync_z;
     float soft[TILE_T * TILE_T];
 } hypo;
-
-typedef struct work {
-    float *r, *sum, *count;
-    AVComplexFloat *spec, *corr;
-    cm__fft2 fft;      /* N x N */
-    cm__fft2 corr_fft; /* M x M correlation surface */
-} work;
 
 /* Normalised correlation of the demodulated sync chips with their values. */
 static double sync_z(const cm__layout *l, const float *soft)
@@ -313,21 +331,13 @@ static int verify_planes(cm_verifier *v, const cm_plane *luma, const cm_plane *c
     if (w < MIN_SIDE || h < MIN_SIDE)
         return CM_OK;
     int N = v->N;
-    size_t nn = (size_t)N * N;
-    work wk;
-    memset(&wk, 0, sizeof(wk));
+    work *wk = &v->wk;
     hypo *best = calloc(PAYLOAD_HYPS + 1, sizeof(hypo));
-    wk.r = cm__malloc_array((size_t)(w / CM__DECIM) * (h / CM__DECIM), sizeof(float));
-    wk.sum = malloc(sizeof(float) * nn);
-    wk.count = malloc(sizeof(float) * nn);
-    wk.spec = malloc(sizeof(AVComplexFloat) * nn);
-    wk.corr = malloc(sizeof(AVComplexFloat) * nn);
+    float *r = cm__malloc_array((size_t)(w / CM__DECIM) * (h / CM__DECIM), sizeof(float));
     int ret = CM_E_NOMEM;
-    if (!best || !wk.r || !wk.sum || !wk.count || !wk.spec || !wk.corr)
+    if (!best || !r)
         goto fail;
-    if (cm__fft2_init(&wk.fft, N, N) || cm__fft2_init(&wk.corr_fft, N / CORR_DECIM, N / CORR_DECIM))
-        goto fail;
-    if ((ret = cm__prefilter(luma, wk.r)))
+    if ((ret = cm__prefilter(luma, r)))
         goto fail;
     if (chroma) {
         size_t nd = (size_t)(w / CM__DECIM) * (h / CM__DECIM);
@@ -338,7 +348,7 @@ static int verify_planes(cm_verifier *v, const cm_plane *luma, const cm_plane *c
             goto fail;
         }
         for (size_t i = 0; i < nd; i++)
-            wk.r[i] += CHROMA_WEIGHT * rc[i];
+            r[i] += CHROMA_WEIGHT * rc[i];
         free(rc);
     }
     for (int k = 0; k <= PAYLOAD_HYPS; k++)
@@ -349,11 +359,11 @@ static int verify_planes(cm_verifier *v, const cm_plane *luma, const cm_plane *c
     int wd = w / CM__DECIM, hd = h / CM__DECIM;
     double Nd = (double)N / CM__DECIM; /* tile period at scale 1, residual px */
     cm__geom identity = {Nd, 0, 0};
-    cm__fold_c(wk.r, wd, hd, &identity, N, wk.sum, wk.count);
-    evaluate_fold(v, &wk, &identity, best, PAYLOAD_HYPS);
+    cm__fold_c(r, wd, hd, &identity, N, wk->sum, wk->count);
+    evaluate_fold(v, wk, &identity, best, PAYLOAD_HYPS);
     if (best[0].sync_z < EARLY_SYNC_Z) {
         cm__geom geoms[MAX_GEOMS];
-        int ng = cm__sync_search(wk.r, wd, hd, Nd, geoms, MAX_GEOMS);
+        int ng = cm__sync_search(r, wd, hd, Nd, geoms, MAX_GEOMS);
         if (ng < 0) {
             ret = ng;
             goto fail;
@@ -361,8 +371,8 @@ static int verify_planes(cm_verifier *v, const cm_plane *luma, const cm_plane *c
         for (int k = 0; k < ng; k++) {
             if (fabs(geoms[k].period / Nd - 1) < 0.002 && fabs(geoms[k].theta) < 0.002)
                 continue; /* the identity, done */
-            cm__fold_c(wk.r, wd, hd, &geoms[k], N, wk.sum, wk.count);
-            evaluate_fold(v, &wk, &geoms[k], best, PAYLOAD_HYPS);
+            cm__fold_c(r, wd, hd, &geoms[k], N, wk->sum, wk->count);
+            evaluate_fold(v, wk, &geoms[k], best, PAYLOAD_HYPS);
         }
     }
     int nh = 0;
@@ -398,14 +408,8 @@ static int verify_planes(cm_verifier *v, const cm_plane *luma, const cm_plane *c
 fail:
     if (ret)
         cm__error(v->ctx, ret, "verify: %s", cm_strerror(ret));
-    cm__fft2_free(&wk.fft);
-    cm__fft2_free(&wk.corr_fft);
     free(best);
-    free(wk.r);
-    free(wk.sum);
-    free(wk.count);
-    free(wk.spec);
-    free(wk.corr);
+    free(r);
     return ret;
 }
 

@@ -56,7 +56,9 @@ typedef struct cm_verify_result {
 typedef struct cm_verifier cm_verifier;
 
 /**
- * Prepare a verifier for one key. params may be NULL (defaults); the
+ * Prepare a verifier for one key. It keeps its scratch buffers and FFT
+ * plans between calls, so a verifier serves one thread at a time (make one
+ * per worker). params may be NULL (defaults); the
  * candidate array is copied.
  * @return CM_OK and *out (free with cm_verifier_free), CM_E_INVAL, CM_E_NOMEM.
  */
