@@ -53,7 +53,7 @@ static int stamp_with_ledger(cm_ctx *ctx, const cm_key *key, const char *ledger_
         rec.width = img->width;
         rec.height = img->height;
         /* colour images also carry the blue-yellow share (watermark/embed.c) */
-        rec.layer = img->channels - (img->has_alpha ? 1 : 0) >= 3 ? "luma+chroma" : "luma";
+        rec.layer = cm_image_is_colour(img) ? "luma+chroma" : "luma";
         ret = cm_image_write(ctx, img, cm_ledger_issue_temp_path(iss), CM_WRITE_FORCE);
         if (ret == CM_E_UNSUPPORTED || ret == CM_E_IO) {
             /* the message names our temp file: name the output instead */

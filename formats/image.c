@@ -673,6 +673,11 @@ int cm_image_apply_marks(cm_ctx *ctx, cm_image *img, const cm_plane *marked,
     return CM_OK;
 }
 
+int cm_image_is_colour(const cm_image *img)
+{
+    return img && img->channels - (img->has_alpha ? 1 : 0) >= 3;
+}
+
 int cm_image_chroma(cm_ctx *ctx, const cm_image *img, cm_plane *chroma, cm_plane *lo,
                     cm_plane *hi)
 {

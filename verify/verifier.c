@@ -423,7 +423,7 @@ int cm_verifier_image(cm_verifier *v, const cm_image *img, cm_verify_result *res
     if (!v || !img || !res)
         return CM_E_INVAL;
     cm_plane luma = {0}, chroma = {0};
-    int colour = img->channels - (img->has_alpha ? 1 : 0) >= 3;
+    int colour = cm_image_is_colour(img);
     int ret = cm_image_to_plane(v->ctx, img, &luma);
     if (!ret && colour)
         ret = cm_image_chroma(v->ctx, img, &chroma, NULL, NULL);

@@ -210,7 +210,7 @@ int cm_stamper_image(cm_stamper *s, cm_image *img)
     if (!s || !img)
         return CM_E_INVAL;
     cm_plane luma = {0}, lo = {0}, hi = {0}, chroma = {0};
-    int colour = img->channels - (img->has_alpha ? 1 : 0) >= 3;
+    int colour = cm_image_is_colour(img);
     int ret = cm_image_luma_headroom(s->ctx, img, &luma, &lo, &hi);
     if (!ret && colour)
         ret = cm_plane_alloc(&chroma, img->width, img->height);

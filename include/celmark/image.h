@@ -169,6 +169,10 @@ CM_API int cm_image_luma_headroom(cm_ctx *ctx, const cm_image *img, cm_plane *lu
  */
 CM_API int cm_image_apply_luma(cm_ctx *ctx, cm_image *img, const cm_plane *marked);
 
+/** 1 if img has three colour channels (RGB or RGBA): it can carry the
+ *  blue-yellow share of the mark; 0 for grey, grey+alpha or NULL. */
+CM_API int cm_image_is_colour(const cm_image *img);
+
 /**
  * The image's blue-yellow chroma plane (B - Y, 8-bit code values; 0 for grey
  * images) and per pixel how far it may move down (lo) or up (hi) along the
