@@ -35,35 +35,14 @@
 
 #include "celmark/common.h"
 #include "celmark/image.h"
+#include "testutil.h"
 #include "formats/format.h"
 
 /* ---- helpers ---------------------------------------------------------- */
 
-typedef struct path_buf {
-    char s[512];
-} path_buf;
-
 static path_buf tmp_path(const char *name)
 {
-    path_buf p;
-    const char *dir = getenv("CELMARK_TEST_TMP");
-    snprintf(p.s, sizeof(p.s), "%s/av_%s", dir && *dir ? dir : "/tmp", name);
-    return p;
-}
-
-static void save_file(const char *path, const void *data, size_t len)
-{
-    FILE *fp = fopen(path, "wb");
-    assert_non_null(fp);
-    if (len)
-        assert_int_equal(fwrite(data, 1, len, fp), len);
-    assert_int_equal(fclose(fp), 0);
-}
-
-static int file_exists(const char *path)
-{
-    struct stat st;
-    return lstat(path, &st) == 0;
+    return test_tmp_path("av_", name);
 }
 
 /* Temporary files of cm_image_write() whose name starts with ".av_". */
@@ -393,7 +372,7 @@ static void jpeg_flat_case(enum AVPixelFormat fmt, int w, int h)
     const flat_rgb c = {200, 60, 30};
     blob b = jpeg_flat(fmt, w, h, c);
     path_buf p = tmp_path("flat.jpg");
-    save_file(p.s, b.data, b.len);
+    test_save_file(p.s, b.data, b.len);
     cm_image *img = must_read(p.s, w, h, 3, 8, "jpeg");
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) {
@@ -435,7 +414,7 @@ static void test_jpeg_grey(void **s)
     for (size_t k = 0; k < sizeof(values) / sizeof(values[0]); k++) {
         blob b = jpeg_grey(20, 12, values[k]);
         path_buf p = tmp_path("grey.jpg");
-        save_file(p.s, b.data, b.len);
+        test_save_file(p.s, b.data, b.len);
         cm_image *img = must_read(p.s, 20, 12, 1, 8, "jpeg");
         for (int y = 0; y < 12; y++)
             for (int x = 0; x < 20; x++)
@@ -502,7 +481,7 @@ static void lossless_case(const char *encoder, enum AVPixelFormat src_fmt,
     avcodec_free_context(&c);
 
     path_buf p = tmp_path("lossless.bin");
-    save_file(p.s, b.data, b.len);
+    test_save_file(p.s, b.data, b.len);
     cm_image *img = must_read(p.s, w, h, channels, depth, format);
     cm_image_info info;
     assert_int_equal(cm_image_get_info(img, &info), CM_OK);
@@ -557,7 +536,7 @@ static void test_gif_palette(void **s)
         return;
     assert_memory_equal(b.data, "GIF8", 4); /* a whole file */
     path_buf p = tmp_path("pal.gif");
-    save_file(p.s, b.data, b.len);
+    test_save_file(p.s, b.data, b.len);
     cm_image *img = must_read(p.s, w, h, 3, 8, "gif");
     cm_image_info info;
     assert_int_equal(cm_image_get_info(img, &info), CM_OK);
@@ -599,7 +578,7 @@ static void test_webp(void **s)
                          clamp255(yy - 0.344136 * pb - 0.714136 * pr),
                          clamp255(yy + 1.772 * pb)};
     path_buf p = tmp_path("flat.webp");
-    save_file(p.s, b.data, b.len);
+    test_save_file(p.s, b.data, b.len);
     cm_image *img = must_read(p.s, 30, 22, 3, 8, "webp");
     for (int y = 0; y < 22; y++)
         for (int x = 0; x < 30; x++) {
@@ -617,7 +596,7 @@ static void test_webp(void **s)
     if (!encode(&b, "libwebp", AV_PIX_FMT_BGRA, 17, 9, AVCOL_RANGE_UNSPECIFIED,
                 "lossless", "1", fill_random, NULL))
         return;
-    save_file(p.s, b.data, b.len);
+    test_save_file(p.s, b.data, b.len);
     cm_ctx *ctx = new_ctx();
     assert_int_equal(cm_image_read(ctx, p.s, NULL, &img), CM_OK);
     assert_int_equal(img->width, 17);
@@ -644,10 +623,10 @@ static void test_truncated_jpeg(void **s)
      * format (starts like JPEG but is truncated or damaged)". */
     const size_t header_cuts[] = {1, 2, 3, 4, 11, 20, sos / 2, sos, sos + 1};
     for (size_t k = 0; k < sizeof(header_cuts) / sizeof(header_cuts[0]); k++) {
-        save_file(p.s, b.data, header_cuts[k]);
+        test_save_file(p.s, b.data, header_cuts[k]);
         expect_fail2(p.s, NULL, CM_E_FORMAT, CM_E_CORRUPT, NULL);
     }
-    save_file(p.s, b.data, sos);
+    test_save_file(p.s, b.data, sos);
     expect_fail(p.s, NULL, CM_E_FORMAT, "truncated or damaged");
 
     /* Cut inside the scan: libav decodes what is there (the rest of the
@@ -657,7 +636,7 @@ static void test_truncated_jpeg(void **s)
     const size_t scan_cuts[] = {sos + 20, sos + 40, (sos + b.len) / 2,
                                 b.len - 10, b.len - 2, b.len - 1};
     for (size_t k = 0; k < sizeof(scan_cuts) / sizeof(scan_cuts[0]); k++) {
-        save_file(p.s, b.data, scan_cuts[k]);
+        test_save_file(p.s, b.data, scan_cuts[k]);
         cm_ctx *ctx = new_ctx();
         cm_image *img = NULL;
         int ret = cm_image_read(ctx, p.s, NULL, &img);
@@ -691,7 +670,7 @@ static void test_random_and_text(void **s)
         size_t n = 1 + rnd() % sizeof(buf);
         for (size_t i = 0; i < n; i++)
             buf[i] = (uint8_t)rnd();
-        save_file(p.s, buf, n);
+        test_save_file(p.s, buf, n);
         expect_fail(p.s, NULL, CM_E_FORMAT, "not a recognised image format");
     }
     static const char *const texts[] = {
@@ -704,7 +683,7 @@ static void test_random_and_text(void **s)
         "GIF is a nice format, BM too, and so is \xff\xd8 JPEG\n",
     };
     for (size_t k = 0; k < sizeof(texts) / sizeof(texts[0]); k++) {
-        save_file(p.s, texts[k], strlen(texts[k]));
+        test_save_file(p.s, texts[k], strlen(texts[k]));
         expect_fail(p.s, NULL, CM_E_FORMAT, "not a recognised image format");
     }
     unlink(p.s);
@@ -714,7 +693,7 @@ static void test_empty_file(void **s)
 {
     (void)s;
     path_buf p = tmp_path("empty.jpg");
-    save_file(p.s, "", 0);
+    test_save_file(p.s, "", 0);
     expect_fail(p.s, NULL, CM_E_CORRUPT, "empty file");
     unlink(p.s);
 }
@@ -740,7 +719,7 @@ static void test_jpeg_huge_dimensions(void **s)
     put_be16(b.data + sof + 5, 60000); /* height */
     put_be16(b.data + sof + 7, 60000); /* width */
     path_buf p = tmp_path("huge.jpg");
-    save_file(p.s, b.data, b.len);
+    test_save_file(p.s, b.data, b.len);
     clock_t t0 = clock();
     expect_fail(p.s, NULL, CM_E_LIMIT, "60000 x 60000");
     expect_fail(p.s, NULL, CM_E_LIMIT, "above the limit of 268435456 pixels");
@@ -752,7 +731,7 @@ static void test_jpeg_huge_dimensions(void **s)
 
     /* a caller's small limit refuses an ordinary JPEG */
     b = jpeg_flat(AV_PIX_FMT_YUVJ444P, 64, 48, (flat_rgb){9, 9, 9});
-    save_file(p.s, b.data, b.len);
+    test_save_file(p.s, b.data, b.len);
     cm_limits lim;
     cm_limits_default(&lim);
     lim.max_pixels = 1000;
@@ -789,7 +768,7 @@ static void test_bmp_huge_dimensions(void **s)
     for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
         put_le32(b.data + 18, sizes[k][0]);
         put_le32(b.data + 22, sizes[k][1]);
-        save_file(p.s, b.data, b.len);
+        test_save_file(p.s, b.data, b.len);
         clock_t t0 = clock();
         int ret = expect_fail2(p.s, NULL, CM_E_LIMIT, CM_E_CORRUPT, NULL);
         double secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
@@ -803,7 +782,7 @@ static void test_bmp_huge_dimensions(void **s)
     /* a caller's small limit */
     put_le32(b.data + 18, 16);
     put_le32(b.data + 22, 8);
-    save_file(p.s, b.data, b.len);
+    test_save_file(p.s, b.data, b.len);
     cm_limits lim;
     cm_limits_default(&lim);
     lim.max_pixels = 100;
@@ -823,7 +802,7 @@ static void test_gif_huge_screen(void **s)
         return;
     b.data[6] = b.data[7] = b.data[8] = b.data[9] = 0xff; /* 65535 x 65535 */
     path_buf p = tmp_path("huge.gif");
-    save_file(p.s, b.data, b.len);
+    test_save_file(p.s, b.data, b.len);
     expect_fail(p.s, NULL, CM_E_LIMIT, "65535 x 65535");
     unlink(p.s);
     free(b.data);
@@ -856,7 +835,7 @@ static void test_flipped_bytes(void **s)
             int flips = 1 + (int)(rnd() % 4);
             for (int i = 0; i < flips; i++)
                 buf[rnd() % files[k].len] ^= (uint8_t)(1u << (rnd() % 8));
-            save_file(p.s, buf, files[k].len);
+            test_save_file(p.s, buf, files[k].len);
             cm_ctx *ctx = new_ctx();
             cm_image *img = NULL;
             int ret = cm_image_read(ctx, p.s, NULL, &img);
@@ -908,7 +887,7 @@ static void test_write_as_png(void **s)
     (void)s;
     blob b = jpeg_flat(AV_PIX_FMT_YUVJ420P, 24, 16, (flat_rgb){10, 200, 100});
     path_buf in = tmp_path("w_in.jpg");
-    save_file(in.s, b.data, b.len);
+    test_save_file(in.s, b.data, b.len);
     cm_image *img = must_read(in.s, 24, 16, 3, 8, "jpeg");
     cm_ctx *ctx = new_ctx();
 
@@ -923,9 +902,9 @@ static void test_write_as_png(void **s)
         const char *msg = cm_ctx_last_error(ctx);
         assert_non_null(strstr(msg, out.s));
         assert_non_null(strstr(msg, "cannot write jpeg files; write a .png instead"));
-        assert_false(file_exists(out.s));
+        assert_false(test_file_exists(out.s));
         /* also with --force over an existing file: left untouched */
-        save_file(out.s, "keep", 4);
+        test_save_file(out.s, "keep", 4);
         assert_int_equal(cm_image_write(ctx, img, out.s, CM_WRITE_FORCE),
                          CM_E_UNSUPPORTED);
         struct stat st;

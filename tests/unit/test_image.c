@@ -22,24 +22,12 @@
 
 #include "celmark/common.h"
 #include "celmark/image.h"
+#include "testutil.h"
 #include "internal.h"
-
-typedef struct path_buf {
-    char s[512];
-} path_buf;
 
 static path_buf tmp_path(const char *name)
 {
-    path_buf p;
-    const char *dir = getenv("CELMARK_TEST_TMP");
-    snprintf(p.s, sizeof(p.s), "%s/img_%s", dir && *dir ? dir : "/tmp", name);
-    return p;
-}
-
-static int file_exists(const char *path)
-{
-    struct stat st;
-    return lstat(path, &st) == 0;
+    return test_tmp_path("img_", name);
 }
 
 static uint32_t rng_state = 99;
@@ -533,7 +521,7 @@ static void test_atomic(void **s)
     assert_int_equal(cm__atomic_open(ctx, p.s, 0, &a), CM_OK);
     assert_non_null(a.fp);
     assert_non_null(strstr(a.tmp, "/.img_atomic.txt.tmp-"));
-    assert_false(file_exists(p.s));
+    assert_false(test_file_exists(p.s));
     fputs("one", a.fp);
     assert_int_equal(cm__atomic_commit(ctx, &a), CM_OK);
     assert_null(a.fp);
@@ -547,7 +535,7 @@ static void test_atomic(void **s)
     fputs("partial", a.fp);
     cm__atomic_abort(&a);
     cm__atomic_abort(&a); /* idempotent */
-    assert_false(file_exists(q.s));
+    assert_false(test_file_exists(q.s));
     assert_false(count_temp_files());
 
     /* exists up front */
@@ -629,7 +617,7 @@ static void test_write_memory_image(void **s)
 
     img->bit_depth = 12; /* invalid */
     assert_int_equal(cm_image_write(ctx, img, p.s, 0), CM_E_INVAL);
-    assert_false(file_exists(p.s));
+    assert_false(test_file_exists(p.s));
     assert_false(count_temp_files());
     img->bit_depth = 8;
     cm_image_free(&img);

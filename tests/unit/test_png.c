@@ -24,50 +24,13 @@
 
 #include "celmark/common.h"
 #include "celmark/image.h"
+#include "testutil.h"
 
 /* ---- helpers ---------------------------------------------------------- */
 
-typedef struct path_buf {
-    char s[512];
-} path_buf;
-
 static path_buf tmp_path(const char *name)
 {
-    path_buf p;
-    const char *dir = getenv("CELMARK_TEST_TMP");
-    snprintf(p.s, sizeof(p.s), "%s/png_%s", dir && *dir ? dir : "/tmp", name);
-    return p;
-}
-
-static uint8_t *load_file(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    assert_non_null(fp);
-    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
-    long n = ftell(fp);
-    assert_true(n >= 0);
-    rewind(fp);
-    uint8_t *buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
-    fclose(fp);
-    *len = (size_t)n;
-    return buf;
-}
-
-static void save_file(const char *path, const void *data, size_t len)
-{
-    FILE *fp = fopen(path, "wb");
-    assert_non_null(fp);
-    if (len)
-        assert_int_equal(fwrite(data, 1, len, fp), len);
-    assert_int_equal(fclose(fp), 0);
-}
-
-static int file_exists(const char *path)
-{
-    struct stat st;
-    return lstat(path, &st) == 0;
+    return test_tmp_path("png_", name);
 }
 
 static uint32_t rng_state = 12345;
@@ -899,7 +862,7 @@ static void test_ancillary_chunks(void **s)
     /* locations: before / after the image data as in the source, no sRGB
      * added, unsafe iDOT gone */
     size_t n;
-    uint8_t *buf = load_file(out.s, &n);
+    uint8_t *buf = test_load_file(out.s, &n);
     chunk_pos cp[64];
     int nc = list_chunks(buf, n, cp, 64);
     int idat = chunk_index(cp, nc, "IDAT");
@@ -956,7 +919,7 @@ static void test_srgb_only(void **s)
     must_write(ctx, img, out.s);
 
     size_t n;
-    uint8_t *buf = load_file(out.s, &n);
+    uint8_t *buf = test_load_file(out.s, &n);
     chunk_pos cp[32];
     int nc = list_chunks(buf, n, cp, 32);
     int i = chunk_index(cp, nc, "sRGB");
@@ -982,7 +945,7 @@ static void test_deterministic_write(void **s)
     must_write(ctx, img, a.s);
     must_write(ctx, img, b.s);
     size_t na, nb;
-    uint8_t *ba = load_file(a.s, &na), *bb = load_file(b.s, &nb);
+    uint8_t *ba = test_load_file(a.s, &na), *bb = test_load_file(b.s, &nb);
     assert_int_equal(na, nb);
     assert_memory_equal(ba, bb, na);
     /* no time stamp or tool text added */
@@ -997,8 +960,8 @@ static void test_deterministic_write(void **s)
     /* and with metadata carried: read back, write twice */
     cm_image *back = must_read(ctx, a.s);
     must_write(ctx, back, b.s);
-    ba = load_file(a.s, &na);
-    bb = load_file(b.s, &nb);
+    ba = test_load_file(a.s, &na);
+    bb = test_load_file(b.s, &nb);
     assert_int_equal(na, nb);
     assert_memory_equal(ba, bb, na);
     free(ba);
@@ -1038,7 +1001,7 @@ static uint8_t *valid_png_bytes(size_t *n)
     cm_image *img = random_image(40, 30, 3, 8);
     path_buf p = tmp_path("valid.png");
     must_write(ctx, img, p.s);
-    uint8_t *buf = load_file(p.s, n);
+    uint8_t *buf = test_load_file(p.s, n);
     unlink(p.s);
     cm_image_free(&img);
     cm_ctx_free(&ctx);
@@ -1050,11 +1013,11 @@ static void test_not_png(void **s)
     (void)s;
     path_buf p = tmp_path("not.png");
     const char text[] = "this is a text file pretending to be a PNG image\n";
-    save_file(p.s, text, sizeof(text) - 1);
+    test_save_file(p.s, text, sizeof(text) - 1);
     expect_read_fail(p.s, CM_E_FORMAT, "not a recognised image format");
     /* A JPEG-like header too */
     const uint8_t jpg[] = {0xff, 0xd8, 0xff, 0xe0, 0, 16, 'J', 'F', 'I', 'F', 0};
-    save_file(p.s, jpg, sizeof(jpg));
+    test_save_file(p.s, jpg, sizeof(jpg));
     expect_read_fail(p.s, CM_E_FORMAT, NULL);
     unlink(p.s);
 }
@@ -1063,7 +1026,7 @@ static void test_empty_file(void **s)
 {
     (void)s;
     path_buf p = tmp_path("empty.png");
-    save_file(p.s, "", 0);
+    test_save_file(p.s, "", 0);
     expect_read_fail(p.s, CM_E_CORRUPT, "empty file");
     unlink(p.s);
 }
@@ -1089,10 +1052,10 @@ static void test_truncated(void **s)
     };
     path_buf p = tmp_path("trunc.png");
     for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
-        save_file(p.s, buf, cuts[i]);
+        test_save_file(p.s, buf, cuts[i]);
         expect_read_fail(p.s, CM_E_CORRUPT, "truncated");
     }
-    save_file(p.s, buf, cp[idat].offset + 8 + cp[idat].len / 2);
+    test_save_file(p.s, buf, cp[idat].offset + 8 + cp[idat].len / 2);
     expect_read_fail(p.s, CM_E_CORRUPT, "IDAT");
     unlink(p.s);
     free(buf);
@@ -1109,14 +1072,14 @@ static void test_corrupt_crc(void **s)
     size_t flip = cp[idat].offset + 8 + cp[idat].len / 2;
     buf[flip] ^= 0x40;
     path_buf p = tmp_path("crc.png");
-    save_file(p.s, buf, n);
+    test_save_file(p.s, buf, n);
     /* zlib's own check (or a bad code) usually trips before the CRC */
     expect_read_fail(p.s, CM_E_CORRUPT, "corrupt PNG: IDAT");
     buf[flip] ^= 0x40;
     /* the CRC field itself */
     size_t crc_at = cp[idat].offset + 8 + cp[idat].len;
     buf[crc_at + 1] ^= 0x01;
-    save_file(p.s, buf, n);
+    test_save_file(p.s, buf, n);
     expect_read_fail(p.s, CM_E_CORRUPT, "IDAT: CRC error");
     buf[crc_at + 1] ^= 0x01;
 
@@ -1127,7 +1090,7 @@ static void test_corrupt_crc(void **s)
     size_t data = cp[idat].offset + 8;
     memset(bad + data + 2, 0xff, 40); /* garbage after the zlib header */
     put_be32(bad + data + cp[idat].len, crc32_png(bad + cp[idat].offset + 4, cp[idat].len + 4));
-    save_file(p.s, bad, n);
+    test_save_file(p.s, bad, n);
     expect_read_fail(p.s, CM_E_CORRUPT, "corrupt PNG");
     unlink(p.s);
     free(bad);
@@ -1143,7 +1106,7 @@ static void write_claiming(const char *path, uint32_t w, uint32_t h)
     put_be32(buf + 16, w);
     put_be32(buf + 20, h);
     put_be32(buf + 29, crc32_png(buf + 12, 17));
-    save_file(path, buf, n);
+    test_save_file(path, buf, n);
     free(buf);
 }
 
@@ -1261,18 +1224,18 @@ static void test_write_errors(void **s)
     snprintf(want, sizeof(want),
              "%s: cannot create output: No such file or directory", p.s);
     assert_string_equal(cm_ctx_last_error(ctx), want);
-    assert_false(file_exists(p.s));
+    assert_false(test_file_exists(p.s));
 
     /* exists, no force: refused, file untouched */
     path_buf e = tmp_path("exists.png");
     const char old[] = "previous content";
-    save_file(e.s, old, sizeof(old));
+    test_save_file(e.s, old, sizeof(old));
     assert_int_equal(cm_image_write(ctx, img, e.s, 0), CM_E_EXISTS);
     snprintf(want, sizeof(want), "%s: already exists; use --force to replace it",
              e.s);
     assert_string_equal(cm_ctx_last_error(ctx), want);
     size_t n;
-    uint8_t *buf = load_file(e.s, &n);
+    uint8_t *buf = test_load_file(e.s, &n);
     assert_int_equal(n, sizeof(old));
     assert_memory_equal(buf, old, n);
     free(buf);
