@@ -46,6 +46,7 @@ struct cm_key {
     uint8_t secret[CM__KEY_SECRET_BYTES];
     uint8_t seed[CM__KEY_SEED_BYTES];
     uint8_t pub[CM_KEY_PUBLIC_BYTES]; /* derived from seed at creation */
+    EVP_PKEY *sign;                   /* the Ed25519 key, made once for signing */
 };
 
 #define KEY_MAGIC "celmark-key 1"
@@ -90,25 +91,22 @@ int cm__crypto_error(cm_ctx *ctx, int status, const char *what)
     return cm__error(ctx, status, "%s: %s", what, reason);
 }
 
-/* Ed25519 public key of a seed. 0 or CM_E_CRYPTO. */
-static int ed25519_public(const uint8_t seed[CM__KEY_SEED_BYTES],
-                          uint8_t pub[CM_KEY_PUBLIC_BYTES])
+/* The Ed25519 key of a seed, and its public key. 0 or CM_E_CRYPTO. */
+static int ed25519_load(const uint8_t seed[CM__KEY_SEED_BYTES], EVP_PKEY **out,
+                        uint8_t pub[CM_KEY_PUBLIC_BYTES])
 {
-    EVP_PKEY *pk = NULL;
     size_t len = CM_KEY_PUBLIC_BYTES;
-    int rc = CM_E_CRYPTO;
-
-    pk = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed,
-                                      CM__KEY_SEED_BYTES);
+    EVP_PKEY *pk = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed,
+                                                CM__KEY_SEED_BYTES);
     if (!pk)
-        goto fail;
+        return CM_E_CRYPTO;
     if (EVP_PKEY_get_raw_public_key(pk, pub, &len) != 1 ||
-        len != CM_KEY_PUBLIC_BYTES)
-        goto fail;
-    rc = CM_OK;
-fail:
-    EVP_PKEY_free(pk);
-    return rc;
+        len != CM_KEY_PUBLIC_BYTES) {
+        EVP_PKEY_free(pk);
+        return CM_E_CRYPTO;
+    }
+    *out = pk;
+    return CM_OK;
 }
 
 int cm__key_from_bytes(cm_key **out, const uint8_t secret[CM__KEY_SECRET_BYTES],
@@ -129,7 +127,7 @@ int cm__key_from_bytes(cm_key **out, const uint8_t secret[CM__KEY_SECRET_BYTES],
     }
     memcpy(key->secret, secret, CM__KEY_SECRET_BYTES);
     memcpy(key->seed, seed, CM__KEY_SEED_BYTES);
-    rc = ed25519_public(key->seed, key->pub);
+    rc = ed25519_load(key->seed, &key->sign, key->pub);
     if (rc)
         goto fail;
     *out = key;
@@ -143,6 +141,7 @@ void cm_key_free(cm_key **key)
 {
     if (!key || !*key)
         return;
+    EVP_PKEY_free((*key)->sign);
     OPENSSL_cleanse(*key, sizeof(**key));
     free(*key);
     *key = NULL;
@@ -531,7 +530,6 @@ int cm__key_sign(const cm_key *key, const uint8_t *msg, size_t len,
                  uint8_t sig[CM__ED25519_SIG_BYTES])
 {
     static const uint8_t empty[1];
-    EVP_PKEY *pk = NULL;
     EVP_MD_CTX *md = NULL;
     size_t sig_len = CM__ED25519_SIG_BYTES;
     int rc = CM_E_CRYPTO;
@@ -540,15 +538,11 @@ int cm__key_sign(const cm_key *key, const uint8_t *msg, size_t len,
         return CM_E_INVAL;
     if (!msg)
         msg = empty;
-    pk = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, key->seed,
-                                      sizeof(key->seed));
-    if (!pk)
-        goto fail;
     md = EVP_MD_CTX_new();
     if (!md)
         goto fail;
     /* Ed25519 is "pure": no digest is named, the message goes in whole. */
-    if (EVP_DigestSignInit(md, NULL, NULL, NULL, pk) != 1)
+    if (EVP_DigestSignInit(md, NULL, NULL, NULL, key->sign) != 1)
         goto fail;
     if (EVP_DigestSign(md, sig, &sig_len, msg, len) != 1 ||
         sig_len != CM__ED25519_SIG_BYTES)
@@ -558,7 +552,6 @@ fail:
     if (rc)
         OPENSSL_cleanse(sig, CM__ED25519_SIG_BYTES);
     EVP_MD_CTX_free(md);
-    EVP_PKEY_free(pk);
     return rc;
 }
 
