@@ -52,6 +52,17 @@ int cli_parse_double(const char *s, double *out);
 /* Load a key file; on failure prints the error and returns its exit code. */
 int cli_load_key(cm_ctx *ctx, const char *path, cm_key **key);
 
+/* Progress on stderr when it is a terminal (and not --quiet): frames,
+ * fps and ETA. cli_progress_update has the cm_progress_fn signature. */
+typedef struct cli_progress {
+    const char *label;
+    int enabled, drawn;
+    double start, last;
+} cli_progress;
+void cli_progress_init(cli_progress *p, const char *label, int quiet);
+void cli_progress_update(void *opaque, int64_t done, int64_t total);
+void cli_progress_end(cli_progress *p);
+
 /* Commands */
 int cmd_info(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);

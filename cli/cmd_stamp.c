@@ -17,16 +17,88 @@ static void note_conversion(const char *in, const cm_image *img)
                 img->has_alpha ? "RGBA" : (img->channels >= 3 ? "RGB" : "grey"));
 }
 
+/* How to stamp a video (options of the command). */
+typedef struct video_opts {
+    const char *codec;
+    int crf, qscale, quiet;
+} video_opts;
+
+/* What stamp_file did, for the ledger row and the report. */
+typedef struct stamped {
+    int width, height;
+    const char *layer;
+    int video;
+    cm_video_stamp_info vinfo;
+} stamped;
+
+/* Stamp in into path (the output, or the ledger's temp file for out):
+ * a still through cm_image, a video through cm_video_stamp. */
+static int stamp_file(cm_ctx *ctx, cm_stamper *st, const char *in, const char *path,
+                      const char *out, int flags, const video_opts *vo, stamped *res)
+{
+    cm_media_kind kind;
+    memset(res, 0, sizeof(*res));
+    int ret = cm_media_probe(ctx, in, &kind);
+    if (ret)
+        return ret;
+    if (kind == CM_MEDIA_VIDEO) {
+        cm_video_stamp_params vp;
+        cm_video_stamp_params_default(&vp);
+        vp.codec = vo->codec;
+        vp.crf = vo->crf;
+        vp.qscale = vo->qscale;
+        vp.out_name = out;
+        cli_progress prog;
+        cli_progress_init(&prog, "stamp", vo->quiet);
+        vp.progress = cli_progress_update;
+        vp.progress_opaque = &prog;
+        ret = cm_video_stamp(ctx, st, in, path, &vp, flags, &res->vinfo);
+        cli_progress_end(&prog);
+        res->video = 1;
+        res->width = res->vinfo.width;
+        res->height = res->vinfo.height;
+        res->layer = "luma";
+        return ret;
+    }
+    cm_image *img = NULL;
+    ret = cm_image_read(ctx, in, NULL, &img);
+    if (!ret)
+        ret = cm_stamper_image(st, img);
+    if (!ret) {
+        note_conversion(in, img);
+        res->width = img->width;
+        res->height = img->height;
+        /* colour images also carry the blue-yellow share (watermark/embed.c) */
+        res->layer = cm_image_is_colour(img) ? "luma+chroma" : "luma";
+        ret = cm_image_write(ctx, img, path, flags);
+    }
+    cm_image_free(&img);
+    return ret;
+}
+
+static void print_video(const stamped *r)
+{
+    if (!r->video)
+        return;
+    printf("frames: %lld\n", (long long)r->vinfo.frames);
+    printf("codec: %s\n", r->vinfo.codec);
+    printf("pix_fmt: %s\n", r->vinfo.pix_fmt);
+    printf("quality: %s\n", r->vinfo.quality);
+    printf("streams_copied: %d\n", r->vinfo.streams_copied);
+    if (r->vinfo.streams_dropped)
+        printf("streams_dropped: %d\n", r->vinfo.streams_dropped);
+}
+
 /* stamp -l: reserve an id in the ledger, stamp into its temp file, then record
  * the row and move the file into place in one transaction (ledger/ledger.c). */
 static int stamp_with_ledger(cm_ctx *ctx, const cm_key *key, const char *ledger_path,
                              const cm_ledger_record *rec0, const cm_stamp_params *sp,
-                             const char *in, const char *out, int force)
+                             const char *in, const char *out, int force, const video_opts *vo)
 {
     cm_ledger *lg = NULL;
     cm_ledger_issue *iss = NULL;
-    cm_image *img = NULL;
     cm_stamper *st = NULL;
+    stamped res;
     cm_ledger_record rec = *rec0;
     cm_ledger_row row;
     struct stat sb;
@@ -39,22 +111,17 @@ static int stamp_with_ledger(cm_ctx *ctx, const cm_key *key, const char *ledger_
     }
     ret = cm_sha256_file(ctx, in, rec.input_sha256, NULL);
     if (!ret)
-        ret = cm_image_read(ctx, in, NULL, &img);
-    if (!ret)
         ret = cm_ledger_open(ctx, ledger_path, CM_LEDGER_CREATE, &lg);
     if (!ret)
         ret = cm_ledger_reserve(ctx, lg, out, &iss);
     if (!ret)
         ret = cm_stamper_new(ctx, key, cm_ledger_issue_id(iss), sp, &st);
-    if (!ret)
-        ret = cm_stamper_image(st, img);
     if (!ret) {
-        note_conversion(in, img);
-        rec.width = img->width;
-        rec.height = img->height;
-        /* colour images also carry the blue-yellow share (watermark/embed.c) */
-        rec.layer = cm_image_is_colour(img) ? "luma+chroma" : "luma";
-        ret = cm_image_write(ctx, img, cm_ledger_issue_temp_path(iss), CM_WRITE_FORCE);
+        ret = stamp_file(ctx, st, in, cm_ledger_issue_temp_path(iss), out, CM_WRITE_FORCE, vo,
+                         &res);
+        rec.width = res.width;
+        rec.height = res.height;
+        rec.layer = res.layer;
         if (ret == CM_E_UNSUPPORTED || ret == CM_E_IO) {
             /* the message names our temp file: name the output instead */
             const char *detail = cm_ctx_last_error(ctx);
@@ -64,7 +131,6 @@ static int stamp_with_ledger(cm_ctx *ctx, const cm_key *key, const char *ledger_
             fprintf(stderr, "celmark: %s: %s\n", out, msg);
             cm_ledger_issue_abort(lg, &iss);
             cm_stamper_free(&st);
-            cm_image_free(&img);
             cm_ledger_close(&lg);
             return cli_exit_code(ret);
         }
@@ -82,10 +148,10 @@ static int stamp_with_ledger(cm_ctx *ctx, const cm_key *key, const char *ledger_
         printf("issue_id: %s\n", id);
         printf("ledger_row: %lld\n", (long long)row.seq);
         printf("output: %s\n", out);
+        print_video(&res);
     }
     cm_ledger_row_clear(&row);
     cm_stamper_free(&st);
-    cm_image_free(&img);
     cm_ledger_close(&lg);
     return code;
 }
@@ -104,6 +170,10 @@ int cmd_stamp(int argc, char **argv)
         {"asset", required_argument, NULL, 'a'},
         {"note", required_argument, NULL, 'n'},
         {"operator", required_argument, NULL, 'o'},
+        {"codec", required_argument, NULL, 'C'},
+        {"crf", required_argument, NULL, 'R'},
+        {"qscale", required_argument, NULL, 'Q'},
+        {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -113,9 +183,25 @@ int cmd_stamp(int argc, char **argv)
     cm_stamp_params sp;
     cm_stamp_params_default(&sp);
     int force = 0, c;
+    video_opts vo = {NULL, -1, -1, 0};
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":k:l:fh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":k:l:fqh", opts, NULL)) != -1) {
         switch (c) {
+        case 'C':
+            vo.codec = optarg;
+            break;
+        case 'R':
+        case 'Q': {
+            double v;
+            if (cli_parse_double(optarg, &v) || !(v >= 0 && v <= 63) || v != (int)v)
+                return cli_usage_error("stamp", "--%s must be a whole number in 0..63, not '%s'",
+                                       c == 'R' ? "crf" : "qscale", optarg);
+            *(c == 'R' ? &vo.crf : &vo.qscale) = (int)v;
+            break;
+        }
+        case 'q':
+            vo.quiet = 1;
+            break;
         case 'k':
             key_path = optarg;
             break;
@@ -202,7 +288,6 @@ int cmd_stamp(int argc, char **argv)
 
     cm_ctx *ctx = NULL;
     cm_key *key = NULL;
-    cm_image *img = NULL;
     cm_stamper *st = NULL;
     if (cm_ctx_new(&ctx))
         return EXIT_INTERNAL;
@@ -210,23 +295,19 @@ int cmd_stamp(int argc, char **argv)
     if (code)
         goto done;
     if (ledger_path) {
-        code = stamp_with_ledger(ctx, key, ledger_path, &rec, &sp, in, out, force);
+        code = stamp_with_ledger(ctx, key, ledger_path, &rec, &sp, in, out, force, &vo);
         goto done;
     }
-    int ret = cm_image_read(ctx, in, NULL, &img);
+    stamped res;
+    int ret = cm_stamper_new(ctx, key, id, &sp, &st);
     if (!ret)
-        ret = cm_stamper_new(ctx, key, id, &sp, &st);
-    if (!ret)
-        ret = cm_stamper_image(st, img);
-    if (!ret) {
-        note_conversion(in, img);
-        ret = cm_image_write(ctx, img, out, force ? CM_WRITE_FORCE : 0);
-    }
+        ret = stamp_file(ctx, st, in, out, out, force ? CM_WRITE_FORCE : 0, &vo, &res);
     if (ret)
         code = cli_fail(ctx, ret);
+    else
+        print_video(&res);
 done:
     cm_stamper_free(&st);
-    cm_image_free(&img);
     cm_key_free(&key);
     cm_ctx_free(&ctx);
     return code;

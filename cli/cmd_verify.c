@@ -115,6 +115,66 @@ static json_t *result_json(const char *path, const cm_verify_result *r, const le
     return o;
 }
 
+/* Look a claimed id up in the ledger (when one is open). Returns an exit
+ * code for a ledger failure, else EXIT_OK. */
+static int ledger_lookup(cm_ctx *ctx, cm_ledger *lg, const cm_verify_result *r, ledger_info *li)
+{
+    memset(li, 0, sizeof(*li));
+    li->used = lg != NULL;
+    if (!lg || !r->marked)
+        return EXIT_OK;
+    int f = cm_ledger_get(ctx, lg, r->issue_id, &li->row);
+    li->found = f == 1;
+    li->sig_ok = li->found && cm_ledger_row_signature_ok(&li->row) == 1;
+    return f < 0 ? cli_fail(ctx, f) : EXIT_OK;
+}
+
+/* One segment of a video, as JSON: times, frames and the claim. */
+static json_t *segment_json(const cm_video_segment *s, const ledger_info *li)
+{
+    char id[17];
+    const cm_verify_result *r = &s->result;
+    json_t *o = json_object();
+    json_object_set_new(o, "start", json_real(s->start));
+    json_object_set_new(o, "end", json_real(s->end));
+    json_object_set_new(o, "start_tc", json_string(s->start_tc));
+    json_object_set_new(o, "end_tc", json_string(s->end_tc));
+    json_object_set_new(o, "first_frame", json_integer(s->first_frame));
+    json_object_set_new(o, "frames", json_integer(s->frames));
+    json_object_set_new(o, "marked", json_boolean(r->marked));
+    if (r->marked) {
+        cli_format_id(r->issue_id, id);
+        json_object_set_new(o, "issue_id", json_string(id));
+    } else {
+        json_object_set_new(o, "issue_id", json_null());
+    }
+    json_object_set_new(o, "score", json_real(r->score));
+    json_object_set_new(o, "fpr", json_real(r->fpr));
+    if (li->used) {
+        int have = r->marked && li->found;
+        json_object_set_new(o, "recipient", str_or_null(have ? li->row.recipient : NULL));
+        json_object_set_new(o, "asset", str_or_null(have ? li->row.asset : NULL));
+    }
+    return o;
+}
+
+static void segment_text(const char *what, const cm_video_segment *s, const ledger_info *li)
+{
+    char id[17];
+    const cm_verify_result *r = &s->result;
+    printf("%s: %s-%s frames %lld-%lld ", what, s->start_tc, s->end_tc,
+           (long long)s->first_frame, (long long)(s->first_frame + s->frames - 1));
+    if (r->marked) {
+        cli_format_id(r->issue_id, id);
+        printf("issue_id=%s", id);
+        if (li->used && li->found)
+            printf(" recipient=\"%s\"", li->row.recipient);
+    } else {
+        printf("issue_id=none");
+    }
+    printf(" score=%.2f fpr=%.3g\n", r->score, r->fpr);
+}
+
 static void result_text(const char *path, const cm_verify_result *r, int first,
                         const ledger_info *li)
 {
@@ -143,6 +203,116 @@ static void result_text(const char *path, const cm_verify_result *r, int first,
     printf("flipped: %s\n", r->flipped ? "yes" : "no");
 }
 
+typedef struct verify_job {
+    cm_ctx *ctx;
+    cm_verifier *ver;
+    cm_ledger *lg;
+    int json, first, quiet;
+    const cm_video_verify_params *vvp;
+} verify_job;
+
+/* A video: the whole file's claim, then its segments (and, in JSON, its
+ * windows). */
+static int verify_video(verify_job *j, const char *path, int *any_unmarked, int *code)
+{
+    cm_video_report rep;
+    cm_video_verify_params vp = *j->vvp;
+    cli_progress prog;
+    cli_progress_init(&prog, "verify", j->quiet);
+    vp.progress = cli_progress_update;
+    vp.progress_opaque = &prog;
+    int ret = cm_video_verify(j->ctx, j->ver, path, &vp, &rep);
+    cli_progress_end(&prog);
+    if (ret)
+        return ret;
+    int e;
+    ledger_info li;
+    if ((e = ledger_lookup(j->ctx, j->lg, &rep.whole, &li)))
+        *code = e;
+    if (!rep.whole.marked)
+        *any_unmarked = 1;
+    json_t *o = NULL;
+    if (j->json) {
+        o = result_json(path, &rep.whole, &li);
+        json_object_set_new(o, "type", json_string("video"));
+        json_object_set_new(o, "frames", json_integer(rep.frames));
+        json_object_set_new(o, "duration", json_real(rep.duration));
+        json_object_set_new(o, "fps", json_real(rep.fps));
+    } else {
+        result_text(path, &rep.whole, j->first, &li);
+        printf("type: video\n");
+        printf("frames: %lld\n", (long long)rep.frames);
+        printf("duration: %.3f\n", rep.duration);
+    }
+    cm_ledger_row_clear(&li.row);
+    const struct {
+        const char *name;
+        const cm_video_segment *s;
+        size_t n;
+    } lists[] = {{"segments", rep.segments, rep.nsegments}, {"windows", rep.windows, rep.nwindows}};
+    for (int k = 0; k < 2; k++) {
+        if (!j->json && k == 1)
+            break; /* text output names segments only */
+        json_t *arr = j->json ? json_array() : NULL;
+        for (size_t i = 0; i < lists[k].n; i++) {
+            const cm_video_segment *sg = &lists[k].s[i];
+            if ((e = ledger_lookup(j->ctx, j->lg, &sg->result, &li)))
+                *code = e;
+            if (arr)
+                json_array_append_new(arr, segment_json(sg, &li));
+            else
+                segment_text("segment", sg, &li);
+            cm_ledger_row_clear(&li.row);
+        }
+        if (arr)
+            json_object_set_new(o, lists[k].name, arr);
+    }
+    if (o)
+        cli_print_json(o);
+    cm_video_report_clear(&rep);
+    return CM_OK;
+}
+
+/* Verify one file; returns its exit code (0, or EXIT_INPUT...). */
+static int verify_one(verify_job *j, const char *path, int *any_unmarked)
+{
+    cm_ctx_clear(j->ctx);
+    cm_media_kind kind;
+    int ret = cm_media_probe(j->ctx, path, &kind);
+    if (!ret && kind == CM_MEDIA_VIDEO) {
+        int code = EXIT_OK;
+        ret = verify_video(j, path, any_unmarked, &code);
+        if (!ret)
+            return code;
+    } else if (!ret) {
+        cm_image *img = NULL;
+        cm_verify_result r;
+        ret = cm_image_read(j->ctx, path, NULL, &img);
+        if (!ret)
+            ret = cm_verifier_image(j->ver, img, &r);
+        cm_image_free(&img);
+        if (!ret) {
+            ledger_info li;
+            int e = ledger_lookup(j->ctx, j->lg, &r, &li);
+            if (!r.marked)
+                *any_unmarked = 1;
+            if (j->json)
+                cli_print_json(result_json(path, &r, &li));
+            else
+                result_text(path, &r, j->first, &li);
+            cm_ledger_row_clear(&li.row);
+            return e;
+        }
+    }
+    if (ret) {
+        int e = cli_fail(j->ctx, ret);
+        if (j->json)
+            cli_print_json_error("celmark.verify/1", path, cm_ctx_last_error(j->ctx));
+        return e;
+    }
+    return EXIT_OK;
+}
+
 int cmd_verify(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -152,16 +322,30 @@ int cmd_verify(int argc, char **argv)
         {"max-fpr", required_argument, NULL, 'm'},
         {"ledger", required_argument, NULL, 'l'},
         {"asset", required_argument, NULL, 'a'},
+        {"window", required_argument, NULL, 'w'},
+        {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *key_path = NULL, *cand_path = NULL, *ledger_path = NULL, *asset = NULL;
-    int json = 0, c;
+    int json = 0, quiet = 0, c;
     cm_verify_params vp;
     cm_verify_params_default(&vp);
+    cm_video_verify_params vvp;
+    cm_video_verify_params_default(&vvp);
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":k:l:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":k:l:qh", opts, NULL)) != -1) {
         switch (c) {
+        case 'w':
+            if (cli_parse_double(optarg, &vvp.window_sec) || !(vvp.window_sec >= 0.1) ||
+                vvp.window_sec > 3600)
+                return cli_usage_error("verify", "--window must be seconds in [0.1, 3600], not "
+                                                 "'%s'",
+                                       optarg);
+            break;
+        case 'q':
+            quiet = 1;
+            break;
         case 'k':
             key_path = optarg;
             break;
@@ -252,41 +436,10 @@ int cmd_verify(int argc, char **argv)
     }
     int any_unmarked = 0, worst_err = EXIT_OK;
     for (int i = optind; i < argc; i++) {
-        cm_image *img = NULL;
-        cm_verify_result r;
-        cm_ctx_clear(ctx);
-        ret = cm_image_read(ctx, argv[i], NULL, &img);
-        if (!ret)
-            ret = cm_verifier_image(ver, img, &r);
-        cm_image_free(&img);
-        if (ret) {
-            int e = cli_fail(ctx, ret);
-            if (e > worst_err)
-                worst_err = e;
-            if (json)
-                cli_print_json_error("celmark.verify/1", argv[i], cm_ctx_last_error(ctx));
-            continue;
-        }
-        if (!r.marked)
-            any_unmarked = 1;
-        ledger_info li;
-        memset(&li, 0, sizeof(li));
-        li.used = lg != NULL;
-        if (lg && r.marked) {
-            int f = cm_ledger_get(ctx, lg, r.issue_id, &li.row);
-            if (f < 0) {
-                int e = cli_fail(ctx, f);
-                if (e > worst_err)
-                    worst_err = e;
-            }
-            li.found = f == 1;
-            li.sig_ok = li.found && cm_ledger_row_signature_ok(&li.row) == 1;
-        }
-        if (json)
-            cli_print_json(result_json(argv[i], &r, &li));
-        else
-            result_text(argv[i], &r, i == optind, &li);
-        cm_ledger_row_clear(&li.row);
+        verify_job vj = {ctx, ver, lg, json, i == optind, quiet, &vvp};
+        int e = verify_one(&vj, argv[i], &any_unmarked);
+        if (e > worst_err)
+            worst_err = e;
     }
     code = worst_err ? worst_err : (any_unmarked ? EXIT_FAIL : EXIT_OK);
 done:

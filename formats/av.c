@@ -148,7 +148,7 @@ static void install_log(void)
         av_log_set_level(AV_LOG_ERROR);
 }
 
-static void log_reset(void)
+void cm__av_log_reset(void)
 {
     pthread_once(&log_once, install_log);
     log_first[0] = '\0';
@@ -198,7 +198,7 @@ static int probe_av(const uint8_t *head, size_t len)
         return 0;
     if (len > CM__PROBE_BYTES)
         len = CM__PROBE_BYTES;
-    log_reset();
+    cm__av_log_reset();
     memset(buf, 0, sizeof(buf));
     memcpy(buf, head, len);
     const AVInputFormat *f = probe_buffer(buf, len, &score);
@@ -297,7 +297,7 @@ static void label_name(const char *name, char *out, size_t size)
 
 /* libav's text for err, with the first logged error line when it adds
  * something. */
-static void describe_error(int err, char *out, size_t size)
+void cm__av_describe_error(int err, char *out, size_t size)
 {
     char text[AV_ERROR_MAX_STRING_SIZE];
     if (av_strerror(err, text, sizeof(text)) < 0)
@@ -340,7 +340,7 @@ static int av_failure(reader *r, int err, const char *what)
                          "decode; it cannot be read here",
                          r->path, (unsigned long long)w, (unsigned long long)h);
     }
-    describe_error(err, detail, sizeof(detail));
+    cm__av_describe_error(err, detail, sizeof(detail));
     if (err == AVERROR_PATCHWELCOME || err == AVERROR(ENOSYS) ||
         err == AVERROR_DECODER_NOT_FOUND)
         return cm__error(r->ctx, CM_E_UNSUPPORTED,
@@ -768,7 +768,7 @@ static int read_av(cm_ctx *ctx, const char *path, FILE *fp,
     r.fp = fp;
     r.limits = limits;
     snprintf(r.label, sizeof(r.label), "image");
-    log_reset();
+    cm__av_log_reset();
 
     if (!(r.meta = calloc(1, sizeof(*r.meta)))) {
         ret = cm__error(ctx, CM_E_NOMEM, "%s: out of memory", path);

@@ -94,4 +94,10 @@ CM__HIDDEN void cm__info_add_tag(cm_image_info *info, const char *key,
                                  const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* libav's log, shared by av.c and video.c: cm__av_log_reset() installs a
+ * silent callback once per process and forgets the last error line of this
+ * thread; cm__av_describe_error() is av_strerror(err) plus that line. */
+CM__HIDDEN void cm__av_log_reset(void);
+CM__HIDDEN void cm__av_describe_error(int err, char *out, size_t size);
+
 #endif

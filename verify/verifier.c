@@ -314,49 +314,59 @@ static void score_payload(cm_verifier *v, const hypo *hs, int nh, cm_verify_resu
     }
 }
 
-/* Detect in luma and, if given, the blue-yellow chroma plane: their
- * whitened residuals add (the stamper puts the same pattern, same sign, in
- * both; a plane without it only adds its noise, whitened to unit scale). */
-static int verify_planes(cm_verifier *v, const cm_plane *luma, const cm_plane *chroma,
-                         cm_verify_result *res)
+/* The whitened, decimated residual of luma plus, if given, the blue-yellow
+ * chroma plane: their residuals add (the stamper puts the same pattern, same
+ * sign, in both; a plane without it only adds its noise, whitened to unit
+ * scale). *out is (w/CM__DECIM) x (h/CM__DECIM) floats, caller frees. */
+static int residual(const cm_plane *luma, const cm_plane *chroma, float **out)
 {
-    if (!v || !luma || !luma->data || !res || luma->width <= 0 || luma->height <= 0)
-        return CM_E_INVAL;
+    int w = luma->width, h = luma->height;
+    size_t nd = (size_t)(w / CM__DECIM) * (h / CM__DECIM);
+    float *r = cm__malloc_array(nd, sizeof(float));
+    float *rc = chroma ? cm__malloc_array(nd, sizeof(float)) : NULL;
+    int ret = CM_E_NOMEM;
+    if (!r || (chroma && !rc))
+        goto fail;
+    if ((ret = cm__prefilter(luma, r)))
+        goto fail;
+    if (chroma) {
+        if ((ret = cm__prefilter(chroma, rc)))
+            goto fail;
+        for (size_t i = 0; i < nd; i++)
+            r[i] += CHROMA_WEIGHT * rc[i];
+    }
+    free(rc);
+    *out = r;
+    return CM_OK;
+fail:
+    free(rc);
+    free(r);
+    return ret;
+}
+
+static void result_init(cm_verify_result *res)
+{
     memset(res, 0, sizeof(*res));
     res->fpr = 1;
     res->blind_fpr = 1;
     res->candidate_fpr = 1;
     res->best_candidate = -1;
-    int w = luma->width, h = luma->height;
-    if (w < MIN_SIDE || h < MIN_SIDE)
-        return CM_OK;
+}
+
+/* Sync, fold, decode and decide on a residual of wd x hd (decimated) px. */
+static int detect(cm_verifier *v, const float *r, int wd, int hd, cm_verify_result *res)
+{
     int N = v->N;
     work *wk = &v->wk;
     hypo *best = calloc(PAYLOAD_HYPS + 1, sizeof(hypo));
-    float *r = cm__malloc_array((size_t)(w / CM__DECIM) * (h / CM__DECIM), sizeof(float));
-    int ret = CM_E_NOMEM;
-    if (!best || !r)
-        goto fail;
-    if ((ret = cm__prefilter(luma, r)))
-        goto fail;
-    if (chroma) {
-        size_t nd = (size_t)(w / CM__DECIM) * (h / CM__DECIM);
-        float *rc = cm__malloc_array(nd, sizeof(float));
-        if (!rc || (ret = cm__prefilter(chroma, rc))) {
-            free(rc);
-            ret = ret ? ret : CM_E_NOMEM;
-            goto fail;
-        }
-        for (size_t i = 0; i < nd; i++)
-            r[i] += CHROMA_WEIGHT * rc[i];
-        free(rc);
-    }
+    if (!best)
+        return CM_E_NOMEM;
+    int ret = CM_OK;
     for (int k = 0; k <= PAYLOAD_HYPS; k++)
         best[k].sync_z = -1e30;
 
     /* The untouched geometry first: a full frame at its stamped size is the
      * common case, and a strong sync there makes the lattice search moot. */
-    int wd = w / CM__DECIM, hd = h / CM__DECIM;
     double Nd = (double)N / CM__DECIM; /* tile period at scale 1, residual px */
     cm__geom identity = {Nd, 0, 0};
     cm__fold_c(r, wd, hd, &identity, N, wk->sum, wk->count);
@@ -366,7 +376,7 @@ static int verify_planes(cm_verifier *v, const cm_plane *luma, const cm_plane *c
         int ng = cm__sync_search(r, wd, hd, Nd, geoms, MAX_GEOMS);
         if (ng < 0) {
             ret = ng;
-            goto fail;
+            goto done;
         }
         for (int k = 0; k < ng; k++) {
             if (fabs(geoms[k].period / Nd - 1) < 0.002 && fabs(geoms[k].theta) < 0.002)
@@ -404,11 +414,37 @@ static int verify_planes(cm_verifier *v, const cm_plane *luma, const cm_plane *c
     res->marked = res->source != CM_ID_NONE && res->fpr <= v->params.max_fpr;
     if (!res->marked)
         res->source = CM_ID_NONE;
-    ret = CM_OK;
-fail:
+done:
+    free(best);
+    return ret;
+}
+
+static int check_planes(const cm_plane *luma, const cm_plane *chroma)
+{
+    if (!luma || !luma->data || luma->width <= 0 || luma->height <= 0 ||
+        luma->stride < luma->width)
+        return CM_E_INVAL;
+    if (chroma && (!chroma->data || chroma->width != luma->width ||
+                   chroma->height != luma->height || chroma->stride < chroma->width))
+        return CM_E_INVAL;
+    return CM_OK;
+}
+
+static int verify_planes(cm_verifier *v, const cm_plane *luma, const cm_plane *chroma,
+                         cm_verify_result *res)
+{
+    if (!v || !res || check_planes(luma, chroma))
+        return CM_E_INVAL;
+    result_init(res);
+    int w = luma->width, h = luma->height;
+    if (w < MIN_SIDE || h < MIN_SIDE)
+        return CM_OK;
+    float *r = NULL;
+    int ret = residual(luma, chroma, &r);
+    if (!ret)
+        ret = detect(v, r, w / CM__DECIM, h / CM__DECIM, res);
     if (ret)
         cm__error(v->ctx, ret, "verify: %s", cm_strerror(ret));
-    free(best);
     free(r);
     return ret;
 }
@@ -431,5 +467,118 @@ int cm_verifier_image(cm_verifier *v, const cm_image *img, cm_verify_result *res
         ret = verify_planes(v, &luma, colour ? &chroma : NULL, res);
     cm_plane_free(&luma);
     cm_plane_free(&chroma);
+    return ret;
+}
+
+/* ---- evidence over many frames ---------------------------------------- */
+
+struct cm_evidence {
+    int w, h;        /* frame size (0 until the first frame) */
+    int64_t frames;  /* frames added */
+    int64_t usable;  /* of which large enough to carry a mark */
+    float *sum;      /* (w/CM__DECIM) x (h/CM__DECIM) summed residual */
+};
+
+int cm_evidence_new(cm_evidence **out)
+{
+    if (!out)
+        return CM_E_INVAL;
+    *out = calloc(1, sizeof(cm_evidence));
+    return *out ? CM_OK : CM_E_NOMEM;
+}
+
+void cm_evidence_free(cm_evidence **pe)
+{
+    if (!pe || !*pe)
+        return;
+    free((*pe)->sum);
+    free(*pe);
+    *pe = NULL;
+}
+
+void cm_evidence_reset(cm_evidence *e)
+{
+    if (!e)
+        return;
+    e->frames = e->usable = 0;
+    if (e->sum)
+        memset(e->sum, 0, sizeof(float) * (size_t)(e->w / CM__DECIM) * (e->h / CM__DECIM));
+}
+
+int64_t cm_evidence_frames(const cm_evidence *e)
+{
+    return e ? e->frames : 0;
+}
+
+/* Make e ready for frames of w x h: CM_E_INVAL if it holds another size. */
+static int evidence_size(cm_evidence *e, int w, int h)
+{
+    if (e->sum && (e->w != w || e->h != h)) {
+        if (e->usable)
+            return CM_E_INVAL;
+        free(e->sum); /* emptied: take the new size */
+        e->sum = NULL;
+    }
+    if (!e->sum) {
+        e->sum = cm__calloc_array((size_t)(w / CM__DECIM) * (h / CM__DECIM), sizeof(float));
+        if (!e->sum)
+            return CM_E_NOMEM;
+        e->w = w;
+        e->h = h;
+    }
+    return CM_OK;
+}
+
+int cm_evidence_add(cm_evidence *e, const cm_plane *luma, const cm_plane *chroma)
+{
+    if (!e || check_planes(luma, chroma))
+        return CM_E_INVAL;
+    int w = luma->width, h = luma->height;
+    e->frames++;
+    if (w < MIN_SIDE || h < MIN_SIDE)
+        return CM_OK;
+    int ret = evidence_size(e, w, h);
+    float *r = NULL;
+    if (!ret)
+        ret = residual(luma, chroma, &r);
+    if (ret) {
+        e->frames--;
+        return ret;
+    }
+    size_t nd = (size_t)(w / CM__DECIM) * (h / CM__DECIM);
+    for (size_t i = 0; i < nd; i++)
+        e->sum[i] += r[i];
+    e->usable++;
+    free(r);
+    return CM_OK;
+}
+
+int cm_evidence_merge(cm_evidence *dst, const cm_evidence *src)
+{
+    if (!dst || !src)
+        return CM_E_INVAL;
+    if (src->usable) {
+        int ret = evidence_size(dst, src->w, src->h);
+        if (ret)
+            return ret;
+        size_t nd = (size_t)(src->w / CM__DECIM) * (src->h / CM__DECIM);
+        for (size_t i = 0; i < nd; i++)
+            dst->sum[i] += src->sum[i];
+    }
+    dst->frames += src->frames;
+    dst->usable += src->usable;
+    return CM_OK;
+}
+
+int cm_verifier_evidence(cm_verifier *v, const cm_evidence *e, cm_verify_result *res)
+{
+    if (!v || !e || !res)
+        return CM_E_INVAL;
+    result_init(res);
+    if (!e->usable)
+        return CM_OK;
+    int ret = detect(v, e->sum, e->w / CM__DECIM, e->h / CM__DECIM, res);
+    if (ret)
+        cm__error(v->ctx, ret, "verify: %s", cm_strerror(ret));
     return ret;
 }

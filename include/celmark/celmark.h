@@ -8,5 +8,6 @@
 #include "celmark/ledger.h"
 #include "celmark/stamp.h"
 #include "celmark/verify.h"
+#include "celmark/video.h"
 
 #endif

@@ -78,6 +78,47 @@ CM_API int cm_verifier_plane(cm_verifier *v, const cm_plane *luma, cm_verify_res
 /** Convenience: detect in a decoded image. */
 CM_API int cm_verifier_image(cm_verifier *v, const cm_image *img, cm_verify_result *res);
 
+/**
+ * Evidence gathered over several frames of one clip. A mark is the same on
+ * every frame of one issue, so the frames' whitened residuals add: the mark
+ * grows with the number of frames, the content and codec noise of changing
+ * frames only with its square root. The decision keeps its meaning (the
+ * keyed chip signs stay independent of the content, so the printed fpr
+ * holds for a sum as for one frame). All frames added must have one size.
+ */
+typedef struct cm_evidence cm_evidence;
+
+/** New, empty evidence. @return CM_OK, CM_E_INVAL, CM_E_NOMEM. */
+CM_API int cm_evidence_new(cm_evidence **out);
+
+/** Free evidence; accepts NULL and sets *e to NULL. */
+CM_API void cm_evidence_free(cm_evidence **e);
+
+/** Forget every frame added (keeps the buffer). */
+CM_API void cm_evidence_reset(cm_evidence *e);
+
+/** Frames added since the last reset. */
+CM_API int64_t cm_evidence_frames(const cm_evidence *e);
+
+/**
+ * Add one frame: its luma and, if not NULL, its blue-yellow chroma plane
+ * (same size as luma). Frames smaller than 64 px a side are counted but
+ * carry nothing.
+ * @return CM_OK, CM_E_INVAL (NULL, bad plane, or a size other than the
+ *         frames already added), CM_E_NOMEM.
+ */
+CM_API int cm_evidence_add(cm_evidence *e, const cm_plane *luma, const cm_plane *chroma);
+
+/** Add everything in src to dst (same frame size, or dst empty). */
+CM_API int cm_evidence_merge(cm_evidence *dst, const cm_evidence *src);
+
+/**
+ * Detect and decide on the evidence, as cm_verifier_plane does on one
+ * frame. Empty evidence gives marked = 0.
+ * @return CM_OK, CM_E_INVAL, CM_E_NOMEM.
+ */
+CM_API int cm_verifier_evidence(cm_verifier *v, const cm_evidence *e, cm_verify_result *res);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,1135 @@
+/*
+ * Video through libavformat / libavcodec: stamping a clip frame by frame in
+ * its own pixel format, and decoding clips for the verifier.
+ *
+ * Stamping (cm_video_stamp):
+ *
+ *   demux --+-- video packets --> decode --> mark Y in place --> encode --+--> mux
+ *           +-- every other stream (audio, subtitles, timecode, data) ----+
+ *                                copied packet for packet
+ *
+ * One pass, streaming: memory is a few frames whatever the clip's length.
+ * The luma plane is marked where it lies (8-12 bit planar YUV or grey):
+ * samples are read as 8-bit code values of the nominal range (limited range
+ * 16..235 scaled to 0..255, so "paper white" is white to the mask), the
+ * mark is added by the stamper and the change goes back into the samples;
+ * chroma and alpha planes are not touched, so they stay bit-exact until the
+ * encoder. Frames keep their timestamps (variable frame rate, frame count
+ * and field order survive), and the encoder gets the source's codec,
+ * profile, pixel format and colour tags.
+ *
+ * Quality matched to the source (override with crf / qscale / codec):
+ *
+ *   H.264, H.265   the crf in the x264/x265 settings string the source
+ *                  carries (SEI user data), else from its bits per pixel:
+ *                  crf = 18 - 6 log2(bpp / 0.15), clamped to 12..32 (x264's
+ *                  rule of thumb: +6 crf halves the bitrate; 0.15 bit per
+ *                  pixel is a high-quality 1080p review encode)
+ *   ProRes         prores_ks with the source's profile (proxy .. 4444 XQ)
+ *   DNxHD / DNxHR  the source's profile, and its bit rate for DNxHD
+ *   FFV1           lossless, same level
+ *   VP9, AV1       crf as for H.264 (same scale) when not given
+ *   MJPEG, MPEG-4  qscale 2 (visually lossless) when not given
+ *
+ * Decoding for the verifier (cm__video_*): the same luma extraction, any
+ * other pixel format through libswscale to grey float.
+ *
+ * Input safety: the path goes to libav as "file:PATH" with only the file
+ * protocol whitelisted (no "concat:", no network, no nested opens), the
+ * demuxer must be one of VIDEO_DEMUXERS, the decoder refuses pictures over
+ * the pixel limit before allocating them, and the file size is checked first.
+ */
+#include "video.h"
+#include "format.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/avstring.h>
+#include <libavutil/imgutils.h>
+#include <libavutil/opt.h>
+#include <libavutil/pixdesc.h>
+#include <libavutil/timecode.h>
+#include <libswscale/swscale.h>
+
+/* Demuxers a video may come through: the containers studios and review
+ * tools write, and raw elementary streams. Anything else is not a video
+ * here (image demuxers are formats/av.c's). */
+#define VIDEO_DEMUXERS                                                                   \
+    "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,mxf,avi,mpegts,mpeg,h264,hevc,m4v,ivf,flv,nut," \
+    "yuv4mpegpipe,asf,dv,gxf,obu"
+
+/* Head bytes probed to tell a video from anything else (MP4's ftyp and
+ * moov, Matroska's EBML header and MXF's partition pack all show within
+ * the first few KiB). */
+#define PROBE_BYTES 4096
+#define PROBE_MIN_SCORE 25 /* AVPROBE_SCORE_MAX / 4: extension-free evidence */
+
+/* Matched-quality mapping, see the file comment. */
+#define CRF_ANCHOR 18.0
+#define BPP_ANCHOR 0.15
+#define CRF_MIN 12
+#define CRF_MAX 32
+#define QSCALE_DEFAULT 2
+
+/* Bytes of the first packets searched for an x264/x265 settings string. */
+#define SEI_SEARCH_BYTES 4096
+
+/* AVIO buffer for the output file. */
+#define AVIO_BUFFER_BYTES (256 * 1024)
+
+void cm_video_stamp_params_default(cm_video_stamp_params *p)
+{
+    if (!p)
+        return;
+    memset(p, 0, sizeof(*p));
+    p->crf = -1;
+    p->qscale = -1;
+    cm_limits_default(&p->limits);
+}
+
+/* ---- opening ---------------------------------------------------------- */
+
+typedef struct input {
+    cm_ctx *ctx;
+    const char *path;
+    AVFormatContext *fc;
+    AVCodecContext *dec;
+    int vi; /* video stream index */
+} input;
+
+static int av_fail(cm_ctx *ctx, const char *path, int err, const char *what)
+{
+    char detail[512];
+    if (err == AVERROR(ENOMEM))
+        return cm__error(ctx, CM_E_NOMEM, "%s: out of memory %s", path, what);
+    cm__av_describe_error(err, detail, sizeof(detail));
+    int st = (err == AVERROR_DECODER_NOT_FOUND || err == AVERROR_ENCODER_NOT_FOUND ||
+              err == AVERROR_PATCHWELCOME || err == AVERROR(ENOSYS))
+                 ? CM_E_UNSUPPORTED
+                 : CM_E_CORRUPT;
+    return cm__error(ctx, st, "%s: cannot %s: %s", path, what, detail);
+}
+
+static void input_close(input *in)
+{
+    avcodec_free_context(&in->dec);
+    avformat_close_input(&in->fc);
+}
+
+/* Open path's first (best) video stream and its decoder. */
+static int input_open(cm_ctx *ctx, const char *path, const cm_limits *limits, int threads,
+                      input *in)
+{
+    memset(in, 0, sizeof(*in));
+    in->ctx = ctx;
+    in->path = path;
+    in->vi = -1;
+    cm_limits def;
+    if (!limits) {
+        cm_limits_default(&def);
+        limits = &def;
+    }
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return cm__error(ctx, CM_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return cm__error(ctx, CM_E_IO, "%s: not a regular file", path);
+    if ((uint64_t)st.st_size > limits->max_file_bytes)
+        return cm__error(ctx, CM_E_LIMIT, "%s: %lld bytes, above the limit of %llu", path,
+                         (long long)st.st_size, (unsigned long long)limits->max_file_bytes);
+    cm__av_log_reset();
+    size_t ulen = strlen(path) + 6;
+    char *url = malloc(ulen);
+    if (!url)
+        return cm__error(ctx, CM_E_NOMEM, "%s: out of memory", path);
+    snprintf(url, ulen, "file:%s", path);
+    AVDictionary *opts = NULL;
+    av_dict_set(&opts, "protocol_whitelist", "file", 0);
+    av_dict_set(&opts, "format_whitelist", VIDEO_DEMUXERS, 0);
+    int err = avformat_open_input(&in->fc, url, NULL, &opts);
+    av_dict_free(&opts);
+    free(url);
+    if (err < 0) {
+        if (err == AVERROR_INVALIDDATA)
+            return cm__error(ctx, CM_E_FORMAT, "%s: not a recognised video", path);
+        return av_fail(ctx, path, err, "open the video");
+    }
+    if ((err = avformat_find_stream_info(in->fc, NULL)) < 0)
+        return av_fail(ctx, path, err, "read the stream information");
+    const AVCodec *codec = NULL;
+    in->vi = av_find_best_stream(in->fc, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
+    if (in->vi == AVERROR_STREAM_NOT_FOUND)
+        return cm__error(ctx, CM_E_FORMAT, "%s: no video stream", path);
+    if (in->vi < 0 || !codec) {
+        AVStream *s0 = in->vi >= 0 ? in->fc->streams[in->vi] : NULL;
+        return cm__error(ctx, CM_E_UNSUPPORTED, "%s: cannot decode its video (%s) in this build",
+                         path, s0 ? avcodec_get_name(s0->codecpar->codec_id) : "unknown codec");
+    }
+    AVStream *vs = in->fc->streams[in->vi];
+    uint64_t w = (uint64_t)(vs->codecpar->width > 0 ? vs->codecpar->width : 0);
+    uint64_t h = (uint64_t)(vs->codecpar->height > 0 ? vs->codecpar->height : 0);
+    if (w * h > limits->max_pixels)
+        return cm__error(ctx, CM_E_LIMIT, "%s: frames of %llu x %llu, above the limit of %llu pixels",
+                         path, (unsigned long long)w, (unsigned long long)h,
+                         (unsigned long long)limits->max_pixels);
+    if (!(in->dec = avcodec_alloc_context3(codec)))
+        return cm__error(ctx, CM_E_NOMEM, "%s: out of memory", path);
+    if ((err = avcodec_parameters_to_context(in->dec, vs->codecpar)) < 0)
+        return av_fail(ctx, path, err, "set up the decoder");
+    in->dec->pkt_timebase = vs->time_base;
+    in->dec->thread_count = threads;
+    AVDictionary *dopts = NULL;
+    char mp[32];
+    snprintf(mp, sizeof(mp), "%llu", (unsigned long long)limits->max_pixels);
+    av_dict_set(&dopts, "max_pixels", mp, 0);
+    err = avcodec_open2(in->dec, codec, &dopts);
+    av_dict_free(&dopts);
+    if (err < 0)
+        return av_fail(ctx, path, err, "open the video decoder");
+    return CM_OK;
+}
+
+/* ---- luma in place ---------------------------------------------------- */
+
+/* How a frame's luma is stored, when it can be marked where it lies. */
+typedef struct luma_fmt {
+    int native;   /* planar YUV / grey with luma alone in plane 0 */
+    int bits;     /* bits per sample (8..16) */
+    int bytes;    /* 1 or 2 per sample */
+    int limited;  /* nominal range 16..235 (scaled by bits) */
+    int alpha;    /* has an alpha plane (kept) */
+} luma_fmt;
+
+static luma_fmt describe_luma(const AVFrame *f)
+{
+    luma_fmt lf = {0};
+    const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(f->format);
+    if (!d)
+        return lf;
+    lf.alpha = !!(d->flags & AV_PIX_FMT_FLAG_ALPHA);
+    if (d->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL | AV_PIX_FMT_FLAG_BITSTREAM |
+                    AV_PIX_FMT_FLAG_FLOAT | AV_PIX_FMT_FLAG_BAYER | AV_PIX_FMT_FLAG_HWACCEL))
+        return lf;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (d->flags & AV_PIX_FMT_FLAG_BE && d->comp[0].depth > 8)
+        return lf; /* samples in the other byte order */
+#else
+    if (!(d->flags & AV_PIX_FMT_FLAG_BE) && d->comp[0].depth > 8)
+        return lf;
+#endif
+    const AVComponentDescriptor *c = &d->comp[0];
+    int bytes = c->depth > 8 ? 2 : 1;
+    if (c->plane != 0 || c->offset != 0 || c->shift != 0 || c->step != bytes || c->depth < 8 ||
+        c->depth > 16)
+        return lf;
+    /* luma alone in its plane: no other component shares plane 0 */
+    for (int i = 1; i < d->nb_components; i++)
+        if (d->comp[i].plane == 0)
+            return lf;
+    lf.native = 1;
+    lf.bits = c->depth;
+    lf.bytes = bytes;
+    lf.limited = f->color_range != AVCOL_RANGE_JPEG && f->format != AV_PIX_FMT_YUVJ420P &&
+                 f->format != AV_PIX_FMT_YUVJ422P && f->format != AV_PIX_FMT_YUVJ444P &&
+                 f->format != AV_PIX_FMT_YUVJ440P && f->format != AV_PIX_FMT_YUVJ411P &&
+                 !(d->nb_components <= 2); /* grey is full range unless tagged */
+    if (d->nb_components <= 2 && f->color_range == AVCOL_RANGE_MPEG)
+        lf.limited = 1;
+    return lf;
+}
+
+/* Sample value <-> 8-bit code value of the nominal range:
+ *   full     L = v * 255 / (2^bits - 1)
+ *   limited  L = (v / 2^(bits-8) - 16) * 255 / 219 */
+typedef struct luma_map {
+    float a, b; /* L = a * v + b */
+    float vmax;
+} luma_map;
+
+static luma_map make_map(const luma_fmt *lf)
+{
+    luma_map m;
+    m.vmax = (float)((1 << lf->bits) - 1);
+    if (lf->limited) {
+        float s = (float)(1 << (lf->bits - 8));
+        m.a = 255.0f / (219.0f * s);
+        m.b = -16.0f * 255.0f / 219.0f;
+    } else {
+        m.a = 255.0f / m.vmax;
+        m.b = 0;
+    }
+    return m;
+}
+
+static void read_luma(const AVFrame *f, const luma_fmt *lf, const luma_map *m, cm_plane *p)
+{
+    for (int y = 0; y < p->height; y++) {
+        const uint8_t *src = f->data[0] + (ptrdiff_t)y * f->linesize[0];
+        float *d = p->data + y * p->stride;
+        if (lf->bytes == 1)
+            for (int x = 0; x < p->width; x++)
+                d[x] = m->a * src[x] + m->b;
+        else
+            for (int x = 0; x < p->width; x++) {
+                uint16_t v;
+                memcpy(&v, src + 2 * x, 2);
+                d[x] = m->a * v + m->b;
+            }
+    }
+}
+
+/* Headroom in code values: how far L may go down and up before the sample
+ * leaves the nominal range (limited) or the sample range (full). */
+static void luma_headroom(const cm_plane *l, cm_plane *lo, cm_plane *hi)
+{
+    for (int y = 0; y < l->height; y++) {
+        const float *s = l->data + y * l->stride;
+        float *a = lo->data + y * lo->stride, *b = hi->data + y * hi->stride;
+        for (int x = 0; x < l->width; x++) {
+            a[x] = s[x] > 0 ? s[x] : 0;
+            b[x] = s[x] < 255 ? 255 - s[x] : 0;
+        }
+    }
+}
+
+/* v' = clamp(round(v + (marked - orig) / a)): unchanged L, unchanged v. */
+static void write_luma(AVFrame *f, const luma_fmt *lf, const luma_map *m, const cm_plane *orig,
+                       const cm_plane *marked)
+{
+    float inv = 1.0f / m->a;
+    for (int y = 0; y < orig->height; y++) {
+        uint8_t *dst = f->data[0] + (ptrdiff_t)y * f->linesize[0];
+        const float *o = orig->data + y * orig->stride, *k = marked->data + y * marked->stride;
+        for (int x = 0; x < orig->width; x++) {
+            float d = (k[x] - o[x]) * inv;
+            if (d == 0)
+                continue;
+            if (lf->bytes == 1) {
+                float v = floorf(dst[x] + d + 0.5f);
+                dst[x] = (uint8_t)(v < 0 ? 0 : (v > m->vmax ? m->vmax : v));
+            } else {
+                uint16_t s;
+                memcpy(&s, dst + 2 * x, 2);
+                float v = floorf(s + d + 0.5f);
+                s = (uint16_t)(v < 0 ? 0 : (v > m->vmax ? m->vmax : v));
+                memcpy(dst + 2 * x, &s, 2);
+            }
+        }
+    }
+}
+
+/* ---- probing ---------------------------------------------------------- */
+
+int cm_media_probe(cm_ctx *ctx, const char *path, cm_media_kind *kind)
+{
+    if (!path || !kind)
+        return cm__error(ctx, CM_E_INVAL, "probe: missing path");
+    *kind = CM_MEDIA_UNKNOWN;
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return cm__error(ctx, CM_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    uint8_t *buf = calloc(1, PROBE_BYTES + AVPROBE_PADDING_SIZE);
+    if (!buf) {
+        fclose(fp);
+        return cm__error(ctx, CM_E_NOMEM, "%s: out of memory", path);
+    }
+    size_t n = fread(buf, 1, PROBE_BYTES, fp);
+    int rerr = ferror(fp);
+    fclose(fp);
+    if (rerr) {
+        free(buf);
+        return cm__error(ctx, CM_E_IO, "%s: cannot read", path);
+    }
+    if (cm__format_probe(buf, n < CM__PROBE_BYTES ? n : CM__PROBE_BYTES)) {
+        *kind = CM_MEDIA_STILL;
+    } else if (n > 0) {
+        cm__av_log_reset();
+        AVProbeData pd = {.filename = "", .buf = buf, .buf_size = (int)n};
+        int score = 0;
+        const AVInputFormat *f = av_probe_input_format2(&pd, 1, &score);
+        if (f && score >= PROBE_MIN_SCORE && av_match_name(f->name, VIDEO_DEMUXERS))
+            *kind = CM_MEDIA_VIDEO;
+        /* MP4/MOV names several demuxers in one ("mov,mp4,m4a,3gp,3g2,mj2") */
+        else if (f && score >= PROBE_MIN_SCORE && strstr(f->name, "mov"))
+            *kind = CM_MEDIA_VIDEO;
+    }
+    free(buf);
+    return CM_OK;
+}
+
+/* ---- the reader for the verifier -------------------------------------- */
+
+struct cm__video_reader {
+    input in;
+    AVPacket *pkt;
+    AVFrame *frame;
+    struct SwsContext *sws;
+    cm_plane luma;
+    float *conv; /* swscale output for non-native formats */
+    int conv_w, conv_h;
+    int eof_sent;
+    int64_t first_pts;
+    char tc[AV_TIMECODE_STR_SIZE];
+};
+
+void cm__video_close(cm__video_reader **pr)
+{
+    if (!pr || !*pr)
+        return;
+    cm__video_reader *r = *pr;
+    av_packet_free(&r->pkt);
+    av_frame_free(&r->frame);
+    sws_freeContext(r->sws);
+    cm_plane_free(&r->luma);
+    av_free(r->conv);
+    input_close(&r->in);
+    free(r);
+    *pr = NULL;
+}
+
+/* The start timecode: the video stream's or the container's "timecode"
+ * tag (MOV/MP4 tmcd tracks and MXF are exposed this way). */
+static void find_timecode(AVFormatContext *fc, int vi, char *out, size_t size)
+{
+    out[0] = '\0';
+    AVDictionaryEntry *e = av_dict_get(fc->streams[vi]->metadata, "timecode", NULL, 0);
+    if (!e)
+        e = av_dict_get(fc->metadata, "timecode", NULL, 0);
+    for (unsigned i = 0; !e && i < fc->nb_streams; i++)
+        e = av_dict_get(fc->streams[i]->metadata, "timecode", NULL, 0);
+    if (e && strlen(e->value) < size)
+        snprintf(out, size, "%s", e->value);
+}
+
+int cm__video_open(cm_ctx *ctx, const char *path, const cm_limits *limits, int threads,
+                   cm__video_reader **out)
+{
+    *out = NULL;
+    cm__video_reader *r = calloc(1, sizeof(*r));
+    if (!r)
+        return cm__error(ctx, CM_E_NOMEM, "%s: out of memory", path);
+    int ret = input_open(ctx, path, limits, threads, &r->in);
+    if (ret)
+        goto fail;
+    r->pkt = av_packet_alloc();
+    r->frame = av_frame_alloc();
+    if (!r->pkt || !r->frame) {
+        ret = cm__error(ctx, CM_E_NOMEM, "%s: out of memory", path);
+        goto fail;
+    }
+    r->first_pts = AV_NOPTS_VALUE;
+    find_timecode(r->in.fc, r->in.vi, r->tc, sizeof(r->tc));
+    *out = r;
+    return CM_OK;
+fail:
+    cm__video_close(&r);
+    return ret;
+}
+
+double cm__video_fps(const cm__video_reader *r)
+{
+    AVRational q = av_guess_frame_rate(r->in.fc, r->in.fc->streams[r->in.vi], NULL);
+    return q.num > 0 && q.den > 0 ? av_q2d(q) : 25.0;
+}
+
+int64_t cm__video_frames_hint(const cm__video_reader *r)
+{
+    AVStream *s = r->in.fc->streams[r->in.vi];
+    if (s->nb_frames > 0)
+        return s->nb_frames;
+    if (r->in.fc->duration > 0)
+        return (int64_t)(r->in.fc->duration / (double)AV_TIME_BASE * cm__video_fps(r) + 0.5);
+    return -1;
+}
+
+const char *cm__video_timecode(const cm__video_reader *r)
+{
+    return r->tc;
+}
+
+/* Luma of r->frame into r->luma (allocated at the frame's size). */
+static int frame_luma(cm__video_reader *r)
+{
+    AVFrame *f = r->frame;
+    if (f->width <= 0 || f->height <= 0)
+        return cm__error(r->in.ctx, CM_E_CORRUPT, "%s: a frame without size", r->in.path);
+    if (r->luma.width != f->width || r->luma.height != f->height) {
+        cm_plane_free(&r->luma);
+        if (cm_plane_alloc(&r->luma, f->width, f->height))
+            return cm__error(r->in.ctx, CM_E_NOMEM, "%s: out of memory", r->in.path);
+    }
+    luma_fmt lf = describe_luma(f);
+    if (lf.native) {
+        luma_map m = make_map(&lf);
+        read_luma(f, &lf, &m, &r->luma);
+        return CM_OK;
+    }
+    /* any other layout: libswscale to grey float (full range) */
+    r->sws = sws_getCachedContext(r->sws, f->width, f->height, f->format, f->width, f->height,
+                                  AV_PIX_FMT_GRAYF32, SWS_BILINEAR, NULL, NULL, NULL);
+    if (!r->sws)
+        return cm__error(r->in.ctx, CM_E_UNSUPPORTED, "%s: cannot convert %s frames",
+                         r->in.path, av_get_pix_fmt_name(f->format));
+    if (r->conv_w != f->width || r->conv_h != f->height) {
+        av_freep(&r->conv);
+        size_t n;
+        if (cm__mul_size((size_t)f->width, (size_t)f->height, &n) ||
+            !(r->conv = av_malloc(n * sizeof(float) + 64)))
+            return cm__error(r->in.ctx, CM_E_NOMEM, "%s: out of memory", r->in.path);
+        r->conv_w = f->width;
+        r->conv_h = f->height;
+    }
+    uint8_t *dst[4] = {(uint8_t *)r->conv};
+    int dst_ls[4] = {f->width * (int)sizeof(float)};
+    sws_scale(r->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, dst, dst_ls);
+    for (int y = 0; y < f->height; y++)
+        for (int x = 0; x < f->width; x++)
+            r->luma.data[y * r->luma.stride + x] = 255.0f * r->conv[(size_t)y * f->width + x];
+    return CM_OK;
+}
+
+int cm__video_next(cm__video_reader *r, const cm_plane **luma, double *t)
+{
+    for (;;) {
+        int err = avcodec_receive_frame(r->in.dec, r->frame);
+        if (err == 0) {
+            int64_t pts = r->frame->best_effort_timestamp;
+            AVRational tb = r->in.fc->streams[r->in.vi]->time_base;
+            if (pts != AV_NOPTS_VALUE && r->first_pts == AV_NOPTS_VALUE)
+                r->first_pts = pts;
+            *t = pts != AV_NOPTS_VALUE ? (pts - r->first_pts) * av_q2d(tb) : -1;
+            int ret = frame_luma(r);
+            av_frame_unref(r->frame);
+            if (ret)
+                return ret;
+            *luma = &r->luma;
+            return 1;
+        }
+        if (err == AVERROR_EOF)
+            return 0;
+        if (err != AVERROR(EAGAIN))
+            return av_fail(r->in.ctx, r->in.path, err, "decode a frame");
+        if (r->eof_sent)
+            return 0;
+        /* feed the decoder */
+        for (;;) {
+            err = av_read_frame(r->in.fc, r->pkt);
+            if (err == AVERROR_EOF) {
+                r->eof_sent = 1;
+                avcodec_send_packet(r->in.dec, NULL);
+                break;
+            }
+            if (err < 0)
+                return av_fail(r->in.ctx, r->in.path, err, "read the video");
+            if (r->pkt->stream_index != r->in.vi) {
+                av_packet_unref(r->pkt);
+                continue;
+            }
+            err = avcodec_send_packet(r->in.dec, r->pkt);
+            av_packet_unref(r->pkt);
+            if (err < 0 && err != AVERROR(EAGAIN) && err != AVERROR_INVALIDDATA)
+                return av_fail(r->in.ctx, r->in.path, err, "decode a frame");
+            break;
+        }
+    }
+}
+
+void cm__timecode_add(const char *tc0, int64_t frames, double fps, char *out, size_t size)
+{
+    int rate = (int)(fps + 0.5);
+    if (rate < 1)
+        rate = 1;
+    AVTimecode tc;
+    AVRational q = av_d2q(fps, 100000);
+    int ok = tc0 && *tc0 && av_timecode_init_from_string(&tc, q, tc0, NULL) == 0;
+    if (!ok && av_timecode_init(&tc, q, 0, 0, NULL) != 0) {
+        snprintf(out, size, "%lld", (long long)frames);
+        return;
+    }
+    char buf[AV_TIMECODE_STR_SIZE];
+    av_timecode_make_string(&tc, buf, (int)(frames > INT32_MAX ? INT32_MAX : frames));
+    snprintf(out, size, "%s", buf);
+}
+
+/* ---- stamping --------------------------------------------------------- */
+
+typedef struct stamp_job {
+    cm_ctx *ctx;
+    cm_stamper *st;
+    const cm_video_stamp_params *p;
+    const char *out_path;
+    input in;
+    AVFormatContext *oc;
+    AVCodecContext *enc;
+    int *map;          /* input stream -> output stream, -1 = dropped */
+    int vo;            /* output video stream */
+    AVPacket *pkt, *opkt;
+    AVFrame *frame;
+    cm_plane luma, orig, lo, hi;
+    cm__atomic out;
+    int64_t frames, total;
+    cm_video_stamp_info *info;
+} stamp_job;
+
+static int out_write(void *opaque, uint8_t *buf, int size)
+{
+    FILE *fp = opaque;
+    return fwrite(buf, 1, (size_t)size, fp) == (size_t)size ? size : AVERROR(EIO);
+}
+
+static int64_t out_seek(void *opaque, int64_t offset, int whence)
+{
+    FILE *fp = opaque;
+    whence &= ~AVSEEK_FORCE;
+    if (whence == AVSEEK_SIZE) {
+        off_t cur = ftello(fp);
+        if (cur < 0 || fseeko(fp, 0, SEEK_END) != 0)
+            return AVERROR(EIO);
+        off_t end = ftello(fp);
+        fseeko(fp, cur, SEEK_SET);
+        return end;
+    }
+    if (fseeko(fp, (off_t)offset, whence) != 0)
+        return AVERROR(errno ? errno : EIO);
+    return (int64_t)ftello(fp);
+}
+
+/* crf=N.N from an x264/x265 settings string in the stream's first bytes
+ * (extradata, then the first packet), or -1. */
+static double source_crf(const uint8_t *buf, size_t n)
+{
+    static const char *const tags[] = {"x264 - core", "x265 (build"};
+    for (int t = 0; t < 2; t++) {
+        size_t tl = strlen(tags[t]);
+        for (size_t i = 0; i + tl < n; i++) {
+            if (memcmp(buf + i, tags[t], tl))
+                continue;
+            /* the settings run to the end of the SEI: look for " crf=" */
+            size_t end = i;
+            while (end < n && buf[end] >= 0x20 && buf[end] < 0x7f)
+                end++;
+            for (size_t k = i; k + 5 < end; k++)
+                if (!memcmp(buf + k, " crf=", 5) || !memcmp(buf + k, "/crf=", 5)) {
+                    char num[16] = {0};
+                    for (size_t j = 0; j < sizeof(num) - 1 && k + 5 + j < end; j++)
+                        num[j] = (char)buf[k + 5 + j];
+                    double v = atof(num);
+                    return v > 0 && v < 52 ? v : -1;
+                }
+        }
+    }
+    return -1;
+}
+
+/* "High 4:2:2" -> "high422" for x264's profile option; NULL when x264
+ * should choose (it picks from the pixel format). */
+static const char *x264_profile(int profile)
+{
+    switch (profile) {
+    case FF_PROFILE_H264_BASELINE:
+    case FF_PROFILE_H264_CONSTRAINED_BASELINE:
+        return "baseline";
+    case FF_PROFILE_H264_MAIN:
+        return "main";
+    case FF_PROFILE_H264_HIGH:
+        return "high";
+    case FF_PROFILE_H264_HIGH_10:
+        return "high10";
+    case FF_PROFILE_H264_HIGH_422:
+        return "high422";
+    case FF_PROFILE_H264_HIGH_444_PREDICTIVE:
+        return "high444";
+    default:
+        return NULL;
+    }
+}
+
+static const char *default_encoder(enum AVCodecID id)
+{
+    switch (id) {
+    case AV_CODEC_ID_H264:
+        return "libx264";
+    case AV_CODEC_ID_HEVC:
+        return "libx265";
+    case AV_CODEC_ID_PRORES:
+        return "prores_ks";
+    case AV_CODEC_ID_VP9:
+        return "libvpx-vp9";
+    case AV_CODEC_ID_AV1:
+        return "libsvtav1";
+    default:
+        return NULL;
+    }
+}
+
+/* The crf in the settings string of the first video packet, or -1. The
+ * file is opened a second time, demuxer only, so the transcode itself
+ * starts from the first packet. */
+static double first_packet_crf(const input *in)
+{
+    AVFormatContext *fc = NULL;
+    AVPacket *pkt = av_packet_alloc();
+    double crf = -1;
+    size_t ulen = strlen(in->path) + 6;
+    char *url = malloc(ulen);
+    AVDictionary *opts = NULL;
+    av_dict_set(&opts, "protocol_whitelist", "file", 0);
+    if (url && pkt) {
+        snprintf(url, ulen, "file:%s", in->path);
+        if (avformat_open_input(&fc, url, in->fc->iformat, &opts) == 0) {
+            for (int n = 0; n < 64 && av_read_frame(fc, pkt) >= 0; n++) {
+                int hit = pkt->stream_index == in->vi;
+                if (hit)
+                    crf = source_crf(pkt->data, (size_t)pkt->size < SEI_SEARCH_BYTES
+                                                    ? (size_t)pkt->size
+                                                    : SEI_SEARCH_BYTES);
+                av_packet_unref(pkt);
+                if (hit)
+                    break;
+            }
+            avformat_close_input(&fc);
+        }
+    }
+    av_dict_free(&opts);
+    free(url);
+    av_packet_free(&pkt);
+    return crf;
+}
+
+/* The matched crf: the source's own, else from its bits per pixel. */
+static int matched_crf(stamp_job *j, AVStream *is, char *why, size_t size)
+{
+    AVCodecParameters *par = is->codecpar;
+    double crf = par->extradata_size > 0
+                     ? source_crf(par->extradata, (size_t)par->extradata_size)
+                     : -1;
+    if (crf < 0 && (par->codec_id == AV_CODEC_ID_H264 || par->codec_id == AV_CODEC_ID_HEVC))
+        crf = first_packet_crf(&j->in);
+    if (crf > 0) {
+        snprintf(why, size, "crf=%d (the source's)", (int)(crf + 0.5));
+        return (int)(crf + 0.5);
+    }
+    AVRational fr = av_guess_frame_rate(j->in.fc, is, NULL);
+    double fps = fr.num > 0 && fr.den > 0 ? av_q2d(fr) : 24;
+    int64_t br = par->bit_rate > 0 ? par->bit_rate : j->in.fc->bit_rate;
+    if (br <= 0 || par->width <= 0 || par->height <= 0) {
+        snprintf(why, size, "crf=%d (source bit rate unknown)", (int)CRF_ANCHOR);
+        return (int)CRF_ANCHOR;
+    }
+    double bpp = (double)br / ((double)par->width * par->height * fps);
+    double c = CRF_ANCHOR - 6 * log2(bpp / BPP_ANCHOR);
+    int ci = (int)lround(c < CRF_MIN ? CRF_MIN : (c > CRF_MAX ? CRF_MAX : c));
+    snprintf(why, size, "crf=%d (source %.3f bit/pixel)", ci, bpp);
+    return ci;
+}
+
+/* Open the encoder for the video stream, from the source's parameters. */
+static int open_encoder(stamp_job *j, AVStream *is, AVStream *os)
+{
+    const cm_video_stamp_params *p = j->p;
+    AVCodecParameters *par = is->codecpar;
+    const char *name = p->codec ? p->codec : default_encoder(par->codec_id);
+    const AVCodec *codec = name ? avcodec_find_encoder_by_name(name)
+                                : avcodec_find_encoder(par->codec_id);
+    if (!codec)
+        return cm__error(j->ctx, CM_E_UNSUPPORTED,
+                         "%s: no %s encoder in this build; choose one with --codec", j->in.path,
+                         name ? name : avcodec_get_name(par->codec_id));
+    if (!(j->enc = avcodec_alloc_context3(codec)))
+        return cm__error(j->ctx, CM_E_NOMEM, "out of memory");
+    AVCodecContext *e = j->enc, *d = j->in.dec;
+    e->width = d->width;
+    e->height = d->height;
+    e->pix_fmt = d->pix_fmt;
+    e->sample_aspect_ratio = d->sample_aspect_ratio;
+    e->color_range = d->color_range;
+    e->color_primaries = d->color_primaries;
+    e->color_trc = d->color_trc;
+    e->colorspace = d->colorspace;
+    e->chroma_sample_location = d->chroma_sample_location;
+    e->field_order = d->field_order;
+    if (d->field_order == AV_FIELD_TT || d->field_order == AV_FIELD_TB)
+        e->flags |= AV_CODEC_FLAG_INTERLACED_DCT | AV_CODEC_FLAG_INTERLACED_ME;
+    else if (d->field_order == AV_FIELD_BB || d->field_order == AV_FIELD_BT)
+        e->flags |= AV_CODEC_FLAG_INTERLACED_DCT | AV_CODEC_FLAG_INTERLACED_ME;
+    e->time_base = is->time_base;
+    e->framerate = av_guess_frame_rate(j->in.fc, is, NULL);
+    if (j->oc->oformat->flags & AVFMT_GLOBALHEADER)
+        e->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+    if (codec->pix_fmts) {
+        int ok = 0;
+        for (const enum AVPixelFormat *f = codec->pix_fmts; *f != AV_PIX_FMT_NONE; f++)
+            ok |= *f == e->pix_fmt;
+        if (!ok)
+            return cm__error(j->ctx, CM_E_UNSUPPORTED,
+                             "%s: the %s encoder cannot write %s frames; choose another with "
+                             "--codec",
+                             j->in.path, codec->name, av_get_pix_fmt_name(e->pix_fmt));
+    }
+
+    AVDictionary *opts = NULL;
+    char why[64] = "";
+    char num[32];
+    if (!strcmp(codec->name, "libx264") || !strcmp(codec->name, "libx265") ||
+        !strcmp(codec->name, "libvpx-vp9") || !strcmp(codec->name, "libsvtav1") ||
+        !strcmp(codec->name, "libaom-av1")) {
+        int crf = p->crf >= 0 ? p->crf : matched_crf(j, is, why, sizeof(why));
+        if (p->crf >= 0)
+            snprintf(why, sizeof(why), "crf=%d (given)", crf);
+        snprintf(num, sizeof(num), "%d", crf);
+        av_dict_set(&opts, "crf", num, 0);
+        if (!strcmp(codec->name, "libvpx-vp9"))
+            e->bit_rate = 0; /* constant quality */
+        if (!strcmp(codec->name, "libx264") && par->codec_id == AV_CODEC_ID_H264 &&
+            x264_profile(par->profile))
+            av_dict_set(&opts, "profile", x264_profile(par->profile), 0);
+        if (!strcmp(codec->name, "libx265"))
+            av_dict_set(&opts, "x265-params", "log-level=error", 0);
+    } else if (!strcmp(codec->name, "prores_ks")) {
+        if (par->codec_id == AV_CODEC_ID_PRORES && par->profile >= 0) {
+            snprintf(num, sizeof(num), "%d", par->profile);
+            av_dict_set(&opts, "profile", num, 0);
+        }
+        snprintf(why, sizeof(why), "profile %s (the source's)",
+                 avcodec_profile_name(AV_CODEC_ID_PRORES, par->profile)
+                     ? avcodec_profile_name(AV_CODEC_ID_PRORES, par->profile)
+                     : "default");
+        e->profile = par->profile;
+    } else if (!strcmp(codec->name, "dnxhd")) {
+        e->profile = par->profile;
+        e->bit_rate = par->bit_rate > 0 ? par->bit_rate : j->in.fc->bit_rate;
+        snprintf(why, sizeof(why), "profile %d, %lld bit/s (the source's)", par->profile,
+                 (long long)e->bit_rate);
+    } else if (!strcmp(codec->name, "ffv1")) {
+        if (par->codec_id == AV_CODEC_ID_FFV1 && par->level > 0) {
+            snprintf(num, sizeof(num), "%d", par->level);
+            e->level = par->level;
+        }
+        snprintf(why, sizeof(why), "lossless");
+    } else {
+        int q = p->qscale >= 0 ? p->qscale : QSCALE_DEFAULT;
+        e->flags |= AV_CODEC_FLAG_QSCALE;
+        e->global_quality = FF_QP2LAMBDA * q;
+        snprintf(why, sizeof(why), "qscale=%d (%s)", q, p->qscale >= 0 ? "given" : "default");
+    }
+    int err = avcodec_open2(e, codec, &opts);
+    av_dict_free(&opts);
+    if (err < 0)
+        return av_fail(j->ctx, j->in.path, err, "open the video encoder");
+    if ((err = avcodec_parameters_from_context(os->codecpar, e)) < 0)
+        return av_fail(j->ctx, j->in.path, err, "set up the output stream");
+    /* keep the source's tag when the container takes it (hvc1 vs hev1, apch...) */
+    if (par->codec_id == e->codec_id && j->oc->oformat->codec_tag &&
+        av_codec_get_id(j->oc->oformat->codec_tag, par->codec_tag) == e->codec_id)
+        os->codecpar->codec_tag = par->codec_tag;
+    os->time_base = e->time_base;
+    os->avg_frame_rate = is->avg_frame_rate;
+    os->r_frame_rate = is->r_frame_rate;
+    if (j->info) {
+        snprintf(j->info->codec, sizeof(j->info->codec), "%s", codec->name);
+        snprintf(j->info->pix_fmt, sizeof(j->info->pix_fmt), "%s",
+                 av_get_pix_fmt_name(e->pix_fmt) ? av_get_pix_fmt_name(e->pix_fmt) : "?");
+        snprintf(j->info->quality, sizeof(j->info->quality), "%s", why);
+        j->info->width = e->width;
+        j->info->height = e->height;
+    }
+    return CM_OK;
+}
+
+static int copy_stream_info(AVStream *is, AVStream *os)
+{
+    int err = av_dict_copy(&os->metadata, is->metadata, 0);
+    os->disposition = is->disposition;
+    for (int k = 0; err >= 0 && k < is->nb_side_data; k++) {
+        const AVPacketSideData *sd = &is->side_data[k];
+        uint8_t *dst = av_stream_new_side_data(os, sd->type, sd->size);
+        if (!dst)
+            return AVERROR(ENOMEM);
+        memcpy(dst, sd->data, sd->size);
+    }
+    return err;
+}
+
+static int is_tmcd(const AVStream *s)
+{
+    return s->codecpar->codec_type == AVMEDIA_TYPE_DATA &&
+           s->codecpar->codec_tag == MKTAG('t', 'm', 'c', 'd');
+}
+
+/* Create the output's streams: copies of every stream but the video. */
+static int setup_output(stamp_job *j, const char *name_for_format)
+{
+    AVFormatContext *ic = j->in.fc;
+    const AVOutputFormat *of = av_guess_format(NULL, name_for_format, NULL);
+    if (!of) /* no known extension: the input's container */
+        of = av_guess_format(ic->iformat->name, NULL, NULL);
+    if (!of && strstr(ic->iformat->name, "mov"))
+        of = av_guess_format("mov", NULL, NULL);
+    if (!of)
+        return cm__error(j->ctx, CM_E_UNSUPPORTED,
+                         "%s: cannot choose a container to write; name it .mp4, .mov, .mkv "
+                         "or .mxf",
+                         j->out_path);
+    int err = avformat_alloc_output_context2(&j->oc, of, NULL, NULL);
+    if (err < 0)
+        return av_fail(j->ctx, j->out_path, err, "set up the output");
+    av_dict_copy(&j->oc->metadata, ic->metadata, 0);
+    if (!(j->map = malloc(sizeof(int) * ic->nb_streams)))
+        return cm__error(j->ctx, CM_E_NOMEM, "out of memory");
+    /* A MOV/MP4 timecode track is not copied as a stream: the muxer writes
+     * it anew from the video stream's "timecode" tag, so its start goes
+     * there (copying it too would make two timecode tracks). */
+    AVStream *vs = ic->streams[j->in.vi];
+    for (unsigned i = 0; i < ic->nb_streams; i++) {
+        AVDictionaryEntry *tc = av_dict_get(ic->streams[i]->metadata, "timecode", NULL, 0);
+        if (is_tmcd(ic->streams[i]) && tc && !av_dict_get(vs->metadata, "timecode", NULL, 0))
+            av_dict_set(&vs->metadata, "timecode", tc->value, 0);
+    }
+    for (unsigned i = 0; i < ic->nb_streams; i++) {
+        AVStream *is = ic->streams[i];
+        j->map[i] = -1;
+        if (is_tmcd(is) && (int)i != j->in.vi)
+            continue; /* written anew from the video's "timecode" tag */
+        if ((int)i != j->in.vi &&
+            avformat_query_codec(of, is->codecpar->codec_id, FF_COMPLIANCE_NORMAL) == 0) {
+            if (j->info)
+                j->info->streams_dropped++; /* this container cannot hold it */
+            continue;
+        }
+        AVStream *os = avformat_new_stream(j->oc, NULL);
+        if (!os)
+            return cm__error(j->ctx, CM_E_NOMEM, "out of memory");
+        j->map[i] = os->index;
+        if ((err = copy_stream_info(is, os)) < 0)
+            return av_fail(j->ctx, j->out_path, err, "copy stream metadata");
+        if ((int)i == j->in.vi) {
+            j->vo = os->index;
+            int ret = open_encoder(j, is, os);
+            if (ret)
+                return ret;
+            continue;
+        }
+        if ((err = avcodec_parameters_copy(os->codecpar, is->codecpar)) < 0)
+            return av_fail(j->ctx, j->out_path, err, "copy a stream");
+        /* keep the tag where this container knows it for this codec (and
+         * for data streams: a MOV timecode track is known by its tmcd tag) */
+        uint32_t tag = is->codecpar->codec_tag;
+        if (is->codecpar->codec_type != AVMEDIA_TYPE_DATA && of->codec_tag &&
+            av_codec_get_id(of->codec_tag, tag) != is->codecpar->codec_id)
+            os->codecpar->codec_tag = 0;
+        os->time_base = is->time_base;
+        os->avg_frame_rate = is->avg_frame_rate;
+        os->r_frame_rate = is->r_frame_rate;
+        if (j->info)
+            j->info->streams_copied++;
+    }
+    return CM_OK;
+}
+
+static int write_packets(stamp_job *j)
+{
+    for (;;) {
+        int err = avcodec_receive_packet(j->enc, j->opkt);
+        if (err == AVERROR(EAGAIN) || err == AVERROR_EOF)
+            return CM_OK;
+        if (err < 0)
+            return av_fail(j->ctx, j->in.path, err, "encode a frame");
+        AVStream *os = j->oc->streams[j->vo];
+        av_packet_rescale_ts(j->opkt, j->enc->time_base, os->time_base);
+        j->opkt->stream_index = j->vo;
+        err = av_interleaved_write_frame(j->oc, j->opkt);
+        if (err < 0)
+            return av_fail(j->ctx, j->out_path, err, "write the video");
+    }
+}
+
+/* Mark one decoded frame in place and send it to the encoder. */
+static int stamp_frame(stamp_job *j, AVFrame *f)
+{
+    luma_fmt lf = describe_luma(f);
+    if (!lf.native)
+        return cm__error(j->ctx, CM_E_UNSUPPORTED,
+                         "%s: %s frames cannot be marked in place (planar YUV or grey, 8-16 "
+                         "bit, is needed)",
+                         j->in.path, av_get_pix_fmt_name(f->format));
+    int err = av_frame_make_writable(f);
+    if (err < 0)
+        return av_fail(j->ctx, j->in.path, err, "copy a frame");
+    cm_plane *planes[] = {&j->luma, &j->orig, &j->lo, &j->hi};
+    if (j->luma.width != f->width || j->luma.height != f->height) {
+        for (int k = 0; k < 4; k++) {
+            cm_plane_free(planes[k]);
+            if (cm_plane_alloc(planes[k], f->width, f->height))
+                return cm__error(j->ctx, CM_E_NOMEM, "out of memory");
+        }
+    }
+    luma_map m = make_map(&lf);
+    read_luma(f, &lf, &m, &j->luma);
+    for (int y = 0; y < f->height; y++)
+        memcpy(j->orig.data + y * j->orig.stride, j->luma.data + y * j->luma.stride,
+               sizeof(float) * (size_t)f->width);
+    luma_headroom(&j->luma, &j->lo, &j->hi);
+    int ret = cm_stamper_plane(j->st, &j->luma, &j->lo, &j->hi);
+    if (ret)
+        return ret;
+    write_luma(f, &lf, &m, &j->orig, &j->luma);
+    f->pts = f->best_effort_timestamp;
+    f->pict_type = AV_PICTURE_TYPE_NONE;
+    if ((err = avcodec_send_frame(j->enc, f)) < 0)
+        return av_fail(j->ctx, j->in.path, err, "encode a frame");
+    j->frames++;
+    if (j->p->progress)
+        j->p->progress(j->p->progress_opaque, j->frames, j->total);
+    return write_packets(j);
+}
+
+static int drain_decoder(stamp_job *j)
+{
+    for (;;) {
+        int err = avcodec_receive_frame(j->in.dec, j->frame);
+        if (err == AVERROR(EAGAIN) || err == AVERROR_EOF)
+            return CM_OK;
+        if (err < 0)
+            return av_fail(j->ctx, j->in.path, err, "decode a frame");
+        int ret = stamp_frame(j, j->frame);
+        av_frame_unref(j->frame);
+        if (ret)
+            return ret;
+    }
+}
+
+static int transcode(stamp_job *j)
+{
+    int err, ret;
+    for (;;) {
+        err = av_read_frame(j->in.fc, j->pkt);
+        if (err == AVERROR_EOF)
+            break;
+        if (err < 0)
+            return av_fail(j->ctx, j->in.path, err, "read the video");
+        int si = j->pkt->stream_index;
+        if (si == j->in.vi) {
+            err = avcodec_send_packet(j->in.dec, j->pkt);
+            av_packet_unref(j->pkt);
+            if (err < 0 && err != AVERROR(EAGAIN))
+                return av_fail(j->ctx, j->in.path, err, "decode a frame");
+            if ((ret = drain_decoder(j)))
+                return ret;
+            continue;
+        }
+        if (si < 0 || si >= (int)j->in.fc->nb_streams || j->map[si] < 0) {
+            av_packet_unref(j->pkt);
+            continue;
+        }
+        AVStream *is = j->in.fc->streams[si], *os = j->oc->streams[j->map[si]];
+        av_packet_rescale_ts(j->pkt, is->time_base, os->time_base);
+        j->pkt->stream_index = j->map[si];
+        j->pkt->pos = -1;
+        err = av_interleaved_write_frame(j->oc, j->pkt);
+        if (err < 0)
+            return av_fail(j->ctx, j->out_path, err, "copy a packet");
+    }
+    avcodec_send_packet(j->in.dec, NULL);
+    if ((ret = drain_decoder(j)))
+        return ret;
+    if ((err = avcodec_send_frame(j->enc, NULL)) < 0)
+        return av_fail(j->ctx, j->in.path, err, "finish the encoding");
+    if ((ret = write_packets(j)))
+        return ret;
+    if (!j->frames)
+        return cm__error(j->ctx, CM_E_CORRUPT, "%s: no video frame could be decoded", j->in.path);
+    if ((err = av_write_trailer(j->oc)) < 0)
+        return av_fail(j->ctx, j->out_path, err, "finish the output");
+    return CM_OK;
+}
+
+int cm_video_stamp(cm_ctx *ctx, cm_stamper *s, const char *in_path, const char *out_path,
+                   const cm_video_stamp_params *p, int flags, cm_video_stamp_info *info)
+{
+    if (!s || !in_path || !out_path)
+        return cm__error(ctx, CM_E_INVAL, "video stamp: missing stamper or path");
+    cm_video_stamp_params def;
+    if (!p) {
+        cm_video_stamp_params_default(&def);
+        p = &def;
+    }
+    stamp_job j;
+    memset(&j, 0, sizeof(j));
+    j.ctx = ctx;
+    j.st = s;
+    j.p = p;
+    j.out_path = out_path;
+    j.info = info;
+    if (info)
+        memset(info, 0, sizeof(*info));
+    AVIOContext *pb = NULL;
+    uint8_t *iobuf = NULL;
+    int ret = input_open(ctx, in_path, &p->limits, 0, &j.in);
+    if (ret)
+        goto done;
+    j.pkt = av_packet_alloc();
+    j.opkt = av_packet_alloc();
+    j.frame = av_frame_alloc();
+    if (!j.pkt || !j.opkt || !j.frame) {
+        ret = cm__error(ctx, CM_E_NOMEM, "out of memory");
+        goto done;
+    }
+    AVStream *vs = j.in.fc->streams[j.in.vi];
+    j.total = vs->nb_frames > 0 ? vs->nb_frames : -1;
+    if ((ret = setup_output(&j, p->out_name ? p->out_name : out_path)))
+        goto done;
+    if ((ret = cm__atomic_open(ctx, out_path, flags & CM_WRITE_FORCE, &j.out)))
+        goto done;
+    iobuf = av_malloc(AVIO_BUFFER_BYTES);
+    pb = iobuf ? avio_alloc_context(iobuf, AVIO_BUFFER_BYTES, 1, j.out.fp, NULL, out_write,
+                                    out_seek)
+               : NULL;
+    if (!pb) {
+        av_free(iobuf);
+        ret = cm__error(ctx, CM_E_NOMEM, "out of memory");
+        goto done;
+    }
+    j.oc->pb = pb;
+    int err = avformat_write_header(j.oc, NULL);
+    if (err < 0) {
+        ret = av_fail(ctx, out_path, err, "write the output header");
+        goto done;
+    }
+    if ((ret = transcode(&j)))
+        goto done;
+    avio_flush(pb);
+    if (pb->error < 0) {
+        ret = cm__error(ctx, CM_E_IO, "%s: cannot write: %s", out_path, strerror(errno));
+        goto done;
+    }
+    if (info)
+        info->frames = j.frames;
+    ret = cm__atomic_commit(ctx, &j.out);
+done:
+    if (ret)
+        cm__atomic_abort(&j.out);
+    if (pb) {
+        av_freep(&pb->buffer);
+        avio_context_free(&pb);
+    }
+    if (j.oc)
+        j.oc->pb = NULL;
+    avformat_free_context(j.oc);
+    avcodec_free_context(&j.enc);
+    input_close(&j.in);
+    av_packet_free(&j.pkt);
+    av_packet_free(&j.opkt);
+    av_frame_free(&j.frame);
+    cm_plane *planes[] = {&j.luma, &j.orig, &j.lo, &j.hi};
+    for (int k = 0; k < 4; k++)
+        cm_plane_free(planes[k]);
+    free(j.map);
+    return ret;
+}

@@ -1,0 +1,134 @@
+/*
+ * celmark — video files (MP4/MOV/MKV/MXF...): stamp every frame with one
+ * issue's mark, and verify a clip by gathering evidence over its frames,
+ * per time window and for the whole file.
+ */
+#ifndef CELMARK_VIDEO_H
+#define CELMARK_VIDEO_H
+
+#include "celmark/common.h"
+#include "celmark/image.h"
+#include "celmark/stamp.h"
+#include "celmark/verify.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** What a file holds, recognised by content (never by its name). */
+typedef enum cm_media_kind {
+    CM_MEDIA_UNKNOWN = 0, /**< not a supported still or video */
+    CM_MEDIA_STILL = 1,   /**< a still image (cm_image_read reads it) */
+    CM_MEDIA_VIDEO = 2,   /**< a container with a video stream */
+} cm_media_kind;
+
+/**
+ * Recognise a file by its content.
+ * @return CM_OK and *kind (CM_MEDIA_UNKNOWN for anything else), or CM_E_IO
+ *         when the file cannot be read.
+ */
+CM_API int cm_media_probe(cm_ctx *ctx, const char *path, cm_media_kind *kind);
+
+/** Progress callback: frames done, frames expected (-1 when unknown). */
+typedef void (*cm_progress_fn)(void *opaque, int64_t done, int64_t total);
+
+typedef struct cm_video_stamp_params {
+    const char *codec;  /**< encoder name (libx264, prores_ks...); NULL = the
+                             source's codec (default) */
+    int crf;            /**< x264/x265/VPx/AV1 constant rate factor; -1 =
+                             matched to the source (default) */
+    int qscale;         /**< MJPEG/MPEG-4 quantiser; -1 = matched (default) */
+    const char *out_name; /**< name whose extension picks the container when
+                               out is a temporary name; NULL = out (default).
+                               Neither known: the source's container */
+    cm_limits limits;   /**< per-frame pixel limit, file size */
+    cm_progress_fn progress; /**< may be NULL (default) */
+    void *progress_opaque;
+} cm_video_stamp_params;
+
+/** Fill *p with the documented defaults. */
+CM_API void cm_video_stamp_params_default(cm_video_stamp_params *p);
+
+/** What cm_video_stamp did. */
+typedef struct cm_video_stamp_info {
+    int64_t frames;       /**< video frames stamped (= frames in the source) */
+    int width, height;
+    char codec[32];       /**< encoder used */
+    char pix_fmt[32];     /**< pixel format kept */
+    char quality[64];     /**< quality setting used and why ("crf=23 (source)") */
+    int streams_copied;   /**< other streams copied untouched */
+    int streams_dropped;  /**< streams the output container cannot hold
+                               (a MOV/MP4 timecode track is not dropped: it
+                               is written anew with the same start) */
+} cm_video_stamp_info;
+
+/**
+ * Stamp every frame of the first video stream of in with s's mark, in the
+ * frame's own pixel format (8-12 bit YUV/grey, luma only; chroma and alpha
+ * planes are kept bit-exact), re-encode it with the source codec and
+ * profile at a matched quality, and copy every other stream untouched
+ * (container and stream metadata, frame rate, time base, colour tags, field
+ * order and timestamps kept). Written through a temporary file and renamed:
+ * on failure nothing is left at out.
+ * @param flags CM_WRITE_FORCE to replace an existing out.
+ * @param info  may be NULL.
+ * @return CM_OK, CM_E_IO, CM_E_FORMAT, CM_E_CORRUPT, CM_E_UNSUPPORTED (no
+ *         encoder, or a pixel format that cannot be marked in place),
+ *         CM_E_LIMIT, CM_E_EXISTS, CM_E_NOMEM.
+ */
+CM_API int cm_video_stamp(cm_ctx *ctx, cm_stamper *s, const char *in, const char *out,
+                          const cm_video_stamp_params *p, int flags, cm_video_stamp_info *info);
+
+typedef struct cm_video_verify_params {
+    double window_sec;  /**< evidence window, seconds; default 2.0 */
+    int threads;        /**< decoder threads; default 1 (one core) */
+    cm_limits limits;
+    cm_progress_fn progress; /**< may be NULL */
+    void *progress_opaque;
+} cm_video_verify_params;
+
+CM_API void cm_video_verify_params_default(cm_video_verify_params *p);
+
+/** A stretch of the clip: a window, or consecutive windows with one claim. */
+typedef struct cm_video_segment {
+    double start, end;       /**< seconds from the first frame */
+    char start_tc[32];       /**< timecodes (HH:MM:SS:FF), from the file's */
+    char end_tc[32];         /**<   start timecode when it has one, else 00:00:00:00 */
+    int64_t first_frame;     /**< index of the first frame */
+    int64_t frames;          /**< frames in it */
+    cm_verify_result result; /**< the decision on its evidence */
+} cm_video_segment;
+
+typedef struct cm_video_report {
+    int64_t frames;          /**< frames decoded and examined */
+    double duration;         /**< seconds */
+    double fps;              /**< average frame rate */
+    int width, height;
+    cm_verify_result whole;  /**< the decision on the whole file's evidence */
+    cm_video_segment *windows;  /**< one per window_sec */
+    size_t nwindows;
+    cm_video_segment *segments; /**< runs of windows with the same claim (or
+                                     none), each decided on its own evidence */
+    size_t nsegments;
+} cm_video_report;
+
+/**
+ * Verify a video: every frame's residual is added to its window's evidence
+ * (cm_evidence); each window is decided, runs of windows claiming the same
+ * id (or none) are merged into segments and decided again on their joint
+ * evidence, and the whole file is decided on all of it. A cut mixing two
+ * recipients' footage shows as two segments.
+ * @return CM_OK (also when nothing is found), CM_E_IO, CM_E_FORMAT,
+ *         CM_E_CORRUPT, CM_E_UNSUPPORTED, CM_E_LIMIT, CM_E_NOMEM. Free the
+ *         report with cm_video_report_clear().
+ */
+CM_API int cm_video_verify(cm_ctx *ctx, cm_verifier *v, const char *path,
+                           const cm_video_verify_params *p, cm_video_report *out);
+
+/** Free a report's arrays; accepts NULL. */
+CM_API void cm_video_report_clear(cm_video_report *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
