@@ -572,6 +572,8 @@ typedef struct stamp_job {
     int vo;            /* output video stream */
     AVPacket *pkt, *opkt;
     AVFrame *frame;
+    struct SwsContext *sws; /* decoder -> encoder layout, when they differ */
+    AVFrame *conv;
     cm_plane luma, orig, lo, hi;
     cm__atomic out;
     int64_t frames, total;
@@ -767,11 +769,33 @@ static int open_encoder(stamp_job *j, AVStream *is, AVStream *os)
         int ok = 0;
         for (const enum AVPixelFormat *f = codec->pix_fmts; *f != AV_PIX_FMT_NONE; f++)
             ok |= *f == e->pix_fmt;
-        if (!ok)
-            return cm__error(j->ctx, CM_E_UNSUPPORTED,
-                             "%s: the %s encoder cannot write %s frames; choose another with "
-                             "--codec",
-                             j->in.path, codec->name, av_get_pix_fmt_name(e->pix_fmt));
+        if (!ok) {
+            /* the decoder's layout is not the encoder's (ProRes decodes to
+             * 12 bit, stores 10): the closest the encoder takes, converted
+             * bit-exactly per frame before marking */
+            const AVPixFmtDescriptor *dd = av_pix_fmt_desc_get(d->pix_fmt);
+            int alpha = dd && (dd->flags & AV_PIX_FMT_FLAG_ALPHA);
+            e->pix_fmt = avcodec_find_best_pix_fmt_of_list(codec->pix_fmts, d->pix_fmt, alpha,
+                                                           NULL);
+            if (e->pix_fmt == AV_PIX_FMT_NONE)
+                return cm__error(j->ctx, CM_E_UNSUPPORTED,
+                                 "%s: the %s encoder cannot write %s frames; choose another "
+                                 "with --codec",
+                                 j->in.path, codec->name, av_get_pix_fmt_name(d->pix_fmt));
+            j->sws = sws_getContext(d->width, d->height, d->pix_fmt, d->width, d->height,
+                                    e->pix_fmt, SWS_POINT | SWS_ACCURATE_RND | SWS_BITEXACT,
+                                    NULL, NULL, NULL);
+            j->conv = av_frame_alloc();
+            if (!j->sws || !j->conv)
+                return cm__error(j->ctx, CM_E_UNSUPPORTED, "%s: cannot convert %s to %s",
+                                 j->in.path, av_get_pix_fmt_name(d->pix_fmt),
+                                 av_get_pix_fmt_name(e->pix_fmt));
+            j->conv->format = e->pix_fmt;
+            j->conv->width = d->width;
+            j->conv->height = d->height;
+            if (av_frame_get_buffer(j->conv, 0) < 0)
+                return cm__error(j->ctx, CM_E_NOMEM, "out of memory");
+        }
     }
 
     AVDictionary *opts = NULL;
@@ -953,6 +977,16 @@ static int write_packets(stamp_job *j)
 /* Mark one decoded frame in place and send it to the encoder. */
 static int stamp_frame(stamp_job *j, AVFrame *f)
 {
+    if (j->sws) {
+        int err = av_frame_make_writable(j->conv);
+        if (err < 0)
+            return av_fail(j->ctx, j->in.path, err, "convert a frame");
+        sws_scale(j->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height,
+                  j->conv->data, j->conv->linesize);
+        av_frame_copy_props(j->conv, f);
+        j->conv->color_range = f->color_range;
+        f = j->conv;
+    }
     luma_fmt lf = describe_luma(f);
     if (!lf.native)
         return cm__error(j->ctx, CM_E_UNSUPPORTED,
@@ -1127,6 +1161,8 @@ done:
     av_packet_free(&j.pkt);
     av_packet_free(&j.opkt);
     av_frame_free(&j.frame);
+    av_frame_free(&j.conv);
+    sws_freeContext(j.sws);
     cm_plane *planes[] = {&j.luma, &j.orig, &j.lo, &j.hi};
     for (int k = 0; k < 4; k++)
         cm_plane_free(planes[k]);

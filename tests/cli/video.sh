@@ -1,0 +1,81 @@
+# Video through the command: stamp keeps every other stream, the timecode,
+# the frame count, alpha and held frames; verify finds the id per segment;
+# a cut of two recipients' copies shows as two segments; bad input fails
+# cleanly with nothing left behind. Needs ffmpeg/ffprobe (installed with the
+# libav development packages by scripts/install-deps).
+. "$(dirname "$0")/common.shlib"
+: "${CELMARK_MKCLIP:?}"
+command -v ffprobe >/dev/null || { echo "SKIP: no ffprobe"; exit 77; }
+
+A=00000000000000aa
+B=00000000000000bb
+"$CELMARK" keygen "$T/k.key" >/dev/null || exit 1
+"$CELMARK" keygen "$T/other.key" >/dev/null || exit 1
+
+count_frames() { ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames -of csv=p=0 "$1"; }
+stream_list() { ffprobe -v error -show_entries stream=codec_type,codec_tag_string,pix_fmt,r_frame_rate,field_order,color_range,color_space,color_primaries,color_transfer -of csv=p=0 "$1"; }
+tc_of() { ffprobe -v error -show_entries stream_tags=timecode -of csv=p=0 "$1" | grep -m1 .; }
+alpha_md5() { ffmpeg -v error -i "$1" -map 0:v -vf alphaextract -f framemd5 - | grep -v '^#' | cut -d, -f6; }
+audio_md5() { ffmpeg -v error -i "$1" -map 0:a -c copy -f md5 -; }
+
+# H.264 MP4 with audio and a start timecode
+"$CELMARK_MKCLIP" "$T/in.mp4" frames=48 audio=1 timecode=01:00:00:00 opts=crf=18 || exit 1
+expect 0 '' -- "$CELMARK" stamp -k "$T/k.key" --id $A "$T/in.mp4" "$T/a.mp4"
+check "reports the frames" grep -q '^frames: 48$' "$T/out"
+check "matched the source's crf" grep -q '^quality: crf=18 (the source' "$T/out"
+check "same frame count" [ "$(count_frames "$T/a.mp4")" = 48 ]
+check "same streams, rate, colour tags" [ "$(stream_list "$T/in.mp4")" = "$(stream_list "$T/a.mp4")" ]
+check "timecode kept" [ "$(tc_of "$T/a.mp4")" = 01:00:00:00 ]
+check "audio copied bit-exact" [ "$(audio_md5 "$T/in.mp4")" = "$(audio_md5 "$T/a.mp4")" ]
+expect 0 '' -- "$CELMARK" verify -k "$T/k.key" "$T/a.mp4"
+check "verify names the id" grep -q "^issue_id: $A" "$T/out"
+check "verify says video" grep -q '^type: video$' "$T/out"
+check "one segment from the timecode" grep -q "^segment: 01:00:00:00-01:00:02:00 frames 0-47 issue_id=$A" "$T/out"
+expect 1 '' -- "$CELMARK" verify -k "$T/k.key" "$T/in.mp4"
+expect 1 '' -- "$CELMARK" verify -k "$T/other.key" "$T/a.mp4"
+expect 3 "already exists" -- "$CELMARK" stamp -k "$T/k.key" --id $A "$T/in.mp4" "$T/a.mp4"
+
+# a cut mixing two recipients' copies: two segments with their timecodes
+expect 0 '' -- "$CELMARK" stamp -k "$T/k.key" --id $B "$T/in.mp4" "$T/b.mp4"
+printf "file '%s'\nfile '%s'\n" "$T/a.mp4" "$T/b.mp4" >"$T/list.txt"
+ffmpeg -v error -f concat -safe 0 -i "$T/list.txt" -c copy "$T/cut.mp4" || exit 1
+expect 1 '' -- "$CELMARK" verify --json -k "$T/k.key" "$T/cut.mp4"
+check "two segments" [ "$(grep -o '"issue_id":"00000000000000[ab][ab]"' "$T/out" | sort -u | wc -l)" = 2 ]
+check "first segment is A" grep -q "\"segments\":\[{\"start\":0[.0-9]*,\"end\":2[.0-9]*,\"start_tc\":\"[0-9:]*\",\"end_tc\":\"[0-9:]*\",\"first_frame\":0,\"frames\":48,\"marked\":true,\"issue_id\":\"$A\"" "$T/out"
+check "second segment is B" grep -q "\"first_frame\":48,\"frames\":48,\"marked\":true,\"issue_id\":\"$B\"" "$T/out"
+
+# ProRes 4444 with alpha in MOV: alpha bit-exact, PCM audio bit-exact
+"$CELMARK_MKCLIP" "$T/in.mov" codec=prores_ks pix_fmt=yuva444p10le opts=profile=4 frames=12 audio=1 timecode=10:00:00:00 || exit 1
+expect 0 '' -- "$CELMARK" stamp -k "$T/k.key" --id $A "$T/in.mov" "$T/a.mov"
+check "prores profile kept" grep -q '^quality: profile 4444' "$T/out"
+check "alpha bit-exact" [ "$(alpha_md5 "$T/in.mov")" = "$(alpha_md5 "$T/a.mov")" ]
+check "pcm audio bit-exact" [ "$(audio_md5 "$T/in.mov")" = "$(audio_md5 "$T/a.mov")" ]
+check "mov timecode kept" [ "$(tc_of "$T/a.mov")" = 10:00:00:00 ]
+expect 0 '' -- "$CELMARK" verify -k "$T/k.key" "$T/a.mov"
+
+# FFV1 10-bit 4:2:2 (lossless): held frames stay identical, chroma untouched
+"$CELMARK_MKCLIP" "$T/in.mkv" codec=ffv1 pix_fmt=yuv422p10le frames=8 || exit 1
+expect 0 '' -- "$CELMARK" stamp -k "$T/k.key" --id $A "$T/in.mkv" "$T/a.mkv"
+ffmpeg -v error -i "$T/a.mkv" -f framemd5 - | grep -v '^#' | cut -d, -f6 >"$T/h"
+check "held frames identical (on twos)" [ "$(sed -n 1p "$T/h")" = "$(sed -n 2p "$T/h")" ]
+check "marked frames differ from the source" [ "$(ffmpeg -v error -i "$T/in.mkv" -f framemd5 - | grep -v '^#' | cut -d, -f6 | sed -n 1p)" != "$(sed -n 1p "$T/h")" ]
+cmp_plane() { ffmpeg -v error -i "$1" -vf "extractplanes=$2" -f framemd5 - | grep -v '^#' | cut -d, -f6; }
+check "chroma bit-exact" [ "$(cmp_plane "$T/in.mkv" u)" = "$(cmp_plane "$T/a.mkv" u)" ]
+expect 0 '' -- "$CELMARK" verify -k "$T/k.key" "$T/a.mkv"
+
+# bad input: clear error, exit 3, nothing left behind
+head -c 20000 "$T/in.mp4" >"$T/trunc.mp4"
+expect 3 "trunc.mp4" -- "$CELMARK" stamp -k "$T/k.key" --id $A "$T/trunc.mp4" "$T/t.mp4"
+check "no output for a truncated mp4" [ ! -e "$T/t.mp4" ]
+expect 3 "trunc.mp4" -- "$CELMARK" verify -k "$T/k.key" "$T/trunc.mp4"
+# an MKV whose video codec this build does not know
+ffmpeg -v error -i "$T/in.mp4" -map 0:v -c copy "$T/avc.mkv" || exit 1
+LC_ALL=C sed 's/V_MPEG4\/ISO\/AVC/V_QQQQQ\/ISO\/AVC/' "$T/avc.mkv" >"$T/unknown.mkv"
+expect 3 "cannot decode" -- "$CELMARK" stamp -k "$T/k.key" --id $A "$T/unknown.mkv" "$T/u.mkv"
+check "no output for an undecodable stream" [ ! -e "$T/u.mkv" ]
+expect 3 "cannot decode" -- "$CELMARK" verify -k "$T/k.key" "$T/unknown.mkv"
+expect 3 "no nosuch encoder" -- "$CELMARK" stamp -k "$T/k.key" --id $A --codec nosuch "$T/in.mp4" "$T/n.mp4"
+check "no output for a missing encoder" [ ! -e "$T/n.mp4" ]
+check "no temp files left" sh -c "! ls -A '$T' | grep -q tmp"
+
+finish
