@@ -1,11 +1,13 @@
 /* celmark stamp: embed a recipient's issue id into a copy of a frame. */
 #include "cli.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* Say on stderr when the output layout differs from the source's (palette
  * or YUV sources are written as RGB/RGBA). */
@@ -87,6 +89,121 @@ static void print_video(const stamped *r)
     printf("streams_copied: %d\n", r->vinfo.streams_copied);
     if (r->vinfo.streams_dropped)
         printf("streams_dropped: %d\n", r->vinfo.streams_dropped);
+}
+
+/* Remove dir and the files in it (our temporary sequence folder). */
+static void remove_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        char path[4096];
+        while ((e = readdir(d)))
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+                snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) < (int)sizeof(path))
+                unlink(path);
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+/* tmp = the temporary folder / the output's base name. */
+static void temp_name(char *tmp, size_t size, const char *tmpdir, const char *dst)
+{
+    const char *base = strrchr(dst, '/') ? strrchr(dst, '/') + 1 : dst;
+    size_t dl = strlen(tmpdir), bl = strlen(base);
+    if (dl + 1 + bl + 1 > size) {
+        tmp[0] = '\0'; /* cannot happen: both parts come from 4096-byte buffers */
+        return;
+    }
+    memcpy(tmp, tmpdir, dl);
+    tmp[dl] = '/';
+    memcpy(tmp + dl + 1, base, bl + 1);
+}
+
+/* A sequence: every frame stamped into a hidden folder next to the
+ * outputs, then all moved into place; a failure on any frame leaves no
+ * output at all. Frames must share one size (a sequence is one shot).
+ * Returns an exit code (errors already printed). */
+static int stamp_sequence(cm_ctx *ctx, cm_stamper *st, const char *in, const char *out,
+                          const char *range, int force, const video_opts *vo)
+{
+    cm_sequence *is = NULL, *os = NULL;
+    char tmpdir[4096] = "", src[4096], dst[4096], tmp[8200];
+    int code = 0;
+    int ret = cm_sequence_open(ctx, in, range, &is);
+    if (!ret)
+        ret = cm_sequence_rename(ctx, is, out, &os);
+    if (ret == CM_E_INVAL) { /* a bad pattern or --frames: a usage error */
+        code = cli_usage_error("stamp", "%s", cm_ctx_last_error(ctx));
+        goto done;
+    }
+    if (ret) {
+        code = cli_fail(ctx, ret);
+        goto done;
+    }
+    for (size_t i = 0; !force && i < os->nframes; i++) {
+        struct stat sb;
+        if (!cm_sequence_path(os, i, dst, sizeof(dst)) && lstat(dst, &sb) == 0) {
+            fprintf(stderr, "celmark: %s: already exists; use --force to replace it\n", dst);
+            ret = CM_E_EXISTS;
+            goto done;
+        }
+    }
+    const char *slash = strrchr(os->prefix, '/');
+    int dl = slash ? (int)(slash - os->prefix) : 1;
+    snprintf(tmpdir, sizeof(tmpdir), "%.*s/.celmark-seq-XXXXXX", dl, slash ? os->prefix : ".");
+    if (!mkdtemp(tmpdir)) {
+        ret = CM_E_IO;
+        fprintf(stderr, "celmark: %s: cannot create a temporary folder: %s\n", tmpdir,
+                strerror(errno));
+        tmpdir[0] = '\0';
+        goto done;
+    }
+    int w0 = 0, h0 = 0;
+    cli_progress prog;
+    cli_progress_init(&prog, "stamp", vo->quiet);
+    for (size_t i = 0; i < is->nframes && !ret; i++) {
+        stamped res;
+        cm_sequence_path(is, i, src, sizeof(src));
+        cm_sequence_path(os, i, dst, sizeof(dst));
+        temp_name(tmp, sizeof(tmp), tmpdir, dst);
+        ret = stamp_file(ctx, st, src, tmp, dst, 0, vo, &res);
+        if (ret) {
+            code = cli_fail(ctx, ret);
+        } else if (res.video) {
+            fprintf(stderr, "celmark: %s: a video inside a sequence; stamp it on its own\n", src);
+            ret = CM_E_FORMAT;
+        } else if (i == 0) {
+            w0 = res.width;
+            h0 = res.height;
+        } else if (res.width != w0 || res.height != h0) {
+            fprintf(stderr,
+                    "celmark: %s: frame is %dx%d, the sequence's first frame %dx%d; a "
+                    "sequence must have one frame size\n",
+                    src, res.width, res.height, w0, h0);
+            ret = CM_E_FORMAT;
+        }
+        cli_progress_update(&prog, (int64_t)i + 1, (int64_t)is->nframes);
+    }
+    cli_progress_end(&prog);
+    for (size_t i = 0; i < os->nframes && !ret; i++) {
+        cm_sequence_path(os, i, dst, sizeof(dst));
+        temp_name(tmp, sizeof(tmp), tmpdir, dst);
+        /* without --force never replace a file that appeared meanwhile */
+        if (force ? rename(tmp, dst) != 0 : (link(tmp, dst) != 0 || unlink(tmp) != 0)) {
+            fprintf(stderr, "celmark: %s: cannot move into place: %s\n", dst, strerror(errno));
+            ret = CM_E_IO;
+        }
+    }
+    if (!ret)
+        printf("frames: %zu\n", os->nframes);
+done:
+    if (tmpdir[0])
+        remove_tree(tmpdir);
+    cm_sequence_free(&is);
+    cm_sequence_free(&os);
+    return code ? code : cli_exit_code(ret);
 }
 
 /* stamp -l: reserve an id in the ledger, stamp into its temp file, then record
@@ -174,10 +291,11 @@ int cmd_stamp(int argc, char **argv)
         {"crf", required_argument, NULL, 'R'},
         {"qscale", required_argument, NULL, 'Q'},
         {"quiet", no_argument, NULL, 'q'},
+        {"frames", required_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *key_path = NULL, *id_str = NULL, *ledger_path = NULL;
+    const char *key_path = NULL, *id_str = NULL, *ledger_path = NULL, *range = NULL;
     cm_ledger_record rec;
     memset(&rec, 0, sizeof(rec));
     cm_stamp_params sp;
@@ -201,6 +319,9 @@ int cmd_stamp(int argc, char **argv)
         }
         case 'q':
             vo.quiet = 1;
+            break;
+        case 'F':
+            range = optarg;
             break;
         case 'k':
             key_path = optarg;
@@ -277,6 +398,15 @@ int cmd_stamp(int argc, char **argv)
     if (argc - optind != 2)
         return cli_usage_error("stamp", "expected IN and OUT files");
     const char *in = argv[optind], *out = argv[optind + 1];
+    int seq = cm_sequence_is_pattern(in);
+    if (seq != cm_sequence_is_pattern(out))
+        return cli_usage_error("stamp", "IN and OUT must both be sequence patterns (%%04d or "
+                                        "####), or both files");
+    if (range && !seq)
+        return cli_usage_error("stamp", "--frames needs a sequence pattern (IN.####.png)");
+    if (seq && ledger_path)
+        return cli_usage_error("stamp", "--ledger takes one file; a sequence is recorded "
+                                        "frame by frame with one stamp -l call per frame");
     if (ledger_path) {
         if (!rec.operator_name)
             rec.operator_name = getenv("USER") ? getenv("USER") : "";
@@ -300,6 +430,10 @@ int cmd_stamp(int argc, char **argv)
     }
     stamped res;
     int ret = cm_stamper_new(ctx, key, id, &sp, &st);
+    if (!ret && seq) {
+        code = stamp_sequence(ctx, st, in, out, range, force, &vo);
+        goto done;
+    }
     if (!ret)
         ret = stamp_file(ctx, st, in, out, out, force ? CM_WRITE_FORCE : 0, &vo, &res);
     if (ret)

@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Read one HEX16 id a line ('#' comments and blank lines allowed). */
 static int read_candidates(const char *path, uint64_t **ids, size_t *n)
@@ -209,6 +210,8 @@ typedef struct verify_job {
     cm_ledger *lg;
     int json, first, quiet;
     const cm_video_verify_params *vvp;
+    const char *range; /* --frames, for sequence patterns */
+    double fps;        /* --fps, for sequence patterns */
 } verify_job;
 
 /* A video: the whole file's claim, then its segments (and, in JSON, its
@@ -221,7 +224,18 @@ static int verify_video(verify_job *j, const char *path, int *any_unmarked, int 
     cli_progress_init(&prog, "verify", j->quiet);
     vp.progress = cli_progress_update;
     vp.progress_opaque = &prog;
-    int ret = cm_video_verify(j->ctx, j->ver, path, &vp, &rep);
+    const char *type = "video";
+    int ret;
+    if (cm_sequence_is_pattern(path) && access(path, F_OK) != 0) {
+        cm_sequence *seq = NULL;
+        type = "sequence";
+        ret = cm_sequence_open(j->ctx, path, j->range, &seq);
+        if (!ret)
+            ret = cm_sequence_verify(j->ctx, j->ver, seq, j->fps, &vp, &rep);
+        cm_sequence_free(&seq);
+    } else {
+        ret = cm_video_verify(j->ctx, j->ver, path, &vp, &rep);
+    }
     cli_progress_end(&prog);
     if (ret)
         return ret;
@@ -234,13 +248,13 @@ static int verify_video(verify_job *j, const char *path, int *any_unmarked, int 
     json_t *o = NULL;
     if (j->json) {
         o = result_json(path, &rep.whole, &li);
-        json_object_set_new(o, "type", json_string("video"));
+        json_object_set_new(o, "type", json_string(type));
         json_object_set_new(o, "frames", json_integer(rep.frames));
         json_object_set_new(o, "duration", json_real(rep.duration));
         json_object_set_new(o, "fps", json_real(rep.fps));
     } else {
         result_text(path, &rep.whole, j->first, &li);
-        printf("type: video\n");
+        printf("type: %s\n", type);
         printf("frames: %lld\n", (long long)rep.frames);
         printf("duration: %.3f\n", rep.duration);
     }
@@ -278,8 +292,9 @@ static int verify_one(verify_job *j, const char *path, int *any_unmarked)
 {
     cm_ctx_clear(j->ctx);
     cm_media_kind kind;
-    int ret = cm_media_probe(j->ctx, path, &kind);
-    if (!ret && kind == CM_MEDIA_VIDEO) {
+    int seq = cm_sequence_is_pattern(path) && access(path, F_OK) != 0;
+    int ret = seq ? CM_OK : cm_media_probe(j->ctx, path, &kind);
+    if (!ret && (seq || kind == CM_MEDIA_VIDEO)) {
         int code = EXIT_OK;
         ret = verify_video(j, path, any_unmarked, &code);
         if (!ret)
@@ -304,6 +319,8 @@ static int verify_one(verify_job *j, const char *path, int *any_unmarked)
             return e;
         }
     }
+    if (ret == CM_E_INVAL && cm_sequence_is_pattern(path)) /* bad --frames */
+        return cli_usage_error("verify", "%s", cm_ctx_last_error(j->ctx));
     if (ret) {
         int e = cli_fail(j->ctx, ret);
         if (j->json)
@@ -324,11 +341,15 @@ int cmd_verify(int argc, char **argv)
         {"asset", required_argument, NULL, 'a'},
         {"window", required_argument, NULL, 'w'},
         {"quiet", no_argument, NULL, 'q'},
+        {"frames", required_argument, NULL, 'F'},
+        {"fps", required_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *key_path = NULL, *cand_path = NULL, *ledger_path = NULL, *asset = NULL;
     int json = 0, quiet = 0, c;
+    const char *range = NULL;
+    double fps = 24;
     cm_verify_params vp;
     cm_verify_params_default(&vp);
     cm_video_verify_params vvp;
@@ -345,6 +366,13 @@ int cmd_verify(int argc, char **argv)
             break;
         case 'q':
             quiet = 1;
+            break;
+        case 'F':
+            range = optarg;
+            break;
+        case 'R':
+            if (cli_parse_double(optarg, &fps) || !(fps > 0 && fps <= 1000))
+                return cli_usage_error("verify", "--fps must be in (0, 1000], not '%s'", optarg);
             break;
         case 'k':
             key_path = optarg;
@@ -436,7 +464,7 @@ int cmd_verify(int argc, char **argv)
     }
     int any_unmarked = 0, worst_err = EXIT_OK;
     for (int i = optind; i < argc; i++) {
-        verify_job vj = {ctx, ver, lg, json, i == optind, quiet, &vvp};
+        verify_job vj = {ctx, ver, lg, json, i == optind, quiet, &vvp, range, fps};
         int e = verify_one(&vj, argv[i], &any_unmarked);
         if (e > worst_err)
             worst_err = e;

@@ -20,6 +20,7 @@
  * memory does not grow with the clip's length beyond the small per-window
  * results.
  */
+#include "celmark/sequence.h"
 #include "celmark/video.h"
 
 #include "formats/video.h"
@@ -57,13 +58,13 @@ static uint64_t claim_of(const cm_verify_result *r, int *none)
     return r->marked ? r->issue_id : 0;
 }
 
-typedef struct run {
+typedef struct seg_run {
     cm_evidence *ev;
     cm_video_segment seg; /* times, frames; result filled when closed */
     int open;
     int none;             /* claims nothing (so far) */
     uint64_t id;
-} run;
+} seg_run;
 
 static int push(cm_video_segment **arr, size_t *n, const cm_video_segment *s)
 {
@@ -83,7 +84,7 @@ typedef struct vjob {
     double fps;
     const char *tc0;
     cm_evidence *file;
-    run win, seg;
+    seg_run win, seg;
 } vjob;
 
 static void set_times(vjob *j, cm_video_segment *s, double t_end, int64_t end_frame)
@@ -142,17 +143,15 @@ static int close_window(vjob *j, double t_end, int64_t end_frame)
     return ret;
 }
 
-int cm_video_verify(cm_ctx *ctx, cm_verifier *v, const char *path,
-                    const cm_video_verify_params *p, cm_video_report *out)
+/* A source of frames: 1 and the next frame's planes (chroma may be NULL)
+ * and time (seconds, < 0 when unknown), 0 at the end, or a CM_E code. */
+typedef int (*next_fn)(void *src, const cm_plane **luma, const cm_plane **chroma, double *t);
+
+/* Gather evidence from every frame of src into out (see the file comment). */
+static int run(cm_ctx *ctx, cm_verifier *v, const char *name, next_fn next, void *src,
+               double fps, const char *tc0, int64_t total, const cm_video_verify_params *p,
+               cm_video_report *out)
 {
-    if (!v || !path || !out)
-        return cm__error(ctx, CM_E_INVAL, "video verify: missing verifier, path or report");
-    memset(out, 0, sizeof(*out));
-    cm_video_verify_params def;
-    if (!p) {
-        cm_video_verify_params_default(&def);
-        p = &def;
-    }
     if (!(p->window_sec > 0))
         return cm__error(ctx, CM_E_INVAL, "video verify: window of %g s", p->window_sec);
     vjob j;
@@ -160,21 +159,19 @@ int cm_video_verify(cm_ctx *ctx, cm_verifier *v, const char *path,
     j.ctx = ctx;
     j.v = v;
     j.rep = out;
-    int ret = cm__video_open(ctx, path, &p->limits, p->threads, &j.rd);
-    if (ret)
-        return ret;
+    j.fps = fps;
+    j.tc0 = tc0;
+    int ret = CM_OK;
     if (cm_evidence_new(&j.file) || cm_evidence_new(&j.win.ev) || cm_evidence_new(&j.seg.ev)) {
-        ret = cm__error(ctx, CM_E_NOMEM, "%s: out of memory", path);
+        ret = cm__error(ctx, CM_E_NOMEM, "%s: out of memory", name);
         goto done;
     }
-    j.fps = cm__video_fps(j.rd);
-    j.tc0 = cm__video_timecode(j.rd);
-    int64_t total = cm__video_frames_hint(j.rd), n = 0, win_index = -1;
+    int64_t n = 0, win_index = -1;
     double t_last = 0;
     for (;;) {
-        const cm_plane *luma;
-        double t;
-        int got = cm__video_next(j.rd, &luma, &t);
+        const cm_plane *luma = NULL, *chroma = NULL;
+        double t = -1;
+        int got = next(src, &luma, &chroma, &t);
         if (got < 0) {
             ret = got;
             goto done;
@@ -193,10 +190,9 @@ int cm_video_verify(cm_ctx *ctx, cm_verifier *v, const char *path,
             j.win.seg.start = t;
             j.win.seg.first_frame = n;
         }
-        if ((ret = cm_evidence_add(j.win.ev, luma, NULL))) {
-            ret = cm__error(ctx, ret, "%s: frame %lld: %s", path, (long long)n,
-                            ret == CM_E_INVAL ? "frame size changed mid-stream"
-                                              : cm_strerror(ret));
+        if ((ret = cm_evidence_add(j.win.ev, luma, chroma))) {
+            ret = cm__error(ctx, ret, "%s: frame %lld: %s", name, (long long)n,
+                            ret == CM_E_INVAL ? "frame size changed" : cm_strerror(ret));
             goto done;
         }
         if (!out->width) {
@@ -209,7 +205,7 @@ int cm_video_verify(cm_ctx *ctx, cm_verifier *v, const char *path,
             p->progress(p->progress_opaque, n, total);
     }
     if (n == 0) {
-        ret = cm__error(ctx, CM_E_CORRUPT, "%s: no video frame could be decoded", path);
+        ret = cm__error(ctx, CM_E_CORRUPT, "%s: no frame could be decoded", name);
         goto done;
     }
     double t_end = t_last + 1.0 / j.fps;
@@ -226,6 +222,90 @@ done:
     cm_evidence_free(&j.file);
     cm_evidence_free(&j.win.ev);
     cm_evidence_free(&j.seg.ev);
-    cm__video_close(&j.rd);
+    return ret;
+}
+
+static int video_next(void *src, const cm_plane **luma, const cm_plane **chroma, double *t)
+{
+    *chroma = NULL; /* luma only: the video stamper marks luma only */
+    return cm__video_next(src, luma, t);
+}
+
+int cm_video_verify(cm_ctx *ctx, cm_verifier *v, const char *path,
+                    const cm_video_verify_params *p, cm_video_report *out)
+{
+    if (!v || !path || !out)
+        return cm__error(ctx, CM_E_INVAL, "video verify: missing verifier, path or report");
+    memset(out, 0, sizeof(*out));
+    cm_video_verify_params def;
+    if (!p) {
+        cm_video_verify_params_default(&def);
+        p = &def;
+    }
+    cm__video_reader *rd = NULL;
+    int ret = cm__video_open(ctx, path, &p->limits, p->threads, &rd);
+    if (ret)
+        return ret;
+    ret = run(ctx, v, path, video_next, rd, cm__video_fps(rd), cm__video_timecode(rd),
+              cm__video_frames_hint(rd), p, out);
+    cm__video_close(&rd);
+    return ret;
+}
+
+/* Frames of a still sequence, read one at a time. */
+typedef struct seq_src {
+    cm_ctx *ctx;
+    const cm_sequence *seq;
+    const cm_limits *limits;
+    size_t i;
+    double fps;
+    cm_plane luma, chroma;
+} seq_src;
+
+static int seq_next(void *opaque, const cm_plane **luma, const cm_plane **chroma, double *t)
+{
+    seq_src *s = opaque;
+    cm_plane_free(&s->luma);
+    cm_plane_free(&s->chroma);
+    if (s->i >= s->seq->nframes)
+        return 0;
+    char path[4096];
+    if (cm_sequence_path(s->seq, s->i, path, sizeof(path)))
+        return cm__error(s->ctx, CM_E_INVAL, "sequence: path too long");
+    cm_image *img = NULL;
+    int ret = cm_image_read(s->ctx, path, s->limits, &img);
+    if (!ret)
+        ret = cm_image_to_plane(s->ctx, img, &s->luma);
+    int colour = !ret && cm_image_is_colour(img);
+    if (colour)
+        ret = cm_image_chroma(s->ctx, img, &s->chroma, NULL, NULL);
+    cm_image_free(&img);
+    if (ret)
+        return ret;
+    *luma = &s->luma;
+    *chroma = colour ? &s->chroma : NULL;
+    *t = (double)s->i / s->fps;
+    s->i++;
+    return 1;
+}
+
+int cm_sequence_verify(cm_ctx *ctx, cm_verifier *v, const cm_sequence *seq, double fps,
+                       const cm_video_verify_params *p, cm_video_report *out)
+{
+    if (!v || !seq || !out || !(fps > 0))
+        return cm__error(ctx, CM_E_INVAL, "sequence verify: missing argument or bad fps");
+    memset(out, 0, sizeof(*out));
+    cm_video_verify_params def;
+    if (!p) {
+        cm_video_verify_params_default(&def);
+        p = &def;
+    }
+    seq_src src = {ctx, seq, &p->limits, 0, fps, {0}, {0}};
+    char name[4096];
+    if (cm_sequence_path(seq, 0, name, sizeof(name)))
+        snprintf(name, sizeof(name), "sequence");
+    int ret = run(ctx, v, name, seq_next, &src, fps, "", (int64_t)seq->nframes, p, out);
+    cm_plane_free(&src.luma);
+    cm_plane_free(&src.chroma);
     return ret;
 }

@@ -9,5 +9,6 @@
 #include "celmark/stamp.h"
 #include "celmark/verify.h"
 #include "celmark/video.h"
+#include "celmark/sequence.h"
 
 #endif

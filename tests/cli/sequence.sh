@@ -1,0 +1,44 @@
+# Image sequences: #### and %04d patterns, oiiotool frame ranges, one mark
+# over every frame, and all-or-nothing output on bad sequences.
+. "$(dirname "$0")/common.shlib"
+
+A=00000000000000aa
+"$CELMARK" keygen "$T/k.key" >/dev/null || exit 1
+mkdir -p "$T/s"
+for f in 1001 1002 1003 1004 1005; do "$CELMARK_GEN" "$T/s/in.$f.png" 320 240 $f || exit 1; done
+
+expect 0 '' -- "$CELMARK" stamp -k "$T/k.key" --id $A "$T/s/in.####.png" "$T/s/out.####.png"
+check "five frames reported" grep -q '^frames: 5$' "$T/out"
+for f in 1001 1002 1003 1004 1005; do check "out.$f.png exists" [ -s "$T/s/out.$f.png" ]; done
+check "no temporary folder left" sh -c "! ls -A '$T/s' | grep -q celmark-seq"
+expect 0 '' -- "$CELMARK" verify -k "$T/k.key" "$T/s/out.####.png"
+check "sequence verified as one clip" grep -q "^segment: 00:00:00:00-00:00:00:05 frames 0-4 issue_id=$A" "$T/out"
+check "type sequence" grep -q '^type: sequence$' "$T/out"
+expect 1 '' -- "$CELMARK" verify -k "$T/k.key" "$T/s/in.####.png"
+expect 3 "already exists" -- "$CELMARK" stamp -k "$T/k.key" --id $A "$T/s/in.####.png" "$T/s/out.####.png"
+
+# printf pattern with an every-2nd range; oiiotool range written in the name
+expect 0 '' -- "$CELMARK" stamp -k "$T/k.key" --id $A --frames 1001-1005x2 "$T/s/in.%04d.png" "$T/s/odd.%04d.png"
+check "x2 takes 1001 1003 1005" [ "$(ls "$T/s" | grep -c '^odd\.')" = 3 ] && [ -e "$T/s/odd.1003.png" ] && [ ! -e "$T/s/odd.1002.png" ]
+expect 0 '' -- "$CELMARK" stamp -k "$T/k.key" --id $A "$T/s/in.1002-1003####.png" "$T/s/two.####.png"
+check "embedded range" [ -e "$T/s/two.1002.png" ] && [ -e "$T/s/two.1003.png" ] && [ ! -e "$T/s/two.1001.png" ]
+expect 2 "both be sequence patterns" -- "$CELMARK" stamp -k "$T/k.key" --id $A "$T/s/in.####.png" "$T/s/x.png"
+expect 2 "frame range" -- "$CELMARK" stamp -k "$T/k.key" --id $A --frames 9-1 "$T/s/in.####.png" "$T/s/r.####.png"
+
+# bad sequences: nothing written
+expect 3 "no frame of this sequence" -- "$CELMARK" stamp -k "$T/k.key" --id $A "$T/s/none.####.png" "$T/s/e.####.png"
+expect 3 "frame 1006 is missing" -- "$CELMARK" stamp -k "$T/k.key" --id $A --frames 1004-1010 "$T/s/in.####.png" "$T/s/m.####.png"
+check "no output for a missing frame (range)" sh -c "! ls '$T/s' | grep -q '^m\.'"
+mv "$T/s/in.1003.png" "$T/s/hold.png"
+expect 3 "frame 1003 is missing" -- "$CELMARK" stamp -k "$T/k.key" --id $A "$T/s/in.####.png" "$T/s/g.####.png"
+check "no output for a gap" sh -c "! ls '$T/s' | grep -q '^g\.'"
+expect 3 "frame 1003 is missing" -- "$CELMARK" verify -k "$T/k.key" "$T/s/in.####.png"
+"$CELMARK_GEN" "$T/s/in.1003.png" 400 240 3 || exit 1
+expect 3 "one frame size" -- "$CELMARK" stamp -k "$T/k.key" --id $A "$T/s/in.####.png" "$T/s/z.####.png"
+check "no output for mismatched sizes" sh -c "! ls '$T/s' | grep -q '^z\.'"
+check "no temporary folder left after failures" sh -c "! ls -A '$T/s' | grep -q celmark-seq"
+printf 'not a png' >"$T/s/in.1003.png"
+expect 3 "in.1003.png" -- "$CELMARK" stamp -k "$T/k.key" --id $A "$T/s/in.####.png" "$T/s/c.####.png"
+check "no output for a corrupt frame" sh -c "! ls '$T/s' | grep -q '^c\.'"
+
+finish
