@@ -81,6 +81,10 @@
 /* Bytes of the first packets searched for an x264/x265 settings string. */
 #define SEI_SEARCH_BYTES 4096
 
+/* Frames from this size (half of UHD) are decoded by slices, not frames,
+ * to bound memory (see input_open). */
+#define LARGE_FRAME_PIXELS (3840 * 2160 / 2)
+
 /* AVIO buffer for the output file. */
 #define AVIO_BUFFER_BYTES (256 * 1024)
 
@@ -185,6 +189,10 @@ static int input_open(cm_ctx *ctx, const char *path, const cm_limits *limits, in
         return av_fail(ctx, path, err, "set up the decoder");
     in->dec->pkt_timebase = vs->time_base;
     in->dec->thread_count = threads;
+    /* big frames by slices where the decoder can (ProRes, DNxHD): each
+     * frame thread holds frames of its own, 66 MB apiece at 4K 4444 */
+    if (w * h >= LARGE_FRAME_PIXELS && (codec->capabilities & AV_CODEC_CAP_SLICE_THREADS))
+        in->dec->thread_type = FF_THREAD_SLICE;
     AVDictionary *dopts = NULL;
     char mp[32];
     snprintf(mp, sizeof(mp), "%llu", (unsigned long long)limits->max_pixels);
@@ -299,30 +307,76 @@ static void luma_headroom(const cm_plane *l, cm_plane *lo, cm_plane *hi)
     }
 }
 
-/* v' = clamp(round(v + (marked - orig) / a)): unchanged L, unchanged v. */
-static void write_luma(AVFrame *f, const luma_fmt *lf, const luma_map *m, const cm_plane *orig,
-                       const cm_plane *marked)
+/* v' = clamp(round(v + (marked - L(v)) / a)): the original L is recomputed
+ * from the untouched sample exactly as read_luma did, so an unchanged L
+ * leaves v unchanged. */
+static void write_luma(AVFrame *f, const luma_fmt *lf, const luma_map *m, const cm_plane *marked)
 {
     float inv = 1.0f / m->a;
-    for (int y = 0; y < orig->height; y++) {
+    for (int y = 0; y < marked->height; y++) {
         uint8_t *dst = f->data[0] + (ptrdiff_t)y * f->linesize[0];
-        const float *o = orig->data + y * orig->stride, *k = marked->data + y * marked->stride;
-        for (int x = 0; x < orig->width; x++) {
-            float d = (k[x] - o[x]) * inv;
+        const float *k = marked->data + y * marked->stride;
+        for (int x = 0; x < marked->width; x++) {
+            float v;
+            uint16_t s16 = 0;
+            if (lf->bytes == 1)
+                v = dst[x];
+            else {
+                memcpy(&s16, dst + 2 * x, 2);
+                v = s16;
+            }
+            float d = (k[x] - (m->a * v + m->b)) * inv;
             if (d == 0)
                 continue;
+            v = floorf(v + d + 0.5f);
+            v = v < 0 ? 0 : (v > m->vmax ? m->vmax : v);
             if (lf->bytes == 1) {
-                float v = floorf(dst[x] + d + 0.5f);
-                dst[x] = (uint8_t)(v < 0 ? 0 : (v > m->vmax ? m->vmax : v));
+                dst[x] = (uint8_t)v;
             } else {
-                uint16_t s;
-                memcpy(&s, dst + 2 * x, 2);
-                float v = floorf(s + d + 0.5f);
-                s = (uint16_t)(v < 0 ? 0 : (v > m->vmax ? m->vmax : v));
-                memcpy(dst + 2 * x, &s, 2);
+                s16 = (uint16_t)v;
+                memcpy(dst + 2 * x, &s16, 2);
             }
         }
     }
+}
+
+/* The last frame's luma samples before and after marking: animation holds
+ * each drawing for two or more frames, and a held frame gets the previous
+ * result back without running the stamper (the stamper is deterministic,
+ * so this is exactly what it would give, at the cost of a memcmp). */
+typedef struct held {
+    uint8_t *in, *out; /* rows of width * bytes, packed */
+    size_t row;
+    int w, h, fmt, valid;
+} held;
+
+static int held_match(const held *c, const AVFrame *f)
+{
+    if (!c->valid || c->w != f->width || c->h != f->height || c->fmt != f->format)
+        return 0;
+    for (int y = 0; y < f->height; y++)
+        if (memcmp(c->in + c->row * y, f->data[0] + (ptrdiff_t)y * f->linesize[0], c->row))
+            return 0;
+    return 1;
+}
+
+/* rows of f's plane 0 into (dir 0) or out of (dir 1) buf */
+static void held_rows(uint8_t *buf, size_t row, AVFrame *f, int dir)
+{
+    for (int y = 0; y < f->height; y++) {
+        uint8_t *p = f->data[0] + (ptrdiff_t)y * f->linesize[0];
+        if (dir)
+            memcpy(p, buf + row * y, row);
+        else
+            memcpy(buf + row * y, p, row);
+    }
+}
+
+static void held_free(held *c)
+{
+    free(c->in);
+    free(c->out);
+    memset(c, 0, sizeof(*c));
 }
 
 /* ---- probing ---------------------------------------------------------- */
@@ -574,7 +628,8 @@ typedef struct stamp_job {
     AVFrame *frame;
     struct SwsContext *sws; /* decoder -> encoder layout, when they differ */
     AVFrame *conv;
-    cm_plane luma, orig, lo, hi;
+    cm_plane luma, lo, hi;
+    held hold;
     cm__atomic out;
     int64_t frames, total;
     cm_video_stamp_info *info;
@@ -763,6 +818,11 @@ static int open_encoder(stamp_job *j, AVStream *is, AVStream *os)
         e->flags |= AV_CODEC_FLAG_INTERLACED_DCT | AV_CODEC_FLAG_INTERLACED_ME;
     e->time_base = is->time_base;
     e->framerate = av_guess_frame_rate(j->in.fc, is, NULL);
+    /* every core, by slices where the encoder can (ProRes, DNxHD, FFV1):
+     * frame threads would each hold a frame, 66 MB at 4K 4444 */
+    e->thread_count = 0;
+    if (codec->capabilities & AV_CODEC_CAP_SLICE_THREADS)
+        e->thread_type = FF_THREAD_SLICE;
     if (j->oc->oformat->flags & AVFMT_GLOBALHEADER)
         e->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
     if (codec->pix_fmts) {
@@ -974,6 +1034,41 @@ static int write_packets(stamp_job *j)
     }
 }
 
+/* Mark f's luma (native layout) with the stamper; remember it for held
+ * frames. */
+static int mark_luma(stamp_job *j, AVFrame *f, const luma_fmt *lf)
+{
+    cm_plane *planes[] = {&j->luma, &j->lo, &j->hi};
+    held *c = &j->hold;
+    if (j->luma.width != f->width || j->luma.height != f->height) {
+        for (int k = 0; k < 3; k++) {
+            cm_plane_free(planes[k]);
+            if (cm_plane_alloc(planes[k], f->width, f->height))
+                return cm__error(j->ctx, CM_E_NOMEM, "out of memory");
+        }
+        held_free(c);
+        c->row = (size_t)f->width * lf->bytes;
+        c->in = cm__malloc_array(c->row, (size_t)f->height);
+        c->out = cm__malloc_array(c->row, (size_t)f->height);
+        if (!c->in || !c->out)
+            return cm__error(j->ctx, CM_E_NOMEM, "out of memory");
+        c->w = f->width;
+        c->h = f->height;
+    }
+    luma_map m = make_map(lf);
+    read_luma(f, lf, &m, &j->luma);
+    luma_headroom(&j->luma, &j->lo, &j->hi);
+    int ret = cm_stamper_plane(j->st, &j->luma, &j->lo, &j->hi);
+    if (ret)
+        return ret;
+    held_rows(c->in, c->row, f, 0);
+    write_luma(f, lf, &m, &j->luma);
+    held_rows(c->out, c->row, f, 0);
+    c->fmt = f->format;
+    c->valid = 1;
+    return CM_OK;
+}
+
 /* Mark one decoded frame in place and send it to the encoder. */
 static int stamp_frame(stamp_job *j, AVFrame *f)
 {
@@ -996,24 +1091,13 @@ static int stamp_frame(stamp_job *j, AVFrame *f)
     int err = av_frame_make_writable(f);
     if (err < 0)
         return av_fail(j->ctx, j->in.path, err, "copy a frame");
-    cm_plane *planes[] = {&j->luma, &j->orig, &j->lo, &j->hi};
-    if (j->luma.width != f->width || j->luma.height != f->height) {
-        for (int k = 0; k < 4; k++) {
-            cm_plane_free(planes[k]);
-            if (cm_plane_alloc(planes[k], f->width, f->height))
-                return cm__error(j->ctx, CM_E_NOMEM, "out of memory");
-        }
+    if (held_match(&j->hold, f)) {
+        held_rows(j->hold.out, j->hold.row, f, 1);
+    } else {
+        int ret = mark_luma(j, f, &lf);
+        if (ret)
+            return ret;
     }
-    luma_map m = make_map(&lf);
-    read_luma(f, &lf, &m, &j->luma);
-    for (int y = 0; y < f->height; y++)
-        memcpy(j->orig.data + y * j->orig.stride, j->luma.data + y * j->luma.stride,
-               sizeof(float) * (size_t)f->width);
-    luma_headroom(&j->luma, &j->lo, &j->hi);
-    int ret = cm_stamper_plane(j->st, &j->luma, &j->lo, &j->hi);
-    if (ret)
-        return ret;
-    write_luma(f, &lf, &m, &j->orig, &j->luma);
     f->pts = f->best_effort_timestamp;
     f->pict_type = AV_PICTURE_TYPE_NONE;
     if ((err = avcodec_send_frame(j->enc, f)) < 0)
@@ -1163,9 +1247,10 @@ done:
     av_frame_free(&j.frame);
     av_frame_free(&j.conv);
     sws_freeContext(j.sws);
-    cm_plane *planes[] = {&j.luma, &j.orig, &j.lo, &j.hi};
-    for (int k = 0; k < 4; k++)
+    cm_plane *planes[] = {&j.luma, &j.lo, &j.hi};
+    for (int k = 0; k < 3; k++)
         cm_plane_free(planes[k]);
+    held_free(&j.hold);
     free(j.map);
     return ret;
 }

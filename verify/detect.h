@@ -14,6 +14,10 @@
  * pixel), so sync and fold lose nothing and cost a quarter. */
 #define CM__DECIM 2
 CM__HIDDEN int cm__prefilter(const cm_plane *luma, float *r);
+/* ... in two steps: the linear predictor residual, then the whitening of
+ * a (possibly summed) residual of wd x hd decimated px, in place. */
+CM__HIDDEN int cm__prefilter_raw(const cm_plane *luma, float *r);
+CM__HIDDEN int cm__prefilter_whiten(float *r, int wd, int hd);
 
 /* sync.c: geometry hypotheses from the residual's autocorrelation. */
 typedef struct cm__geom {

@@ -14,6 +14,13 @@
  *                                    (16 px on the frame; the mark has no
  *                                    energy there: 384 px tile, band <= 16
  *                                    cycles per tile)
+ *
+ * The first line is linear (cm__prefilter_raw), the rest is not
+ * (cm__prefilter_whiten). Evidence over many frames sums the raw residuals
+ * and whitens the sum: whitening each frame first would weight every pixel
+ * by that frame's noise, so a noisy clip's flat fills would count no more
+ * than its edges, and the host's own interference at edges, which is the
+ * same on every held frame, would never average out.
  */
 #include "detect.h"
 #include "watermark/mask.h"
@@ -28,17 +35,15 @@
 #define CLIP 2.5f         /* in units of local deviation */
 #define GRID (16 / CM__DECIM) /* codec block lattice period */
 
-int cm__prefilter(const cm_plane *luma, float *r)
+int cm__prefilter_raw(const cm_plane *luma, float *r)
 {
     int wd = luma->width / CM__DECIM, hd = luma->height / CM__DECIM;
     size_t n = (size_t)wd * hd;
     float *yd = calloc(n ? n : 1, sizeof(float));
-    float *tmp = malloc(n * sizeof(float));
-    float *var = malloc(n * sizeof(float));
-    if (!yd || !tmp || !var) {
+    float *tmp = malloc((n ? n : 1) * sizeof(float));
+    if (!yd || !tmp) {
         free(yd);
         free(tmp);
-        free(var);
         return CM_E_NOMEM;
     }
     const float inv = 1.0f / (CM__DECIM * CM__DECIM);
@@ -55,10 +60,25 @@ int cm__prefilter(const cm_plane *luma, float *r)
         }
     }
     cm__box_filter_c(yd, wd, r, wd, wd, hd, PRED_R, tmp);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         r[i] = yd[i] - r[i];
-        var[i] = r[i] * r[i];
+    free(yd);
+    free(tmp);
+    return CM_OK;
+}
+
+int cm__prefilter_whiten(float *r, int wd, int hd)
+{
+    size_t n = (size_t)wd * hd;
+    float *tmp = malloc((n ? n : 1) * sizeof(float));
+    float *var = malloc((n ? n : 1) * sizeof(float));
+    if (!tmp || !var) {
+        free(tmp);
+        free(var);
+        return CM_E_NOMEM;
     }
+    for (size_t i = 0; i < n; i++)
+        var[i] = r[i] * r[i];
     cm__box_filter_c(var, wd, var, wd, wd, hd, NORM_R, tmp);
     double gsum[GRID * GRID] = {0};
     int gcount[GRID * GRID] = {0};
@@ -81,8 +101,13 @@ int cm__prefilter(const cm_plane *luma, float *r)
     for (int y = 0; y < hd; y++)
         for (int x = 0; x < wd; x++)
             r[(size_t)y * wd + x] -= (float)gsum[(y % GRID) * GRID + x % GRID];
-    free(yd);
     free(tmp);
     free(var);
     return CM_OK;
+}
+
+int cm__prefilter(const cm_plane *luma, float *r)
+{
+    int ret = cm__prefilter_raw(luma, r);
+    return ret ? ret : cm__prefilter_whiten(r, luma->width / CM__DECIM, luma->height / CM__DECIM);
 }
