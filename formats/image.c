@@ -43,6 +43,7 @@
 static const cm__format *const registry[] = {
     &cm__format_png,
     &cm__format_tiff,
+    &cm__format_dpx,
     &cm__format_av, /* last: the formats above keep their own faithful readers */
     NULL,
 };
@@ -293,7 +294,7 @@ static const cm__format *writer_for_name(const char *path)
 static int names_unwritable_format(const char *path)
 {
     static const char *const exts[] = {"jpg", "jpeg", "jpe", "jfif", "webp", "bmp", "gif",
-                                       "exr", "dpx", "jp2", "j2k", "heic",
+                                       "exr", "jp2", "j2k", "heic",
                                        "avif", "jxl", "tga", NULL};
     const char *slash = strrchr(path, '/');
     const char *dot = strrchr(slash ? slash + 1 : path, '.');
