@@ -701,7 +701,8 @@ static int describe_page(reader *r)
                  : r->extra_type == EXTRASAMPLE_UNASSALPHA ? "unassociated"
                                                            : "unspecified extra sample");
     float xr, yr;
-    if (TIFFGetField(tif, TIFFTAG_XRESOLUTION, &xr) && TIFFGetField(tif, TIFFTAG_YRESOLUTION, &yr)) {
+    if (TIFFGetField(tif, TIFFTAG_XRESOLUTION, &xr) &&
+        TIFFGetField(tif, TIFFTAG_YRESOLUTION, &yr)) {
         u16 = RESUNIT_INCH;
         TIFFGetFieldDefaulted(tif, TIFFTAG_RESOLUTIONUNIT, &u16);
         meta_tag(m, "resolution", "%g x %g %s", xr, yr,
@@ -1201,6 +1202,14 @@ static int write_failure(writer *w, const char *what)
                      detail[0] ? ": " : "", detail);
 }
 
+/* The source's own bytes fail (a damaged further page, a strip past the
+ * end): the input is at fault, not libtiff's writer. */
+static int source_failure(writer *w, const char *what)
+{
+    return cm__error(w->ctx, CM_E_CORRUPT, "%s: cannot write: the source TIFF %s%s%s",
+                     w->path, what, w->in_log.msg[0] ? ": " : "", w->in_log.msg);
+}
+
 /* Every custom tag of src's current directory onto dst's. In image
  * directories the EXIF/GPS pointers are left to the caller; other IFD
  * pointers are dropped (they would point into the old file). Unknown tags
@@ -1255,8 +1264,8 @@ static int copy_sub_ifd(writer *w, tdir_t page, uint32_t pointer_tag, uint64_t *
         return CM_OK;
     const int exif = pointer_tag == TIFFTAG_EXIFIFD;
     if (!(exif ? TIFFReadEXIFDirectory(w->src, src_off) : TIFFReadGPSDirectory(w->src, src_off)))
-        return write_failure(w, exif ? "cannot read the source's EXIF IFD"
-                                     : "cannot read the source's GPS IFD");
+        return source_failure(w, exif ? "has an unreadable EXIF IFD"
+                                      : "has an unreadable GPS IFD");
     uint16_t in_file[MAX_IFD_TAGS];
     int nfile = ifd_tags(w->in.data, w->in.size, w->meta->big_endian, w->meta->bigtiff,
                          src_off, in_file);
@@ -1279,7 +1288,7 @@ static int copy_sub_ifd(writer *w, tdir_t page, uint32_t pointer_tag, uint64_t *
         ret = write_failure(w, exif ? "cannot write the EXIF IFD" : "cannot write the GPS IFD");
     /* back to the page for its own tags */
     if (!TIFFSetDirectory(w->src, page) && ret == CM_OK)
-        ret = write_failure(w, "cannot return to a source page");
+        ret = source_failure(w, "cannot be read again");
     return ret;
 }
 
@@ -1306,11 +1315,11 @@ static int copy_raw_block(writer *w, int tiled, uint32_t index)
         return CM_OK; /* absent (sparse) stays absent */
     if ((ret = ensure_raw(w, n)) < 0)
         return ret == CM_E_NOMEM ? cm__error(w->ctx, ret, "%s: out of memory writing TIFF", w->path)
-                                 : write_failure(w, "a source strip is larger than the file");
+                                 : source_failure(w, "has a strip larger than the file");
     tmsize_t got = tiled ? TIFFReadRawTile(w->src, index, w->raw, (tmsize_t)n)
                          : TIFFReadRawStrip(w->src, index, w->raw, (tmsize_t)n);
     if (got != (tmsize_t)n)
-        return write_failure(w, "cannot read a source strip");
+        return source_failure(w, "has an unreadable strip");
     tmsize_t put = tiled ? TIFFWriteRawTile(w->dst, index, w->raw, (tmsize_t)n)
                          : TIFFWriteRawStrip(w->dst, index, w->raw, (tmsize_t)n);
     if (put != (tmsize_t)n)
@@ -1388,7 +1397,7 @@ static int write_pixels(writer *w)
                                          : TIFFReadEncodedStrip(w->src, b.index, w->sbuf,
                                                                 (tmsize_t)b.bytes);
                     if (n < 0 || (size_t)n < b.bytes)
-                        return write_failure(w, "cannot decode the source again");
+                        return source_failure(w, "cannot be decoded again");
                     memcpy(w->ebuf, w->sbuf, b.bytes);
                 }
                 image_to_block(&L, &b, w->img, w->ebuf);
@@ -1486,8 +1495,8 @@ static int write_with_meta(writer *w)
     for (int page = 0; page < m->pages; page++) {
         if (page > 0 && !TIFFSetDirectory(w->src, (tdir_t)page)) {
             char what[64];
-            snprintf(what, sizeof(what), "page %d of the source is unreadable", page + 1);
-            return write_failure(w, what);
+            snprintf(what, sizeof(what), "has an unreadable page %d", page + 1);
+            return source_failure(w, what);
         }
         int ret = copy_page(w, (tdir_t)page);
         if (ret < 0)

@@ -122,8 +122,9 @@ CM_API int cm_image_read(cm_ctx *ctx, const char *path, const cm_limits *limits,
  * @return CM_OK, CM_E_EXISTS (path exists and no FORCE), CM_E_IO, CM_E_INVAL,
  *         CM_E_UNSUPPORTED ("<path>: cannot write jpeg files; write a .png
  *         instead": the chosen format has no writer; or a layout the format
- *         cannot hold, such as grey+alpha DPX), CM_E_CORRUPT (a TIFF source
- *         whose tags libtiff could not all read: the copy would lose them).
+ *         cannot hold, such as grey+alpha DPX), CM_E_CORRUPT (a damaged TIFF
+ *         source: tags, private IFDs, further pages or strips libtiff cannot
+ *         read, which the copy would lose).
  */
 CM_API int cm_image_write(cm_ctx *ctx, const cm_image *img, const char *path,
                           int flags);
