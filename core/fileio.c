@@ -1,5 +1,6 @@
 /*
- * Atomic output files.
+ * Atomic output files, and whole-file input for the formats that keep the
+ * source bytes (cm__read_all, at the end).
  *
  * Every output is first written to a temporary file in the destination folder
  * (".OUT.png.tmp-XXXXXX", created with O_EXCL and mode 0666 so the umask
@@ -222,5 +223,75 @@ int cm__atomic_commit(cm_ctx *ctx, cm__atomic *a)
 
 fail:
     cm__atomic_abort(a);
+    return ret;
+}
+
+/* ---- whole-file input ------------------------------------------------- */
+
+/* First allocation for a stream of unknown size; doubled as it fills. */
+#define READ_ALL_FIRST_CHUNK ((size_t)1 << 16)
+
+int cm__read_all(cm_ctx *ctx, const char *path, FILE *fp, uint64_t max_bytes,
+                 uint8_t **out, size_t *len)
+{
+    struct stat st;
+    uint8_t *buf = NULL;
+    size_t cap = READ_ALL_FIRST_CHUNK, n = 0;
+    int ret;
+
+    if (!out || !len || !fp || !path)
+        return cm__error(ctx, CM_E_INVAL, "read: invalid argument");
+    *out = NULL;
+    *len = 0;
+    long start = ftell(fp);
+    if (fstat(fileno(fp), &st) == 0 && S_ISREG(st.st_mode) && start >= 0) {
+        uint64_t left = (uint64_t)st.st_size > (uint64_t)start
+                            ? (uint64_t)st.st_size - (uint64_t)start : 0;
+        if (left > max_bytes)
+            return cm__error(ctx, CM_E_LIMIT,
+                             "%s: file is %llu bytes, above the limit of %llu bytes",
+                             path, (unsigned long long)left,
+                             (unsigned long long)max_bytes);
+        /* one byte more than the size, so EOF is seen without a regrow */
+        if (left + 1 <= SIZE_MAX)
+            cap = (size_t)left + 1;
+    }
+    if (!(buf = malloc(cap)))
+        return cm__error(ctx, CM_E_NOMEM, "%s: out of memory reading the file", path);
+    for (;;) {
+        size_t got = fread(buf + n, 1, cap - n, fp);
+        n += got;
+        if ((uint64_t)n > max_bytes) {
+            ret = cm__error(ctx, CM_E_LIMIT,
+                            "%s: file is above the limit of %llu bytes", path,
+                            (unsigned long long)max_bytes);
+            goto fail;
+        }
+        if (n < cap) {
+            if (ferror(fp)) {
+                ret = cm__error(ctx, CM_E_IO, "%s: cannot read: %s", path,
+                                strerror(errno ? errno : EIO));
+                goto fail;
+            }
+            break; /* end of file */
+        }
+        if (cap > SIZE_MAX / 2) {
+            ret = cm__error(ctx, CM_E_LIMIT, "%s: file too large", path);
+            goto fail;
+        }
+        uint8_t *nb = realloc(buf, cap * 2);
+        if (!nb) {
+            ret = cm__error(ctx, CM_E_NOMEM, "%s: out of memory reading the file", path);
+            goto fail;
+        }
+        buf = nb;
+        cap *= 2;
+    }
+    *out = buf;
+    *len = n;
+    return CM_OK;
+
+fail:
+    free(buf);
     return ret;
 }

@@ -59,6 +59,15 @@ CM__HIDDEN int cm__atomic_commit(cm_ctx *ctx, cm__atomic *a);
 /* Close and delete the temporary file; accepts a released or zeroed a. */
 CM__HIDDEN void cm__atomic_abort(cm__atomic *a);
 
+/* Read fp from its current position to the end into a malloc'ed buffer
+ * (*out, free it; *len bytes). Formats that carry the source file's bytes to
+ * the writer (TIFF, DPX) use it. Refuses with CM_E_LIMIT once more than
+ * max_bytes would be read (regular files are checked against their size
+ * before anything is allocated); CM_E_IO on a read error, CM_E_NOMEM. path is
+ * for messages. */
+CM__HIDDEN int cm__read_all(cm_ctx *ctx, const char *path, FILE *fp,
+                            uint64_t max_bytes, uint8_t **out, size_t *len);
+
 /* 1 when CELMARK_DSP=c asks for the plain reference DSP kernels everywhere
  * (read once). Optimised kernels are checked against them in tests/dsp. */
 CM__HIDDEN int cm__dsp_reference(void);

@@ -42,7 +42,9 @@
 
 static const cm__format *const registry[] = {
     &cm__format_png,
-    &cm__format_av, /* after PNG: PNG keeps its own faithful reader */
+    &cm__format_tiff,
+    &cm__format_dpx,
+    &cm__format_av, /* last: the formats above keep their own faithful readers */
     NULL,
 };
 
@@ -291,8 +293,8 @@ static const cm__format *writer_for_name(const char *path)
  * cannot write? Writing PNG bytes under such a name would mislead. */
 static int names_unwritable_format(const char *path)
 {
-    static const char *const exts[] = {"jpg", "jpeg", "jpe", "jfif", "webp", "bmp", "tif",
-                                       "tiff", "gif", "exr", "dpx", "jp2", "j2k", "heic",
+    static const char *const exts[] = {"jpg", "jpeg", "jpe", "jfif", "webp", "bmp", "gif",
+                                       "exr", "jp2", "j2k", "heic",
                                        "avif", "jxl", "tga", NULL};
     const char *slash = strrchr(path, '/');
     const char *dot = strrchr(slash ? slash + 1 : path, '.');

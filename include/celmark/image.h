@@ -66,9 +66,10 @@ typedef struct cm_info_tag {
 
 /** What `celmark info` prints about a file. */
 typedef struct cm_image_info {
-    char format[16];      /**< "png", or for files read through libav the
-                               demuxer's name: "jpeg", "webp", "bmp", "tiff",
-                               "gif"... */
+    char format[16];      /**< "png", "tiff", "dpx", or for files read
+                               through libav the demuxer's name: "jpeg",
+                               "webp", "bmp", "gif", "tiff" (layouts celmark
+                               cannot write back)... */
     char color_type[24];  /**< source layout: "gray", "gray+alpha", "rgb",
                                "rgba", "palette", "yuv", "yuv+alpha" */
     int width, height;
@@ -88,10 +89,14 @@ enum {
 
 /**
  * Read a still image file. The format is recognised by content, never by the
- * name: PNG (libpng, every layout and chunk kept), and through FFmpeg's
- * libav JPEG, WebP, BMP, TIFF, GIF (first frame) and the other still formats
- * it decodes (read-only; YUV and palette sources are converted to RGB/RGBA,
- * more than 8 bits per component to 16-bit samples).
+ * name: PNG (libpng, every layout and chunk kept), TIFF (libtiff: the first
+ * page of 8/16-bit grey or RGB with or without alpha; every tag and the
+ * other pages kept for the writer), DPX (image element 0: luma, RGB or RGBA
+ * at 8, 10, 12 or 16 bits, decoded to 8 or 16 bits; the whole file kept for
+ * the writer), and through FFmpeg's libav JPEG, WebP, BMP, GIF (first
+ * frame), TIFFs of other layouts (palette, YCbCr, CMYK, float...) and the
+ * other still formats it decodes (read-only; YUV and palette sources are
+ * converted to RGB/RGBA, more than 8 bits per component to 16-bit samples).
  * @param limits NULL for defaults.
  * @return CM_OK and *out (free with cm_image_free), or CM_E_IO (cannot open),
  *         CM_E_FORMAT (not a supported format), CM_E_CORRUPT (truncated, bad
@@ -105,16 +110,21 @@ CM_API int cm_image_read(cm_ctx *ctx, const char *path, const cm_limits *limits,
 
 /**
  * Write img to path. The format is the one path's extension names if it is a
- * writable format (".png", any case), otherwise the format img was read from
- * (PNG for images made in memory). Source metadata is carried when the output
- * format is the source format. Formats read through libav (JPEG, WebP...) are
- * read-only: write them under a ".png" name. Written to a temporary file in
+ * writable format (".png", ".tif", ".tiff", ".dpx", any case), otherwise the
+ * format img was read from (PNG for images made in memory). Source metadata
+ * is carried when the output format is the source format: a TIFF keeps every
+ * tag, page and its compression and layout, a DPX every byte but element 0's
+ * pixels. Formats read through libav (JPEG, WebP...) are read-only: write
+ * them under a ".png", ".tif" or ".dpx" name. Written to a temporary file in
  * the same folder and renamed into place: on failure no output file is left
  * behind.
  * @param flags CM_WRITE_FORCE to replace an existing file.
  * @return CM_OK, CM_E_EXISTS (path exists and no FORCE), CM_E_IO, CM_E_INVAL,
  *         CM_E_UNSUPPORTED ("<path>: cannot write jpeg files; write a .png
- *         instead": the chosen format has no writer).
+ *         instead": the chosen format has no writer; or a layout the format
+ *         cannot hold, such as grey+alpha DPX), CM_E_CORRUPT (a damaged TIFF
+ *         source: tags, private IFDs, further pages or strips libtiff cannot
+ *         read, which the copy would lose).
  */
 CM_API int cm_image_write(cm_ctx *ctx, const cm_image *img, const char *path,
                           int flags);
