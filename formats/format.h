@@ -9,7 +9,8 @@
  * output name's extension names another writable format (see
  * cm__format.extensions). Adding a format (EXR, TIFF) means one new
  * cm__format and one line in the registry in formats/image.c. Registered:
- * png (libpng), then av (every still libav decodes; read-only).
+ * png (libpng), exr (OpenEXR Core), then av (every still libav decodes;
+ * read-only).
  * Library-internal, not installed.
  */
 #ifndef CELMARK_FORMAT_H
@@ -59,6 +60,7 @@ struct cm_image_meta {
 };
 
 extern CM__HIDDEN const cm__format cm__format_png;
+extern CM__HIDDEN const cm__format cm__format_exr;
 extern CM__HIDDEN const cm__format cm__format_av;
 
 /* The registry, in probe order; NULL-terminated. */

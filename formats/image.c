@@ -42,7 +42,8 @@
 
 static const cm__format *const registry[] = {
     &cm__format_png,
-    &cm__format_av, /* after PNG: PNG keeps its own faithful reader */
+    &cm__format_exr,
+    &cm__format_av, /* after PNG and EXR: they keep their own faithful readers */
     NULL,
 };
 
