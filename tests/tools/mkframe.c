@@ -1,5 +1,7 @@
-/* celmark_mkframe OUT.png [WIDTH HEIGHT [SEED [CHANNELS [DEPTH [STYLE]]]]]
- * Writes one synthetic cel frame (tests/gen/cel.c) for shell tests. */
+/* celmark_mkframe OUT [WIDTH HEIGHT [SEED [CHANNELS [DEPTH [STYLE]]]]]
+ * Writes one synthetic cel frame (tests/gen/cel.c) for shell tests, in the
+ * format OUT's extension names: .png, or .exr (a plain half EXR, the
+ * samples decoded to linear light: formats/exr.c). */
 #include "cel.h"
 
 #include <stdio.h>
@@ -8,7 +10,8 @@
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s OUT.png [W H [SEED [CHANNELS [DEPTH [STYLE]]]]]\n", argv[0]);
+        fprintf(stderr, "usage: %s OUT.png|OUT.exr [W H [SEED [CHANNELS [DEPTH [STYLE]]]]]\n",
+                argv[0]);
         return 2;
     }
     cel_params p;
