@@ -926,7 +926,8 @@ static int check_chunks(reader *r)
             if ((rv = chunk_info(r->src, p, st, &refs[i], &ci)) != EXR_ERR_SUCCESS)
                 break;
             const uint64_t len = r->io.len;
-            if (ci.packed_size == 0 || ci.data_offset > len || ci.packed_size > len - ci.data_offset ||
+            if (ci.packed_size == 0 || ci.data_offset > len ||
+                ci.packed_size > len - ci.data_offset ||
                 ci.sample_count_data_offset > len ||
                 ci.sample_count_table_size > len - ci.sample_count_data_offset) {
                 free(refs);
@@ -987,8 +988,8 @@ static int read_pixels(reader *r)
             const int slot = k == CH_A ? nc - 1 : k;
             for (int y = 0; y < ci.height; y++) {
                 const uint8_t *s = c->decode_to_ptr + (size_t)y * (size_t)c->user_line_stride;
-                uint16_t *d = (uint16_t *)(void *)(img->data + (size_t)(y0 + y) * (size_t)img->stride) +
-                              (size_t)x0 * (size_t)nc + (size_t)slot;
+                uint8_t *row = img->data + (size_t)(y0 + y) * (size_t)img->stride;
+                uint16_t *d = (uint16_t *)(void *)row + (size_t)x0 * (size_t)nc + (size_t)slot;
                 for (int x = 0; x < ci.width; x++, s += bpe, d += nc)
                     *d = k == CH_A ? encode_alpha(sample_value(s, half))
                                    : sample_code(&r->t, s, half);
