@@ -88,7 +88,9 @@ enum {
 
 /**
  * Read a still image file. The format is recognised by content, never by the
- * name: PNG (libpng, every layout and chunk kept), and through FFmpeg's
+ * name: PNG (libpng, every layout and chunk kept), OpenEXR (one part shown as
+ * 16-bit sRGB-encoded samples, every part and attribute kept for writing
+ * back; see README "OpenEXR"), and through FFmpeg's
  * libav JPEG, WebP, BMP, TIFF, GIF (first frame) and the other still formats
  * it decodes (read-only; YUV and palette sources are converted to RGB/RGBA,
  * more than 8 bits per component to 16-bit samples).
@@ -105,16 +107,17 @@ CM_API int cm_image_read(cm_ctx *ctx, const char *path, const cm_limits *limits,
 
 /**
  * Write img to path. The format is the one path's extension names if it is a
- * writable format (".png", any case), otherwise the format img was read from
- * (PNG for images made in memory). Source metadata is carried when the output
- * format is the source format. Formats read through libav (JPEG, WebP...) are
- * read-only: write them under a ".png" name. Written to a temporary file in
- * the same folder and renamed into place: on failure no output file is left
- * behind.
+ * writable format (".png", ".exr", any case), otherwise the format img was
+ * read from (PNG for images made in memory). Source metadata is carried when
+ * the output format is the source format. Formats read through libav (JPEG,
+ * WebP...) are read-only: write them under a ".png" name. Written to a
+ * temporary file in the same folder and renamed into place: on failure no
+ * output file is left behind.
  * @param flags CM_WRITE_FORCE to replace an existing file.
- * @return CM_OK, CM_E_EXISTS (path exists and no FORCE), CM_E_IO, CM_E_INVAL,
- *         CM_E_UNSUPPORTED ("<path>: cannot write jpeg files; write a .png
- *         instead": the chosen format has no writer).
+ * @return CM_OK, CM_E_EXISTS (path exists and no FORCE), CM_E_IO, CM_E_INVAL
+ *         (also: an image read from an EXR whose size or layout was
+ *         changed), CM_E_UNSUPPORTED ("<path>: cannot write jpeg files; write
+ *         a .png instead": the chosen format has no writer).
  */
 CM_API int cm_image_write(cm_ctx *ctx, const cm_image *img, const char *path,
                           int flags);
