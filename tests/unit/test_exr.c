@@ -5,7 +5,7 @@
  * tests/gen turned into linear light (flat fills, anti-aliased ink lines,
  * gradients) with a highlight above 1.0, in half and float, scanline and
  * tiled (one level and mipmapped), ZIP, PIZ, RLE and uncompressed, with
- * alpha, a second "depth" part (Z), a deep part, a uint id channel, and
+ * alpha, a second "depth" part (Z), deep parts, a uint id channel, and
  * chromaticities, timeCode, a string, a float and an unknown-type attribute.
  *
  * Outputs are checked with the Core API too: every attribute of every part
@@ -307,6 +307,32 @@ static void write_part_data(exr_context_t f, int p, const tpart *tp)
         }
         return;
     }
+    if (tp->storage == EXR_STORAGE_DEEP_TILED) {
+        /* one level of deep tiles, stored the same way */
+        int32_t tw, th;
+        CK(exr_get_tile_sizes(f, p, 0, 0, &tw, &th));
+        for (int ty = 0; ty * th < tp->h; ty++)
+            for (int tx = 0; tx * tw < tp->w; tx++) {
+                const int cw = tp->w - tx * tw < tw ? tp->w - tx * tw : tw;
+                const int ch = tp->h - ty * th < th ? tp->h - ty * th : th;
+                int32_t *counts = malloc((size_t)cw * ch * sizeof(int32_t));
+                float *z = malloc((size_t)cw * ch * 2 * sizeof(float) * (size_t)tp->nch + 4);
+                assert_true(counts && z);
+                int total = 0;
+                for (int i = 0; i < cw * ch; i++) {
+                    total += (i + tx + ty) % 3;
+                    counts[i] = total;
+                }
+                for (int i = 0; i < total * tp->nch; i++)
+                    z[i] = 0.25f * (float)i + (float)(tx + 7 * ty);
+                uint64_t bytes = (uint64_t)total * 4u * (uint64_t)tp->nch;
+                CK(exr_write_deep_tile_chunk(f, p, tx, ty, 0, 0, z, bytes ? bytes : 4, bytes,
+                                             counts, (uint64_t)cw * ch * 4u));
+                free(counts);
+                free(z);
+            }
+        return;
+    }
     int32_t nlx = 1, nly = 1;
     if (tp->storage == EXR_STORAGE_TILED)
         CK(exr_get_tile_levels(f, p, &nlx, &nly));
@@ -361,7 +387,8 @@ static void write_test_exr(const char *path, const tpart *parts, int nparts)
     unlink(path);
     CK(exr_start_write(&f, path, EXR_WRITE_FILE_DIRECTLY, &init));
     for (int i = 0; i < nparts; i++)
-        deep |= parts[i].storage == EXR_STORAGE_DEEP_SCANLINE;
+        deep |= parts[i].storage == EXR_STORAGE_DEEP_SCANLINE ||
+                parts[i].storage == EXR_STORAGE_DEEP_TILED;
     for (int i = 0; i < nparts; i++) {
         const tpart *tp = &parts[i];
         int p;
@@ -375,7 +402,7 @@ static void write_test_exr(const char *path, const tpart *parts, int nparts)
                                tp->ch[c].name[0] == 'A' ? EXR_PERCEPTUALLY_LINEAR
                                                         : EXR_PERCEPTUALLY_LOGARITHMIC,
                                1, 1));
-        if (tp->storage == EXR_STORAGE_TILED)
+        if (tp->storage == EXR_STORAGE_TILED || tp->storage == EXR_STORAGE_DEEP_TILED)
             CK(exr_set_tile_descriptor(f, p, (uint32_t)tp->tile, (uint32_t)tp->tile, tp->levels,
                                        EXR_TILE_ROUND_DOWN));
         if (deep) /* OpenEXR 3.1 wants it on every part of a deep file */
@@ -621,6 +648,13 @@ static void grab_chunk(exr_context_t c, int p, const exr_chunk_info_t *ci, void 
     b->chunks++;
     free(data);
     free(table);
+}
+
+/* Only the chunks of the lower mip levels. */
+static void grab_lower_level(exr_context_t c, int p, const exr_chunk_info_t *ci, void *arg)
+{
+    if (ci->level_x || ci->level_y)
+        grab_chunk(c, p, ci, arg);
 }
 
 static bytes part_bytes(exr_context_t c, int p)
@@ -1020,7 +1054,7 @@ static void test_unchanged_mipmap_deep(void **state)
     (void)state;
     frame fr = make_frame(128, 80, 13, CEL_FLAT);
     float *z = depth_plane(fr.w, fr.h);
-    tpart parts[3];
+    tpart parts[4];
     parts[0] = colour_part(&fr, EXR_PIXEL_HALF, 1, EXR_STORAGE_TILED, EXR_COMPRESSION_NONE);
     parts[0].levels = EXR_TILE_MIPMAP_LEVELS;
     parts[0].tile = 32;
@@ -1031,7 +1065,11 @@ static void test_unchanged_mipmap_deep(void **state)
     parts[2] = depth_part(z, fr.w, fr.h);
     parts[2].levels = EXR_TILE_MIPMAP_LEVELS;
     parts[2].comp = EXR_COMPRESSION_NONE;
-    unchanged_round_trip(parts, 3, "mip_deep");
+    parts[3] = depth_part(z, fr.w, fr.h);
+    parts[3].name = "deeptiles";
+    parts[3].storage = EXR_STORAGE_DEEP_TILED;
+    parts[3].comp = EXR_COMPRESSION_NONE;
+    unchanged_round_trip(parts, 4, "mip_deep");
     free(z);
     free_frame(&fr);
 }
@@ -1159,6 +1197,52 @@ static void test_stamp_float_tiled(void **state)
     stamp_round_trip(&tp, 1, "stamp_float", 0);
     free(z);
     free_frame(&fr);
+}
+
+/* A mipmapped part: the full-resolution level carries the mark, the lower
+ * levels are copied as stored. */
+static void test_stamp_mipmap(void **state)
+{
+    (void)state;
+    cm_ctx *ctx = new_ctx();
+    cm_key *k = test_key();
+    frame fr = make_frame(256, 160, 24, CEL_FLAT);
+    tpart tp = colour_part(&fr, EXR_PIXEL_HALF, 1, EXR_STORAGE_TILED, EXR_COMPRESSION_NONE);
+    tp.levels = EXR_TILE_MIPMAP_LEVELS;
+    tp.tile = 32;
+    path_buf p = tmp_path("mip.exr"), o = tmp_path("mip_out.exr");
+    write_test_exr(p.s, &tp, 1);
+    cm_image *img = must_read(ctx, p.s);
+    assert_int_equal(img->width, 256);
+    stamp(img, k, 0);
+    must_write(ctx, img, o.s);
+    exr_context_t a = open_read(p.s), b = open_read(o.s);
+    assert_same_headers(a, b);
+    bytes x = {NULL, 0, 0, 0}, y = {NULL, 0, 0, 0};
+    each_chunk(a, 0, grab_lower_level, &x);
+    each_chunk(b, 0, grab_lower_level, &y);
+    assert_true(x.chunks > 4);
+    assert_int_equal(x.chunks, y.chunks);
+    assert_int_equal(x.n, y.n);
+    assert_memory_equal(x.p, y.p, x.n);
+    native na = load_native(a, 0), nb = load_native(b, 0);
+    size_t changed = 0;
+    int cr = channel_index(&na, "R");
+    for (size_t i = 0; i < (size_t)na.w * na.h; i++)
+        changed += na.v[cr][i] != nb.v[cr][i];
+    assert_true(changed > 1000);
+    free_native(&na);
+    free_native(&nb);
+    free(x.p);
+    free(y.p);
+    exr_finish(&a);
+    exr_finish(&b);
+    cm_image_free(&img);
+    cm_key_free(&k);
+    free_frame(&fr);
+    unlink(p.s);
+    unlink(o.s);
+    cm_ctx_free(&ctx);
 }
 
 /* ---- 3. cel-safe: where the delta is zero the floats are the same ------- */
@@ -1587,6 +1671,7 @@ int main(void)
         cmocka_unit_test(test_unchanged_mipmap_deep),
         cmocka_unit_test(test_stamp_half_scanline_two_parts),
         cmocka_unit_test(test_stamp_float_tiled),
+        cmocka_unit_test(test_stamp_mipmap),
         cmocka_unit_test(test_stamp_cel_safe),
         cmocka_unit_test(test_stamp_lossy),
         cmocka_unit_test(test_info_tags),
