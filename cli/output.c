@@ -45,7 +45,7 @@ static const char *advice(int status)
     case CM_E_IO:
         return "check the path and permissions";
     case CM_E_FORMAT:
-        return "celmark reads PNG, TIFF, DPX, JPEG, WebP, BMP, GIF and other still "
+        return "celmark reads PNG, EXR, TIFF, DPX, JPEG, WebP, BMP, GIF and other still "
                "images; convert the file or check it is an image";
     case CM_E_CORRUPT:
         return "the file is damaged or incomplete; obtain an intact copy";

@@ -7,10 +7,10 @@
  * itself, so cm_image_write() writes the same format back with the source
  * metadata (colour tags, text, resolution...) carried through, unless the
  * output name's extension names another writable format (see
- * cm__format.extensions). Adding a format (EXR) means one new cm__format and
- * one line in the registry in formats/image.c. Registered: png (libpng),
- * tiff (libtiff), dpx (own header parser), then av (every other still
- * libav decodes; read-only).
+ * cm__format.extensions). Adding a format means one new cm__format and one
+ * line in the registry in formats/image.c. Registered: png (libpng), exr
+ * (OpenEXR Core), tiff (libtiff), dpx (own header parser), then av (every
+ * other still libav decodes; read-only).
  * Library-internal, not installed.
  */
 #ifndef CELMARK_FORMAT_H
@@ -62,6 +62,7 @@ struct cm_image_meta {
 extern CM__HIDDEN const cm__format cm__format_png;
 extern CM__HIDDEN const cm__format cm__format_tiff;
 extern CM__HIDDEN const cm__format cm__format_dpx;
+extern CM__HIDDEN const cm__format cm__format_exr;
 extern CM__HIDDEN const cm__format cm__format_av;
 
 /* The registry, in probe order; NULL-terminated. */

@@ -42,6 +42,7 @@
 
 static const cm__format *const registry[] = {
     &cm__format_png,
+    &cm__format_exr,
     &cm__format_tiff,
     &cm__format_dpx,
     &cm__format_av, /* last: the formats above keep their own faithful readers */

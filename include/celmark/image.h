@@ -89,7 +89,9 @@ enum {
 
 /**
  * Read a still image file. The format is recognised by content, never by the
- * name: PNG (libpng, every layout and chunk kept), TIFF (libtiff: the first
+ * name: PNG (libpng, every layout and chunk kept), OpenEXR (one part shown as
+ * 16-bit sRGB-encoded samples, every part and attribute kept for writing
+ * back; see README "OpenEXR"), TIFF (libtiff: the first
  * page of 8/16-bit grey or RGB with or without alpha; every tag and the
  * other pages kept for the writer), DPX (image element 0: luma, RGB or RGBA
  * at 8, 10, 12 or 16 bits, decoded to 8 or 16 bits; the whole file kept for
@@ -110,21 +112,23 @@ CM_API int cm_image_read(cm_ctx *ctx, const char *path, const cm_limits *limits,
 
 /**
  * Write img to path. The format is the one path's extension names if it is a
- * writable format (".png", ".tif", ".tiff", ".dpx", any case), otherwise the
- * format img was read from (PNG for images made in memory). Source metadata
- * is carried when the output format is the source format: a TIFF keeps every
- * tag, page and its compression and layout, a DPX every byte but element 0's
- * pixels. Formats read through libav (JPEG, WebP...) are read-only: write
- * them under a ".png", ".tif" or ".dpx" name. Written to a temporary file in
- * the same folder and renamed into place: on failure no output file is left
+ * writable format (".png", ".exr", ".tif", ".tiff", ".dpx", any case),
+ * otherwise the format img was read from (PNG for images made in memory).
+ * Source metadata is carried when the output format is the source format:
+ * an EXR keeps every part, attribute and channel, a TIFF every tag, page,
+ * compression and layout, a DPX every byte but element 0's pixels. Formats
+ * read through libav (JPEG, WebP...) are read-only: write them under a
+ * ".png", ".exr", ".tif" or ".dpx" name. Written to a temporary file in the
+ * same folder and renamed into place: on failure no output file is left
  * behind.
  * @param flags CM_WRITE_FORCE to replace an existing file.
- * @return CM_OK, CM_E_EXISTS (path exists and no FORCE), CM_E_IO, CM_E_INVAL,
- *         CM_E_UNSUPPORTED ("<path>: cannot write jpeg files; write a .png
- *         instead": the chosen format has no writer; or a layout the format
- *         cannot hold, such as grey+alpha DPX), CM_E_CORRUPT (a damaged TIFF
- *         source: tags, private IFDs, further pages or strips libtiff cannot
- *         read, which the copy would lose).
+ * @return CM_OK, CM_E_EXISTS (path exists and no FORCE), CM_E_IO, CM_E_INVAL
+ *         (also: an image read from an EXR whose size or layout was
+ *         changed), CM_E_UNSUPPORTED ("<path>: cannot write jpeg files; write
+ *         a .png instead": the chosen format has no writer; or a layout the
+ *         format cannot hold, such as grey+alpha DPX), CM_E_CORRUPT (a damaged
+ *         TIFF source: tags, private IFDs, further pages or strips libtiff
+ *         cannot read, which the copy would lose).
  */
 CM_API int cm_image_write(cm_ctx *ctx, const cm_image *img, const char *path,
                           int flags);
