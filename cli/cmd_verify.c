@@ -241,20 +241,22 @@ static int verify_video(verify_job *j, const char *path, int *any_unmarked, int 
         return ret;
     int e;
     ledger_info li;
-    if ((e = ledger_lookup(j->ctx, j->lg, &rep.whole, &li)))
+    if ((e = ledger_lookup(j->ctx, j->lg, &rep.claim, &li)))
         *code = e;
-    if (!rep.whole.marked)
+    if (!rep.claim.marked)
         *any_unmarked = 1;
     json_t *o = NULL;
     if (j->json) {
-        o = result_json(path, &rep.whole, &li);
+        o = result_json(path, &rep.claim, &li);
+        json_object_set_new(o, "mixed", json_boolean(rep.nids > 1));
         json_object_set_new(o, "type", json_string(type));
         json_object_set_new(o, "frames", json_integer(rep.frames));
         json_object_set_new(o, "duration", json_real(rep.duration));
         json_object_set_new(o, "fps", json_real(rep.fps));
     } else {
-        result_text(path, &rep.whole, j->first, &li);
+        result_text(path, &rep.claim, j->first, &li);
         printf("type: %s\n", type);
+        printf("mixed: %s\n", rep.nids > 1 ? "yes" : "no");
         printf("frames: %lld\n", (long long)rep.frames);
         printf("duration: %.3f\n", rep.duration);
     }

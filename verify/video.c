@@ -143,6 +143,44 @@ static int close_window(vjob *j, double t_end, int64_t end_frame)
     return ret;
 }
 
+/* The file's claim (see cm_video_report.claim). */
+static void summarise(cm_video_report *r)
+{
+    int64_t best = 0;
+    uint64_t top = 0;
+    r->nids = 0;
+    for (size_t i = 0; i < r->nsegments; i++) {
+        const cm_verify_result *s = &r->segments[i].result;
+        if (!s->marked)
+            continue;
+        int64_t frames = 0;
+        int seen = 0;
+        for (size_t k = 0; k < r->nsegments; k++) {
+            const cm_verify_result *o = &r->segments[k].result;
+            if (o->marked && o->issue_id == s->issue_id) {
+                frames += r->segments[k].frames;
+                seen |= k < i;
+            }
+        }
+        r->nids += !seen;
+        if (frames > best) {
+            best = frames;
+            top = s->issue_id;
+        }
+    }
+    r->claim = r->whole;
+    if (!r->nids || (r->whole.marked && r->whole.issue_id == top))
+        return;
+    int64_t longest = -1;
+    for (size_t i = 0; i < r->nsegments; i++) {
+        const cm_video_segment *sg = &r->segments[i];
+        if (sg->result.marked && sg->result.issue_id == top && sg->frames > longest) {
+            longest = sg->frames;
+            r->claim = sg->result;
+        }
+    }
+}
+
 /* A source of frames: 1 and the next frame's planes (chroma may be NULL)
  * and time (seconds, < 0 when unknown), 0 at the end, or a CM_E code. */
 typedef int (*next_fn)(void *src, const cm_plane **luma, const cm_plane **chroma, double *t);
@@ -213,6 +251,7 @@ static int run(cm_ctx *ctx, cm_verifier *v, const char *name, next_fn next, void
         goto done;
     if ((ret = cm_verifier_evidence(v, j.file, &out->whole)))
         goto done;
+    summarise(out);
     out->frames = n;
     out->duration = t_end;
     out->fps = j.fps;

@@ -110,6 +110,14 @@ typedef struct cm_video_report {
     cm_video_segment *segments; /**< runs of windows with the same claim (or
                                      none), each decided on its own evidence */
     size_t nsegments;
+    size_t nids;             /**< distinct ids claimed by segments; > 1 means
+                                  the clip mixes copies (a cut of two
+                                  recipients' footage) */
+    cm_verify_result claim;  /**< the file's claim: the whole file's decision,
+                                  unless segments claim an id it does not (a
+                                  mixed cut, or a whole too diluted): then
+                                  the longest segment's with the id covering
+                                  the most frames */
 } cm_video_report;
 
 /**

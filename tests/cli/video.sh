@@ -30,6 +30,7 @@ check "audio copied bit-exact" [ "$(audio_md5 "$T/in.mp4")" = "$(audio_md5 "$T/a
 expect 0 '' -- "$CELMARK" verify -k "$T/k.key" "$T/a.mp4"
 check "verify names the id" grep -q "^issue_id: $A" "$T/out"
 check "verify says video" grep -q '^type: video$' "$T/out"
+check "one recipient's copy is not mixed" grep -q '^mixed: no$' "$T/out"
 check "one segment from the timecode" grep -q "^segment: 01:00:00:00-01:00:02:00 frames 0-47 issue_id=$A" "$T/out"
 expect 1 '' -- "$CELMARK" verify -k "$T/k.key" "$T/in.mp4"
 expect 1 '' -- "$CELMARK" verify -k "$T/other.key" "$T/a.mp4"
@@ -39,7 +40,8 @@ expect 3 "already exists" -- "$CELMARK" stamp -k "$T/k.key" --id $A "$T/in.mp4" 
 expect 0 '' -- "$CELMARK" stamp -k "$T/k.key" --id $B "$T/in.mp4" "$T/b.mp4"
 printf "file '%s'\nfile '%s'\n" "$T/a.mp4" "$T/b.mp4" >"$T/list.txt"
 ffmpeg -v error -f concat -safe 0 -i "$T/list.txt" -c copy "$T/cut.mp4" || exit 1
-expect 1 '' -- "$CELMARK" verify --json -k "$T/k.key" "$T/cut.mp4"
+expect 0 '' -- "$CELMARK" verify --json -k "$T/k.key" "$T/cut.mp4"
+check "reported as mixed" grep -q '"mixed":true' "$T/out"
 check "two segments" [ "$(grep -o '"issue_id":"00000000000000[ab][ab]"' "$T/out" | sort -u | wc -l)" = 2 ]
 check "first segment is A" grep -q "\"segments\":\[{\"start\":0[.0-9]*,\"end\":2[.0-9]*,\"start_tc\":\"[0-9:]*\",\"end_tc\":\"[0-9:]*\",\"first_frame\":0,\"frames\":48,\"marked\":true,\"issue_id\":\"$A\"" "$T/out"
 check "second segment is B" grep -q "\"first_frame\":48,\"frames\":48,\"marked\":true,\"issue_id\":\"$B\"" "$T/out"
