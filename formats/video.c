@@ -887,10 +887,17 @@ static int open_encoder(stamp_job *j, AVStream *is, AVStream *os)
                      : "default");
         e->profile = par->profile;
     } else if (!strcmp(codec->name, "dnxhd")) {
-        e->profile = par->profile;
-        e->bit_rate = par->bit_rate > 0 ? par->bit_rate : j->in.fc->bit_rate;
-        snprintf(why, sizeof(why), "profile %d, %lld bit/s (the source's)", par->profile,
-                 (long long)e->bit_rate);
+        /* the encoder's "profile" option numbers its profiles as libav's
+         * DNxHD/DNxHR profile ids do (dnxhd 0, dnxhr_lb 1 ... dnxhr_444 5);
+         * DNxHD (not HR) is chosen by bit rate */
+        int prof = par->codec_id == AV_CODEC_ID_DNXHD && par->profile > 0 ? par->profile : 0;
+        snprintf(num, sizeof(num), "%d", prof);
+        av_dict_set(&opts, "profile", num, 0);
+        if (!prof)
+            e->bit_rate = par->bit_rate > 0 ? par->bit_rate : j->in.fc->bit_rate;
+        const char *pn = avcodec_profile_name(AV_CODEC_ID_DNXHD, prof);
+        snprintf(why, sizeof(why), "profile %s%s (the source's)", pn ? pn : "DNxHD",
+                 prof ? "" : ", its bit rate");
     } else if (!strcmp(codec->name, "ffv1")) {
         if (par->codec_id == AV_CODEC_ID_FFV1 && par->level > 0) {
             snprintf(num, sizeof(num), "%d", par->level);
@@ -905,8 +912,14 @@ static int open_encoder(stamp_job *j, AVStream *is, AVStream *os)
     }
     int err = avcodec_open2(e, codec, &opts);
     av_dict_free(&opts);
-    if (err < 0)
-        return av_fail(j->ctx, j->in.path, err, "open the video encoder");
+    if (err < 0) {
+        char detail[512];
+        cm__av_describe_error(err, detail, sizeof(detail));
+        return cm__error(j->ctx, err == AVERROR(ENOMEM) ? CM_E_NOMEM : CM_E_UNSUPPORTED,
+                         "%s: the %s encoder refuses this stream's settings (%s); choose "
+                         "another with --codec",
+                         j->in.path, codec->name, detail);
+    }
     if ((err = avcodec_parameters_from_context(os->codecpar, e)) < 0)
         return av_fail(j->ctx, j->in.path, err, "set up the output stream");
     /* keep the source's tag when the container takes it (hvc1 vs hev1, apch...) */

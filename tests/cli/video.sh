@@ -65,6 +65,19 @@ cmp_plane() { ffmpeg -v error -i "$1" -vf "extractplanes=$2" -f framemd5 - | gre
 check "chroma bit-exact" [ "$(cmp_plane "$T/in.mkv" u)" = "$(cmp_plane "$T/a.mkv" u)" ]
 expect 0 '' -- "$CELMARK" verify -k "$T/k.key" "$T/a.mkv"
 
+# DNxHR HQ in MXF with PCM audio: profile kept; H.265 in MP4: crf matched
+"$CELMARK_MKCLIP" "$T/in.mxf" codec=dnxhd pix_fmt=yuv422p opts=profile=dnxhr_hq size=640x352 frames=6 audio=1 || exit 1
+expect 0 '' -- "$CELMARK" stamp -k "$T/k.key" --id $A "$T/in.mxf" "$T/a.mxf"
+check "dnxhr profile kept" grep -q '^quality: profile DNXHR HQ' "$T/out"
+check "mxf streams kept" [ "$(stream_list "$T/in.mxf")" = "$(stream_list "$T/a.mxf")" ]
+check "mxf audio bit-exact" [ "$(audio_md5 "$T/in.mxf")" = "$(audio_md5 "$T/a.mxf")" ]
+expect 0 '' -- "$CELMARK" verify -k "$T/k.key" "$T/a.mxf"
+"$CELMARK_MKCLIP" "$T/in.hevc.mp4" codec=libx265 opts=crf=22 frames=12 || exit 1
+expect 0 '' -- "$CELMARK" stamp -k "$T/k.key" --id $A "$T/in.hevc.mp4" "$T/a.hevc.mp4"
+check "x265 crf matched" grep -q '^quality: crf=22 (the source' "$T/out"
+check "hevc frame count" [ "$(count_frames "$T/a.hevc.mp4")" = 12 ]
+expect 0 '' -- "$CELMARK" verify -k "$T/k.key" "$T/a.hevc.mp4"
+
 # bad input: clear error, exit 3, nothing left behind
 head -c 20000 "$T/in.mp4" >"$T/trunc.mp4"
 expect 3 "trunc.mp4" -- "$CELMARK" stamp -k "$T/k.key" --id $A "$T/trunc.mp4" "$T/t.mp4"
