@@ -1,0 +1,69 @@
+/*
+ * One file, examined: what `scan`, `check` and `verify --report` need to
+ * know about it (type by content, hash, the claim, its segments, what the
+ * ledger says, a thumbnail for the evidence page).
+ */
+#ifndef CELMARK_CLI_ANALYZE_H
+#define CELMARK_CLI_ANALYZE_H
+
+#include "cli.h"
+
+#include <stdint.h>
+
+/* Per-thread state: a verifier serves one thread at a time, and so does a
+ * SQLite connection. */
+typedef struct analyzer {
+    cm_ctx *ctx;
+    cm_verifier *ver;
+    cm_ledger *lg;          /* may be NULL */
+    cm_limits limits;
+    cm_video_verify_params vvp;
+    int want_thumb;         /* make a thumbnail of marked files */
+    int want_hash;          /* compute the file's SHA-256 */
+} analyzer;
+
+/* What kind of file it is, by content. */
+typedef enum file_kind {
+    FILE_OTHER = 0,  /* not media: skipped by scan */
+    FILE_STILL = 1,
+    FILE_VIDEO = 2,
+} file_kind;
+
+#define FR_TEXT 256
+
+typedef struct file_result {
+    char path[4096];
+    uint64_t size;
+    int64_t mtime_ns;
+    char sha256[65];        /* hex, "" when not computed */
+    file_kind kind;
+    char type[32];          /* "png", "jpeg", "exr", "video" ... ("" when unknown) */
+    int64_t frames;         /* frames examined (1 for a still) */
+    int status;             /* CM_OK, or the error that stopped the analysis */
+    char error[512];        /* one line, when status != CM_OK */
+    cm_verify_result claim; /* the file's claim (a video's: cm_video_report.claim) */
+    size_t nids;            /* distinct ids claimed by segments (video) */
+    cm_video_segment *segments; /* video: segments (owned) */
+    size_t nsegments;
+    int width, height;
+    /* ledger (when the analyzer has one and the file is marked) */
+    int in_ledger, sig_ok;
+    char recipient[FR_TEXT], asset[FR_TEXT], stamped_at[64];
+    /* thumbnail (PNG bytes, owned) when asked and marked */
+    uint8_t *thumb;
+    size_t thumb_len;
+} file_result;
+
+/* Examine path: fills *r (always; r->status says whether it could be read).
+ * Returns r->status. Never stops on a bad file. */
+int analyze_file(analyzer *a, const char *path, file_result *r);
+
+/* Free what a result owns and zero it. */
+void file_result_clear(file_result *r);
+
+/* The JSON object of a result (schema "celmark.scan/1"): path, size,
+ * sha256, type, frames, marked, issue_id, recipient, asset, stamped_at,
+ * score, fpr, scale, rotation_deg, flipped, mixed, segments, error. */
+json_t *file_result_json(const file_result *r);
+
+#endif
