@@ -70,5 +70,6 @@ int cmd_stamp(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_ledger(int argc, char **argv);
 int cmd_key(int argc, char **argv);
+int cmd_scan(int argc, char **argv);
 
 #endif

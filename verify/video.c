@@ -48,6 +48,7 @@ void cm_video_report_clear(cm_video_report *r)
         return;
     free(r->windows);
     free(r->segments);
+    cm_plane_free(&r->thumb);
     memset(r, 0, sizeof(*r));
 }
 
@@ -143,6 +144,28 @@ static int close_window(vjob *j, double t_end, int64_t end_frame)
     return ret;
 }
 
+/* luma box-averaged down to at most width columns (never enlarged). */
+static int make_thumb(const cm_plane *l, int width, cm_plane *t)
+{
+    int k = (l->width + width - 1) / width; /* integer step: a box filter */
+    if (k < 1)
+        k = 1;
+    int tw = l->width / k, th = l->height / k;
+    if (tw < 1 || th < 1)
+        return CM_OK;
+    if (cm_plane_alloc(t, tw, th))
+        return CM_E_NOMEM;
+    for (int y = 0; y < th; y++)
+        for (int x = 0; x < tw; x++) {
+            float s = 0;
+            for (int j = 0; j < k; j++)
+                for (int i = 0; i < k; i++)
+                    s += l->data[(y * k + j) * l->stride + x * k + i];
+            t->data[y * t->stride + x] = s / (float)(k * k);
+        }
+    return CM_OK;
+}
+
 /* The file's claim (see cm_video_report.claim). */
 static void summarise(cm_video_report *r)
 {
@@ -236,6 +259,8 @@ static int run(cm_ctx *ctx, cm_verifier *v, const char *name, next_fn next, void
         if (!out->width) {
             out->width = luma->width;
             out->height = luma->height;
+            if (p->thumb_width > 0 && (ret = make_thumb(luma, p->thumb_width, &out->thumb)))
+                goto done;
         }
         n++;
         t_last = t;

@@ -81,6 +81,8 @@ CM_API int cm_video_stamp(cm_ctx *ctx, cm_stamper *s, const char *in, const char
 
 typedef struct cm_video_verify_params {
     double window_sec;  /**< evidence window, seconds; default 2.0 */
+    int thumb_width;    /**< > 0: keep the first frame's luma scaled to at most
+                             this width in cm_video_report.thumb; default 0 */
     int threads;        /**< decoder threads; default 1 (one core) */
     cm_limits limits;
     cm_progress_fn progress; /**< may be NULL */
@@ -113,6 +115,7 @@ typedef struct cm_video_report {
     size_t nids;             /**< distinct ids claimed by segments; > 1 means
                                   the clip mixes copies (a cut of two
                                   recipients' footage) */
+    cm_plane thumb;          /**< first frame's luma, small (thumb_width), or empty */
     cm_verify_result claim;  /**< the file's claim: the whole file's decision,
                                   unless segments claim an id it does not (a
                                   mixed cut, or a whole too diluted): then
