@@ -1,5 +1,8 @@
 /* celmark verify: which issue id (if any) does each file carry? */
+#include "analyze.h"
 #include "cli.h"
+#include "outfile.h"
+#include "report.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -332,6 +335,77 @@ static int verify_one(verify_job *j, const char *path, int *any_unmarked)
     return EXIT_OK;
 }
 
+/* What --report needs from the verify run. */
+typedef struct report_ctx {
+    cm_ctx *ctx;
+    cm_verifier *ver;
+    cm_ledger *lg;
+    const cm_key *key;
+    const char *ledger_path;
+    double max_fpr;
+    const cm_video_verify_params *vvp;
+} report_ctx;
+
+/* --report: examine each file again with analyze_file (which also makes
+ * the thumbnail and hash the page shows) and write the evidence page. The
+ * text/JSON output above stays exactly what it was; the price is a second
+ * pass over each file. Returns an exit code for the page only (a file's
+ * own failure was already counted above). */
+static int write_report(const report_ctx *rc, const char *path, int force, char **files,
+                        int nfiles)
+{
+    file_result *res = calloc((size_t)nfiles, sizeof(*res));
+    const file_result **ptr = calloc((size_t)nfiles, sizeof(*ptr));
+    if (!res || !ptr) {
+        free(res);
+        free(ptr);
+        fprintf(stderr, "celmark: %s: out of memory writing the report; free memory\n", path);
+        return EXIT_INTERNAL;
+    }
+    analyzer a;
+    memset(&a, 0, sizeof(a));
+    a.ctx = rc->ctx;
+    a.ver = rc->ver;
+    a.lg = rc->lg;
+    cm_limits_default(&a.limits);
+    a.vvp = *rc->vvp;
+    a.vvp.progress = NULL;
+    a.vvp.progress_opaque = NULL;
+    a.want_thumb = 1;
+    a.want_hash = 1;
+    for (int i = 0; i < nfiles; i++) {
+        if (cm_sequence_is_pattern(files[i]) && access(files[i], F_OK) != 0) {
+            /* not a file: analyze_file reads files only */
+            memset(&res[i], 0, sizeof(res[i]));
+            snprintf(res[i].path, sizeof(res[i].path), "%s", files[i]);
+            res[i].status = CM_E_UNSUPPORTED;
+            snprintf(res[i].error, sizeof(res[i].error),
+                     "image sequences are not shown in the report; see the verify output");
+        } else if (analyze_file(&a, files[i], &res[i]) == CM_OK && res[i].kind == FILE_OTHER) {
+            /* named on the command line, so not skipped as scan would */
+            res[i].status = CM_E_FORMAT;
+            snprintf(res[i].error, sizeof(res[i].error),
+                     "not a recognised image or video format");
+        }
+        ptr[i] = &res[i];
+    }
+    char fp[CM_KEY_FINGERPRINT_CHARS + 1];
+    report_info info;
+    memset(&info, 0, sizeof(info));
+    info.title = "celmark verify: evidence report";
+    info.generated_at = time(NULL);
+    info.key_fingerprint = cm_key_fingerprint(rc->key, fp) == 0 ? fp : NULL;
+    info.ledger_path = rc->ledger_path;
+    info.max_fpr = rc->max_fpr;
+    report_info_count(&info, ptr, (size_t)nfiles);
+    int code = report_write(rc->ctx, rc->lg, path, force, ptr, (size_t)nfiles, &info);
+    for (int i = 0; i < nfiles; i++)
+        file_result_clear(&res[i]);
+    free(res);
+    free(ptr);
+    return code;
+}
+
 int cmd_verify(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -345,11 +419,14 @@ int cmd_verify(int argc, char **argv)
         {"quiet", no_argument, NULL, 'q'},
         {"frames", required_argument, NULL, 'F'},
         {"fps", required_argument, NULL, 'R'},
+        {"report", required_argument, NULL, 'r'},
+        {"force", no_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *key_path = NULL, *cand_path = NULL, *ledger_path = NULL, *asset = NULL;
-    int json = 0, quiet = 0, c;
+    const char *report_path = NULL;
+    int json = 0, quiet = 0, force = 0, c;
     const char *range = NULL;
     double fps = 24;
     cm_verify_params vp;
@@ -357,8 +434,14 @@ int cmd_verify(int argc, char **argv)
     cm_video_verify_params vvp;
     cm_video_verify_params_default(&vvp);
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":k:l:qh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":k:l:qfh", opts, NULL)) != -1) {
         switch (c) {
+        case 'r':
+            report_path = optarg;
+            break;
+        case 'f':
+            force = 1;
+            break;
         case 'w':
             if (cli_parse_double(optarg, &vvp.window_sec) || !(vvp.window_sec >= 0.1) ||
                 vvp.window_sec > 3600)
@@ -411,6 +494,11 @@ int cmd_verify(int argc, char **argv)
         return cli_usage_error("verify", "no input file given");
     if (asset && !ledger_path)
         return cli_usage_error("verify", "--asset needs a ledger (-l LEDGER)");
+    if (force && !report_path)
+        return cli_usage_error("verify", "--force only applies to --report OUT.html");
+    /* refuse an existing report before the work, not after */
+    if (report_path && cli_out_check(report_path, force))
+        return EXIT_INPUT;
 
     cm_ctx *ctx = NULL;
     cm_key *key = NULL;
@@ -472,6 +560,12 @@ int cmd_verify(int argc, char **argv)
             worst_err = e;
     }
     code = worst_err ? worst_err : (any_unmarked ? EXIT_FAIL : EXIT_OK);
+    if (report_path) {
+        report_ctx rc = {ctx, ver, lg, key, ledger_path, vp.max_fpr, &vvp};
+        int e = write_report(&rc, report_path, force, argv + optind, argc - optind);
+        if (e > code)
+            code = e;
+    }
 done:
     free(cands);
     cm_ledger_close(&lg);

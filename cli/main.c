@@ -75,7 +75,7 @@ const cli_command cli_commands[] = {
      "4 internal error.\n"},
     {"verify", cmd_verify, "find which issue id a frame carries, with its false-positive probability",
      "Usage: celmark verify -k KEYFILE [--json] [--candidates FILE]\n"
-     "                      [-l LEDGER [--asset NAME]] FILE...\n"
+     "                      [-l LEDGER [--asset NAME]] [--report OUT.html] FILE...\n"
      "\n"
      "Read each FILE (PNG, EXR, TIFF, DPX, JPEG, WebP, BMP, GIF, videos,\n"
      "IN.####.png sequences; recognised by content) and\n"
@@ -96,11 +96,17 @@ const cli_command cli_commands[] = {
      "      --window SEC       video / sequence evidence window (default 2)\n"
      "      --frames RANGE     sequence frames (FILE = IN.####.png)\n"
      "      --fps N            sequence frame rate for timecodes (default 24)\n"
+     "      --report OUT.html  also write a self-contained HTML evidence page:\n"
+     "                         per recipient, per marked file (thumbnail, claim,\n"
+     "                         score, fpr, sync, ledger signature, video timeline),\n"
+     "                         unmarked and unreadable files; fetches nothing\n"
+     "  -f, --force            replace OUT.html if it exists\n"
      "  -q, --quiet            no progress line on stderr\n"
      "  -h, --help             show this help\n"
      "\n"
      "Exit status: 0 every file marked, 1 any file not marked, 2 usage error,\n"
-     "3 any file or the key unreadable, 4 internal error.\n"},
+     "3 any file or the key unreadable, or the report cannot be written,\n"
+     "4 internal error.\n"},
     {"scan", cmd_scan, "examine every media file under folders: whose copy is each?",
      "Usage: celmark scan -k KEYFILE [-l LEDGER] [-j N] [--jsonl OUT] [--resume]\n"
      "                    [--shard I/N] [--follow-symlinks] PATH...\n"

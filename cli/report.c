@@ -22,6 +22,7 @@
 
 #include "outfile.h"
 
+#include <math.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,9 +75,15 @@ static int cmp_u64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Read, and media (scan hands over non-media as FILE_OTHER: not shown). */
+static int is_media(const file_result *r)
+{
+    return r->status == CM_OK && r->kind != FILE_OTHER;
+}
+
 static int is_marked(const file_result *r)
 {
-    if (r->status != CM_OK)
+    if (!is_media(r))
         return 0;
     if (r->claim.marked)
         return 1;
@@ -274,7 +281,7 @@ static void header(report *rp, const char *title)
     for (size_t i = 0; i < rp->n; i++) {
         if (is_marked(rp->res[i]))
             marked++;
-        else if (rp->res[i]->status == CM_OK)
+        else if (is_media(rp->res[i]))
             unmarked++;
     }
     fputs("<section id=\"counts\">\n<h2>Files</h2>\n<table class=\"counts\">\n", f);
@@ -593,7 +600,9 @@ static int hit(report *rp, const file_result *r, size_t index)
     field(rp, "score (z)", buf);
     snprintf(buf, sizeof(buf), "%.3g", c->fpr);
     field(rp, "false-positive probability", buf);
-    snprintf(buf, sizeof(buf), "scale %.3f, rotation %.2f&deg;, %s", c->scale, c->rotation_deg,
+    /* no "-0.00" for a rotation of minus almost nothing */
+    double rot = fabs(c->rotation_deg) < 0.005 ? 0.0 : c->rotation_deg;
+    snprintf(buf, sizeof(buf), "scale %.3f, rotation %.2f&deg;, %s", c->scale, rot,
              c->flipped ? "flipped" : "not flipped");
     fprintf(f, "<tr><th>sync found</th><td>%s</td></tr>\n", buf);
     fputs("<tr><th>ledger row</th><td>", f);
@@ -623,7 +632,7 @@ static void unmarked(report *rp)
     FILE *f = rp->f;
     size_t n = 0;
     for (size_t i = 0; i < rp->n; i++)
-        n += rp->res[i]->status == CM_OK && !is_marked(rp->res[i]);
+        n += is_media(rp->res[i]) && !is_marked(rp->res[i]);
     fputs("<section id=\"unmarked\">\n<h2>No mark found</h2>\n", f);
     if (!n) {
         fputs("<p>None.</p>\n</section>\n", f);
@@ -634,7 +643,7 @@ static void unmarked(report *rp)
           f);
     for (size_t i = 0; i < rp->n; i++) {
         const file_result *r = rp->res[i];
-        if (r->status != CM_OK || is_marked(r))
+        if (!is_media(r) || is_marked(r))
             continue;
         fputs("<tr class=\"unmarked\"><td><code>", f);
         esc(rp, r->path);
@@ -673,6 +682,7 @@ static void unreadable(report *rp)
 
 void report_info_count(report_info *info, const file_result *const *results, size_t n)
 {
+    info->files_scanned = n + info->skipped;
     info->stills = info->videos = info->unreadable = 0;
     for (size_t i = 0; i < n; i++) {
         const file_result *r = results[i];
@@ -680,10 +690,11 @@ void report_info_count(report_info *info, const file_result *const *results, siz
             info->unreadable++;
         else if (r->kind == FILE_VIDEO)
             info->videos++;
-        else
+        else if (r->kind == FILE_STILL)
             info->stills++;
+        else
+            info->skipped++;
     }
-    info->files_scanned = n + info->skipped;
 }
 
 int report_write(cm_ctx *ctx, cm_ledger *lg, const char *path, int force,

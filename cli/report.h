@@ -27,8 +27,9 @@ typedef struct report_info {
     uint64_t skipped;            /* not media, not analysed */
 } report_info;
 
-/* Set stills, videos, unreadable from the results, and files_scanned to
- * n + skipped. */
+/* Set files_scanned to n + skipped (the caller's count of files without a
+ * result), then stills, videos and unreadable from the results; results
+ * that are not media (FILE_OTHER) are added to skipped and not shown. */
 void report_info_count(report_info *info, const file_result *const *results, size_t n);
 
 /*
