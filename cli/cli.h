@@ -71,5 +71,6 @@ int cmd_verify(int argc, char **argv);
 int cmd_ledger(int argc, char **argv);
 int cmd_key(int argc, char **argv);
 int cmd_scan(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 
 #endif
