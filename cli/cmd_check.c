@@ -244,7 +244,12 @@ static int record(checker *ck, const char *path, outcome res, const char *msg, d
  * JUnit <error>. */
 static void error_case(checker *ck, const char *path, const char *msg, double secs)
 {
-    fprintf(stderr, "celmark: %s: %s\n", path, msg);
+    /* library errors name the file already */
+    size_t pl = strlen(path);
+    if (strncmp(msg, path, pl) == 0 && msg[pl] == ':')
+        fprintf(stderr, "celmark: %s\n", msg);
+    else
+        fprintf(stderr, "celmark: %s: %s\n", path, msg);
     if (ck->json) {
         json_t *o = json_object();
         json_object_set_new(o, "schema", json_string("celmark.check/1"));
