@@ -32,7 +32,12 @@
 
 #define MAX_DEPTH 64 /* folder nesting followed; deeper trees are an error */
 
-typedef enum expect_kind { EXPECT_NONE, EXPECT_RECIPIENT, EXPECT_ISSUE, EXPECT_UNMARKED } expect_kind;
+typedef enum expect_kind {
+    EXPECT_NONE,
+    EXPECT_RECIPIENT,
+    EXPECT_ISSUE,
+    EXPECT_UNMARKED
+} expect_kind;
 
 typedef enum outcome { OUT_PASS, OUT_FAIL, OUT_ERROR } outcome;
 
@@ -62,8 +67,8 @@ typedef struct checker {
     case_rec *cases;
     size_t ncases, cap;
     int64_t skipped;
-    int first;     /* no file printed yet (text output) */
-    int fatal;     /* out of memory: stop */
+    int first; /* no file printed yet (text output) */
+    int fatal; /* out of memory: stop */
 } checker;
 
 static const char *outcome_name(outcome o)
@@ -107,8 +112,7 @@ static size_t add_found(checker *ck, found_id *set, size_t n, size_t max, uint64
     if (seg) {
         set[k].frames += seg->frames;
         if (!set[k].where[0])
-            snprintf(set[k].where, sizeof(set[k].where), "%.40s-%.40s", seg->start_tc,
-                     seg->end_tc);
+            snprintf(set[k].where, sizeof(set[k].where), "%.40s-%.40s", seg->start_tc, seg->end_tc);
     }
     return n;
 }
@@ -166,13 +170,13 @@ static outcome decide(const checker *ck, const file_result *r, const found_id *s
         cli_format_id(ck->want_id, hex);
         len = (size_t)snprintf(reason, size, "expected issue_id %s, found ", hex);
     } else {
-        len = (size_t)snprintf(reason, size, "expected recipient \"%s\", found ",
-                               ck->want_recipient);
+        len =
+            (size_t)snprintf(reason, size, "expected recipient \"%s\", found ", ck->want_recipient);
     }
     if (!n) {
         if (len < size)
-            snprintf(reason + len, size - len, "no mark (best score %.2f, fpr %.3g)", r->claim.score,
-                     r->claim.fpr);
+            snprintf(reason + len, size - len, "no mark (best score %.2f, fpr %.3g)",
+                     r->claim.score, r->claim.fpr);
         return OUT_FAIL;
     }
     for (size_t k = 0; k < n && len < size; k++) {
@@ -191,11 +195,11 @@ static json_t *found_json(const found_id *f, int video, int have_ledger)
     json_object_set_new(o, "issue_id", json_string(hex));
     json_object_set_new(o, "recipient", f->in_ledger ? json_string(f->recipient) : json_null());
     json_object_set_new(o, "asset", f->in_ledger ? json_string(f->asset) : json_null());
-    json_object_set_new(o, "ledger_row",
-                        !have_ledger ? json_null()
-                                     : json_string(!f->in_ledger ? "not in ledger"
-                                                                 : (f->sig_ok ? "signature ok"
-                                                                              : "signature BAD")));
+    json_object_set_new(
+        o, "ledger_row",
+        !have_ledger ? json_null()
+                     : json_string(!f->in_ledger ? "not in ledger"
+                                                 : (f->sig_ok ? "signature ok" : "signature BAD")));
     if (video)
         json_object_set_new(o, "frames", json_integer(f->frames));
     return o;
@@ -448,11 +452,13 @@ static int write_junit(const checker *ck, const char *path, int force, const cha
         return code;
     FILE *f = o.fp;
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    fprintf(f, "<testsuites name=\"celmark check\" tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" "
-               "time=\"%.3f\">\n",
+    fprintf(f,
+            "<testsuites name=\"celmark check\" tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" "
+            "time=\"%.3f\">\n",
             ck->ncases, fails, errors, seconds);
-    fprintf(f, "  <testsuite name=\"celmark.check\" tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" "
-               "skipped=\"0\" time=\"%.3f\">\n",
+    fprintf(f,
+            "  <testsuite name=\"celmark.check\" tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" "
+            "skipped=\"0\" time=\"%.3f\">\n",
             ck->ncases, fails, errors, seconds);
     fputs("    <properties>\n      <property name=\"expected\" value=\"", f);
     cli_put_escaped(f, expect_text);
@@ -647,8 +653,9 @@ int cmd_check(int argc, char **argv)
         err += ck.cases[i].result == OUT_ERROR;
     }
     if (ck.ncases == 0) {
-        fprintf(stderr, "celmark: no image or video found in the paths given (%lld other files "
-                        "skipped); check the paths\n",
+        fprintf(stderr,
+                "celmark: no image or video found in the paths given (%lld other files "
+                "skipped); check the paths\n",
                 (long long)ck.skipped);
         err = 1;
     }

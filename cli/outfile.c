@@ -41,8 +41,8 @@ int cli_out_check(const char *path, int force)
     char *dir = dir_of(path);
     int ok = dir && stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
     if (!ok)
-        fprintf(stderr, "celmark: %s: cannot create output: no folder %s; create it first\n",
-                path, dir ? dir : "");
+        fprintf(stderr, "celmark: %s: cannot create output: no folder %s; create it first\n", path,
+                dir ? dir : "");
     free(dir);
     return ok ? EXIT_OK : EXIT_INPUT;
 }

@@ -393,8 +393,9 @@ static int summary(report *rp)
             while (e < g && pairs[e].id == pairs[k].id)
                 e++;
             const id_info *ii = pairs[k].id;
-            fprintf(f, "<tr class=\"issue\"><td><span class=\"swatch\" style=\"background:%s\">"
-                       "</span>",
+            fprintf(f,
+                    "<tr class=\"issue\"><td><span class=\"swatch\" style=\"background:%s\">"
+                    "</span>",
                     id_colour(rp, ii->id));
             put_id(rp, ii->id);
             fputs("</td><td class=\"asset\">", f);
@@ -522,8 +523,9 @@ static void timeline(report *rp, const file_result *r)
     for (size_t i = 0; i < r->nsegments; i++) {
         const cm_video_segment *s = &r->segments[i];
         const cm_verify_result *v = &s->result;
-        fprintf(f, "<tr class=\"segment\"><td><span class=\"swatch\" style=\"background:%s\">"
-                   "</span></td><td>",
+        fprintf(f,
+                "<tr class=\"segment\"><td><span class=\"swatch\" style=\"background:%s\">"
+                "</span></td><td>",
                 v->marked ? id_colour(rp, v->issue_id) : GREY);
         esc(rp, s->start_tc);
         fputs("</td><td>", f);

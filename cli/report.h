@@ -21,10 +21,10 @@ typedef struct report_info {
     double max_fpr;              /* the claim threshold used; 0 = not shown */
     /* counts: report_info_count() fills those derived from the results;
      * files_scanned and skipped are the caller's (scan skips non-media) */
-    uint64_t files_scanned;      /* files looked at, skipped ones included */
-    uint64_t stills, videos;     /* readable files by type */
-    uint64_t unreadable;         /* files whose analysis failed */
-    uint64_t skipped;            /* not media, not analysed */
+    uint64_t files_scanned;  /* files looked at, skipped ones included */
+    uint64_t stills, videos; /* readable files by type */
+    uint64_t unreadable;     /* files whose analysis failed */
+    uint64_t skipped;        /* not media, not analysed */
 } report_info;
 
 /* Set files_scanned to n + skipped (the caller's count of files without a
