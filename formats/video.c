@@ -161,8 +161,11 @@ static int input_open(cm_ctx *ctx, const char *path, const cm_limits *limits, in
     av_dict_free(&opts);
     free(url);
     if (err < 0) {
-        if (err == AVERROR_INVALIDDATA)
-            return cm__error(ctx, CM_E_FORMAT, "%s: not a recognised video", path);
+        if (err == AVERROR_INVALIDDATA) {
+            char detail[512];
+            cm__av_describe_error(err, detail, sizeof(detail));
+            return cm__error(ctx, CM_E_FORMAT, "%s: not a readable video: %s", path, detail);
+        }
         return av_fail(ctx, path, err, "open the video");
     }
     if ((err = avformat_find_stream_info(in->fc, NULL)) < 0)
