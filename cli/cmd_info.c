@@ -3,6 +3,7 @@
 
 #include <getopt.h>
 #include <string.h>
+#include <unistd.h>
 
 static json_t *info_json(const char *path, const cm_image_info *in)
 {
@@ -40,6 +41,15 @@ static void info_text(const char *path, const cm_image_info *in, int first)
         printf("%s: %s\n", in->tags[i].key, in->tags[i].value);
 }
 
+static void add_tag(cm_image_info *info, const char *key, const char *value)
+{
+    if (info->ntags >= CM_INFO_MAX_TAGS)
+        return;
+    snprintf(info->tags[info->ntags].key, sizeof(info->tags[0].key), "%s", key);
+    snprintf(info->tags[info->ntags].value, sizeof(info->tags[0].value), "%s", value);
+    info->ntags++;
+}
+
 int cmd_info(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -71,10 +81,36 @@ int cmd_info(int argc, char **argv)
     for (int i = optind; i < argc; i++) {
         cm_image *img = NULL;
         cm_image_info info;
+        cm_sequence *seq = NULL;
+        cm_media_kind kind = CM_MEDIA_UNKNOWN;
+        const char *path = argv[i];
+        char first[4096];
         cm_ctx_clear(ctx);
-        int ret = cm_image_read(ctx, argv[i], NULL, &img);
+        int ret = CM_OK;
+        if (cm_sequence_is_pattern(path) && access(path, F_OK) != 0) {
+            /* a sequence: its first frame, and how many there are */
+            ret = cm_sequence_open(ctx, path, NULL, &seq);
+            if (!ret)
+                ret = cm_sequence_path(seq, 0, first, sizeof(first));
+            path = first;
+        }
         if (!ret)
-            ret = cm_image_get_info(img, &info);
+            ret = cm_media_probe(ctx, path, &kind);
+        if (!ret && kind == CM_MEDIA_VIDEO) {
+            ret = cm_video_get_info(ctx, path, NULL, &info);
+        } else if (!ret) {
+            ret = cm_image_read(ctx, path, NULL, &img);
+            if (!ret)
+                ret = cm_image_get_info(img, &info);
+        }
+        if (!ret && seq) {
+            char v[64];
+            snprintf(v, sizeof(v), "%zu", seq->nframes);
+            add_tag(&info, "sequence_frames", v);
+            snprintf(v, sizeof(v), "%lld-%lld", (long long)seq->frames[0],
+                     (long long)seq->frames[seq->nframes - 1]);
+            add_tag(&info, "sequence_range", v);
+        }
         if (ret) {
             int code = cli_fail(ctx, ret);
             if (json)
@@ -87,6 +123,7 @@ int cmd_info(int argc, char **argv)
             info_text(argv[i], &info, i == optind);
         }
         cm_image_free(&img);
+        cm_sequence_free(&seq);
     }
     cm_ctx_free(&ctx);
     return worst;

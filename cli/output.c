@@ -45,8 +45,9 @@ static const char *advice(int status)
     case CM_E_IO:
         return "check the path and permissions";
     case CM_E_FORMAT:
-        return "celmark reads PNG, EXR, TIFF, DPX, JPEG, WebP, BMP, GIF and other still "
-               "images; convert the file or check it is an image";
+        return "celmark reads PNG, EXR, TIFF, DPX, JPEG, WebP, BMP, GIF and other stills, "
+               "and videos (MP4, MOV, MKV, MXF...); check the file is complete and of "
+               "one of these kinds";
     case CM_E_CORRUPT:
         return "the file is damaged or incomplete; obtain an intact copy";
     case CM_E_LIMIT:

@@ -161,8 +161,11 @@ static int input_open(cm_ctx *ctx, const char *path, const cm_limits *limits, in
     av_dict_free(&opts);
     free(url);
     if (err < 0) {
-        if (err == AVERROR_INVALIDDATA)
-            return cm__error(ctx, CM_E_FORMAT, "%s: not a recognised video", path);
+        if (err == AVERROR_INVALIDDATA) {
+            char detail[512];
+            cm__av_describe_error(err, detail, sizeof(detail));
+            return cm__error(ctx, CM_E_FORMAT, "%s: not a readable video: %s", path, detail);
+        }
         return av_fail(ctx, path, err, "open the video");
     }
     if ((err = avformat_find_stream_info(in->fc, NULL)) < 0)
@@ -415,6 +418,87 @@ int cm_media_probe(cm_ctx *ctx, const char *path, cm_media_kind *kind)
             *kind = CM_MEDIA_VIDEO;
     }
     free(buf);
+    return CM_OK;
+}
+
+/* ---- info --------------------------------------------------------------- */
+
+static void find_timecode(AVFormatContext *fc, int vi, char *out, size_t size);
+
+int cm_video_get_info(cm_ctx *ctx, const char *path, const cm_limits *limits,
+                      cm_image_info *info)
+{
+    if (!path || !info)
+        return cm__error(ctx, CM_E_INVAL, "video info: missing path");
+    memset(info, 0, sizeof(*info));
+    input in;
+    int ret = input_open(ctx, path, limits, 1, &in);
+    if (ret) {
+        input_close(&in);
+        return ret;
+    }
+    AVStream *vs = in.fc->streams[in.vi];
+    AVCodecParameters *par = vs->codecpar;
+    const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(par->format);
+    char name[sizeof(info->format)];
+    snprintf(name, sizeof(name), "%s", in.fc->iformat->name);
+    name[strcspn(name, ",")] = '\0'; /* "mov,mp4,m4a..." -> "mov" */
+    snprintf(info->format, sizeof(info->format), "%s", name);
+    info->width = par->width;
+    info->height = par->height;
+    info->bit_depth = d ? d->comp[0].depth : 0;
+    info->channels = d ? d->nb_components : 0;
+    info->has_alpha = d && (d->flags & AV_PIX_FMT_FLAG_ALPHA);
+    info->interlaced = par->field_order != AV_FIELD_PROGRESSIVE &&
+                       par->field_order != AV_FIELD_UNKNOWN;
+    const char *layout = !d ? "unknown"
+                         : (d->flags & AV_PIX_FMT_FLAG_RGB) ? "rgb"
+                         : d->nb_components <= 2         ? "gray"
+                                                         : "yuv";
+    snprintf(info->color_type, sizeof(info->color_type), "%s%s", layout,
+             info->has_alpha ? "+alpha" : "");
+    const char *prof = avcodec_profile_name(par->codec_id, par->profile);
+    cm__info_add_tag(info, "codec", "%s", avcodec_get_name(par->codec_id));
+    if (prof)
+        cm__info_add_tag(info, "profile", "%s", prof);
+    cm__info_add_tag(info, "pix_fmt", "%s", d ? d->name : "unknown");
+    AVRational fr = av_guess_frame_rate(in.fc, vs, NULL);
+    if (fr.num > 0 && fr.den > 0)
+        cm__info_add_tag(info, "fps", "%.3f", av_q2d(fr));
+    if (vs->nb_frames > 0)
+        cm__info_add_tag(info, "frames", "%lld", (long long)vs->nb_frames);
+    if (in.fc->duration > 0)
+        cm__info_add_tag(info, "duration", "%.3f", in.fc->duration / (double)AV_TIME_BASE);
+    char tc[AV_TIMECODE_STR_SIZE];
+    find_timecode(in.fc, in.vi, tc, sizeof(tc));
+    if (tc[0])
+        cm__info_add_tag(info, "timecode", "%s", tc);
+    if (par->color_range != AVCOL_RANGE_UNSPECIFIED)
+        cm__info_add_tag(info, "color_range", "%s", av_color_range_name(par->color_range));
+    if (par->color_space != AVCOL_SPC_UNSPECIFIED)
+        cm__info_add_tag(info, "color_space", "%s", av_color_space_name(par->color_space));
+    if (par->color_primaries != AVCOL_PRI_UNSPECIFIED)
+        cm__info_add_tag(info, "color_primaries", "%s",
+                         av_color_primaries_name(par->color_primaries));
+    if (par->color_trc != AVCOL_TRC_UNSPECIFIED)
+        cm__info_add_tag(info, "color_transfer", "%s", av_color_transfer_name(par->color_trc));
+    for (unsigned i = 0; i < in.fc->nb_streams; i++) {
+        if ((int)i == in.vi)
+            continue;
+        AVCodecParameters *p = in.fc->streams[i]->codecpar;
+        char key[32];
+        snprintf(key, sizeof(key), "stream.%u", i);
+        const char *type = av_get_media_type_string(p->codec_type);
+        if (p->codec_type == AVMEDIA_TYPE_AUDIO)
+            cm__info_add_tag(info, key, "audio %s %d Hz %d ch", avcodec_get_name(p->codec_id),
+                             p->sample_rate, p->ch_layout.nb_channels);
+        else
+            cm__info_add_tag(info, key, "%s %s", type ? type : "data",
+                             p->codec_tag == MKTAG('t', 'm', 'c', 'd')
+                                 ? "timecode"
+                                 : avcodec_get_name(p->codec_id));
+    }
+    input_close(&in);
     return CM_OK;
 }
 

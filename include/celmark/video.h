@@ -29,6 +29,18 @@ typedef enum cm_media_kind {
  */
 CM_API int cm_media_probe(cm_ctx *ctx, const char *path, cm_media_kind *kind);
 
+/**
+ * Describe a video without decoding it: format = the container ("mov",
+ * "matroska", "mxf"...), size, bit depth and layout of the first video
+ * stream, and tags: codec, profile, pix_fmt, fps, frames, duration,
+ * timecode, colour tags, field order, and one "stream.N" tag per other
+ * stream.
+ * @return CM_OK, CM_E_IO, CM_E_FORMAT, CM_E_CORRUPT, CM_E_UNSUPPORTED,
+ *         CM_E_LIMIT, CM_E_NOMEM.
+ */
+CM_API int cm_video_get_info(cm_ctx *ctx, const char *path, const cm_limits *limits,
+                             cm_image_info *info);
+
 /** Progress callback: frames done, frames expected (-1 when unknown). */
 typedef void (*cm_progress_fn)(void *opaque, int64_t done, int64_t total);
 

@@ -15,6 +15,8 @@ expect 0 '' -- "$CELMARK" verify -k "$T/k.key" "$T/s/out.####.png"
 check "sequence verified as one clip" grep -q "^segment: 00:00:00:00-00:00:00:05 frames 0-4 issue_id=$A" "$T/out"
 check "type sequence" grep -q '^type: sequence$' "$T/out"
 expect 1 '' -- "$CELMARK" verify -k "$T/k.key" "$T/s/in.####.png"
+expect 0 '' -- "$CELMARK" info "$T/s/out.####.png"
+check "info: sequence frames and range" sh -c "grep -qx 'sequence_frames: 5' '$T/out' && grep -qx 'sequence_range: 1001-1005' '$T/out' && grep -qx 'size: 320x240' '$T/out'"
 expect 3 "already exists" -- "$CELMARK" stamp -k "$T/k.key" --id $A "$T/s/in.####.png" "$T/s/out.####.png"
 
 # printf pattern with an every-2nd range; oiiotool range written in the name

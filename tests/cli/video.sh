@@ -53,6 +53,9 @@ check "prores profile kept" grep -q '^quality: profile 4444' "$T/out"
 check "alpha bit-exact" [ "$(alpha_md5 "$T/in.mov")" = "$(alpha_md5 "$T/a.mov")" ]
 check "pcm audio bit-exact" [ "$(audio_md5 "$T/in.mov")" = "$(audio_md5 "$T/a.mov")" ]
 check "mov timecode kept" [ "$(tc_of "$T/a.mov")" = 10:00:00:00 ]
+expect 0 '' -- "$CELMARK" info "$T/a.mov"
+check "info: container, codec, alpha" sh -c "grep -qx 'format: mov' '$T/out' && grep -qx 'codec: prores' '$T/out' && grep -qx 'alpha: yes' '$T/out'"
+check "info: frames, timecode, audio" sh -c "grep -qx 'frames: 12' '$T/out' && grep -qx 'timecode: 10:00:00:00' '$T/out' && grep -q '^stream.1: audio pcm_s16le' '$T/out'"
 expect 0 '' -- "$CELMARK" verify -k "$T/k.key" "$T/a.mov"
 
 # FFV1 10-bit 4:2:2 (lossless): held frames stay identical, chroma untouched
