@@ -18,6 +18,7 @@
  * the same split on every machine, whatever the order of the walk.
  */
 #include "analyze.h"
+#include "report.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -27,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define QUEUE_SLOTS 256  /* paths waiting for a worker */
@@ -474,6 +476,32 @@ static void print_summary(FILE *f, const scan *s, double seconds)
             seconds);
 }
 
+/* The evidence page over the hits (marked and unreadable files); the
+ * counts are the scan's, since unmarked files are not kept. */
+static int write_report(scan *s, cm_ctx *ctx, const char *path)
+{
+    char fp[CM_KEY_FINGERPRINT_CHARS + 1];
+    report_info info;
+    memset(&info, 0, sizeof(info));
+    info.title = "celmark scan: evidence report";
+    info.generated_at = time(NULL);
+    info.key_fingerprint = cm_key_fingerprint(s->key, fp) == 0 ? fp : NULL;
+    info.ledger_path = s->o->ledger_path;
+    info.max_fpr = s->vp.max_fpr;
+    info.files_scanned = (uint64_t)(s->t.files + s->t.skipped_links);
+    info.stills = (uint64_t)s->t.by_kind[FILE_STILL];
+    info.videos = (uint64_t)s->t.by_kind[FILE_VIDEO];
+    info.unreadable = (uint64_t)s->t.unreadable;
+    info.skipped = (uint64_t)(s->t.skipped_other + s->t.skipped_links);
+    cm_ledger *lg = NULL;
+    if (s->o->ledger_path)
+        cm_ledger_open(ctx, s->o->ledger_path, CM_LEDGER_READONLY, &lg); /* names only */
+    int code = report_write(ctx, lg, path, s->o->force, (const file_result *const *)s->hits,
+                            s->nhits, &info);
+    cm_ledger_close(&lg);
+    return code;
+}
+
 static double now_sec(void)
 {
     struct timespec ts;
@@ -579,9 +607,10 @@ int cmd_scan(int argc, char **argv)
                 o.jsonl_path);
         return EXIT_INPUT;
     }
-    if (o.report_path) {
-        fprintf(stderr, "celmark: --report: not available in this build yet\n");
-        return EXIT_USAGE;
+    if (o.report_path && !o.force && access(o.report_path, F_OK) == 0) {
+        fprintf(stderr, "celmark: %s: already exists; use --force to replace it\n",
+                o.report_path);
+        return EXIT_INPUT;
     }
 
     scan s;
@@ -665,12 +694,13 @@ int cmd_scan(int argc, char **argv)
         s.failed = 1;
     s.out = NULL;
     print_summary(o.jsonl_path ? stdout : stderr, &s, secs);
+    int report_code = o.report_path ? write_report(&s, ctx, o.report_path) : EXIT_OK;
     if (s.failed) {
         fprintf(stderr, "celmark: %s: writing the results failed\n",
                 o.jsonl_path ? o.jsonl_path : "stdout");
         code = EXIT_INTERNAL;
     } else {
-        code = s.t.unreadable ? EXIT_INPUT : EXIT_OK;
+        code = report_code ? report_code : (s.t.unreadable ? EXIT_INPUT : EXIT_OK);
     }
 done:
     if (s.out && s.out != stdout)

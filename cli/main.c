@@ -109,7 +109,7 @@ const cli_command cli_commands[] = {
      "4 internal error.\n"},
     {"scan", cmd_scan, "examine every media file under folders: whose copy is each?",
      "Usage: celmark scan -k KEYFILE [-l LEDGER] [-j N] [--jsonl OUT] [--resume]\n"
-     "                    [--shard I/N] [--follow-symlinks] PATH...\n"
+     "                    [--shard I/N] [--report OUT.html] [--follow-symlinks] PATH...\n"
      "\n"
      "Walk each PATH (folders recursively; symlinks not followed) and examine\n"
      "every still, sequence frame and video, recognised by content (other files\n"
@@ -129,8 +129,12 @@ const cli_command cli_commands[] = {
      "                         and append: an interrupted scan continues\n"
      "      --shard I/N        examine only the files whose path hashes to I mod N\n"
      "                         (0 <= I < N): split one dump over N machines\n"
+     "      --report OUT.html  the evidence page: summary per recipient, and per\n"
+     "                         hit a thumbnail, recipient, asset, stamped-at time,\n"
+     "                         score, fpr, sync and the video timeline; one\n"
+     "                         self-contained file that fetches nothing\n"
      "      --follow-symlinks  follow links that stay inside the PATHs given\n"
-     "  -f, --force            replace an existing OUT (without --resume)\n"
+     "  -f, --force            replace an existing OUT or OUT.html\n"
      "  -h, --help             show this help\n"
      "\n"
      "Exit status: 0 scanned, 2 usage error, 3 some files unreadable (listed),\n"

@@ -43,4 +43,23 @@ if console_errors "$T/shot.err" >"$T/console"; then
 fi
 CHECKS=$((CHECKS + 1))
 
+# the scan's page over a small dump with a video: rendered, no console message
+mkdir -p "$T/dump"
+cp "$T/a.png" "$T/in.png" "$T/bad.png" "$T/dump/"
+if [ -n "${CELMARK_MKCLIP:-}" ]; then
+    "$CELMARK_MKCLIP" "$T/clip.mp4" frames=12 || exit 1
+    "$CELMARK" stamp -q -k "$T/k.key" -l "$T/l.db" --recipient vendor-c --asset ep02 "$T/clip.mp4" "$T/dump/c.mp4" >/dev/null || exit 1
+fi
+"$CELMARK" scan -k "$T/k.key" -l "$T/l.db" -j 2 --jsonl "$T/scan.jsonl" --report "$T/s.html" "$T/dump" >/dev/null 2>&1
+check "scan report written" [ -s "$T/s.html" ]
+check "scan report names the clip's recipient" grep -q 'vendor-c' "$T/s.html"
+shot "$T/s.html" "$T/sshot.png" "$T/sshot.err"
+check "scan screenshot written" [ "$(wc -c <"$T/sshot.png")" -gt 40000 ]
+if console_errors "$T/sshot.err" >"$T/sconsole"; then
+    echo "FAIL: the scan page logged to the console:"
+    sed 's/^/  /' "$T/sconsole"
+    FAILS=$((FAILS + 1))
+fi
+CHECKS=$((CHECKS + 1))
+
 finish

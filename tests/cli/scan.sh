@@ -40,6 +40,14 @@ check "summary: symlinks" grep -q '^skipped_symlinks: 2$' "$T/out"
 check "summary: unreadable named" grep -q "^unreadable_file: .*cut.png" "$T/out"
 check "summary: throughput" grep -Eq '^throughput: [0-9.]+ files/s, [0-9.]+ MB/s' "$T/out"
 
+# the evidence page: every hit with its thumbnail, no network reference
+expect 3 '' -- "$CELMARK" scan -k "$T/k.key" -l "$L" --jsonl "$T/p.jsonl" --report "$T/r.html" "$D"
+check "report names both recipients" sh -c "grep -q 'Studio A' '$T/r.html' && grep -q 'Studio B' '$T/r.html'"
+check "report: a thumbnail per hit (4)" [ "$(grep -o 'data:image/png;base64' "$T/r.html" | wc -l)" -ge 4 ]
+check "report lists the unreadable file" grep -q 'cut.png' "$T/r.html"
+check "report fetches nothing" sh -c "! grep -Eq 'https?:|url\(' '$T/r.html'"
+expect 3 "already exists" -- "$CELMARK" scan -k "$T/k.key" --jsonl "$T/p2.jsonl" --report "$T/r.html" "$D"
+
 # links inside the tree are followed on request, never those leading out
 expect 3 '' -- "$CELMARK" scan -k "$T/k.key" --follow-symlinks --jsonl "$T/f.jsonl" "$D"
 check "inside link followed" grep -q 'link-in.png' "$T/f.jsonl"
