@@ -45,11 +45,19 @@ int cmd_info(int argc, char **argv)
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
+        CLI_LIMIT_OPTIONS,
         {NULL, 0, NULL, 0},
     };
     int json = 0, c;
+    cm_limits lim;
+    cm_limits_default(&lim);
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        int lr = cli_limit_option("info", c, optarg, &lim);
+        if (lr > 0)
+            return lr;
+        if (lr == 0)
+            continue;
         switch (c) {
         case 'j':
             json = 1;
@@ -57,6 +65,8 @@ int cmd_info(int argc, char **argv)
         case 'h':
             cli_print_help("info");
             return EXIT_OK;
+        case ':':
+            return cli_usage_error("info", "option '%s' needs a value", argv[optind - 1]);
         default:
             return cli_usage_error("info", "unknown option '%s'", argv[optind - 1]);
         }
@@ -72,7 +82,7 @@ int cmd_info(int argc, char **argv)
         cm_image *img = NULL;
         cm_image_info info;
         cm_ctx_clear(ctx);
-        int ret = cm_image_read(ctx, argv[i], NULL, &img);
+        int ret = cm_image_read(ctx, argv[i], &lim, &img);
         if (!ret)
             ret = cm_image_get_info(img, &info);
         if (ret) {

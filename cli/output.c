@@ -50,7 +50,9 @@ static const char *advice(int status)
     case CM_E_CORRUPT:
         return "the file is damaged or incomplete; obtain an intact copy";
     case CM_E_LIMIT:
-        return "if the file is genuine, raise the limit (see 'celmark help')";
+        return "if the file is genuine, raise the limit (--max-pixels, --max-file-size, "
+               "--max-meta-size, --max-frames, --max-decode-seconds; see 'celmark help "
+               "stamp')";
     case CM_E_EXISTS:
         return "use --force to replace it";
     case CM_E_KEY:

@@ -155,6 +155,15 @@ void cm__av_log_reset(void)
     log_pic_w = log_pic_h = 0;
 }
 
+int cm__av_refused_size(unsigned *w, unsigned *h)
+{
+    if (!log_pic_w || !log_pic_h)
+        return 0;
+    *w = log_pic_w;
+    *h = log_pic_h;
+    return 1;
+}
+
 /* ---- probing ---------------------------------------------------------- */
 
 /* Image demuxers we read: libav's "<name>_pipe" family and "gif". */
