@@ -59,6 +59,12 @@ static const char *advice(int status)
         return "check the key file";
     case CM_E_NOMEM:
         return "free memory or process smaller files";
+    case CM_E_UNSUPPORTED:
+        /* hostile or exotic input, not a celmark bug */
+        return "celmark cannot process this kind of file; convert it to PNG, TIFF or a "
+               "common video format";
+    case CM_E_LEDGER:
+        return "check the ledger file";
     default:
         return "this is a bug in celmark; please report it with the input file";
     }
