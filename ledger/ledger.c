@@ -273,7 +273,9 @@ static int check_schema(cm_ctx *ctx, cm_ledger *lg)
                          sqlite3_errmsg(lg->db));
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        int v = atoi((const char *)sqlite3_column_text(st, 0));
+        /* a NULL value (possible in an edited file) reads as version 0 */
+        const char *text = (const char *)sqlite3_column_text(st, 0);
+        int v = text ? atoi(text) : 0;
         if (v > CM_LEDGER_SCHEMA_VERSION)
             ret = cm__error(ctx, CM_E_LEDGER,
                             "%s: ledger schema version %d is newer than this celmark (%d); "
@@ -1114,9 +1116,9 @@ int cm_ledger_signer(cm_ctx *ctx, cm_ledger *lg, char out[CM_KEY_FINGERPRINT_CHA
     if (ret)
         return ret;
     int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        snprintf(out, CM_KEY_FINGERPRINT_CHARS + 1, "%s",
-                 (const char *)sqlite3_column_text(st, 0));
+    const char *fp = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+    if (fp)
+        snprintf(out, CM_KEY_FINGERPRINT_CHARS + 1, "%s", fp);
     else if (rc != SQLITE_DONE)
         ret = db_error(ctx, lg, "cannot read the ledger");
     sqlite3_finalize(st);
@@ -1196,6 +1198,12 @@ int cm_ledger_check(cm_ctx *ctx, cm_ledger *lg, const cm_key *key, cm_ledger_rep
         if (!sig)
             mark_bad(rep, &r, "signature does not match (row edited, forged or moved)");
         ret = cm__ledger_row_hash(&r, prev);
+        /* seq is whatever the file says: INT64_MAX + 1 would overflow */
+        if (r.seq == INT64_MAX) {
+            mark_bad(rep, &r, "row number %lld out of sequence", (long long)r.seq);
+            cm_ledger_row_clear(&r);
+            break;
+        }
         expect = r.seq + 1;
         cm_ledger_row_clear(&r);
         if (ret)

@@ -108,7 +108,11 @@ if command -v sqlite3 >/dev/null; then
     sqlite3 "$T/t.db" "DELETE FROM issues WHERE seq=1"
     expect 1 '' -- "$CELMARK" ledger verify -l "$T/t.db" -k "$T/k.key" --json
     check "delete: first bad row named" grep -q '"ok":false.*"first_bad_row":2' "$T/out"
-    rm -f "$T/t.db"
+    # a NULL schema version (NOT NULL dropped) is refused, not a crash
+    rm -f "$T/n.db"
+    sqlite3 "$T/n.db" "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT); INSERT INTO meta VALUES('schema_version', NULL)"
+    expect 3 "n.db: bad ledger schema version" -- "$CELMARK" ledger list -l "$T/n.db"
+    rm -f "$T/t.db" "$T/n.db"
 fi
 
 # eight stamps at once on one ledger: all land, distinct ids, chain intact
