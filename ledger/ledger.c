@@ -396,6 +396,20 @@ typedef struct pend {
     int has_sha;
 } pend;
 
+/* Is e->temp "<dir of out>/.celmark-<id>.<base of out>", as reserved? */
+static int ours(const pend *e)
+{
+    const char *slash = strrchr(e->out, '/');
+    if (!slash || e->out[0] != '/')
+        return 0; /* reserve records absolute paths */
+    size_t dirlen = (size_t)(slash - e->out);
+    char want[PATH_MAX + 64];
+    int n = snprintf(want, sizeof(want), "%.*s/.celmark-%016llx.%s", (int)dirlen, e->out,
+                     (unsigned long long)e->id, slash + 1);
+    return n > 0 && (size_t)n < sizeof(want) && !strcmp(want, e->temp) &&
+           !strstr(e->out, "/../") && !strstr(e->out, "/./");
+}
+
 int cm_ledger_reconcile(cm_ctx *ctx, cm_ledger *lg, int *cleaned)
 {
     if (!lg || lg->lockfd < 0)
@@ -442,14 +456,18 @@ int cm_ledger_reconcile(cm_ctx *ctx, cm_ledger *lg, int *cleaned)
         pend *e = &p[i];
         if (id_lock(lg->lockfd, e->id, F_WRLCK) != 0)
             continue; /* a live stamp holds it */
-        if (e->has_sha) {
+        /* The ledger file names the files to delete: touch them only when
+         * the temp path is the one cm_ledger_reserve() makes for that
+         * output, so an edited or foreign ledger cannot make us unlink
+         * arbitrary files. */
+        if (ours(e)) {
             uint8_t cur[CM_LEDGER_HASH_BYTES];
             if (cm_sha256_file(NULL, e->out, cur, NULL) == CM_OK &&
                 memcmp(cur, e->sha, sizeof(cur)) == 0)
                 unlink(e->out); /* moved into place but never committed */
+            unlink(e->temp);
+            remove_inner_temps(e->temp);
         }
-        unlink(e->temp);
-        remove_inner_temps(e->temp);
         if (sqlite3_prepare_v2(lg->db, "DELETE FROM pending WHERE issue_id=?", -1, &st,
                                NULL) == SQLITE_OK) {
             sqlite3_bind_int64(st, 1, (sqlite3_int64)e->id);

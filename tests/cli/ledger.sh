@@ -108,6 +108,12 @@ if command -v sqlite3 >/dev/null; then
     sqlite3 "$T/t.db" "DELETE FROM issues WHERE seq=1"
     expect 1 '' -- "$CELMARK" ledger verify -l "$T/t.db" -k "$T/k.key" --json
     check "delete: first bad row named" grep -q '"ok":false.*"first_bad_row":2' "$T/out"
+    # a hostile ledger's pending entry must not make us delete its files
+    cp "$L" "$T/t.db"
+    echo precious >"$T/victim.txt"
+    sqlite3 "$T/t.db" "INSERT INTO pending(issue_id, output_path, temp_path, created_at) VALUES(42, '$T/victim.txt', '$T/victim.txt', 'x')"
+    expect 0 '' -- "$CELMARK" ledger list -l "$T/t.db"
+    check "pending entry naming a foreign file: file kept" [ -f "$T/victim.txt" ]
     # a NULL schema version (NOT NULL dropped) is refused, not a crash
     rm -f "$T/n.db"
     sqlite3 "$T/n.db" "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT); INSERT INTO meta VALUES('schema_version', NULL)"
