@@ -4,6 +4,7 @@
 
 "$CELMARK_GEN" "$T/in.png" 640 360 5 || exit 1
 "$CELMARK_GEN" "$T/small.png" 256 256 7 || exit 1
+"$CELMARK_GEN" "$T/tiny.png" 64 64 7 || exit 1
 expect 0 '' -- "$CELMARK" keygen "$T/k.key"
 fp=$(sed -n 's/^fingerprint: //p' "$T/out")
 expect 0 '' -- "$CELMARK" keygen "$T/other.key"
@@ -146,15 +147,15 @@ D="$T/killout"
 mkdir -p "$D"
 # how long one stamp takes here (ms), to spread the kills over it
 t0=$(date +%s%N)
-"$CELMARK" stamp -k "$T/k.key" -l "$K" --recipient warm --asset kill "$T/small.png" "$D/warm.png" >/dev/null
+"$CELMARK" stamp -k "$T/k.key" -l "$K" --recipient warm --asset kill "$T/tiny.png" "$D/warm.png" >/dev/null
 t1=$(date +%s%N)
 dur=$(( (t1 - t0) / 1000000 ))
 [ "$dur" -lt 20 ] && dur=20
-runs=${CELMARK_KILL_RUNS:-60}
+runs=${CELMARK_KILL_RUNS:-100}
 i=1
 while [ $i -le "$runs" ]; do
     delay=$(awk -v s="$$$i" -v d="$dur" 'BEGIN { srand(s); printf "%.4f", rand() * d * 1.2 / 1000 }')
-    "$CELMARK" stamp -k "$T/k.key" -l "$K" --recipient "r$i" --asset kill "$T/small.png" "$D/o$i.png" >/dev/null 2>&1 &
+    "$CELMARK" stamp -k "$T/k.key" -l "$K" --recipient "r$i" --asset kill "$T/tiny.png" "$D/o$i.png" >/dev/null 2>&1 &
     pid=$!
     sleep "$delay"
     kill -9 "$pid" 2>/dev/null
