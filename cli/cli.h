@@ -49,6 +49,30 @@ void cli_print_help(const char *name);
 int cli_parse_id(const char *s, uint64_t *out);
 void cli_format_id(uint64_t id, char out[17]);
 int cli_parse_double(const char *s, double *out);
+/* Input limits shared by info, stamp and verify (cm_limits). Add
+ * CLI_LIMIT_OPTIONS to a getopt_long table; hand every option code to
+ * cli_limit_option first: -1 = not a limit option, 0 = parsed into *l,
+ * else the usage error's exit code. CLI_LIMIT_HELP documents them. */
+enum { CLI_OPT_MAX_PIXELS = 0x1000, CLI_OPT_MAX_FILE, CLI_OPT_MAX_META, CLI_OPT_MAX_FRAMES,
+       CLI_OPT_MAX_DECODE };
+#define CLI_LIMIT_OPTIONS                                                   \
+    {"max-pixels", required_argument, NULL, CLI_OPT_MAX_PIXELS},            \
+    {"max-file-size", required_argument, NULL, CLI_OPT_MAX_FILE},           \
+    {"max-meta-size", required_argument, NULL, CLI_OPT_MAX_META},           \
+    {"max-frames", required_argument, NULL, CLI_OPT_MAX_FRAMES},            \
+    {"max-decode-seconds", required_argument, NULL, CLI_OPT_MAX_DECODE}
+#define CLI_LIMIT_HELP                                                                 \
+    "Limits on untrusted input (a file over one is refused, exit 3, before the\n"      \
+    "memory or time is spent; sizes take a K, M, G or T suffix, powers of 1024):\n"     \
+    "      --max-pixels N          pixels per frame (default 268435456 = 16384^2)\n"   \
+    "      --max-file-size BYTES   bytes per input file (default 4G)\n"                \
+    "      --max-meta-size BYTES   metadata per file: ICC, EXIF, text (default 64M)\n"  \
+    "      --max-frames N          video frames per file (default 1000000: 11.5 h\n"   \
+    "                              at 24 fps)\n"                                       \
+    "      --max-decode-seconds S  seconds of video demuxing and decoding per file\n"  \
+    "                              (default 3600; 0 = no limit)\n"
+int cli_limit_option(const char *cmd, int c, const char *arg, cm_limits *l);
+
 /* Load a key file; on failure prints the error and returns its exit code. */
 int cli_load_key(cm_ctx *ctx, const char *path, cm_key **key);
 

@@ -55,11 +55,19 @@ int cmd_info(int argc, char **argv)
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
+        CLI_LIMIT_OPTIONS,
         {NULL, 0, NULL, 0},
     };
     int json = 0, c;
+    cm_limits lim;
+    cm_limits_default(&lim);
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        int lr = cli_limit_option("info", c, optarg, &lim);
+        if (lr > 0)
+            return lr;
+        if (lr == 0)
+            continue;
         switch (c) {
         case 'j':
             json = 1;
@@ -67,6 +75,8 @@ int cmd_info(int argc, char **argv)
         case 'h':
             cli_print_help("info");
             return EXIT_OK;
+        case ':':
+            return cli_usage_error("info", "option '%s' needs a value", argv[optind - 1]);
         default:
             return cli_usage_error("info", "unknown option '%s'", argv[optind - 1]);
         }
@@ -97,9 +107,9 @@ int cmd_info(int argc, char **argv)
         if (!ret)
             ret = cm_media_probe(ctx, path, &kind);
         if (!ret && kind == CM_MEDIA_VIDEO) {
-            ret = cm_video_get_info(ctx, path, NULL, &info);
+            ret = cm_video_get_info(ctx, path, &lim, &info);
         } else if (!ret) {
-            ret = cm_image_read(ctx, path, NULL, &img);
+            ret = cm_image_read(ctx, path, &lim, &img);
             if (!ret)
                 ret = cm_image_get_info(img, &info);
         }

@@ -23,6 +23,7 @@ static void note_conversion(const char *in, const cm_image *img)
 typedef struct video_opts {
     const char *codec;
     int crf, qscale, quiet;
+    cm_limits limits; /* for stills and videos alike */
 } video_opts;
 
 /* What stamp_file did, for the ledger row and the report. */
@@ -49,6 +50,7 @@ static int stamp_file(cm_ctx *ctx, cm_stamper *st, const char *in, const char *p
         vp.codec = vo->codec;
         vp.crf = vo->crf;
         vp.qscale = vo->qscale;
+        vp.limits = vo->limits;
         vp.out_name = out;
         cli_progress prog;
         cli_progress_init(&prog, "stamp", vo->quiet);
@@ -63,7 +65,7 @@ static int stamp_file(cm_ctx *ctx, cm_stamper *st, const char *in, const char *p
         return ret;
     }
     cm_image *img = NULL;
-    ret = cm_image_read(ctx, in, NULL, &img);
+    ret = cm_image_read(ctx, in, &vo->limits, &img);
     if (!ret)
         ret = cm_stamper_image(st, img);
     if (!ret) {
@@ -293,6 +295,7 @@ int cmd_stamp(int argc, char **argv)
         {"quiet", no_argument, NULL, 'q'},
         {"frames", required_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
+        CLI_LIMIT_OPTIONS,
         {NULL, 0, NULL, 0},
     };
     const char *key_path = NULL, *id_str = NULL, *ledger_path = NULL, *range = NULL;
@@ -301,9 +304,15 @@ int cmd_stamp(int argc, char **argv)
     cm_stamp_params sp;
     cm_stamp_params_default(&sp);
     int force = 0, c;
-    video_opts vo = {NULL, -1, -1, 0};
+    video_opts vo = {NULL, -1, -1, 0, {0}};
+    cm_limits_default(&vo.limits);
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":k:l:fqh", opts, NULL)) != -1) {
+        int lr = cli_limit_option("stamp", c, optarg, &vo.limits);
+        if (lr > 0)
+            return lr;
+        if (lr == 0)
+            continue;
         switch (c) {
         case 'C':
             vo.codec = optarg;

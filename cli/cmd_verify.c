@@ -307,7 +307,7 @@ static int verify_one(verify_job *j, const char *path, int *any_unmarked)
     } else if (!ret) {
         cm_image *img = NULL;
         cm_verify_result r;
-        ret = cm_image_read(j->ctx, path, NULL, &img);
+        ret = cm_image_read(j->ctx, path, &j->vvp->limits, &img);
         if (!ret)
             ret = cm_verifier_image(j->ver, img, &r);
         cm_image_free(&img);
@@ -422,6 +422,7 @@ int cmd_verify(int argc, char **argv)
         {"report", required_argument, NULL, 'r'},
         {"force", no_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
+        CLI_LIMIT_OPTIONS,
         {NULL, 0, NULL, 0},
     };
     const char *key_path = NULL, *cand_path = NULL, *ledger_path = NULL, *asset = NULL;
@@ -435,6 +436,11 @@ int cmd_verify(int argc, char **argv)
     cm_video_verify_params_default(&vvp);
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":k:l:qfh", opts, NULL)) != -1) {
+        int lr = cli_limit_option("verify", c, optarg, &vvp.limits);
+        if (lr > 0)
+            return lr;
+        if (lr == 0)
+            continue;
         switch (c) {
         case 'r':
             report_path = optarg;

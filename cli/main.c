@@ -19,6 +19,7 @@ const cli_command cli_commands[] = {
      "\n"
      "  --json      one JSON object per file, one per line (schema \"celmark.info/1\")\n"
      "  -h, --help  show this help\n"
+     "\n" CLI_LIMIT_HELP
      "\n"
      "Exit status: 0 all files read, 3 any file unreadable or unsupported.\n"},
     {"keygen", cmd_keygen, "create a studio key file (watermark secret + signing key)",
@@ -69,6 +70,7 @@ const cli_command cli_commands[] = {
      "  -q, --quiet           no progress line on stderr\n"
      "  -f, --force           replace OUT if it exists\n"
      "  -h, --help            show this help\n"
+     "\n" CLI_LIMIT_HELP
      "\n"
      "Exit status: 0 written, 2 usage error, 3 unreadable input, key or ledger,\n"
      "or OUT cannot be written (nothing is left behind: no file, no ledger row),\n"
@@ -103,6 +105,7 @@ const cli_command cli_commands[] = {
      "  -f, --force            replace OUT.html if it exists\n"
      "  -q, --quiet            no progress line on stderr\n"
      "  -h, --help             show this help\n"
+     "\n" CLI_LIMIT_HELP
      "\n"
      "Exit status: 0 every file marked, 1 any file not marked, 2 usage error,\n"
      "3 any file or the key unreadable, or the report cannot be written,\n"
@@ -223,7 +226,11 @@ static void print_main_help(FILE *f)
                "  celmark --version      print the version\n"
                "\n"
                "Exit status: 0 ok, 1 check failed / mark not as expected, 2 usage error,\n"
-               "3 input unreadable or unsupported, 4 internal error.\n");
+               "3 input unreadable or unsupported, 4 internal error.\n"
+               "\n"
+               "info, stamp and verify read untrusted files under limits (pixels per frame,\n"
+               "file size, metadata, video frames and decoding time) with safe defaults;\n"
+               "see 'celmark help stamp' for the --max-... options.\n");
 }
 
 void cli_print_help(const char *name)

@@ -51,13 +51,21 @@ static const char *advice(int status)
     case CM_E_CORRUPT:
         return "the file is damaged or incomplete; obtain an intact copy";
     case CM_E_LIMIT:
-        return "if the file is genuine, raise the limit (see 'celmark help')";
+        return "if the file is genuine, raise the limit (--max-pixels, --max-file-size, "
+               "--max-meta-size, --max-frames, --max-decode-seconds; see 'celmark help "
+               "stamp')";
     case CM_E_EXISTS:
         return "use --force to replace it";
     case CM_E_KEY:
         return "check the key file";
     case CM_E_NOMEM:
         return "free memory or process smaller files";
+    case CM_E_UNSUPPORTED:
+        /* hostile or exotic input, not a celmark bug */
+        return "celmark cannot process this kind of file; convert it to PNG, TIFF or a "
+               "common video format";
+    case CM_E_LEDGER:
+        return "check the ledger file";
     default:
         return "this is a bug in celmark; please report it with the input file";
     }

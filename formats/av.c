@@ -58,11 +58,13 @@
  * AV_LOG_QUIET, oversized pictures are reported as corrupt, not as over the
  * limit (they are refused either way).
  *
- * Known weakness: a few libav decoders (BMP) allocate the picture before
- * checking that the file holds enough data for it, so a tiny file claiming
- * 15000 x 15000 costs a transient allocation of up to max_pixels x 4 bytes
- * (1 GiB at the default limit) before it is refused as corrupt. Lower
- * cm_limits.max_pixels where that matters.
+ * Decompression bombs: a few libav decoders (BMP, PGM) allocate the picture
+ * before checking that the file holds enough data for it, and some formats
+ * (QOI runs, WebP lossless, GIF) can claim a huge picture from a few bytes
+ * (a 114-byte QOI decodes to 16000 x 16000, 2.3 GiB resident). So the
+ * decoder's max_pixels is also capped at MAX_PIXELS_PER_BYTE times the
+ * file size (at least MIN_PIXEL_CAP): libav refuses a larger picture in
+ * ff_get_buffer() before allocating it, and we report a bomb.
  */
 #include "format.h"
 
@@ -95,6 +97,14 @@
 /* Largest file handed to libav: image demuxers read a still as one
  * int-sized packet, so stay well under INT_MAX; no still is 1 GiB. */
 #define MAX_AV_FILE_BYTES (INT64_C(1) << 30)
+
+/* Most pixels a still may decode to per byte of file: 4096. Real
+ * encodings stay far below (a flat JPEG ~60 px/byte, deflate at most 1032
+ * bytes per byte, GIF's 12-bit LZW ~2700 px/byte; cel art in WebP or PNG
+ * 10-50). Files below 1 KiB may still hold MIN_PIXEL_CAP (4 Mpixel, 16 MiB
+ * of RGBA): an icon-sized bomb costs no more than that. */
+#define MAX_PIXELS_PER_BYTE 4096
+#define MIN_PIXEL_CAP (UINT64_C(4) << 20)
 
 /* AVIOContext buffer: 64 KiB, a few stdio reads per typical still. */
 #define AVIO_BUFFER_BYTES (64 * 1024)
@@ -153,6 +163,15 @@ void cm__av_log_reset(void)
     pthread_once(&log_once, install_log);
     log_first[0] = '\0';
     log_pic_w = log_pic_h = 0;
+}
+
+int cm__av_refused_size(unsigned *w, unsigned *h)
+{
+    if (!log_pic_w || !log_pic_h)
+        return 0;
+    *w = log_pic_w;
+    *h = log_pic_h;
+    return 1;
 }
 
 /* ---- probing ---------------------------------------------------------- */
@@ -224,6 +243,7 @@ typedef struct reader {
     const cm_limits *limits;
     int io_errno;       /* errno of a failed fread/fseek, else 0 */
     int64_t file_bytes; /* -1 if unknown */
+    uint64_t bomb_cap;  /* most pixels the file's size allows, 0 = none */
 
     const AVInputFormat *ifmt;
     char label[16]; /* "JPEG", for messages */
@@ -335,6 +355,13 @@ static int av_failure(reader *r, int err, const char *what)
         const uint64_t w = log_pic_w, h = log_pic_h;
         if (w * h > r->limits->max_pixels)
             return limit_error(r, w, h);
+        if (r->bomb_cap && w * h > r->bomb_cap)
+            return cm__error(r->ctx, CM_E_CORRUPT,
+                             "%s: %s claims %llu x %llu pixels from %lld bytes, more than "
+                             "any real picture of that size holds; refused as a "
+                             "decompression bomb",
+                             r->path, r->label, (unsigned long long)w,
+                             (unsigned long long)h, (long long)r->file_bytes);
         return cm__error(r->ctx, CM_E_LIMIT,
                          "%s: image is %llu x %llu, larger than libav can "
                          "decode; it cannot be read here",
@@ -463,9 +490,16 @@ static int open_decoder(reader *r)
     if ((ret = avcodec_parameters_to_context(r->dec, par)) < 0)
         return av_failure(r, ret, "decode");
     r->dec->thread_count = 1;
-    r->dec->max_pixels = r->limits->max_pixels > (uint64_t)INT64_MAX
-                             ? INT64_MAX
-                             : (int64_t)r->limits->max_pixels;
+    uint64_t cap = r->limits->max_pixels;
+    if (r->file_bytes > 0) {
+        uint64_t by_size = (uint64_t)r->file_bytes * MAX_PIXELS_PER_BYTE;
+        if (by_size < MIN_PIXEL_CAP)
+            by_size = MIN_PIXEL_CAP;
+        r->bomb_cap = by_size;
+        if (by_size < cap)
+            cap = by_size;
+    }
+    r->dec->max_pixels = cap > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)cap;
     if ((ret = avcodec_open2(r->dec, codec, NULL)) < 0)
         return av_failure(r, ret, "decode");
     snprintf(r->meta->codec, sizeof(r->meta->codec), "%s", codec->name);

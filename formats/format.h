@@ -103,5 +103,8 @@ CM__HIDDEN void cm__info_add_tag(cm_image_info *info, const char *key,
  * thread; cm__av_describe_error() is av_strerror(err) plus that line. */
 CM__HIDDEN void cm__av_log_reset(void);
 CM__HIDDEN void cm__av_describe_error(int err, char *out, size_t size);
+/* The size libav named in a "Picture size WxH is invalid" refusal since
+ * the last reset on this thread: 1 and *w, *h, or 0. */
+CM__HIDDEN int cm__av_refused_size(unsigned *w, unsigned *h);
 
 #endif

@@ -37,6 +37,14 @@
 #define DEFAULT_MAX_PIXELS (UINT64_C(1) << 28)
 #define DEFAULT_MAX_FILE_BYTES (UINT64_C(4) << 30)
 #define DEFAULT_MAX_META_BYTES (UINT64_C(64) << 20)
+/* Video: 1,000,000 frames is 11.5 h at 24 fps and 4.6 h at 60 fps, longer
+ * than a feature film or a day of dailies in one file; more frames are a
+ * bomb of tiny frames, not footage. An hour of decoding per file keeps that
+ * many frames possible (280 fps, what libav decodes 1080p H.264 at on one
+ * core) while a file that decodes forever is stopped; an investigator
+ * scanning many untrusted files should lower it. */
+#define DEFAULT_MAX_FRAMES UINT64_C(1000000)
+#define DEFAULT_MAX_DECODE_SECONDS 3600.0
 
 /* ---- registry --------------------------------------------------------- */
 
@@ -81,6 +89,8 @@ void cm_limits_default(cm_limits *l)
     l->max_pixels = DEFAULT_MAX_PIXELS;
     l->max_file_bytes = DEFAULT_MAX_FILE_BYTES;
     l->max_meta_bytes = DEFAULT_MAX_META_BYTES;
+    l->max_frames = DEFAULT_MAX_FRAMES;
+    l->max_decode_seconds = DEFAULT_MAX_DECODE_SECONDS;
 }
 
 static int layout_ok(int channels, int has_alpha, int bit_depth)

@@ -121,8 +121,11 @@ typedef struct png_meta {
 /* I/O state shared with the libpng callbacks. */
 typedef struct png_io {
     FILE *fp;
+    int64_t left;       /* read: bytes of the file not read yet, -1 unknown */
+    uint64_t max_chunk; /* read: largest ancillary chunk (max_meta_bytes) */
     unsigned seen;
     int eof;      /* read: the file ended early */
+    int past_end; /* read: a chunk claims more bytes than the file has */
     int err_no;   /* read/write: errno of a failed stdio call, else 0 */
     char msg[200];
     char warn[200]; /* last warning: libpng explains "Invalid IHDR data" there */
@@ -209,6 +212,33 @@ static void read_fn(png_structp png, png_bytep data, size_t len)
     default: break;
     }
     size_t n = fread(data, 1, len, io->fp);
+    if (io->left >= 0)
+        io->left -= (int64_t)n;
+    /* A chunk header: refuse a length the file cannot hold, or ancillary
+     * data over the metadata limit, before libpng allocates a buffer of
+     * that size (1.6.39 mallocs a tEXt chunk's declared length + 1 even
+     * past png_set_chunk_malloc_max: a 346-byte file cost 2 GiB). IDAT
+     * and APNG's skipped fdAT are streamed, never held whole. */
+    if (n == len && len == 8 && (png_get_io_state(png) & PNG_IO_CHUNK_HDR)) {
+        png_uint_32 clen = png_get_uint_32(data);
+        png_uint_32 type = png_get_uint_32(data + 4);
+        char name[5], msg[160];
+        chunk_name(type, name);
+        if (io->left >= 0 && (int64_t)clen + 4 > io->left) {
+            snprintf(msg, sizeof(msg),
+                     "the %s chunk claims %lu bytes, beyond the end of the file", name,
+                     (unsigned long)clen);
+            io->past_end = 1;
+            png_error(png, msg);
+        }
+        if (type != CHUNK_TYPE('I', 'D', 'A', 'T') && type != CHUNK_TYPE('f', 'd', 'A', 'T') &&
+            clen > io->max_chunk) {
+            snprintf(msg, sizeof(msg),
+                     "the %s chunk of %lu bytes exceeds limit of %llu bytes of metadata", name,
+                     (unsigned long)clen, (unsigned long long)io->max_chunk);
+            png_error(png, msg);
+        }
+    }
     if (n != len) {
         if (ferror(io->fp)) {
             io->err_no = errno ? errno : EIO;
@@ -274,6 +304,8 @@ static int read_failure(reader *r)
     if (r->io.err_no)
         return cm__error(r->ctx, CM_E_IO, "%s: cannot read: %s", r->path,
                          strerror(r->io.err_no));
+    if (r->io.past_end)
+        return cm__error(r->ctx, CM_E_CORRUPT, "%s: truncated PNG: %s", r->path, msg);
     if (r->io.eof) {
         png_uint_32 state = png_get_io_state(r->png);
         png_uint_32 type = png_get_io_chunk_type(r->png);
@@ -610,6 +642,13 @@ static int read_png(cm_ctx *ctx, const char *path, FILE *fp,
 
     memset(&r, 0, sizeof(r));
     r.io.fp = fp;
+    r.io.max_chunk = limits->max_meta_bytes;
+    r.io.left = -1;
+    off_t start = ftello(fp), end = -1;
+    if (start >= 0 && fseeko(fp, 0, SEEK_END) == 0)
+        end = ftello(fp);
+    if (start < 0 || fseeko(fp, start, SEEK_SET) != 0)
+        return cm__error(ctx, CM_E_IO, "%s: cannot read: %s", path, strerror(errno));
     r.ctx = ctx;
     r.path = path;
     r.limits = limits;
@@ -626,6 +665,8 @@ static int read_png(cm_ctx *ctx, const char *path, FILE *fp,
         return cm__error(ctx, CM_E_CORRUPT,
                          "%s: truncated PNG: file ends inside the signature",
                          path);
+    if (end >= start)
+        r.io.left = (int64_t)(end - start) - (int64_t)n;
 
     r.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &r.io, error_fn,
                                    warning_fn);

@@ -38,6 +38,18 @@
  * protocol whitelisted (no "concat:", no network, no nested opens), the
  * demuxer must be one of VIDEO_DEMUXERS, the decoder refuses pictures over
  * the pixel limit before allocating them, and the file size is checked first.
+ * cm_limits bounds the rest (see input_open):
+ *
+ *   max_pixels          the size the container declares is checked before
+ *                       any frame is decoded (stream probing included: the
+ *                       probing decoders get max_pixels too), and every
+ *                       decoder refuses a larger picture before allocating
+ *   max_frames          a declared frame count over it is refused at open;
+ *                       decoding stops with CM_E_LIMIT at frame max + 1
+ *   max_decode_seconds  time inside libav's demuxer and decoder calls is
+ *                       added up; the demuxer's reads are interrupted
+ *                       (AVIOInterruptCB) and the next decode call refused
+ *                       once it is spent
  */
 #include "video.h"
 #include "format.h"
@@ -48,6 +60,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
@@ -106,7 +119,80 @@ typedef struct input {
     AVFormatContext *fc;
     AVCodecContext *dec;
     int vi; /* video stream index */
+    cm_limits limits;
+    double spent;   /* seconds spent in libav's demuxer and decoder so far */
+    double started; /* clock at the start of the current call, 0 outside */
 } input;
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Bracket every demuxer/decoder call: the time between counts against
+ * max_decode_seconds. */
+static void decode_begin(input *in)
+{
+    in->started = now_seconds();
+}
+
+static void decode_end(input *in)
+{
+    if (in->started > 0)
+        in->spent += now_seconds() - in->started;
+    in->started = 0;
+}
+
+static int decode_time_over(const input *in)
+{
+    double t = in->spent + (in->started > 0 ? now_seconds() - in->started : 0);
+    return in->limits.max_decode_seconds > 0 && t > in->limits.max_decode_seconds;
+}
+
+/* libav's interrupt callback: nonzero stops a blocking demuxer read. */
+static int interrupt_cb(void *opaque)
+{
+    return decode_time_over(opaque);
+}
+
+static int time_error(input *in)
+{
+    return cm__error(in->ctx, CM_E_LIMIT,
+                     "%s: decoding took more than %g s, the limit of decoding time per file",
+                     in->path, in->limits.max_decode_seconds);
+}
+
+/* declared: the count the container claims, or 0 when decoding went past
+ * the limit. */
+static int frames_error(input *in, int64_t declared)
+{
+    if (declared > 0)
+        return cm__error(in->ctx, CM_E_LIMIT,
+                         "%s: declares %lld frames, above the limit of %llu frames", in->path,
+                         (long long)declared, (unsigned long long)in->limits.max_frames);
+    return cm__error(in->ctx, CM_E_LIMIT, "%s: more than %llu frames, the limit per file",
+                     in->path, (unsigned long long)in->limits.max_frames);
+}
+
+static int pixels_error(input *in, uint64_t w, uint64_t h)
+{
+    return cm__error(in->ctx, CM_E_LIMIT,
+                     "%s: frames of %llu x %llu, above the limit of %llu pixels", in->path,
+                     (unsigned long long)w, (unsigned long long)h,
+                     (unsigned long long)in->limits.max_pixels);
+}
+
+/* Refuse a stream whose declared frame size is over max_pixels. */
+static int check_declared_size(input *in, const AVStream *s)
+{
+    uint64_t w = (uint64_t)(s->codecpar->width > 0 ? s->codecpar->width : 0);
+    uint64_t h = (uint64_t)(s->codecpar->height > 0 ? s->codecpar->height : 0);
+    if (s->codecpar->codec_type == AVMEDIA_TYPE_VIDEO && w * h > in->limits.max_pixels)
+        return pixels_error(in, w, h);
+    return CM_OK;
+}
 
 static int av_fail(cm_ctx *ctx, const char *path, int err, const char *what)
 {
@@ -140,6 +226,7 @@ static int input_open(cm_ctx *ctx, const char *path, const cm_limits *limits, in
         cm_limits_default(&def);
         limits = &def;
     }
+    in->limits = *limits;
     struct stat st;
     if (stat(path, &st) != 0)
         return cm__error(ctx, CM_E_IO, "%s: cannot open: %s", path, strerror(errno));
@@ -157,10 +244,28 @@ static int input_open(cm_ctx *ctx, const char *path, const cm_limits *limits, in
     AVDictionary *opts = NULL;
     av_dict_set(&opts, "protocol_whitelist", "file", 0);
     av_dict_set(&opts, "format_whitelist", VIDEO_DEMUXERS, 0);
+    char mp[32];
+    snprintf(mp, sizeof(mp), "%llu", (unsigned long long)limits->max_pixels);
+    if (!(in->fc = avformat_alloc_context())) {
+        av_dict_free(&opts);
+        free(url);
+        return cm__error(ctx, CM_E_NOMEM, "%s: out of memory", path);
+    }
+    in->fc->interrupt_callback.callback = interrupt_cb;
+    in->fc->interrupt_callback.opaque = in;
+    decode_begin(in);
     int err = avformat_open_input(&in->fc, url, NULL, &opts);
+    decode_end(in);
     av_dict_free(&opts);
     free(url);
+    unsigned rw, rh;
     if (err < 0) {
+        if (decode_time_over(in))
+            return time_error(in);
+        /* a header claiming a size libav itself refuses (over 2^28
+         * pixels): a limit, not damage */
+        if (cm__av_refused_size(&rw, &rh))
+            return pixels_error(in, rw, rh);
         if (err == AVERROR_INVALIDDATA) {
             char detail[512];
             cm__av_describe_error(err, detail, sizeof(detail));
@@ -168,7 +273,32 @@ static int input_open(cm_ctx *ctx, const char *path, const cm_limits *limits, in
         }
         return av_fail(ctx, path, err, "open the video");
     }
-    if ((err = avformat_find_stream_info(in->fc, NULL)) < 0)
+    /* Sizes the header declares, before find_stream_info decodes frames
+     * to probe (a Y4M or Matroska header can claim any size). */
+    for (unsigned i = 0; i < in->fc->nb_streams; i++) {
+        int ret = check_declared_size(in, in->fc->streams[i]);
+        if (ret)
+            return ret;
+    }
+    /* the probing decoders refuse oversized pictures too */
+    AVDictionary **sopts = NULL;
+    if (in->fc->nb_streams) {
+        if (!(sopts = calloc(in->fc->nb_streams, sizeof(*sopts))))
+            return cm__error(ctx, CM_E_NOMEM, "%s: out of memory", path);
+        for (unsigned i = 0; i < in->fc->nb_streams; i++)
+            av_dict_set(&sopts[i], "max_pixels", mp, 0);
+    }
+    decode_begin(in);
+    err = avformat_find_stream_info(in->fc, sopts);
+    decode_end(in);
+    for (unsigned i = 0; sopts && i < in->fc->nb_streams; i++)
+        av_dict_free(&sopts[i]);
+    free(sopts);
+    if (decode_time_over(in))
+        return time_error(in);
+    if (err < 0 && cm__av_refused_size(&rw, &rh))
+        return pixels_error(in, rw, rh);
+    if (err < 0)
         return av_fail(ctx, path, err, "read the stream information");
     const AVCodec *codec = NULL;
     in->vi = av_find_best_stream(in->fc, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
@@ -183,9 +313,9 @@ static int input_open(cm_ctx *ctx, const char *path, const cm_limits *limits, in
     uint64_t w = (uint64_t)(vs->codecpar->width > 0 ? vs->codecpar->width : 0);
     uint64_t h = (uint64_t)(vs->codecpar->height > 0 ? vs->codecpar->height : 0);
     if (w * h > limits->max_pixels)
-        return cm__error(ctx, CM_E_LIMIT, "%s: frames of %llu x %llu, above the limit of %llu pixels",
-                         path, (unsigned long long)w, (unsigned long long)h,
-                         (unsigned long long)limits->max_pixels);
+        return pixels_error(in, w, h);
+    if (vs->nb_frames > 0 && (uint64_t)vs->nb_frames > limits->max_frames)
+        return frames_error(in, vs->nb_frames);
     if (!(in->dec = avcodec_alloc_context3(codec)))
         return cm__error(ctx, CM_E_NOMEM, "%s: out of memory", path);
     if ((err = avcodec_parameters_to_context(in->dec, vs->codecpar)) < 0)
@@ -197,8 +327,6 @@ static int input_open(cm_ctx *ctx, const char *path, const cm_limits *limits, in
     if (w * h >= LARGE_FRAME_PIXELS && (codec->capabilities & AV_CODEC_CAP_SLICE_THREADS))
         in->dec->thread_type = FF_THREAD_SLICE;
     AVDictionary *dopts = NULL;
-    char mp[32];
-    snprintf(mp, sizeof(mp), "%llu", (unsigned long long)limits->max_pixels);
     av_dict_set(&dopts, "max_pixels", mp, 0);
     err = avcodec_open2(in->dec, codec, &dopts);
     av_dict_free(&dopts);
@@ -514,6 +642,7 @@ struct cm__video_reader {
     int conv_w, conv_h;
     int eof_sent;
     int64_t first_pts;
+    int64_t nframes; /* frames returned so far */
     char tc[AV_TIMECODE_STR_SIZE];
 };
 
@@ -598,6 +727,8 @@ static int frame_luma(cm__video_reader *r)
     AVFrame *f = r->frame;
     if (f->width <= 0 || f->height <= 0)
         return cm__error(r->in.ctx, CM_E_CORRUPT, "%s: a frame without size", r->in.path);
+    if ((uint64_t)f->width * (uint64_t)f->height > r->in.limits.max_pixels)
+        return pixels_error(&r->in, (uint64_t)f->width, (uint64_t)f->height);
     if (r->luma.width != f->width || r->luma.height != f->height) {
         cm_plane_free(&r->luma);
         if (cm_plane_alloc(&r->luma, f->width, f->height))
@@ -636,8 +767,17 @@ static int frame_luma(cm__video_reader *r)
 int cm__video_next(cm__video_reader *r, const cm_plane **luma, double *t)
 {
     for (;;) {
+        if (decode_time_over(&r->in))
+            return time_error(&r->in);
+        decode_begin(&r->in);
         int err = avcodec_receive_frame(r->in.dec, r->frame);
+        decode_end(&r->in);
         if (err == 0) {
+            if ((uint64_t)r->nframes >= r->in.limits.max_frames) {
+                av_frame_unref(r->frame);
+                return frames_error(&r->in, 0);
+            }
+            r->nframes++;
             int64_t pts = r->frame->best_effort_timestamp;
             AVRational tb = r->in.fc->streams[r->in.vi]->time_base;
             if (pts != AV_NOPTS_VALUE && r->first_pts == AV_NOPTS_VALUE)
@@ -658,19 +798,27 @@ int cm__video_next(cm__video_reader *r, const cm_plane **luma, double *t)
             return 0;
         /* feed the decoder */
         for (;;) {
+            if (decode_time_over(&r->in))
+                return time_error(&r->in);
+            decode_begin(&r->in);
             err = av_read_frame(r->in.fc, r->pkt);
+            decode_end(&r->in);
             if (err == AVERROR_EOF) {
                 r->eof_sent = 1;
                 avcodec_send_packet(r->in.dec, NULL);
                 break;
             }
+            if (decode_time_over(&r->in))
+                return time_error(&r->in);
             if (err < 0)
                 return av_fail(r->in.ctx, r->in.path, err, "read the video");
             if (r->pkt->stream_index != r->in.vi) {
                 av_packet_unref(r->pkt);
                 continue;
             }
+            decode_begin(&r->in);
             err = avcodec_send_packet(r->in.dec, r->pkt);
+            decode_end(&r->in);
             av_packet_unref(r->pkt);
             if (err < 0 && err != AVERROR(EAGAIN) && err != AVERROR_INVALIDDATA)
                 return av_fail(r->in.ctx, r->in.path, err, "decode a frame");
@@ -1169,6 +1317,10 @@ static int mark_luma(stamp_job *j, AVFrame *f, const luma_fmt *lf)
 /* Mark one decoded frame in place and send it to the encoder. */
 static int stamp_frame(stamp_job *j, AVFrame *f)
 {
+    if ((uint64_t)j->frames >= j->in.limits.max_frames)
+        return frames_error(&j->in, 0);
+    if ((uint64_t)f->width * (uint64_t)f->height > j->in.limits.max_pixels)
+        return pixels_error(&j->in, (uint64_t)f->width, (uint64_t)f->height);
     if (j->sws) {
         int err = av_frame_make_writable(j->conv);
         if (err < 0)
@@ -1208,7 +1360,11 @@ static int stamp_frame(stamp_job *j, AVFrame *f)
 static int drain_decoder(stamp_job *j)
 {
     for (;;) {
+        if (decode_time_over(&j->in))
+            return time_error(&j->in);
+        decode_begin(&j->in);
         int err = avcodec_receive_frame(j->in.dec, j->frame);
+        decode_end(&j->in);
         if (err == AVERROR(EAGAIN) || err == AVERROR_EOF)
             return CM_OK;
         if (err < 0)
@@ -1224,14 +1380,22 @@ static int transcode(stamp_job *j)
 {
     int err, ret;
     for (;;) {
+        if (decode_time_over(&j->in))
+            return time_error(&j->in);
+        decode_begin(&j->in);
         err = av_read_frame(j->in.fc, j->pkt);
+        decode_end(&j->in);
         if (err == AVERROR_EOF)
             break;
+        if (decode_time_over(&j->in))
+            return time_error(&j->in);
         if (err < 0)
             return av_fail(j->ctx, j->in.path, err, "read the video");
         int si = j->pkt->stream_index;
         if (si == j->in.vi) {
+            decode_begin(&j->in);
             err = avcodec_send_packet(j->in.dec, j->pkt);
+            decode_end(&j->in);
             av_packet_unref(j->pkt);
             if (err < 0 && err != AVERROR(EAGAIN))
                 return av_fail(j->ctx, j->in.path, err, "decode a frame");

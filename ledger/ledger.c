@@ -273,7 +273,9 @@ static int check_schema(cm_ctx *ctx, cm_ledger *lg)
                          sqlite3_errmsg(lg->db));
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        int v = atoi((const char *)sqlite3_column_text(st, 0));
+        /* a NULL value (possible in an edited file) reads as version 0 */
+        const char *text = (const char *)sqlite3_column_text(st, 0);
+        int v = text ? atoi(text) : 0;
         if (v > CM_LEDGER_SCHEMA_VERSION)
             ret = cm__error(ctx, CM_E_LEDGER,
                             "%s: ledger schema version %d is newer than this celmark (%d); "
@@ -394,6 +396,20 @@ typedef struct pend {
     int has_sha;
 } pend;
 
+/* Is e->temp "<dir of out>/.celmark-<id>.<base of out>", as reserved? */
+static int ours(const pend *e)
+{
+    const char *slash = strrchr(e->out, '/');
+    if (!slash || e->out[0] != '/')
+        return 0; /* reserve records absolute paths */
+    size_t dirlen = (size_t)(slash - e->out);
+    char want[PATH_MAX + 64];
+    int n = snprintf(want, sizeof(want), "%.*s/.celmark-%016llx.%s", (int)dirlen, e->out,
+                     (unsigned long long)e->id, slash + 1);
+    return n > 0 && (size_t)n < sizeof(want) && !strcmp(want, e->temp) &&
+           !strstr(e->out, "/../") && !strstr(e->out, "/./");
+}
+
 int cm_ledger_reconcile(cm_ctx *ctx, cm_ledger *lg, int *cleaned)
 {
     if (!lg || lg->lockfd < 0)
@@ -440,14 +456,18 @@ int cm_ledger_reconcile(cm_ctx *ctx, cm_ledger *lg, int *cleaned)
         pend *e = &p[i];
         if (id_lock(lg->lockfd, e->id, F_WRLCK) != 0)
             continue; /* a live stamp holds it */
-        if (e->has_sha) {
+        /* The ledger file names the files to delete: touch them only when
+         * the temp path is the one cm_ledger_reserve() makes for that
+         * output, so an edited or foreign ledger cannot make us unlink
+         * arbitrary files. */
+        if (ours(e)) {
             uint8_t cur[CM_LEDGER_HASH_BYTES];
             if (cm_sha256_file(NULL, e->out, cur, NULL) == CM_OK &&
                 memcmp(cur, e->sha, sizeof(cur)) == 0)
                 unlink(e->out); /* moved into place but never committed */
+            unlink(e->temp);
+            remove_inner_temps(e->temp);
         }
-        unlink(e->temp);
-        remove_inner_temps(e->temp);
         if (sqlite3_prepare_v2(lg->db, "DELETE FROM pending WHERE issue_id=?", -1, &st,
                                NULL) == SQLITE_OK) {
             sqlite3_bind_int64(st, 1, (sqlite3_int64)e->id);
@@ -1114,9 +1134,9 @@ int cm_ledger_signer(cm_ctx *ctx, cm_ledger *lg, char out[CM_KEY_FINGERPRINT_CHA
     if (ret)
         return ret;
     int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        snprintf(out, CM_KEY_FINGERPRINT_CHARS + 1, "%s",
-                 (const char *)sqlite3_column_text(st, 0));
+    const char *fp = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+    if (fp)
+        snprintf(out, CM_KEY_FINGERPRINT_CHARS + 1, "%s", fp);
     else if (rc != SQLITE_DONE)
         ret = db_error(ctx, lg, "cannot read the ledger");
     sqlite3_finalize(st);
@@ -1196,6 +1216,12 @@ int cm_ledger_check(cm_ctx *ctx, cm_ledger *lg, const cm_key *key, cm_ledger_rep
         if (!sig)
             mark_bad(rep, &r, "signature does not match (row edited, forged or moved)");
         ret = cm__ledger_row_hash(&r, prev);
+        /* seq is whatever the file says: INT64_MAX + 1 would overflow */
+        if (r.seq == INT64_MAX) {
+            mark_bad(rep, &r, "row number %lld out of sequence", (long long)r.seq);
+            cm_ledger_row_clear(&r);
+            break;
+        }
         expect = r.seq + 1;
         cm_ledger_row_clear(&r);
         if (ret)

@@ -46,11 +46,23 @@ typedef struct cm_image {
     cm_image_meta *meta; /**< source metadata (format-specific), may be NULL */
 } cm_image;
 
-/** Limits applied while reading untrusted files. */
+/** Limits applied while reading untrusted files. Each is checked before
+ *  the memory or time it bounds is spent where the format allows (a frame
+ *  size in a header is refused before the frame is allocated), and a file
+ *  over a limit fails with CM_E_LIMIT naming the limit. */
 typedef struct cm_limits {
     uint64_t max_pixels;     /**< per frame; default 1<<28 (268 Mpixel) */
     uint64_t max_file_bytes; /**< default 4 GiB */
     uint64_t max_meta_bytes; /**< ancillary metadata per file; default 64 MiB */
+    uint64_t max_frames;     /**< video frames per file (stamp and verify);
+                                  default 1,000,000 (11.5 h at 24 fps, 4.6 h
+                                  at 60 fps: longer than any deliverable) */
+    double max_decode_seconds; /**< wall-clock seconds spent demuxing and
+                                  decoding one video (marking, encoding and
+                                  detection not counted); default 3600. A
+                                  decoder busy inside one packet is only
+                                  stopped when it returns; demuxer reads are
+                                  interrupted. <= 0: no limit */
 } cm_limits;
 
 /** Fill *l with the defaults documented in cm_limits. */

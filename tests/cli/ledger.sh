@@ -4,6 +4,7 @@
 
 "$CELMARK_GEN" "$T/in.png" 640 360 5 || exit 1
 "$CELMARK_GEN" "$T/small.png" 256 256 7 || exit 1
+"$CELMARK_GEN" "$T/tiny.png" 64 64 7 || exit 1
 expect 0 '' -- "$CELMARK" keygen "$T/k.key"
 fp=$(sed -n 's/^fingerprint: //p' "$T/out")
 expect 0 '' -- "$CELMARK" keygen "$T/other.key"
@@ -108,7 +109,17 @@ if command -v sqlite3 >/dev/null; then
     sqlite3 "$T/t.db" "DELETE FROM issues WHERE seq=1"
     expect 1 '' -- "$CELMARK" ledger verify -l "$T/t.db" -k "$T/k.key" --json
     check "delete: first bad row named" grep -q '"ok":false.*"first_bad_row":2' "$T/out"
-    rm -f "$T/t.db"
+    # a hostile ledger's pending entry must not make us delete its files
+    cp "$L" "$T/t.db"
+    echo precious >"$T/victim.txt"
+    sqlite3 "$T/t.db" "INSERT INTO pending(issue_id, output_path, temp_path, created_at) VALUES(42, '$T/victim.txt', '$T/victim.txt', 'x')"
+    expect 0 '' -- "$CELMARK" ledger list -l "$T/t.db"
+    check "pending entry naming a foreign file: file kept" [ -f "$T/victim.txt" ]
+    # a NULL schema version (NOT NULL dropped) is refused, not a crash
+    rm -f "$T/n.db"
+    sqlite3 "$T/n.db" "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT); INSERT INTO meta VALUES('schema_version', NULL)"
+    expect 3 "n.db: bad ledger schema version" -- "$CELMARK" ledger list -l "$T/n.db"
+    rm -f "$T/t.db" "$T/n.db"
 fi
 
 # eight stamps at once on one ledger: all land, distinct ids, chain intact
@@ -136,15 +147,15 @@ D="$T/killout"
 mkdir -p "$D"
 # how long one stamp takes here (ms), to spread the kills over it
 t0=$(date +%s%N)
-"$CELMARK" stamp -k "$T/k.key" -l "$K" --recipient warm --asset kill "$T/small.png" "$D/warm.png" >/dev/null
+"$CELMARK" stamp -k "$T/k.key" -l "$K" --recipient warm --asset kill "$T/tiny.png" "$D/warm.png" >/dev/null
 t1=$(date +%s%N)
 dur=$(( (t1 - t0) / 1000000 ))
 [ "$dur" -lt 20 ] && dur=20
-runs=${CELMARK_KILL_RUNS:-60}
+runs=${CELMARK_KILL_RUNS:-100}
 i=1
 while [ $i -le "$runs" ]; do
     delay=$(awk -v s="$$$i" -v d="$dur" 'BEGIN { srand(s); printf "%.4f", rand() * d * 1.2 / 1000 }')
-    "$CELMARK" stamp -k "$T/k.key" -l "$K" --recipient "r$i" --asset kill "$T/small.png" "$D/o$i.png" >/dev/null 2>&1 &
+    "$CELMARK" stamp -k "$T/k.key" -l "$K" --recipient "r$i" --asset kill "$T/tiny.png" "$D/o$i.png" >/dev/null 2>&1 &
     pid=$!
     sleep "$delay"
     kill -9 "$pid" 2>/dev/null

@@ -676,8 +676,8 @@ static void test_random_and_text(void **s)
     static const char *const texts[] = {
         "this is a text file, not an image\n",
         "P", /* one byte */
-        "<?xml version=\"1.0\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" "
-        "width=\"10\" height=\"10\"></svg>\n",
+        ("<?xml version=\"1.0\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" "
+         "width=\"10\" height=\"10\"></svg>\n"),
         "#define x_width 8\n#define x_height 8\nstatic char x_bits[] = {0};\n",
         "{\"schema\": \"celmark.info/1\", \"width\": 64}\n",
         "GIF is a nice format, BM too, and so is \xff\xd8 JPEG\n",

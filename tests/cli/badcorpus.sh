@@ -1,0 +1,111 @@
+# Every malformed file in tests/bad/ through `celmark info` and `celmark
+# verify`: the exit code tests/bad/MANIFEST expects, a one-line error naming
+# the file when refused, no crash (134/139), no hang (timeout 20 s per run),
+# and a small peak memory (bombs are refused before they allocate). Bad key
+# files are also tried as keys. The limits (--max-frames,
+# --max-decode-seconds) refuse a valid but long video.
+. "$(dirname "$0")/common.shlib"
+
+BAD="$CELMARK_SRC/tests/bad"
+M="$BAD/MANIFEST"
+# Peak resident memory allowed per run (KiB): the good files here need
+# ~40 MiB, the bombs asked for 0.3-2.3 GiB before they were refused. Under
+# ASan (CELMARK_ASAN=1) the runtime's own shadow and quarantine count too.
+MAX_KB=$((${CELMARK_ASAN:-0} ? 600 * 1024 : 300 * 1024))
+TIMEOUT=${CELMARK_BAD_TIMEOUT:-20}
+have_time=0
+[ -x /usr/bin/time ] && have_time=1
+
+"$CELMARK" keygen "$T/k.key" >/dev/null || exit 1
+
+# run_bad FILE WANT ARGS...: run celmark ARGS under timeout (and
+# /usr/bin/time), then check the outcome for FILE.
+run_bad() {
+    file=$1
+    want=$2
+    shift 2
+    CHECKS=$((CHECKS + 1))
+    if [ "$have_time" = 1 ]; then
+        /usr/bin/time -f '%M' -o "$T/mem" timeout "$TIMEOUT" "$CELMARK" "$@" >"$T/out" 2>"$T/err"
+    else
+        timeout "$TIMEOUT" "$CELMARK" "$@" >"$T/out" 2>"$T/err"
+    fi
+    code=$?
+    name=$(basename "$file")
+    desc="$name: celmark $1"
+    if [ "$code" -eq 124 ]; then
+        echo "FAIL: $desc: hung (killed after $TIMEOUT s)"
+    elif [ "$code" -ge 128 ] || [ "$code" -eq 4 ]; then
+        echo "FAIL: $desc: crashed or internal error (exit $code)"
+        sed 's/^/  stderr: /' "$T/err" | head -20
+    elif [ "$code" -ne "$want" ]; then
+        echo "FAIL: $desc: exit $code, MANIFEST says $want"
+        sed 's/^/  stderr: /' "$T/err" | head -5
+    elif [ "$want" -eq 3 ] && { [ "$(wc -l <"$T/err")" -ne 1 ] ||
+        ! grep -q "^celmark: .*$name" "$T/err"; }; then
+        echo "FAIL: $desc: refused without one 'celmark: <file>: ...' line on stderr"
+        sed 's/^/  stderr: /' "$T/err" | head -5
+    elif [ "$want" -eq 3 ] && [ -s "$T/out" ]; then
+        echo "FAIL: $desc: refused but printed a result on stdout"
+    elif [ "$have_time" = 1 ] && [ "$(tail -n1 "$T/mem")" -gt "$MAX_KB" ]; then
+        echo "FAIL: $desc: peak memory $(tail -n1 "$T/mem") KiB, above $MAX_KB KiB"
+    else
+        return 0
+    fi
+    FAILS=$((FAILS + 1))
+    return 1
+}
+
+listed=0
+while read -r name info verify rest; do
+    case "$name" in '' | '#'*) continue ;; esac
+    f="$BAD/$name"
+    listed=$((listed + 1))
+    check "$name: in tests/bad" [ -f "$f" ]
+    run_bad "$f" "$info" info "$f"
+    run_bad "$f" "$verify" verify -q -k "$T/k.key" "$f"
+    # TODO(scan): when `celmark scan` lands, add its pass here (one line):
+    # run_bad "$f" "$verify" scan -k "$T/k.key" "$f"
+    case "$name" in
+    key-*)
+        cp "$f" "$T/bad.key" && chmod 600 "$T/bad.key"
+        run_bad "$T/bad.key" 3 key info "$T/bad.key"
+        run_bad "$T/bad.key" 3 verify -k "$T/bad.key" "$BAD/png-zero-width.png"
+        ;;
+    esac
+done <"$M"
+
+# every file in tests/bad is listed (a new file without expectations fails)
+for f in "$BAD"/*; do
+    n=$(basename "$f")
+    case "$n" in MANIFEST | make-bad) continue ;; esac
+    check "$n: listed in MANIFEST" grep -q "^$n " "$M"
+done
+check "at least 40 bad files ($listed)" [ "$listed" -ge 40 ]
+
+# limits on a valid video: too many frames, too long to decode
+Y="$BAD/y4m-2000-tiny-frames.y4m"
+run_bad "$Y" 3 verify -q -k "$T/k.key" --max-frames 1000 "$Y"
+check "max-frames: names the limit" grep -q "more than 1000 frames" "$T/err"
+run_bad "$Y" 3 verify -q -k "$T/k.key" --max-decode-seconds 0.000001 "$Y"
+check "max-decode-seconds: names the limit" grep -q "decoding took more than" "$T/err"
+"$CELMARK_GEN" "$T/g.png" 64 48 3 || exit 1
+run_bad "$T/g.png" 3 info --max-pixels 1000 "$T/g.png"
+check "max-pixels: names the limit" grep -q "above the limit of 1000 pixels" "$T/err"
+run_bad "$T/g.png" 3 info --max-file-size 100 "$T/g.png"
+check "max-file-size: names the limit" grep -q "above the limit of 100 bytes" "$T/err"
+expect 2 "max-frames must be" -- "$CELMARK" verify -k "$T/k.key" --max-frames -5 "$T/g.png"
+expect 2 "max-decode-seconds must be" -- "$CELMARK" stamp -k "$T/k.key" --id 0000000000000001 --max-decode-seconds x "$T/g.png" "$T/o.png"
+check "help documents the limits" sh -c "'$CELMARK' help stamp | grep -q -- '--max-decode-seconds S'"
+
+# a bomb stays small even where /usr/bin/time is missing: 1 GiB of address
+# space is plenty for a refusal (not under ASan, which reserves terabytes)
+if [ "${CELMARK_ASAN:-0}" = 0 ]; then
+    for n in png-text-chunk-claims-2gib.png qoi-run-bomb-16000x16000.qoi \
+        bmp-claims-16000x16000.bmp pgm-claims-16000x16000.pgm y4m-20000x20000.y4m; do
+        expect 3 "$n" -- sh -c "ulimit -v 1048576; exec '$CELMARK' info '$BAD/$n'"
+        expect 3 "$n" -- sh -c "ulimit -v 1048576; exec '$CELMARK' verify -k '$T/k.key' '$BAD/$n'"
+    done
+fi
+
+finish
