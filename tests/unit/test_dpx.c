@@ -20,8 +20,8 @@
 #include "celmark/celmark.h"
 #include "fmtgen.h"
 #include "formats/format.h"
+#include "testmedia.h"
 #include "testutil.h"
-#include "watermark/key_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,44 +35,6 @@
 static path_buf tmp_path(const char *name)
 {
     return test_tmp_path("dpx_", name);
-}
-
-static cm_image *frame(int w, int h, uint32_t seed, int channels, int depth, cel_style style)
-{
-    cel_params p;
-    cel_params_default(&p);
-    p.width = w;
-    p.height = h;
-    p.seed = seed;
-    p.channels = channels;
-    p.bit_depth = depth;
-    p.style = style;
-    cm_image *img = NULL;
-    assert_int_equal(cel_generate(&img, &p), 0);
-    return img;
-}
-
-static cm_image *must_read(const char *path)
-{
-    cm_ctx *ctx = NULL;
-    cm_image *img = NULL;
-    assert_int_equal(cm_ctx_new(&ctx), CM_OK);
-    int ret = cm_image_read(ctx, path, NULL, &img);
-    if (ret != CM_OK)
-        fail_msg("cm_image_read(%s) = %d: %s", path, ret, cm_ctx_last_error(ctx));
-    cm_ctx_free(&ctx);
-    return img;
-}
-
-static void must_write(const cm_image *img, const char *path)
-{
-    cm_ctx *ctx = NULL;
-    assert_int_equal(cm_ctx_new(&ctx), CM_OK);
-    unlink(path);
-    int ret = cm_image_write(ctx, img, path, 0);
-    if (ret != CM_OK)
-        fail_msg("cm_image_write(%s) = %d: %s", path, ret, cm_ctx_last_error(ctx));
-    cm_ctx_free(&ctx);
 }
 
 static unsigned px(const cm_image *img, int x, int y, int c)
@@ -167,18 +129,6 @@ static void cross_check_av(const char *path, const cm_image *src, int depth)
     cm_ctx_free(&ctx);
 }
 
-static cm_key *test_key(void)
-{
-    uint8_t secret[32], seed[32];
-    for (int i = 0; i < 32; i++) {
-        secret[i] = (uint8_t)(i * 3 + 17);
-        seed[i] = (uint8_t)(i * 29 + 1);
-    }
-    cm_key *k = NULL;
-    assert_int_equal(cm__key_from_bytes(&k, secret, seed), 0);
-    return k;
-}
-
 /* ---- unchanged round trips -------------------------------------------- */
 
 typedef struct dpx_case {
@@ -228,15 +178,15 @@ static void test_unchanged_round_trips(void **state)
         print_message("[ CASE     ] %s\n", c->name);
         gen_dpx g;
         gen_for(c, &g);
-        cm_image *src = frame(101, 37, 7 + (uint32_t)i, c->channels, c->depth == 8 ? 8 : 16,
+        cm_image *src = test_frame(101, 37, 7 + (uint32_t)i, c->channels, c->depth == 8 ? 8 : 16,
                               CEL_TEXTURED);
         path_buf in = tmp_path("in.dpx"), out = tmp_path("out.dpx");
         assert_int_equal(gen_write_dpx(in.s, src, &g), 0);
-        cm_image *img = must_read(in.s);
+        cm_image *img = test_must_read(NULL, in.s);
         assert_decoded(src, img, c->depth);
         if (c->av)
             cross_check_av(in.s, src, c->depth);
-        must_write(img, out.s);
+        test_must_write(NULL, img, out.s);
         assert_files_equal(in.s, out.s);
         cm_image_free(&src);
         cm_image_free(&img);
@@ -264,9 +214,9 @@ static void test_every_code(void **state)
             g.depth = depth;
             path_buf in = tmp_path("codes.dpx"), out = tmp_path("codes-out.dpx");
             assert_int_equal(gen_write_dpx(in.s, src, &g), 0);
-            cm_image *img = must_read(in.s);
+            cm_image *img = test_must_read(NULL, in.s);
             assert_decoded(src, img, depth);
-            must_write(img, out.s);
+            test_must_write(NULL, img, out.s);
             assert_files_equal(in.s, out.s);
             cm_image_free(&src);
             cm_image_free(&img);
@@ -280,8 +230,8 @@ static void test_every_code(void **state)
 
 static void stamp_case(int channels, int depth, int big_endian, uint32_t eol)
 {
-    cm_key *k = test_key();
-    cm_image *src = frame(768, 512, 31, channels, depth == 8 ? 8 : 16, CEL_GRADIENT);
+    cm_key *k = test_key(31);
+    cm_image *src = test_frame(768, 512, 31, channels, depth == 8 ? 8 : 16, CEL_GRADIENT);
     if (channels == 4) { /* mostly opaque, varied, one transparent corner */
         uint16_t *a = (uint16_t *)(void *)src->data;
         for (int y = 0; y < src->height; y++)
@@ -301,12 +251,12 @@ static void stamp_case(int channels, int depth, int big_endian, uint32_t eol)
     path_buf in = tmp_path("stamp-in.dpx"), out = tmp_path("stamp-out.dpx");
     assert_int_equal(gen_write_dpx(in.s, src, &g), 0);
 
-    cm_image *img = must_read(in.s);
+    cm_image *img = test_must_read(NULL, in.s);
     cm_stamper *st = NULL;
     assert_int_equal(cm_stamper_new(NULL, k, ID, NULL, &st), CM_OK);
     assert_int_equal(cm_stamper_image(st, img), CM_OK);
     cm_stamper_free(&st);
-    must_write(img, out.s);
+    test_must_write(NULL, img, out.s);
 
     size_t na, nb;
     uint8_t *a = test_load_file(in.s, &na), *b = test_load_file(out.s, &nb);
@@ -327,7 +277,7 @@ static void stamp_case(int channels, int depth, int big_endian, uint32_t eol)
     free(b);
 
     /* the stamped 16-bit values, at the file's depth */
-    cm_image *back = must_read(out.s);
+    cm_image *back = test_must_read(NULL, out.s);
     const unsigned maxv = (1u << depth) - 1;
     for (int y = 0; y < img->height; y++)
         for (int x = 0; x < img->width; x++)
@@ -337,7 +287,7 @@ static void stamp_case(int channels, int depth, int big_endian, uint32_t eol)
                 if (px(back, x, y, c) != want)
                     fail_msg("(%d,%d) ch %d: %u, want %u", x, y, c, px(back, x, y, c), want);
             }
-    cm_image *orig = must_read(in.s);
+    cm_image *orig = test_must_read(NULL, in.s);
     long changed = 0;
     for (int y = 0; y < orig->height; y++)
         for (int x = 0; x < orig->width; x++) {
@@ -392,10 +342,10 @@ static void test_info(void **state)
     g.user_bytes = 300;
     g.fill_header = 1;
     g.second_element = 1;
-    cm_image *src = frame(64, 32, 3, 3, 16, CEL_FLAT);
+    cm_image *src = test_frame(64, 32, 3, 3, 16, CEL_FLAT);
     path_buf p = tmp_path("info.dpx");
     assert_int_equal(gen_write_dpx(p.s, src, &g), 0);
-    cm_image *img = must_read(p.s);
+    cm_image *img = test_must_read(NULL, p.s);
     cm_image_info info;
     assert_int_equal(cm_image_get_info(img, &info), CM_OK);
     assert_string_equal(info.format, "dpx");
@@ -423,20 +373,20 @@ static void test_plain_write(void **state)
     (void)state;
     static const int layouts[][2] = {{1, 8}, {3, 8}, {4, 8}, {1, 16}, {3, 16}, {4, 16}};
     for (size_t i = 0; i < sizeof(layouts) / sizeof(layouts[0]); i++) {
-        cm_image *img = frame(45, 23, 5, layouts[i][0], layouts[i][1], CEL_TEXTURED);
+        cm_image *img = test_frame(45, 23, 5, layouts[i][0], layouts[i][1], CEL_TEXTURED);
         path_buf p = tmp_path("plain.DPX"), png = tmp_path("plain.png");
-        must_write(img, p.s);
-        cm_image *back = must_read(p.s);
+        test_must_write(NULL, img, p.s);
+        cm_image *back = test_must_read(NULL, p.s);
         assert_same_pixels(img, back);
         cm_image_info info;
         assert_int_equal(cm_image_get_info(back, &info), CM_OK);
         assert_string_equal(info.format, "dpx");
         assert_null(info_tag(&info, "creator")); /* no tool stamp */
         /* via PNG and back */
-        must_write(back, png.s);
-        cm_image *from_png = must_read(png.s);
-        must_write(from_png, p.s);
-        cm_image *again = must_read(p.s);
+        test_must_write(NULL, back, png.s);
+        cm_image *from_png = test_must_read(NULL, png.s);
+        test_must_write(NULL, from_png, p.s);
+        cm_image *again = test_must_read(NULL, p.s);
         assert_same_pixels(img, again);
         cm_image_free(&img);
         cm_image_free(&back);
@@ -446,7 +396,7 @@ static void test_plain_write(void **state)
         unlink(png.s);
     }
     /* grey+alpha has no DPX descriptor */
-    cm_image *ga = frame(8, 8, 1, 2, 8, CEL_FLAT);
+    cm_image *ga = test_frame(8, 8, 1, 2, 8, CEL_FLAT);
     cm_ctx *ctx = NULL;
     assert_int_equal(cm_ctx_new(&ctx), CM_OK);
     path_buf p = tmp_path("ga.dpx");
@@ -496,7 +446,7 @@ static uint8_t *good_file(size_t *len, int big_endian)
     g.big_endian = big_endian;
     g.fill_header = 1;
     g.user_bytes = 64;
-    cm_image *src = frame(40, 24, 2, 3, 16, CEL_FLAT);
+    cm_image *src = test_frame(40, 24, 2, 3, 16, CEL_FLAT);
     path_buf p = tmp_path("good.dpx");
     assert_int_equal(gen_write_dpx(p.s, src, &g), 0);
     uint8_t *buf = test_load_file(p.s, len);

@@ -9,8 +9,8 @@
 
 #include "cel.h"
 #include "celmark/celmark.h"
+#include "testmedia.h"
 #include "testutil.h"
-#include "watermark/key_internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -18,18 +18,6 @@
 #include <string.h>
 
 #define ID 0x00c0ffee5eed0042ULL
-
-static cm_key *test_key(uint8_t salt)
-{
-    uint8_t secret[32], seed[32];
-    for (int i = 0; i < 32; i++) {
-        secret[i] = (uint8_t)(i * 5 + salt);
-        seed[i] = (uint8_t)(i * 11 + salt + 3);
-    }
-    cm_key *k = NULL;
-    assert_int_equal(cm__key_from_bytes(&k, secret, seed), 0);
-    return k;
-}
 
 /* A stamped 640x360 cel frame's luma. */
 static void marked_luma(const cm_key *k, cm_plane *out)

@@ -12,8 +12,8 @@
 #include <cmocka.h>
 
 #include "cel.h"
+#include "testmedia.h"
 #include "celmark/celmark.h"
-#include "watermark/key_internal.h"
 #include "watermark/mask.h"
 #include "watermark/pattern.h"
 
@@ -22,33 +22,6 @@
 #include <string.h>
 
 #define ID 0x5eed0123abcd4567ULL
-
-static cm_key *test_key(uint8_t salt)
-{
-    uint8_t secret[32], seed[32];
-    for (int i = 0; i < 32; i++) {
-        secret[i] = (uint8_t)(i * 7 + salt);
-        seed[i] = (uint8_t)(i * 13 + salt + 1);
-    }
-    cm_key *k = NULL;
-    assert_int_equal(cm__key_from_bytes(&k, secret, seed), 0);
-    return k;
-}
-
-static cm_image *frame(int w, int h, uint32_t seed, int channels, int depth, cel_style style)
-{
-    cel_params p;
-    cel_params_default(&p);
-    p.width = w;
-    p.height = h;
-    p.seed = seed;
-    p.channels = channels;
-    p.bit_depth = depth;
-    p.style = style;
-    cm_image *img = NULL;
-    assert_int_equal(cel_generate(&img, &p), 0);
-    return img;
-}
 
 static void stamp(cm_image *img, const cm_key *k, uint64_t id, int cel_safe)
 {
@@ -188,7 +161,7 @@ static void test_render_adjoint(void **state)
 static void test_mask_bounds(void **state)
 {
     (void)state;
-    cm_image *img = frame(256, 192, 4, 3, 8, CEL_FLAT);
+    cm_image *img = test_frame(256, 192, 4, 3, 8, CEL_FLAT);
     cm_plane p = {0}, lo = {0}, hi = {0};
     assert_int_equal(cm_image_to_plane(NULL, img, &p), 0);
     assert_int_equal(cm_image_headroom(NULL, img, &lo, &hi), 0);
@@ -234,8 +207,8 @@ static void test_roundtrip_blind(void **state)
 {
     (void)state;
     cm_key *k = test_key(1);
-    cm_image *img = frame(768, 512, 7, 3, 8, CEL_FLAT);
-    cm_image *copy = frame(768, 512, 7, 3, 8, CEL_FLAT);
+    cm_image *img = test_frame(768, 512, 7, 3, 8, CEL_FLAT);
+    cm_image *copy = test_frame(768, 512, 7, 3, 8, CEL_FLAT);
     stamp(img, k, ID, 0);
     stamp(copy, k, ID, 0);
     assert_memory_equal(img->data, copy->data, (size_t)img->stride * img->height);
@@ -253,7 +226,7 @@ static void test_roundtrip_blind(void **state)
     assert_false(r.marked);
     assert_true(r.fpr > 1e-9);
     /* unmarked: nothing */
-    cm_image *orig = frame(768, 512, 7, 3, 8, CEL_FLAT);
+    cm_image *orig = test_frame(768, 512, 7, 3, 8, CEL_FLAT);
     verify_image(k, orig, &r);
     assert_false(r.marked);
     cm_image_free(&orig);
@@ -294,7 +267,7 @@ static void test_sync_geometry(void **state)
 {
     (void)state;
     cm_key *k = test_key(3);
-    cm_image *img = frame(1280, 720, 11, 3, 8, CEL_GRADIENT);
+    cm_image *img = test_frame(1280, 720, 11, 3, 8, CEL_GRADIENT);
     stamp(img, k, ID, 0);
     cm_plane p = {0};
     assert_int_equal(cm_image_to_plane(NULL, img, &p), 0);
@@ -335,8 +308,8 @@ static void test_white_and_black(void **state)
     cm_key *k = test_key(6);
     static const cel_style styles[] = {CEL_SMALL, CEL_BLACK};
     for (int i = 0; i < 2; i++) {
-        cm_image *img = frame(960, 540, 21 + i, 3, 8, styles[i]);
-        cm_image *orig = frame(960, 540, 21 + i, 3, 8, styles[i]);
+        cm_image *img = test_frame(960, 540, 21 + i, 3, 8, styles[i]);
+        cm_image *orig = test_frame(960, 540, 21 + i, 3, 8, styles[i]);
         stamp(img, k, ID, 0);
         /* the extreme areas: mean change small and of the one possible sign */
         double sum = 0, sq = 0;
@@ -378,8 +351,8 @@ static void test_alpha_16bit_celsafe(void **state)
     (void)state;
     cm_key *k = test_key(4);
     /* RGBA 16-bit: alpha untouched, changes at 16-bit precision */
-    cm_image *img = frame(512, 384, 5, 4, 16, CEL_FLAT);
-    cm_image *orig = frame(512, 384, 5, 4, 16, CEL_FLAT);
+    cm_image *img = test_frame(512, 384, 5, 4, 16, CEL_FLAT);
+    cm_image *orig = test_frame(512, 384, 5, 4, 16, CEL_FLAT);
     stamp(img, k, ID, 0);
     size_t changed = 0, fine = 0;
     for (int y = 0; y < img->height; y++) {
@@ -403,8 +376,8 @@ static void test_alpha_16bit_celsafe(void **state)
     cm_image_free(&orig);
 
     /* cel-safe: every pixel of an 8x8 window of one colour is bit-exact */
-    img = frame(768, 512, 6, 3, 8, CEL_FLAT);
-    orig = frame(768, 512, 6, 3, 8, CEL_FLAT);
+    img = test_frame(768, 512, 6, 3, 8, CEL_FLAT);
+    orig = test_frame(768, 512, 6, 3, 8, CEL_FLAT);
     stamp(img, k, ID, 1);
     cm_plane p = {0};
     assert_int_equal(cm_image_to_plane(NULL, orig, &p), 0);

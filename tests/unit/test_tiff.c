@@ -24,8 +24,8 @@
 #include "cel.h"
 #include "celmark/celmark.h"
 #include "fmtgen.h"
+#include "testmedia.h"
 #include "testutil.h"
-#include "watermark/key_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,44 +40,6 @@
 static path_buf tmp_path(const char *name)
 {
     return test_tmp_path("tiff_", name);
-}
-
-static cm_image *frame(int w, int h, uint32_t seed, int channels, int depth, cel_style style)
-{
-    cel_params p;
-    cel_params_default(&p);
-    p.width = w;
-    p.height = h;
-    p.seed = seed;
-    p.channels = channels;
-    p.bit_depth = depth;
-    p.style = style;
-    cm_image *img = NULL;
-    assert_int_equal(cel_generate(&img, &p), 0);
-    return img;
-}
-
-static cm_image *must_read(const char *path)
-{
-    cm_ctx *ctx = NULL;
-    cm_image *img = NULL;
-    assert_int_equal(cm_ctx_new(&ctx), CM_OK);
-    int ret = cm_image_read(ctx, path, NULL, &img);
-    if (ret != CM_OK)
-        fail_msg("cm_image_read(%s) = %d: %s", path, ret, cm_ctx_last_error(ctx));
-    cm_ctx_free(&ctx);
-    return img;
-}
-
-static void must_write(const cm_image *img, const char *path)
-{
-    cm_ctx *ctx = NULL;
-    assert_int_equal(cm_ctx_new(&ctx), CM_OK);
-    unlink(path);
-    int ret = cm_image_write(ctx, img, path, 0);
-    if (ret != CM_OK)
-        fail_msg("cm_image_write(%s) = %d: %s", path, ret, cm_ctx_last_error(ctx));
-    cm_ctx_free(&ctx);
 }
 
 static void assert_same_pixels(const cm_image *a, const cm_image *b)
@@ -316,18 +278,6 @@ static void compare_tiffs(const char *pa, const char *pb, int same_first_page,
 
 /* ---- stamping --------------------------------------------------------- */
 
-static cm_key *test_key(void)
-{
-    uint8_t secret[32], seed[32];
-    for (int i = 0; i < 32; i++) {
-        secret[i] = (uint8_t)(i * 11 + 3);
-        seed[i] = (uint8_t)(i * 5 + 9);
-    }
-    cm_key *k = NULL;
-    assert_int_equal(cm__key_from_bytes(&k, secret, seed), 0);
-    return k;
-}
-
 static void stamp(cm_image *img, const cm_key *k)
 {
     cm_stamper *st = NULL;
@@ -364,15 +314,15 @@ static void unchanged_case(const rt_case *c, int w, int h)
     gen_tiff_default(&s);
     if (c->setup)
         c->setup(&s);
-    cm_image *orig = frame(w, h, 11, c->channels, c->depth, c->style);
+    cm_image *orig = test_frame(w, h, 11, c->channels, c->depth, c->style);
     path_buf src = tmp_path("src.tif"), out = tmp_path("out.tif");
     assert_int_equal(gen_write_tiff(src.s, orig, &s), 0);
 
-    cm_image *img = must_read(src.s);
+    cm_image *img = test_must_read(NULL, src.s);
     assert_same_pixels(orig, img);
-    must_write(img, out.s);
+    test_must_write(NULL, img, out.s);
     compare_tiffs(src.s, out.s, 1, NULL);
-    cm_image *back = must_read(out.s);
+    cm_image *back = test_must_read(NULL, out.s);
     assert_same_pixels(orig, back);
 
     cm_image_free(&orig);
@@ -472,12 +422,12 @@ static void test_unchanged_other_codecs(void **state)
         gen_tiff s;
         gen_tiff_default(&s);
         s.compression = codecs[i];
-        cm_image *orig = frame(90, 50, 3, 3, 16, CEL_FLAT);
+        cm_image *orig = test_frame(90, 50, 3, 3, 16, CEL_FLAT);
         path_buf src = tmp_path("codec.tif"), out = tmp_path("codec-out.tif");
         assert_int_equal(gen_write_tiff(src.s, orig, &s), 0);
-        cm_image *img = must_read(src.s);
+        cm_image *img = test_must_read(NULL, src.s);
         assert_same_pixels(orig, img);
-        must_write(img, out.s);
+        test_must_write(NULL, img, out.s);
         compare_tiffs(src.s, out.s, 1, NULL);
         cm_image_free(&orig);
         cm_image_free(&img);
@@ -498,14 +448,14 @@ static void test_jpeg_rgb(void **state)
     s.compression = COMPRESSION_JPEG;
     s.rows_per_strip = 16;
     s.tags = 1;
-    cm_image *orig = frame(96, 64, 5, 3, 8, CEL_FLAT);
+    cm_image *orig = test_frame(96, 64, 5, 3, 8, CEL_FLAT);
     path_buf src = tmp_path("jpeg.tif"), out = tmp_path("jpeg-out.tif");
     assert_int_equal(gen_write_tiff(src.s, orig, &s), 0);
-    cm_image *img = must_read(src.s);
-    must_write(img, out.s);
+    cm_image *img = test_must_read(NULL, src.s);
+    test_must_write(NULL, img, out.s);
     static const uint16_t ignore[] = {TIFFTAG_JPEGTABLES, 0};
     compare_tiffs(src.s, out.s, 0, ignore);
-    cm_image *back = must_read(out.s);
+    cm_image *back = test_must_read(NULL, out.s);
     long diff = 0;
     for (int y = 0; y < img->height; y++)
         for (int x = 0; x < img->width; x++)
@@ -546,20 +496,20 @@ static void stamp_case(int channels, int depth, void (*setup)(gen_tiff *s))
     gen_tiff s;
     gen_tiff_default(&s);
     setup(&s);
-    cm_key *k = test_key();
-    cm_image *orig = frame(768, 512, 21, channels, depth, CEL_FLAT);
+    cm_key *k = test_key(37);
+    cm_image *orig = test_frame(768, 512, 21, channels, depth, CEL_FLAT);
     if (orig->has_alpha)
         vary_alpha(orig);
     path_buf src = tmp_path("stamp-src.tif"), out = tmp_path("stamp-out.tif");
     assert_int_equal(gen_write_tiff(src.s, orig, &s), 0);
 
-    cm_image *img = must_read(src.s);
+    cm_image *img = test_must_read(NULL, src.s);
     stamp(img, k);
-    must_write(img, out.s);
+    test_must_write(NULL, img, out.s);
     /* every tag of every page, and the data of the unmarked pages */
     compare_tiffs(src.s, out.s, 0, NULL);
 
-    cm_image *back = must_read(out.s);
+    cm_image *back = test_must_read(NULL, out.s);
     assert_same_pixels(img, back);
     long changed = 0;
     const int colour = channels - (orig->has_alpha ? 1 : 0);
@@ -611,10 +561,10 @@ static void test_info(void **state)
     gen_tiff_default(&s);
     s_everything(&s);
     s.big_endian = 1;
-    cm_image *orig = frame(64, 40, 2, 4, 16, CEL_FLAT);
+    cm_image *orig = test_frame(64, 40, 2, 4, 16, CEL_FLAT);
     path_buf p = tmp_path("info.tif");
     assert_int_equal(gen_write_tiff(p.s, orig, &s), 0);
-    cm_image *img = must_read(p.s);
+    cm_image *img = test_must_read(NULL, p.s);
     cm_image_info info;
     assert_int_equal(cm_image_get_info(img, &info), CM_OK);
     assert_string_equal(info.format, "tiff");
@@ -648,10 +598,10 @@ static void test_plain_write(void **state)
     (void)state;
     static const int layouts[][2] = {{1, 8}, {2, 16}, {3, 8}, {4, 16}};
     for (size_t i = 0; i < sizeof(layouts) / sizeof(layouts[0]); i++) {
-        cm_image *img = frame(77, 45, 9, layouts[i][0], layouts[i][1], CEL_TEXTURED);
+        cm_image *img = test_frame(77, 45, 9, layouts[i][0], layouts[i][1], CEL_TEXTURED);
         path_buf p = tmp_path("plain.TIFF");
-        must_write(img, p.s);
-        cm_image *back = must_read(p.s);
+        test_must_write(NULL, img, p.s);
+        cm_image *back = test_must_read(NULL, p.s);
         assert_same_pixels(img, back);
         cm_image_info info;
         assert_int_equal(cm_image_get_info(back, &info), CM_OK);
@@ -659,10 +609,10 @@ static void test_plain_write(void **state)
         assert_null(info_tag(&info, "software")); /* no tool stamp */
         /* a PNG-read image written as .tif, and back to PNG */
         path_buf png = tmp_path("plain.png");
-        must_write(back, png.s);
-        cm_image *from_png = must_read(png.s);
-        must_write(from_png, p.s);
-        cm_image *again = must_read(p.s);
+        test_must_write(NULL, back, png.s);
+        cm_image *from_png = test_must_read(NULL, png.s);
+        test_must_write(NULL, from_png, p.s);
+        cm_image *again = test_must_read(NULL, p.s);
         assert_same_pixels(img, again);
         cm_image_free(&img);
         cm_image_free(&back);
@@ -701,7 +651,7 @@ static void test_other_layouts(void **state)
         assert_true(TIFFWriteScanline(t, row, (uint32_t)y, 0) >= 0);
     }
     TIFFClose(t);
-    cm_image *img = must_read(p.s);
+    cm_image *img = test_must_read(NULL, p.s);
     cm_image_info info;
     assert_int_equal(cm_image_get_info(img, &info), CM_OK);
     assert_string_equal(info.format, "tiff");
@@ -820,7 +770,7 @@ static uint8_t *good_file(size_t *len, int tags, uint32_t rows_per_strip)
     gen_tiff_default(&s);
     s.tags = tags;
     s.rows_per_strip = rows_per_strip;
-    cm_image *img = frame(48, 32, 4, 3, 8, CEL_FLAT);
+    cm_image *img = test_frame(48, 32, 4, 3, 8, CEL_FLAT);
     path_buf p = tmp_path("good.tif");
     assert_int_equal(gen_write_tiff(p.s, img, &s), 0);
     uint8_t *buf = test_load_file(p.s, len);
