@@ -228,6 +228,9 @@ typedef struct scan {
     const seen_set *seen;
     int failed;        /* an output write failed */
     cm_verify_params vp; /* with the ledger's ids as candidates */
+    dev_t out_dev;       /* the JSON Lines output, when it lies inside the tree */
+    ino_t out_ino;
+    int out_known;
 } scan;
 
 static int keep_result(scan *s, file_result *r)
@@ -329,6 +332,8 @@ static int inside_roots(const scan *s, const char *real)
 /* Hand a regular file to the workers, unless sharded away or resumed. */
 static void offer(scan *s, const char *path, const struct stat *st)
 {
+    if (s->out_known && st->st_dev == s->out_dev && st->st_ino == s->out_ino)
+        return; /* our own output, growing as we go */
     if (s->o->shard_n > 1 && fnv1a(path) % s->o->shard_n != s->o->shard_i) {
         s->t.skipped_shard++;
         return;
@@ -652,6 +657,12 @@ int cmd_scan(int argc, char **argv)
         }
     } else {
         s.out = stdout;
+    }
+    struct stat ost;
+    if (s.out != stdout && fstat(fileno(s.out), &ost) == 0) {
+        s.out_dev = ost.st_dev;
+        s.out_ino = ost.st_ino;
+        s.out_known = 1;
     }
     s.roots_real = calloc((size_t)(argc - optind), sizeof(char *));
     for (int i = optind; s.roots_real && i < argc; i++) {
