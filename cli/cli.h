@@ -32,6 +32,12 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 /* Report a library failure as "celmark: <detail>; <advice>" and return the
  * exit code that fits the status. */
 int cli_fail(cm_ctx *ctx, int status);
+/* The same for a detail of our own: "celmark: <detail>; <advice>". */
+void cli_print_error(const char *detail, int status);
+
+/* What to do about a failed write with this errno (ENOSPC, EFBIG...): the
+ * advice part of "celmark: <file>: cannot write: <why>; <advice>". */
+const char *cli_write_advice(int err);
 
 /* Exit code for a library status (CM_OK -> 0). */
 int cli_exit_code(int status);

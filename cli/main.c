@@ -4,6 +4,8 @@
  */
 #include "cli.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,8 +142,9 @@ const cli_command cli_commands[] = {
      "  -f, --force            replace an existing OUT or OUT.html\n"
      "  -h, --help             show this help\n"
      "\n"
-     "Exit status: 0 scanned, 2 usage error, 3 some files unreadable (listed),\n"
-     "4 internal error.\n"},
+     "Exit status: 0 scanned, 2 usage error, 3 some files unreadable (listed), or\n"
+     "OUT cannot be written (a full disk: the scan stops, OUT keeps only whole\n"
+     "lines; continue with --resume), 4 internal error.\n"},
     {"check", cmd_check, "CI gate: do delivered files carry the expected recipient's mark only?",
      "Usage: celmark check -k KEYFILE [-l LEDGER] (--expect-recipient NAME |\n"
      "                     --expect-issue HEX16 | --expect-unmarked)\n"
@@ -271,5 +274,19 @@ int main(int argc, char **argv)
     const cli_command *c = find_command(name);
     if (!c)
         return cli_usage_error(NULL, "unknown command '%s'", name);
-    return c->run(argc - 1, argv + 1);
+    /* An output outgrowing the file size limit (ulimit -f) would raise
+     * SIGXFSZ and kill us mid-write, leaving the temporary file behind;
+     * ignored, write() fails with EFBIG and the command cleans up and
+     * says so like for a full disk. */
+    signal(SIGXFSZ, SIG_IGN);
+    int code = c->run(argc - 1, argv + 1);
+    /* Results on stdout that could not be written (a full disk, a closed
+     * pipe) must not pass for a successful run. */
+    if ((fflush(stdout) != 0 || ferror(stdout)) && code < EXIT_USAGE) {
+        int err = errno ? errno : EIO;
+        fprintf(stderr, "celmark: stdout: cannot write the results: %s; %s\n", strerror(err),
+                cli_write_advice(err));
+        code = EXIT_INPUT;
+    }
+    return code;
 }
