@@ -680,13 +680,13 @@ int cmd_scan(int argc, char **argv)
     seen_set seen;
     memset(&seen, 0, sizeof(seen));
     cm_ctx *ctx = NULL;
+    uint64_t *cands = NULL; /* before any goto done: freed there */
     int code = EXIT_OK;
     if (cm_ctx_new(&ctx))
         return EXIT_INTERNAL;
     if ((code = cli_load_key(ctx, o.key_path, &s.key)))
         goto done;
     cm_verify_params_default(&s.vp);
-    uint64_t *cands = NULL;
     if (o.ledger_path) {
         /* every id the ledger issued is scored as a candidate (far more
          * sensitive than the blind decode; the fpr counts them all) */
