@@ -79,7 +79,12 @@ enum { CLI_OPT_MAX_PIXELS = 0x1000, CLI_OPT_MAX_FILE, CLI_OPT_MAX_META, CLI_OPT_
     "                              (default 3600; 0 = no limit)\n"
 int cli_limit_option(const char *cmd, int c, const char *arg, cm_limits *l);
 
-/* Load a key file; on failure prints the error and returns its exit code. */
+/* Make the process non-dumpable (no core file, no ptrace) before any key
+ * material is in memory; cli_load_key does it. */
+void cli_protect_key_memory(void);
+
+/* Load a key file; on failure prints the error and returns its exit code.
+ * Calls cli_protect_key_memory first. */
 int cli_load_key(cm_ctx *ctx, const char *path, cm_key **key);
 
 /* Progress on stderr when it is a terminal (and not --quiet): frames,
