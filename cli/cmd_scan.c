@@ -598,6 +598,7 @@ int cmd_scan(int argc, char **argv)
         {"force", no_argument, NULL, 'f'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
+        CLI_LIMIT_OPTIONS,
         {NULL, 0, NULL, 0},
     };
     scan_opts o;
@@ -608,6 +609,11 @@ int cmd_scan(int argc, char **argv)
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":k:l:j:fqh", opts, NULL)) != -1) {
+        int lr = cli_limit_option("scan", c, optarg, &o.limits);
+        if (lr > 0)
+            return lr;
+        if (lr == 0)
+            continue;
         switch (c) {
         case 'k':
             o.key_path = optarg;

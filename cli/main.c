@@ -141,6 +141,9 @@ const cli_command cli_commands[] = {
      "      --follow-symlinks  follow links that stay inside the PATHs given\n"
      "  -f, --force            replace an existing OUT or OUT.html\n"
      "  -h, --help             show this help\n"
+     "\n" CLI_LIMIT_HELP
+     "Lower --max-decode-seconds (and --max-file-size) for a dump of unknown\n"
+     "origin: a file over a limit is listed as unreadable and the scan goes on.\n"
      "\n"
      "Exit status: 0 scanned, 2 usage error, 3 some files unreadable (listed), or\n"
      "OUT cannot be written (a full disk: the scan stops, OUT keeps only whole\n"
@@ -177,6 +180,7 @@ const cli_command cli_commands[] = {
      "      --max-fpr P        claim threshold (default 1e-9)\n"
      "      --window SEC       video evidence window (default 2)\n"
      "  -h, --help             show this help\n"
+     "\n" CLI_LIMIT_HELP
      "\n"
      "Text output: 'key: value' lines per file (file, result, type, marked,\n"
      "found, mixed, score, fpr, reason), then expected, files, passed, failed,\n"
@@ -231,9 +235,9 @@ static void print_main_help(FILE *f)
                "Exit status: 0 ok, 1 check failed / mark not as expected, 2 usage error,\n"
                "3 input unreadable or unsupported, 4 internal error.\n"
                "\n"
-               "info, stamp and verify read untrusted files under limits (pixels per frame,\n"
-               "file size, metadata, video frames and decoding time) with safe defaults;\n"
-               "see 'celmark help stamp' for the --max-... options.\n");
+               "info, stamp, verify, scan and check read untrusted files under limits\n"
+               "(pixels per frame, file size, metadata, video frames and decoding time)\n"
+               "with safe defaults; see 'celmark help stamp' for the --max-... options.\n");
 }
 
 void cli_print_help(const char *name)
