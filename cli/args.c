@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 int cli_parse_id(const char *s, uint64_t *out)
 {
@@ -41,8 +42,18 @@ int cli_parse_double(const char *s, double *out)
     return 0;
 }
 
+void cli_protect_key_memory(void)
+{
+    /* Not dumpable: a crash writes no core file holding the key (core dumps
+     * land on disk, in crash reporters, in tickets), and other processes of
+     * the same user cannot ptrace us or read /proc/PID/mem. Stays set until
+     * exit: the key's pages may linger in freed memory. Best effort. */
+    (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
 int cli_load_key(cm_ctx *ctx, const char *path, cm_key **key)
 {
+    cli_protect_key_memory();
     int ret = cm_key_load(ctx, path, key);
     return ret ? cli_fail(ctx, ret) : EXIT_OK;
 }

@@ -32,6 +32,12 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 /* Report a library failure as "celmark: <detail>; <advice>" and return the
  * exit code that fits the status. */
 int cli_fail(cm_ctx *ctx, int status);
+/* The same for a detail of our own: "celmark: <detail>; <advice>". */
+void cli_print_error(const char *detail, int status);
+
+/* What to do about a failed write with this errno (ENOSPC, EFBIG...): the
+ * advice part of "celmark: <file>: cannot write: <why>; <advice>". */
+const char *cli_write_advice(int err);
 
 /* Exit code for a library status (CM_OK -> 0). */
 int cli_exit_code(int status);
@@ -73,7 +79,12 @@ enum { CLI_OPT_MAX_PIXELS = 0x1000, CLI_OPT_MAX_FILE, CLI_OPT_MAX_META, CLI_OPT_
     "                              (default 3600; 0 = no limit)\n"
 int cli_limit_option(const char *cmd, int c, const char *arg, cm_limits *l);
 
-/* Load a key file; on failure prints the error and returns its exit code. */
+/* Make the process non-dumpable (no core file, no ptrace) before any key
+ * material is in memory; cli_load_key does it. */
+void cli_protect_key_memory(void);
+
+/* Load a key file; on failure prints the error and returns its exit code.
+ * Calls cli_protect_key_memory first. */
 int cli_load_key(cm_ctx *ctx, const char *path, cm_key **key);
 
 /* Progress on stderr when it is a terminal (and not --quiet): frames,

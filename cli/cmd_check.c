@@ -499,6 +499,7 @@ int cmd_check(int argc, char **argv)
         {"window", required_argument, NULL, 'w'},
         {"force", no_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
+        CLI_LIMIT_OPTIONS,
         {NULL, 0, NULL, 0},
     };
     const char *key_path = NULL, *ledger_path = NULL, *junit_path = NULL;
@@ -512,6 +513,11 @@ int cmd_check(int argc, char **argv)
     cm_limits_default(&ck.a.limits);
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":k:l:fh", opts, NULL)) != -1) {
+        int lr = cli_limit_option("check", c, optarg, &ck.a.limits);
+        if (lr > 0)
+            return lr;
+        if (lr == 0)
+            continue;
         switch (c) {
         case 'k':
             key_path = optarg;

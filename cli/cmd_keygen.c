@@ -27,6 +27,7 @@ int cmd_keygen(int argc, char **argv)
     char fp[CM_KEY_FINGERPRINT_CHARS + 1];
     if (cm_ctx_new(&ctx))
         return EXIT_INTERNAL;
+    cli_protect_key_memory();
     int ret = cm_key_generate(ctx, &key);
     if (!ret)
         ret = cm_key_save(ctx, key, path);

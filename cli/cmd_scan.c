@@ -14,6 +14,9 @@
  * --resume reads the JSON Lines file first and skips every file already
  * reported with the same path, size and mtime; a line cut short by a kill
  * is dropped (the file is truncated back to its last complete line).
+ * Each line goes to OUT in one write(); if a write fails (a full disk, a
+ * file size limit) the file is cut back to its last complete line and the
+ * scan stops, so OUT can always be continued with --resume.
  * --shard I/N keeps the files whose path hashes (FNV-1a 64) to I mod N:
  * the same split on every machine, whatever the order of the walk.
  */
@@ -22,6 +25,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <pthread.h>
@@ -218,15 +222,19 @@ typedef struct scan {
     const scan_opts *o;
     cm_key *key;
     queue q;
-    FILE *out;
-    pthread_mutex_t out_mu; /* out, tally, hits */
+    FILE *out;              /* stdout, when there is no OUT */
+    int out_fd;             /* OUT (O_APPEND), else -1 */
+    off_t out_good;         /* OUT's size up to its last complete line */
+    pthread_mutex_t out_mu; /* out, tally, hits, failed */
     tally t;
     file_result **hits; /* marked or unreadable files, for the summary/report */
     size_t nhits, cap_hits;
     char **roots_real; /* realpath of each root (symlink containment) */
     int nroots;
     const seen_set *seen;
-    int failed;        /* an output write failed */
+    int failed;        /* an output write failed: the scan stops */
+    int write_errno;   /* why */
+    int workers_failed; /* a worker could not start */
     cm_verify_params vp; /* with the ledger's ids as candidates */
     dev_t out_dev;       /* the JSON Lines output, when it lies inside the tree */
     ino_t out_ino;
@@ -247,6 +255,56 @@ static int keep_result(scan *s, file_result *r)
     return 0;
 }
 
+static int scan_failed(scan *s)
+{
+    pthread_mutex_lock(&s->out_mu);
+    int f = s->failed;
+    pthread_mutex_unlock(&s->out_mu);
+    return f;
+}
+
+/* One result line, under out_mu. OUT gets it in one write(); a failed or
+ * short write is cut off again, so OUT only ever ends in a whole line. */
+static void emit_line(scan *s, const char *line)
+{
+    if (s->failed)
+        return;
+    size_t n = strlen(line);
+    if (s->out_fd < 0) {
+        if (fputs(line, s->out) < 0 || fputc('\n', s->out) < 0 || fflush(s->out)) {
+            s->failed = 1;
+            s->write_errno = errno ? errno : EIO;
+        }
+        return;
+    }
+    char *buf = malloc(n + 1);
+    if (!buf) {
+        s->failed = 1;
+        s->write_errno = ENOMEM;
+        return;
+    }
+    memcpy(buf, line, n);
+    buf[n++] = '\n';
+    size_t done = 0;
+    while (done < n) {
+        ssize_t w = write(s->out_fd, buf + done, n - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            s->failed = 1;
+            s->write_errno = w < 0 ? errno : EIO;
+            if (ftruncate(s->out_fd, s->out_good) != 0) {
+                /* cannot cut it: --resume drops a last line without '\n' */
+            }
+            break;
+        }
+        done += (size_t)w;
+    }
+    if (!s->failed)
+        s->out_good += (off_t)n;
+    free(buf);
+}
+
 static void *worker(void *arg)
 {
     scan *s = arg;
@@ -262,12 +320,12 @@ static void *worker(void *arg)
     if (!ok) {
         fprintf(stderr, "celmark: worker: %s\n", cm_ctx_last_error(a.ctx));
         pthread_mutex_lock(&s->out_mu);
-        s->failed = 1;
+        s->workers_failed = 1;
         pthread_mutex_unlock(&s->out_mu);
     }
     char *path;
     while ((path = queue_pop(&s->q))) {
-        if (!ok) {
+        if (!ok || scan_failed(s)) {
             free(path);
             continue;
         }
@@ -300,8 +358,8 @@ static void *worker(void *arg)
             }
         }
         s->t.files++;
-        if (line && (fputs(line, s->out) < 0 || fputc('\n', s->out) < 0 || fflush(s->out)))
-            s->failed = 1;
+        if (line)
+            emit_line(s, line);
         if (keep && keep_result(s, r))
             keep = 0;
         pthread_mutex_unlock(&s->out_mu);
@@ -332,6 +390,8 @@ static int inside_roots(const scan *s, const char *real)
 /* Hand a regular file to the workers, unless sharded away or resumed. */
 static void offer(scan *s, const char *path, const struct stat *st)
 {
+    if (scan_failed(s))
+        return;
     if (s->out_known && st->st_dev == s->out_dev && st->st_ino == s->out_ino)
         return; /* our own output, growing as we go */
     if (s->o->shard_n > 1 && fnv1a(path) % s->o->shard_n != s->o->shard_i) {
@@ -365,8 +425,8 @@ static int strcmp_ptr(const void *a, const void *b)
  * scan around the investigator's own machine). */
 static void walk(scan *s, const char *dir, int depth)
 {
-    if (depth > 64)
-        return; /* a cycle through bind mounts or links */
+    if (depth > 64 || scan_failed(s))
+        return; /* a cycle through bind mounts or links; or the output failed */
     DIR *d = opendir(dir);
     if (!d) {
         fprintf(stderr, "celmark: %s: cannot read the folder: %s\n", dir, strerror(errno));
@@ -543,6 +603,7 @@ int cmd_scan(int argc, char **argv)
         {"force", no_argument, NULL, 'f'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
+        CLI_LIMIT_OPTIONS,
         {NULL, 0, NULL, 0},
     };
     scan_opts o;
@@ -553,6 +614,11 @@ int cmd_scan(int argc, char **argv)
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":k:l:j:fqh", opts, NULL)) != -1) {
+        int lr = cli_limit_option("scan", c, optarg, &o.limits);
+        if (lr > 0)
+            return lr;
+        if (lr == 0)
+            continue;
         switch (c) {
         case 'k':
             o.key_path = optarg;
@@ -621,16 +687,17 @@ int cmd_scan(int argc, char **argv)
     scan s;
     memset(&s, 0, sizeof(s));
     s.o = &o;
+    s.out_fd = -1;
     seen_set seen;
     memset(&seen, 0, sizeof(seen));
     cm_ctx *ctx = NULL;
+    uint64_t *cands = NULL; /* before any goto done: freed there */
     int code = EXIT_OK;
     if (cm_ctx_new(&ctx))
         return EXIT_INTERNAL;
     if ((code = cli_load_key(ctx, o.key_path, &s.key)))
         goto done;
     cm_verify_params_default(&s.vp);
-    uint64_t *cands = NULL;
     if (o.ledger_path) {
         /* every id the ledger issued is scored as a candidate (far more
          * sensitive than the blind decode; the fpr counts them all) */
@@ -649,9 +716,12 @@ int cmd_scan(int argc, char **argv)
         goto done;
     s.seen = o.resume ? &seen : NULL;
     if (o.jsonl_path) {
-        s.out = fopen(o.jsonl_path, o.resume ? "a" : "w");
-        if (!s.out) {
-            fprintf(stderr, "celmark: %s: cannot write: %s\n", o.jsonl_path, strerror(errno));
+        s.out_fd = open(o.jsonl_path,
+                        O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (o.resume ? 0 : O_TRUNC),
+                        0666);
+        if (s.out_fd < 0 || (s.out_good = lseek(s.out_fd, 0, SEEK_END)) < 0) {
+            fprintf(stderr, "celmark: %s: cannot write: %s; %s\n", o.jsonl_path,
+                    strerror(errno), cli_write_advice(errno));
             code = EXIT_INPUT;
             goto done;
         }
@@ -659,7 +729,7 @@ int cmd_scan(int argc, char **argv)
         s.out = stdout;
     }
     struct stat ost;
-    if (s.out != stdout && fstat(fileno(s.out), &ost) == 0) {
+    if (s.out_fd >= 0 && o.jsonl_path && fstat(s.out_fd, &ost) == 0) {
         s.out_dev = ost.st_dev;
         s.out_ino = ost.st_ino;
         s.out_known = 1;
@@ -701,21 +771,35 @@ int cmd_scan(int argc, char **argv)
     for (int i = 0; i < started; i++)
         pthread_join(th[i], NULL);
     double secs = now_sec() - t0;
-    if (s.out != stdout && fclose(s.out) != 0)
+    if (s.out_fd >= 0 && !s.failed && fsync(s.out_fd) != 0 && errno != EINVAL) {
         s.failed = 1;
+        s.write_errno = errno;
+    }
+    if (s.out_fd >= 0 && close(s.out_fd) != 0 && !s.failed) {
+        s.failed = 1;
+        s.write_errno = errno;
+    }
+    s.out_fd = -1;
     s.out = NULL;
     print_summary(o.jsonl_path ? stdout : stderr, &s, secs);
-    int report_code = o.report_path ? write_report(&s, ctx, o.report_path) : EXIT_OK;
     if (s.failed) {
-        fprintf(stderr, "celmark: %s: writing the results failed\n",
-                o.jsonl_path ? o.jsonl_path : "stdout");
+        /* the scan stopped: no report over a part of the dump */
+        fprintf(stderr, "celmark: %s: cannot write the results: %s; %s%s\n",
+                o.jsonl_path ? o.jsonl_path : "stdout", strerror(s.write_errno),
+                cli_write_advice(s.write_errno),
+                o.jsonl_path ? " (the scan stopped; the files recorded so far are kept: "
+                               "continue with --resume)"
+                             : "");
+        code = EXIT_INPUT;
+    } else if (s.workers_failed) {
         code = EXIT_INTERNAL;
     } else {
+        int report_code = o.report_path ? write_report(&s, ctx, o.report_path) : EXIT_OK;
         code = report_code ? report_code : (s.t.unreadable ? EXIT_INPUT : EXIT_OK);
     }
 done:
-    if (s.out && s.out != stdout)
-        fclose(s.out);
+    if (s.out_fd >= 0)
+        close(s.out_fd);
     for (size_t i = 0; i < s.nhits; i++) {
         file_result_clear(s.hits[i]);
         free(s.hits[i]);

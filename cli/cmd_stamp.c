@@ -172,7 +172,21 @@ static int stamp_sequence(cm_ctx *ctx, cm_stamper *st, const char *in, const cha
         temp_name(tmp, sizeof(tmp), tmpdir, dst);
         ret = stamp_file(ctx, st, src, tmp, dst, 0, vo, &res);
         if (ret) {
-            code = cli_fail(ctx, ret);
+            /* a message naming our temporary frame names the output instead */
+            const char *detail = cm_ctx_last_error(ctx);
+            size_t tl = strlen(tmp);
+            if (detail && !strncmp(detail, tmp, tl)) {
+                char *msg = malloc(strlen(dst) + strlen(detail + tl) + 1);
+                if (msg) {
+                    strcpy(msg, dst);
+                    strcat(msg, detail + tl);
+                    cli_print_error(msg, ret);
+                    free(msg);
+                }
+                code = cli_exit_code(ret);
+            } else {
+                code = cli_fail(ctx, ret);
+            }
         } else if (res.video) {
             fprintf(stderr, "celmark: %s: a video inside a sequence; stamp it on its own\n", src);
             ret = CM_E_FORMAT;
@@ -246,8 +260,8 @@ static int stamp_with_ledger(cm_ctx *ctx, const cm_key *key, const char *ledger_
             const char *detail = cm_ctx_last_error(ctx);
             const char *colon = strstr(detail, ": ");
             char msg[1024];
-            snprintf(msg, sizeof(msg), "%s", colon ? colon + 2 : detail);
-            fprintf(stderr, "celmark: %s: %s\n", out, msg);
+            snprintf(msg, sizeof(msg), "%s: %s", out, colon ? colon + 2 : detail);
+            cli_print_error(msg, ret);
             cm_ledger_issue_abort(lg, &iss);
             cm_stamper_free(&st);
             cm_ledger_close(&lg);

@@ -4,6 +4,8 @@
  */
 #include "cli.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,9 +141,13 @@ const cli_command cli_commands[] = {
      "      --follow-symlinks  follow links that stay inside the PATHs given\n"
      "  -f, --force            replace an existing OUT or OUT.html\n"
      "  -h, --help             show this help\n"
+     "\n" CLI_LIMIT_HELP
+     "Lower --max-decode-seconds (and --max-file-size) for a dump of unknown\n"
+     "origin: a file over a limit is listed as unreadable and the scan goes on.\n"
      "\n"
-     "Exit status: 0 scanned, 2 usage error, 3 some files unreadable (listed),\n"
-     "4 internal error.\n"},
+     "Exit status: 0 scanned, 2 usage error, 3 some files unreadable (listed), or\n"
+     "OUT cannot be written (a full disk: the scan stops, OUT keeps only whole\n"
+     "lines; continue with --resume), 4 internal error.\n"},
     {"check", cmd_check, "CI gate: do delivered files carry the expected recipient's mark only?",
      "Usage: celmark check -k KEYFILE [-l LEDGER] (--expect-recipient NAME |\n"
      "                     --expect-issue HEX16 | --expect-unmarked)\n"
@@ -174,6 +180,7 @@ const cli_command cli_commands[] = {
      "      --max-fpr P        claim threshold (default 1e-9)\n"
      "      --window SEC       video evidence window (default 2)\n"
      "  -h, --help             show this help\n"
+     "\n" CLI_LIMIT_HELP
      "\n"
      "Text output: 'key: value' lines per file (file, result, type, marked,\n"
      "found, mixed, score, fpr, reason), then expected, files, passed, failed,\n"
@@ -228,9 +235,9 @@ static void print_main_help(FILE *f)
                "Exit status: 0 ok, 1 check failed / mark not as expected, 2 usage error,\n"
                "3 input unreadable or unsupported, 4 internal error.\n"
                "\n"
-               "info, stamp and verify read untrusted files under limits (pixels per frame,\n"
-               "file size, metadata, video frames and decoding time) with safe defaults;\n"
-               "see 'celmark help stamp' for the --max-... options.\n");
+               "info, stamp, verify, scan and check read untrusted files under limits\n"
+               "(pixels per frame, file size, metadata, video frames and decoding time)\n"
+               "with safe defaults; see 'celmark help stamp' for the --max-... options.\n");
 }
 
 void cli_print_help(const char *name)
@@ -271,5 +278,19 @@ int main(int argc, char **argv)
     const cli_command *c = find_command(name);
     if (!c)
         return cli_usage_error(NULL, "unknown command '%s'", name);
-    return c->run(argc - 1, argv + 1);
+    /* An output outgrowing the file size limit (ulimit -f) would raise
+     * SIGXFSZ and kill us mid-write, leaving the temporary file behind;
+     * ignored, write() fails with EFBIG and the command cleans up and
+     * says so like for a full disk. */
+    signal(SIGXFSZ, SIG_IGN);
+    int code = c->run(argc - 1, argv + 1);
+    /* Results on stdout that could not be written (a full disk, a closed
+     * pipe) must not pass for a successful run. */
+    if ((fflush(stdout) != 0 || ferror(stdout)) && code < EXIT_USAGE) {
+        int err = errno ? errno : EIO;
+        fprintf(stderr, "celmark: stdout: cannot write the results: %s; %s\n", strerror(err),
+                cli_write_advice(err));
+        code = EXIT_INPUT;
+    }
+    return code;
 }

@@ -151,8 +151,8 @@ int cli_out_commit(cli_out *o)
         }
     }
     if (err) {
-        fprintf(stderr, "celmark: %s: %s: %s; check the path and free space\n", o->path, what,
-                strerror(err));
+        fprintf(stderr, "celmark: %s: %s: %s; %s\n", o->path, what, strerror(err),
+                cli_write_advice(err));
         cli_out_abort(o);
         return EXIT_INPUT;
     }

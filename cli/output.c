@@ -1,6 +1,7 @@
 /* Output helpers shared by the subcommands: errors, exit codes, JSON lines. */
 #include "cli.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,16 +72,47 @@ static const char *advice(int status)
     }
 }
 
+const char *cli_write_advice(int err)
+{
+    switch (err) {
+    case ENOSPC:
+    case EDQUOT:
+        return "free some space on that disk (or write elsewhere) and run again";
+    case EFBIG:
+        return "the output outgrew the file size limit (ulimit -f) or the file system's "
+               "largest file; raise the limit or write elsewhere";
+    default:
+        return "check the path, its permissions and the free space";
+    }
+}
+
+/* A failed write names its errno's text: advice for a full disk or a file
+ * size limit, rather than the generic "check the path". */
+static const char *io_advice(const char *detail)
+{
+    static const int errs[] = {ENOSPC, EDQUOT, EFBIG};
+    for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++)
+        if (strstr(detail, strerror(errs[i])))
+            return cli_write_advice(errs[i]);
+    return advice(CM_E_IO);
+}
+
+void cli_print_error(const char *detail, int status)
+{
+    /* Messages that already end in advice (contain ';') are printed as is. */
+    if (strchr(detail, ';'))
+        fprintf(stderr, "celmark: %s\n", detail);
+    else
+        fprintf(stderr, "celmark: %s; %s\n", detail,
+                status == CM_E_IO ? io_advice(detail) : advice(status));
+}
+
 int cli_fail(cm_ctx *ctx, int status)
 {
     const char *detail = cm_ctx_last_error(ctx);
     if (!detail || !*detail)
         detail = cm_strerror(status);
-    /* Messages that already end in advice (contain ';') are printed as is. */
-    if (strchr(detail, ';'))
-        fprintf(stderr, "celmark: %s\n", detail);
-    else
-        fprintf(stderr, "celmark: %s; %s\n", detail, advice(status));
+    cli_print_error(detail, status);
     return cli_exit_code(status);
 }
 

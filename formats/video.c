@@ -863,19 +863,35 @@ typedef struct stamp_job {
     cm_plane luma, lo, hi;
     held hold;
     cm__atomic out;
+    int write_errno; /* why writing the output failed (ENOSPC, EFBIG...), else 0 */
     int64_t frames, total;
     cm_video_stamp_info *info;
 } stamp_job;
 
 static int out_write(void *opaque, uint8_t *buf, int size)
 {
-    FILE *fp = opaque;
-    return fwrite(buf, 1, (size_t)size, fp) == (size_t)size ? size : AVERROR(EIO);
+    stamp_job *j = opaque;
+    errno = 0;
+    if (fwrite(buf, 1, (size_t)size, j->out.fp) == (size_t)size)
+        return size;
+    j->write_errno = errno ? errno : EIO;
+    return AVERROR(j->write_errno);
+}
+
+/* A muxer call failed: when our writes to the output failed (a full disk,
+ * a file size limit), that is the cause to report, not a damaged input. */
+static int mux_fail(stamp_job *j, int err, const char *what)
+{
+    if (j->write_errno)
+        return cm__error(j->ctx, CM_E_IO, "%s: cannot write output: %s", j->out_path,
+                         strerror(j->write_errno));
+    return av_fail(j->ctx, j->out_path, err, what);
 }
 
 static int64_t out_seek(void *opaque, int64_t offset, int whence)
 {
-    FILE *fp = opaque;
+    stamp_job *j = opaque;
+    FILE *fp = j->out.fp;
     whence &= ~AVSEEK_FORCE;
     if (whence == AVSEEK_SIZE) {
         off_t cur = ftello(fp);
@@ -1275,7 +1291,7 @@ static int write_packets(stamp_job *j)
         j->opkt->stream_index = j->vo;
         err = av_interleaved_write_frame(j->oc, j->opkt);
         if (err < 0)
-            return av_fail(j->ctx, j->out_path, err, "write the video");
+            return mux_fail(j, err, "write the video");
     }
 }
 
@@ -1413,7 +1429,7 @@ static int transcode(stamp_job *j)
         j->pkt->pos = -1;
         err = av_interleaved_write_frame(j->oc, j->pkt);
         if (err < 0)
-            return av_fail(j->ctx, j->out_path, err, "copy a packet");
+            return mux_fail(j, err, "copy a packet");
     }
     avcodec_send_packet(j->in.dec, NULL);
     if ((ret = drain_decoder(j)))
@@ -1425,7 +1441,7 @@ static int transcode(stamp_job *j)
     if (!j->frames)
         return cm__error(j->ctx, CM_E_CORRUPT, "%s: no video frame could be decoded", j->in.path);
     if ((err = av_write_trailer(j->oc)) < 0)
-        return av_fail(j->ctx, j->out_path, err, "finish the output");
+        return mux_fail(j, err, "finish the output");
     return CM_OK;
 }
 
@@ -1467,7 +1483,7 @@ int cm_video_stamp(cm_ctx *ctx, cm_stamper *s, const char *in_path, const char *
     if ((ret = cm__atomic_open(ctx, out_path, flags & CM_WRITE_FORCE, &j.out)))
         goto done;
     iobuf = av_malloc(AVIO_BUFFER_BYTES);
-    pb = iobuf ? avio_alloc_context(iobuf, AVIO_BUFFER_BYTES, 1, j.out.fp, NULL, out_write,
+    pb = iobuf ? avio_alloc_context(iobuf, AVIO_BUFFER_BYTES, 1, &j, NULL, out_write,
                                     out_seek)
                : NULL;
     if (!pb) {
@@ -1478,14 +1494,15 @@ int cm_video_stamp(cm_ctx *ctx, cm_stamper *s, const char *in_path, const char *
     j.oc->pb = pb;
     int err = avformat_write_header(j.oc, NULL);
     if (err < 0) {
-        ret = av_fail(ctx, out_path, err, "write the output header");
+        ret = mux_fail(&j, err, "write the output header");
         goto done;
     }
     if ((ret = transcode(&j)))
         goto done;
     avio_flush(pb);
     if (pb->error < 0) {
-        ret = cm__error(ctx, CM_E_IO, "%s: cannot write: %s", out_path, strerror(errno));
+        ret = cm__error(ctx, CM_E_IO, "%s: cannot write output: %s", out_path,
+                        strerror(j.write_errno ? j.write_errno : AVUNERROR(pb->error)));
         goto done;
     }
     if (info)

@@ -120,9 +120,35 @@ static const char *SCHEMA =
 
 /* ---- small helpers ---------------------------------------------------- */
 
+/* SQLite failed because writing or reading the file failed (a full disk, a
+ * file size limit): the errno behind it, else 0. */
+static int db_system_errno(sqlite3 *db)
+{
+    int rc = sqlite3_errcode(db) & 0xff;
+    if (rc != SQLITE_FULL && rc != SQLITE_IOERR)
+        return 0;
+    int err = sqlite3_system_errno(db);
+    return err ? err : rc == SQLITE_FULL ? ENOSPC : EIO;
+}
+
 static int db_error(cm_ctx *ctx, cm_ledger *lg, const char *what)
 {
+    int err = db_system_errno(lg->db);
+    if (err)
+        return cm__error(ctx, CM_E_IO, "%s: %s: cannot write the ledger: %s", lg->path, what,
+                         strerror(err));
     return cm__error(ctx, CM_E_LEDGER, "%s: %s: %s", lg->path, what, sqlite3_errmsg(lg->db));
+}
+
+/* Opening failed: "not a celmark ledger" only when the bytes are not one; a
+ * full disk or an I/O error is named as such. */
+static int open_error(cm_ctx *ctx, sqlite3 *db, const char *path)
+{
+    int err = db_system_errno(db);
+    if (err)
+        return cm__error(ctx, CM_E_IO, "%s: cannot open the ledger: %s", path, strerror(err));
+    return cm__error(ctx, CM_E_LEDGER, "%s: not a celmark ledger (%s)", path,
+                     sqlite3_errmsg(db));
 }
 
 static int exec(cm_ctx *ctx, cm_ledger *lg, const char *sql)
@@ -269,8 +295,7 @@ static int check_schema(cm_ctx *ctx, cm_ledger *lg)
     int ret = CM_OK;
     if (sqlite3_prepare_v2(lg->db, "SELECT value FROM meta WHERE key='schema_version'", -1,
                            &st, NULL) != SQLITE_OK)
-        return cm__error(ctx, CM_E_LEDGER, "%s: not a celmark ledger (%s)", lg->path,
-                         sqlite3_errmsg(lg->db));
+        return open_error(ctx, lg->db, lg->path);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         /* a NULL value (possible in an edited file) reads as version 0 */
@@ -338,8 +363,7 @@ int cm_ledger_open(cm_ctx *ctx, const char *path, int flags, cm_ledger **out)
         }
         /* "file is not a database" surfaces here for a non-SQLite file. */
         if (sqlite3_exec(lg->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) != SQLITE_OK) {
-            ret = cm__error(ctx, CM_E_LEDGER, "%s: not a celmark ledger (%s)", path,
-                            sqlite3_errmsg(lg->db));
+            ret = open_error(ctx, lg->db, path);
             goto fail;
         }
         if ((ret = exec(ctx, lg, "PRAGMA synchronous=FULL")) < 0)
@@ -352,8 +376,7 @@ int cm_ledger_open(cm_ctx *ctx, const char *path, int flags, cm_ledger **out)
                              "INSERT OR IGNORE INTO meta VALUES('schema_version','1');"
                              "INSERT OR IGNORE INTO meta VALUES('created_by','celmark " CM_VERSION_STRING "')",
                              NULL, NULL, NULL) != SQLITE_OK) {
-                ret = cm__error(ctx, CM_E_LEDGER, "%s: not a celmark ledger (%s)", path,
-                                sqlite3_errmsg(lg->db));
+                ret = open_error(ctx, lg->db, path);
                 sqlite3_exec(lg->db, "ROLLBACK", NULL, NULL, NULL);
                 goto fail;
             }

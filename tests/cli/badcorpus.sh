@@ -1,5 +1,5 @@
 # Every malformed file in tests/bad/ through `celmark info` and `celmark
-# verify`: the exit code tests/bad/MANIFEST expects, a one-line error naming
+# verify`, and the whole folder through `celmark scan`: the exit code tests/bad/MANIFEST expects, a one-line error naming
 # the file when refused, no crash (134/139), no hang (timeout 20 s per run),
 # and a small peak memory (bombs are refused before they allocate). Bad key
 # files are also tried as keys. The limits (--max-frames,
@@ -64,8 +64,6 @@ while read -r name info verify rest; do
     check "$name: in tests/bad" [ -f "$f" ]
     run_bad "$f" "$info" info "$f"
     run_bad "$f" "$verify" verify -q -k "$T/k.key" "$f"
-    # TODO(scan): when `celmark scan` lands, add its pass here (one line):
-    # run_bad "$f" "$verify" scan -k "$T/k.key" "$f"
     case "$name" in
     key-*)
         cp "$f" "$T/bad.key" && chmod 600 "$T/bad.key"
@@ -83,12 +81,55 @@ for f in "$BAD"/*; do
 done
 check "at least 40 bad files ($listed)" [ "$listed" -ge 40 ]
 
+# scan over the whole corpus (as over a dump): exit 3, no crash, no hang,
+# small memory; every file verify reads (MANIFEST 1) reported unmarked,
+# every file verify refuses (3) reported with an error or skipped as not
+# media; nothing claimed; every line a whole JSON object
+S="$T/bad.jsonl"
+CHECKS=$((CHECKS + 1))
+if [ "$have_time" = 1 ]; then
+    /usr/bin/time -f '%M' -o "$T/mem" timeout "$((TIMEOUT * 3))" "$CELMARK" scan -k "$T/k.key" \
+        -j 2 --max-decode-seconds 10 --jsonl "$S" "$BAD" >"$T/out" 2>"$T/err"
+else
+    timeout "$((TIMEOUT * 3))" "$CELMARK" scan -k "$T/k.key" -j 2 --max-decode-seconds 10 \
+        --jsonl "$S" "$BAD" >"$T/out" 2>"$T/err"
+fi
+code=$?
+if [ "$code" -ne 3 ]; then
+    echo "FAIL: scan of tests/bad: exit $code, expected 3 (124 = hung)"
+    sed 's/^/  stderr: /' "$T/err" | head -20
+    FAILS=$((FAILS + 1))
+elif [ "$have_time" = 1 ] && [ "$(tail -n1 "$T/mem")" -gt "$MAX_KB" ]; then
+    echo "FAIL: scan of tests/bad: peak memory $(tail -n1 "$T/mem") KiB, above $MAX_KB KiB"
+    FAILS=$((FAILS + 1))
+fi
+check "scan: every line a whole object" sh -c "! grep -qv '^{\"schema\":\"celmark.scan/1\".*}\$' '$S'"
+check "scan: nothing claimed" sh -c "! grep -q '\"marked\":true' '$S'"
+skipped=$(sed -n 's/^skipped_not_media: //p' "$T/out")
+check "scan: every file reported or skipped as not media" \
+    [ "$(($(wc -l <"$S") + ${skipped:-0}))" -eq "$(ls "$BAD" | wc -l)" ]
+while read -r name info verify rest; do
+    case "$name" in '' | '#'*) continue ;; esac
+    grep -F "\"path\":\"$BAD/$name\"" "$S" >"$T/line"
+    if [ "$verify" = 1 ]; then
+        check "scan: $name reported unmarked" sh -c "grep -q '\"marked\":false' '$T/line' &&
+            ! grep -q '\"error\"' '$T/line'"
+    else
+        check "scan: $name reported with an error or skipped" sh -c "[ ! -s '$T/line' ] ||
+            grep -q '\"error\":\"$BAD/$name: ' '$T/line'"
+    fi
+done <"$M"
+
 # limits on a valid video: too many frames, too long to decode
 Y="$BAD/y4m-2000-tiny-frames.y4m"
 run_bad "$Y" 3 verify -q -k "$T/k.key" --max-frames 1000 "$Y"
 check "max-frames: names the limit" grep -q "more than 1000 frames" "$T/err"
 run_bad "$Y" 3 verify -q -k "$T/k.key" --max-decode-seconds 0.000001 "$Y"
 check "max-decode-seconds: names the limit" grep -q "decoding took more than" "$T/err"
+expect 3 '' -- "$CELMARK" scan -k "$T/k.key" --max-decode-seconds 0.000001 --jsonl "$T/y.jsonl" "$Y"
+check "scan --max-decode-seconds: the file listed with the limit" grep -q '"error":".*decoding took more than' "$T/y.jsonl"
+expect 3 'more than 1000 frames' -- "$CELMARK" check -k "$T/k.key" --expect-unmarked --max-frames 1000 "$Y"
+check "check --max-frames: names the limit" grep -q "more than 1000 frames" "$T/out"
 "$CELMARK_GEN" "$T/g.png" 64 48 3 || exit 1
 run_bad "$T/g.png" 3 info --max-pixels 1000 "$T/g.png"
 check "max-pixels: names the limit" grep -q "above the limit of 1000 pixels" "$T/err"
