@@ -19,6 +19,7 @@
 #include "celmark/image.h"
 #include "internal.h"
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -92,6 +93,12 @@ CM__HIDDEN int cm__image_alloc(cm_image **out, int width, int height,
 /* Check that img is a well-formed image (geometry, layout, buffer):
  * 0 or CM_E_INVAL. */
 CM__HIDDEN int cm__image_check(const cm_image *img);
+
+/* Append a printf-formatted tag to a list of *ntags of at most max tags
+ * (a format's own metadata, collected while reading); ignored when full.
+ * Control characters in the value become spaces (one printable line). */
+CM__HIDDEN void cm__tags_vadd(cm_info_tag *tags, int *ntags, int max, const char *key,
+                              const char *fmt, va_list ap);
 
 /* Append a printf-formatted tag to info; silently ignored when full. */
 CM__HIDDEN void cm__info_add_tag(cm_image_info *info, const char *key,

@@ -359,16 +359,29 @@ int cm_image_write(cm_ctx *ctx, const cm_image *img, const char *path,
 
 /* ---- info ------------------------------------------------------------- */
 
+void cm__tags_vadd(cm_info_tag *tags, int *ntags, int max, const char *key, const char *fmt,
+                   va_list ap)
+{
+    if (!tags || !ntags || *ntags < 0 || *ntags >= max)
+        return;
+    cm_info_tag *t = &tags[(*ntags)++];
+    snprintf(t->key, sizeof(t->key), "%s", key);
+    vsnprintf(t->value, sizeof(t->value), fmt, ap);
+    /* one printable line: values come from files (text chunks, TIFF
+     * strings), and `info` prints "key: value" lines */
+    for (char *p = t->value; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = ' ';
+}
+
 void cm__info_add_tag(cm_image_info *info, const char *key, const char *fmt,
                       ...)
 {
-    if (!info || info->ntags < 0 || info->ntags >= CM_INFO_MAX_TAGS)
+    if (!info)
         return;
-    cm_info_tag *t = &info->tags[info->ntags++];
-    snprintf(t->key, sizeof(t->key), "%s", key);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(t->value, sizeof(t->value), fmt, ap);
+    cm__tags_vadd(info->tags, &info->ntags, CM_INFO_MAX_TAGS, key, fmt, ap);
     va_end(ap);
 }
 

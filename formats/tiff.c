@@ -336,17 +336,10 @@ static void meta_tag(tiff_meta *m, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void meta_tag(tiff_meta *m, const char *key, const char *fmt, ...)
 {
-    if (m->ntags >= MAX_META_TAGS)
-        return;
-    cm_info_tag *t = &m->tags[m->ntags++];
     va_list ap;
-    snprintf(t->key, sizeof(t->key), "%s", key);
     va_start(ap, fmt);
-    vsnprintf(t->value, sizeof(t->value), fmt, ap);
+    cm__tags_vadd(m->tags, &m->ntags, MAX_META_TAGS, key, fmt, ap);
     va_end(ap);
-    for (char *p = t->value; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            *p = ' ';
 }
 
 /* ---- pixel layout ----------------------------------------------------- */
