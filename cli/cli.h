@@ -98,6 +98,15 @@ void cli_progress_init(cli_progress *p, const char *label, int quiet);
 void cli_progress_update(void *opaque, int64_t done, int64_t total);
 void cli_progress_end(cli_progress *p);
 
+/* The entries of dir (without . and ..), sorted bytewise so every walk
+ * visits a tree in the same order: 0, or an errno (ENOMEM: *names holds
+ * what was read). Free with cli_free_names. */
+int cli_list_dir(const char *dir, char ***names, size_t *n);
+void cli_free_names(char **names, size_t n);
+
+/* Monotonic clock, seconds. */
+double cli_now_sec(void);
+
 /* Commands */
 int cmd_info(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);

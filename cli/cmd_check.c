@@ -22,7 +22,6 @@
 #include "cli.h"
 #include "outfile.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
@@ -74,13 +73,6 @@ typedef struct checker {
 static const char *outcome_name(outcome o)
 {
     return o == OUT_PASS ? "pass" : (o == OUT_FAIL ? "fail" : "error");
-}
-
-static double now_sec(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 /* Add id (with a video segment, or NULL for the file's claim) to the set. */
@@ -279,9 +271,9 @@ static void error_case(checker *ck, const char *path, const char *msg, double se
 static void check_file(checker *ck, const char *path, int from_dir)
 {
     file_result r;
-    double t0 = now_sec();
+    double t0 = cli_now_sec();
     int st = analyze_file(&ck->a, path, &r);
-    double secs = now_sec() - t0;
+    double secs = cli_now_sec() - t0;
     if (st == CM_OK && r.kind == FILE_OTHER) {
         if (from_dir) {
             ck->skipped++;
@@ -363,11 +355,6 @@ static void check_file(checker *ck, const char *path, int from_dir)
     file_result_clear(&r);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Depth-first, names in byte order (the same order on every machine);
  * symlinks are not followed (counted as skipped), as scan does. */
 static void walk(checker *ck, const char *dir, int depth)
@@ -379,37 +366,17 @@ static void walk(checker *ck, const char *dir, int depth)
         error_case(ck, dir, msg, 0);
         return;
     }
-    DIR *d = opendir(dir);
-    if (!d) {
+    char **names;
+    size_t n;
+    int err = cli_list_dir(dir, &names, &n);
+    if (err && err != ENOMEM) {
         char msg[256];
-        snprintf(msg, sizeof(msg), "cannot open folder: %s", strerror(errno));
+        snprintf(msg, sizeof(msg), "cannot open folder: %s", strerror(err));
         error_case(ck, dir, msg, 0);
         return;
     }
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            char **p = realloc(names, cap * sizeof(*p));
-            if (!p) {
-                ck->fatal = 1;
-                break;
-            }
-            names = p;
-        }
-        if (!(names[n] = strdup(e->d_name))) {
-            ck->fatal = 1;
-            break;
-        }
-        n++;
-    }
-    closedir(d);
-    if (n)
-        qsort(names, n, sizeof(*names), cmp_str);
+    if (err)
+        ck->fatal = 1;
     size_t dl = strlen(dir);
     int slash = dl && dir[dl - 1] == '/';
     for (size_t i = 0; i < n && !ck->fatal; i++) {
@@ -432,9 +399,7 @@ static void walk(checker *ck, const char *dir, int depth)
         }
         free(path);
     }
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
+    cli_free_names(names, n);
 }
 
 /* The JUnit XML file: one <testcase> per file. */
@@ -600,7 +565,7 @@ int cmd_check(int argc, char **argv)
     uint64_t *cands = NULL;
     size_t ncands = 0;
     int ret, code;
-    double t0 = now_sec();
+    double t0 = cli_now_sec();
     if (cm_ctx_new(&ck.a.ctx))
         return EXIT_INTERNAL;
     if ((code = cli_load_key(ck.a.ctx, key_path, &key)))
@@ -679,7 +644,7 @@ int cmd_check(int argc, char **argv)
         fflush(stdout);
     }
     if (junit_path) {
-        int e = write_junit(&ck, junit_path, force, expect_text, now_sec() - t0);
+        int e = write_junit(&ck, junit_path, force, expect_text, cli_now_sec() - t0);
         if (e)
             code = e > code ? e : code;
     }

@@ -23,7 +23,6 @@
 #include "analyze.h"
 #include "report.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -415,11 +414,6 @@ static void offer(scan *s, const char *path, const struct stat *st)
         queue_push(&s->q, p);
 }
 
-static int strcmp_ptr(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Depth-first walk; symlinks are followed only with --follow-symlinks and
  * only to targets inside the roots given (a dump's links must not lead the
  * scan around the investigator's own machine). */
@@ -427,39 +421,21 @@ static void walk(scan *s, const char *dir, int depth)
 {
     if (depth > 64 || scan_failed(s))
         return; /* a cycle through bind mounts or links; or the output failed */
-    DIR *d = opendir(dir);
-    if (!d) {
-        fprintf(stderr, "celmark: %s: cannot read the folder: %s\n", dir, strerror(errno));
+    /* sorted names: the same order (and output order with -j 1) every run */
+    char **names;
+    size_t n;
+    int err = cli_list_dir(dir, &names, &n);
+    if (err && err != ENOMEM) {
+        fprintf(stderr, "celmark: %s: cannot read the folder: %s\n", dir, strerror(err));
         pthread_mutex_lock(&s->out_mu);
         s->t.unreadable++;
         pthread_mutex_unlock(&s->out_mu);
         return;
     }
-    /* sorted names: the same order (and output order with -j 1) every run */
-    struct dirent *e;
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            char **p = realloc(names, cap * sizeof(char *));
-            if (!p)
-                break;
-            names = p;
-        }
-        if (!(names[n] = strdup(e->d_name)))
-            break;
-        n++;
-    }
-    closedir(d);
-    qsort(names, n, sizeof(char *), strcmp_ptr);
     for (size_t i = 0; i < n; i++) {
         char path[PATH_MAX];
         int len = snprintf(path, sizeof(path), "%s%s%s", dir,
                            dir[strlen(dir) - 1] == '/' ? "" : "/", names[i]);
-        free(names[i]);
         if (len < 0 || len >= (int)sizeof(path))
             continue;
         struct stat st;
@@ -480,7 +456,7 @@ static void walk(scan *s, const char *dir, int depth)
         else if (S_ISREG(st.st_mode))
             offer(s, path, &st);
     }
-    free(names);
+    cli_free_names(names, n);
 }
 
 /* ---- summary ------------------------------------------------------------ */
@@ -565,13 +541,6 @@ static int write_report(scan *s, cm_ctx *ctx, const char *path)
                             s->nhits, &info);
     cm_ledger_close(&lg);
     return code;
-}
-
-static double now_sec(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 static int parse_shard(const char *v, unsigned *i, unsigned *n)
@@ -746,7 +715,7 @@ int cmd_scan(int argc, char **argv)
     pthread_mutex_init(&s.out_mu, NULL);
     pthread_t th[MAX_WORKERS];
     int started = 0;
-    double t0 = now_sec();
+    double t0 = cli_now_sec();
     for (; started < o.workers; started++)
         if (pthread_create(&th[started], NULL, worker, &s))
             break;
@@ -770,7 +739,7 @@ int cmd_scan(int argc, char **argv)
     queue_close(&s.q);
     for (int i = 0; i < started; i++)
         pthread_join(th[i], NULL);
-    double secs = now_sec() - t0;
+    double secs = cli_now_sec() - t0;
     if (s.out_fd >= 0 && !s.failed && fsync(s.out_fd) != 0 && errno != EINVAL) {
         s.failed = 1;
         s.write_errno = errno;

@@ -8,18 +8,11 @@
  * than the frames at small sizes. */
 #define REDRAW_SEC 0.25
 
-static double now_sec(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 void cli_progress_init(cli_progress *p, const char *label, int quiet)
 {
     p->label = label;
     p->enabled = !quiet && isatty(STDERR_FILENO);
-    p->start = now_sec();
+    p->start = cli_now_sec();
     p->last = 0;
     p->drawn = 0;
 }
@@ -29,7 +22,7 @@ void cli_progress_update(void *opaque, int64_t done, int64_t total)
     cli_progress *p = opaque;
     if (!p->enabled)
         return;
-    double t = now_sec();
+    double t = cli_now_sec();
     if (p->drawn && t - p->last < REDRAW_SEC && done != total)
         return;
     p->last = t;
