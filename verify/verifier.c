@@ -10,12 +10,16 @@
  * rendering (pattern.c), then despread into one soft value per coded bit.
  *
  * Decision (why the printed fpr is honest):
- *   For one fixed codeword c, z(c) = sum_i b_i c_i / sqrt(sum_i b_i^2) over
- *   the 282 coded-bit soft values b. Under "no mark / another key" the signs
- *   of b relative to c are fair coins (keyed spreading), so z(c) ~ N(0,1)
- *   (tests/unit/test_calibration.c checks this on unmarked frames), and the
- *   self-normalised sum obeys P(z >= t) <= exp(-t^2/2) whatever the size of
- *   the b_i (Hoeffding, conditioning on |b_i|).
+ *   For one fixed codeword c, z(c) = sum_k u_k c_k / sqrt(sum_k u_k^2) over
+ *   the 768 despread payload chips u (c_k = +-1 the coded bit chip k
+ *   carries). Under "no mark / another key" the signs of u relative to c
+ *   are fair coins (each chip has its own keyed spreading sign), so
+ *   z(c) ~ N(0,1) (tests/unit/test_calibration.c checks this on unmarked
+ *   frames), and the self-normalised sum obeys P(z >= t) <= exp(-t^2/2)
+ *   whatever the size of the u_k (Hoeffding, conditioning on |u_k|).
+ *   Decoding: Viterbi on the 282 per-bit sums, keeping the 16 best trellis
+ *   paths (list Viterbi); the CRC-valid one with the highest z is the blind
+ *   id. How it was found does not matter to the bound below.
  *   - candidates: fpr = H * n * Q(z_best)          (Bonferroni over n ids)
  *   - blind decode: it is a maximum over all 2^64 CRC-valid codewords, so
  *     fpr = H * 2^64 * exp(-z^2/2)                 (union bound, rigorous)
@@ -49,6 +53,7 @@
 #define CORR_DECIM 2            /* correlation surface sampled every 2 tile px:
                                    its band (< 16 cycles per tile) needs >= 32
                                    samples per side; 192 gives a smooth peak */
+#define LIST_SIZE 16            /* trellis paths tried for a CRC-valid id */
 #define LN_2_POW_64 44.3614195558365 /* ln(2^64): CRC-valid codewords */
 
 /* Per-frame scratch of the tile size, made once per verifier (a frame's
@@ -271,7 +276,25 @@ static double upper_q(double z)
     return 0.5 * erfc(z / sqrt(2.0));
 }
 
-static void score_payload(cm_verifier *v, const hypo *hs, int nh, cm_verify_result *res)
+/* Normalised correlation of codeword `coded` with the payload chips:
+ * z = sum_k u_k c_k / sqrt(sum_k u_k^2), u_k the despread chip (its soft
+ * value times its keyed sign), c_k = +-1 the coded bit it carries. Scored
+ * per chip rather than per coded bit: each chip has its own keyed sign, so
+ * the Hoeffding bound holds term by term, and the self-normalisation costs
+ * less when the terms are many (a bit's sum of ~2.7 chips saturates sooner:
+ * z per bit can never exceed sqrt(282) = 16.8, per chip sqrt(768) = 27.7). */
+static double chip_correlate(const cm__layout *l, const float *soft, const uint8_t *coded)
+{
+    double s = 0, ss = 0;
+    for (int k = 0; k < l->npay; k++) {
+        double u = soft[l->pay_idx[k]] * l->pay_sign[k];
+        s += coded[l->pay_bit[k]] ? u : -u;
+        ss += u * u;
+    }
+    return ss > 0 ? s / sqrt(ss) : 0;
+}
+
+static int score_payload(cm_verifier *v, const hypo *hs, int nh, cm_verify_result *res)
 {
     float b[CM_PAYLOAD_CODED_BITS];
     uint8_t coded[CM_PAYLOAD_CODED_BITS];
@@ -283,25 +306,28 @@ static void score_payload(cm_verifier *v, const hypo *hs, int nh, cm_verify_resu
     for (int k = 0; k < nh; k++) {
         despread(v->layout, hs[k].soft, b);
         uint64_t id;
-        float metric;
-        int crc_ok = cm__payload_decode(b, &id, &metric);
+        (void)cm__payload_decode(b, &id, NULL);
         if (k == 0)
             res->decoded_id = id;
-        if (crc_ok) {
-            cm__payload_encode(id, coded);
-            double z = cm__payload_correlate(b, coded, CM_PAYLOAD_CODED_BITS);
+        uint64_t ids[LIST_SIZE];
+        int nvalid = cm__payload_decode_list(b, LIST_SIZE, ids);
+        if (nvalid < 0)
+            return CM_E_NOMEM;
+        for (int j = 0; j < nvalid; j++) {
+            cm__payload_encode(ids[j], coded);
+            double z = chip_correlate(v->layout, hs[k].soft, coded);
             double lf = log((double)nh) + LN_2_POW_64 - z * z / 2;
             double f = z > 0 ? (lf < 0 ? exp(lf) : 1) : 1;
             if (!res->blind_crc_ok || f < res->blind_fpr) {
                 res->blind_crc_ok = 1;
-                res->blind_id = id;
+                res->blind_id = ids[j];
                 res->blind_score = z;
                 res->blind_fpr = f;
             }
         }
         for (size_t c = 0; c < v->params.ncandidates; c++) {
-            double z = cm__payload_correlate(b, v->cand_coded + c * CM_PAYLOAD_CODED_BITS,
-                                             CM_PAYLOAD_CODED_BITS);
+            double z = chip_correlate(v->layout, hs[k].soft,
+                                      v->cand_coded + c * CM_PAYLOAD_CODED_BITS);
             if (z > res->candidate_score) {
                 res->candidate_score = z;
                 res->best_candidate = (long)c;
@@ -312,6 +338,7 @@ static void score_payload(cm_verifier *v, const hypo *hs, int nh, cm_verify_resu
         double f = (double)nh * (double)v->params.ncandidates * upper_q(res->candidate_score);
         res->candidate_fpr = f < 1 ? f : 1;
     }
+    return CM_OK;
 }
 
 /* The whitened, decimated residual of luma plus, if given, the blue-yellow
@@ -394,7 +421,8 @@ static int detect(cm_verifier *v, const float *r, int wd, int hd, cm_verify_resu
         res->rotation_deg = -best[0].g.theta * 180 / M_PI;
         res->flipped = best[0].flipped;
         res->hypotheses = nh;
-        score_payload(v, best, nh, res);
+        if ((ret = score_payload(v, best, nh, res)))
+            goto done;
     }
     /* decide: the stronger of the two claims, if it passes max_fpr */
     if (res->best_candidate >= 0 && res->candidate_fpr <= res->blind_fpr) {

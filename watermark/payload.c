@@ -66,6 +66,7 @@
 
 #include <assert.h>
 #include <math.h>
+#include <stdlib.h>
 
 /* Generator polynomials (octal, MSB = tap on the current input). */
 #define G0 0133u
@@ -190,6 +191,95 @@ void cm__viterbi_decode(const float *soft, int n, uint8_t *out, float *metric)
     assert(state == 0);
 }
 
+/* List Viterbi (parallel list Viterbi algorithm): every state keeps its L
+ * best distinct paths instead of one. Each state's list comes from merging
+ * its two predecessors' sorted lists, each extended by the branch metric;
+ * a survivor entry records which predecessor and which of its ranks it came
+ * from, so every one of the L paths ending in state 0 can be traced back.
+ * With L = 1 it is cm__viterbi_decode (tests/unit/test_payload.c checks). */
+typedef struct lva_entry {
+    uint8_t bit;  /* predecessor state's low bit */
+    uint8_t rank; /* rank in the predecessor's list */
+} lva_entry;
+
+int cm__viterbi_list_decode(const float *soft, int n, int L, uint8_t *out, float *metrics)
+{
+    uint8_t outputs[2 * NSTATES];
+    float pm[NSTATES][CM__VITERBI_MAX_LIST], next[NSTATES][CM__VITERBI_MAX_LIST];
+    int steps = n + CM_PAYLOAD_TAIL_BITS;
+    double offset = 0.0;
+
+    assert(soft && out && metrics && n > 0 && n <= CM__VITERBI_MAX_BITS);
+    assert(L >= 1 && L <= CM__VITERBI_MAX_LIST);
+    lva_entry *surv = malloc(sizeof(lva_entry) * (size_t)steps * NSTATES * (size_t)L);
+    if (!surv)
+        return -1;
+    for (unsigned r = 0; r < 2 * NSTATES; r++)
+        outputs[r] = (uint8_t)conv_output(r);
+    for (int s = 0; s < NSTATES; s++)
+        for (int k = 0; k < L; k++)
+            pm[s][k] = METRIC_NEG;
+    pm[0][0] = 0.0f;
+
+    for (int t = 0; t < steps; t++) {
+        const float *y = soft + 3 * t;
+        float bm[8], best = METRIC_NEG;
+        int reachable = t < n ? NSTATES : NSTATES / 2;
+        lva_entry *st = surv + (size_t)t * NSTATES * (size_t)L;
+
+        for (unsigned c = 0; c < 8; c++)
+            bm[c] = (c & 4 ? y[0] : -y[0]) + (c & 2 ? y[1] : -y[1]) +
+                    (c & 1 ? y[2] : -y[2]);
+        for (int ns = 0; ns < NSTATES; ns++) {
+            unsigned u = (unsigned)ns >> 5;
+            unsigned p0 = ((unsigned)ns << 1) & (NSTATES - 1), p1 = p0 | 1u;
+            if (ns >= reachable) {
+                for (int k = 0; k < L; k++)
+                    next[ns][k] = METRIC_NEG;
+                continue;
+            }
+            float b0 = bm[outputs[u << 6 | p0]], b1 = bm[outputs[u << 6 | p1]];
+            int i0 = 0, i1 = 0;
+            for (int k = 0; k < L; k++) {
+                float m0 = pm[p0][i0] + b0, m1 = pm[p1][i1] + b1;
+                lva_entry *e = &st[(size_t)ns * L + k];
+                if (m1 > m0) {
+                    next[ns][k] = m1;
+                    e->bit = 1;
+                    e->rank = (uint8_t)i1++;
+                } else {
+                    next[ns][k] = m0;
+                    e->bit = 0;
+                    e->rank = (uint8_t)i0++;
+                }
+            }
+            if (next[ns][0] > best)
+                best = next[ns][0];
+        }
+        for (int s = 0; s < NSTATES; s++)
+            for (int k = 0; k < L; k++)
+                pm[s][k] = next[s][k] - best;
+        offset += best;
+    }
+
+    int found = 0;
+    for (int k = 0; k < L && pm[0][k] > METRIC_NEG / 2; k++, found++) {
+        unsigned state = 0, rank = (unsigned)k;
+        uint8_t *o = out + (size_t)k * n;
+        metrics[k] = (float)(offset + pm[0][k]);
+        for (int t = steps - 1; t >= 0; t--) {
+            const lva_entry *e = &surv[((size_t)t * NSTATES + state) * (size_t)L + rank];
+            if (t < n)
+                o[t] = (uint8_t)(state >> 5);
+            state = ((state << 1) & (NSTATES - 1)) | e->bit;
+            rank = e->rank;
+        }
+        assert(state == 0 && rank == 0);
+    }
+    free(surv);
+    return found;
+}
+
 /* The 88 info bits of id: id MSB first, then CRC-24 MSB first. */
 static void info_bits(uint64_t id, uint8_t bits[CM_PAYLOAD_INFO_BITS])
 {
@@ -213,15 +303,13 @@ void cm__payload_encode(uint64_t id, uint8_t coded[CM_PAYLOAD_CODED_BITS])
     cm__conv_encode(bits, CM_PAYLOAD_INFO_BITS, coded);
 }
 
-int cm__payload_decode(const float soft[CM_PAYLOAD_CODED_BITS], uint64_t *id,
-                       float *metric)
+/* The id and CRC check of decoded info bits. */
+static int info_to_id(const uint8_t bits[CM_PAYLOAD_INFO_BITS], uint64_t *id)
 {
-    uint8_t bits[CM_PAYLOAD_INFO_BITS], bytes[8];
+    uint8_t bytes[8];
     uint64_t v = 0;
     uint32_t crc = 0;
 
-    assert(soft && id);
-    cm__viterbi_decode(soft, CM_PAYLOAD_INFO_BITS, bits, metric);
     for (int i = 0; i < CM_PAYLOAD_ID_BITS; i++)
         v = v << 1 | bits[i];
     for (int i = 0; i < CM_PAYLOAD_CRC_BITS; i++)
@@ -230,6 +318,34 @@ int cm__payload_decode(const float soft[CM_PAYLOAD_CODED_BITS], uint64_t *id,
         bytes[i] = (uint8_t)(v >> (56 - 8 * i));
     *id = v;
     return cm__crc24(bytes, sizeof(bytes)) == crc;
+}
+
+int cm__payload_decode(const float soft[CM_PAYLOAD_CODED_BITS], uint64_t *id,
+                       float *metric)
+{
+    uint8_t bits[CM_PAYLOAD_INFO_BITS];
+
+    assert(soft && id);
+    cm__viterbi_decode(soft, CM_PAYLOAD_INFO_BITS, bits, metric);
+    return info_to_id(bits, id);
+}
+
+int cm__payload_decode_list(const float soft[CM_PAYLOAD_CODED_BITS], int L, uint64_t *ids)
+{
+    uint8_t bits[CM__VITERBI_MAX_LIST][CM_PAYLOAD_INFO_BITS];
+    float metrics[CM__VITERBI_MAX_LIST];
+
+    assert(soft && ids && L >= 1 && L <= CM__VITERBI_MAX_LIST);
+    int found = cm__viterbi_list_decode(soft, CM_PAYLOAD_INFO_BITS, L, &bits[0][0], metrics);
+    if (found < 0)
+        return -1;
+    int nvalid = 0;
+    for (int k = 0; k < found; k++) {
+        uint64_t id;
+        if (info_to_id(bits[k], &id))
+            ids[nvalid++] = id;
+    }
+    return nvalid;
 }
 
 float cm__payload_correlate(const float *soft, const uint8_t *coded, int n)

@@ -42,6 +42,17 @@ CM__HIDDEN void cm__conv_encode(const uint8_t *in, int n, uint8_t *out);
 CM__HIDDEN void cm__viterbi_decode(const float *soft, int n, uint8_t *out,
                                    float *metric);
 
+/* Most paths a list decode keeps per state. */
+#define CM__VITERBI_MAX_LIST 32
+
+/* List Viterbi: the L best distinct paths through the trellis that start
+ * and end in the zero state, best first. out gets L rows of n info bits,
+ * metrics[k] row k's correlation sum_i soft[i] * (2 c_i - 1). Returns the
+ * number of rows found (fewer than L only when the trellis has fewer
+ * paths), or -1 when out of memory. 1 <= L <= CM__VITERBI_MAX_LIST. */
+CM__HIDDEN int cm__viterbi_list_decode(const float *soft, int n, int L, uint8_t *out,
+                                       float *metrics);
+
 /* Info bits of id (id then its CRC-24), encoded: 282 coded bits. */
 CM__HIDDEN void cm__payload_encode(uint64_t id,
                                    uint8_t coded[CM_PAYLOAD_CODED_BITS]);
@@ -54,6 +65,13 @@ CM__HIDDEN void cm__payload_encode(uint64_t id,
  * independent soft values instead. */
 CM__HIDDEN int cm__payload_decode(const float soft[CM_PAYLOAD_CODED_BITS],
                                   uint64_t *id, float *metric);
+
+/* List-decode 282 soft values: ids (room for L) gets the ids of the L best
+ * trellis paths whose CRC-24 matches, best path first. Returns how many,
+ * or -1 when out of memory. The same caveat as cm__payload_decode: score
+ * the ids, do not trust the path metric. */
+CM__HIDDEN int cm__payload_decode_list(const float soft[CM_PAYLOAD_CODED_BITS], int L,
+                                       uint64_t *ids);
 
 /* Normalised correlation of soft values with one codeword:
  * sum soft_i (2 c_i - 1) / sqrt(sum soft_i^2), 0 when all soft are 0.

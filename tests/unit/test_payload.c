@@ -245,6 +245,67 @@ static void test_viterbi_gaussian(void **state)
     assert_true(ok >= 99);
 }
 
+/* The list decoder: rank 0 is the plain Viterbi path; the L paths are
+ * distinct, sorted by metric, and each metric is its re-encoded path's
+ * correlation; and at a noise level where plain Viterbi often misses, the
+ * list recovers ids it missed (the CRC picks them out). */
+static void test_viterbi_list(void **state)
+{
+    enum { L = 16, N = CM_PAYLOAD_INFO_BITS };
+    uint8_t coded[CM_PAYLOAD_CODED_BITS], recoded[CM_PAYLOAD_CODED_BITS];
+    uint8_t plain[N], list[L][N];
+    float soft[CM_PAYLOAD_CODED_BITS], metrics[L], m_plain;
+    int plain_ok = 0, list_ok = 0, list_wrong = 0;
+    (void)state;
+
+    rng_seed(6);
+    for (int t = 0; t < 300; t++) {
+        uint64_t id = rng_u64(), got, ids[L];
+        cm__payload_encode(id, coded);
+        for (int i = 0; i < CM_PAYLOAD_CODED_BITS; i++)
+            soft[i] = (float)((coded[i] ? 1.0 : -1.0) + 1.1 * rng_gauss());
+        cm__viterbi_decode(soft, N, plain, &m_plain);
+        assert_int_equal(cm__viterbi_list_decode(soft, N, L, &list[0][0], metrics), L);
+        assert_memory_equal(plain, list[0], N);
+        assert_float_equal(metrics[0], m_plain, 1e-2);
+        for (int k = 0; k < L; k++) {
+            double dot = 0;
+            cm__conv_encode(list[k], N, recoded);
+            for (int i = 0; i < CM_PAYLOAD_CODED_BITS; i++)
+                dot += recoded[i] ? soft[i] : -soft[i];
+            assert_float_equal(metrics[k], dot, 1e-2);
+            if (k > 0)
+                assert_true(metrics[k] <= metrics[k - 1] + 1e-3f);
+            for (int j = 0; j < k; j++)
+                assert_memory_not_equal(list[j], list[k], N);
+        }
+        /* L = 1 is plain Viterbi */
+        assert_int_equal(cm__viterbi_list_decode(soft, N, 1, &list[0][0], metrics), 1);
+        assert_memory_equal(plain, list[0], N);
+
+        plain_ok += cm__payload_decode(soft, &got, NULL) == 1 && got == id;
+        int n = cm__payload_decode_list(soft, L, ids);
+        assert_true(n >= 0 && n <= L);
+        list_ok += n > 0 && ids[0] == id;
+        list_wrong += n > 0 && ids[0] != id;
+    }
+    print_message("gaussian sigma 1.1: plain %d/300, list of %d %d/300 (%d other ids)\n",
+                  plain_ok, L, list_ok, list_wrong);
+    assert_true(list_ok > plain_ok);
+    assert_true(list_wrong <= 2);
+
+    /* a short trellis has fewer paths than L: all of them, then none */
+    {
+        uint8_t in[2] = {1, 0}, c[24], out[L][2];
+        float s[24], m[L];
+        cm__conv_encode(in, 2, c);
+        for (int i = 0; i < 24; i++)
+            s[i] = c[i] ? 1.0f : -1.0f;
+        assert_int_equal(cm__viterbi_list_decode(s, 2, L, &out[0][0], m), 4);
+        assert_memory_equal(in, out[0], 2);
+    }
+}
+
 static void test_crc_rejects_noise(void **state)
 {
     float soft[CM_PAYLOAD_CODED_BITS];
@@ -355,6 +416,7 @@ int main(void)
         cmocka_unit_test(test_viterbi_noiseless),
         cmocka_unit_test(test_viterbi_hard_flips),
         cmocka_unit_test(test_viterbi_gaussian),
+        cmocka_unit_test(test_viterbi_list),
         cmocka_unit_test(test_crc_rejects_noise),
         cmocka_unit_test(test_correlate_null),
         cmocka_unit_test(test_viterbi_speed),
