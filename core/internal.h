@@ -10,6 +10,18 @@
 
 #define CM__HIDDEN __attribute__((visibility("hidden")))
 
+/* The per-pixel DSP loops are built twice on x86-64, for AVX2 and for the
+ * baseline (SSE2), and the loader picks one by CPU (GCC's target_clones, an
+ * ifunc). The vectoriser then works on 8 floats / 32 bytes at a time and
+ * has blends and byte-to-float conversions; the reference kernels
+ * (CELMARK_DSP=c) stay baseline. Elsewhere it is a plain function. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__ELF__) && \
+    !defined(CELMARK_NO_CLONES)
+#define CM__DSP_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define CM__DSP_CLONES
+#endif
+
 struct cm_ctx {
     int status;
     char msg[1024];

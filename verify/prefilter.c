@@ -59,7 +59,7 @@ int cm__prefilter_raw(const cm_plane *luma, float *r)
             o[x] = v * inv;
         }
     }
-    cm__box_filter_c(yd, wd, r, wd, wd, hd, PRED_R, tmp);
+    cm__box_filter(yd, wd, r, wd, wd, hd, PRED_R, tmp);
     for (size_t i = 0; i < n; i++)
         r[i] = yd[i] - r[i];
     free(yd);
@@ -79,7 +79,7 @@ int cm__prefilter_whiten(float *r, int wd, int hd)
     }
     for (size_t i = 0; i < n; i++)
         var[i] = r[i] * r[i];
-    cm__box_filter_c(var, wd, var, wd, wd, hd, NORM_R, tmp);
+    cm__box_filter(var, wd, var, wd, wd, hd, NORM_R, tmp);
     double gsum[GRID * GRID] = {0};
     int gcount[GRID * GRID] = {0};
     for (int y = 0; y < hd; y++)

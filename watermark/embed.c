@@ -107,6 +107,7 @@ void cm_stamper_free(cm_stamper **ps)
 
 /* r += clamp(g * a * t, -lo, hi): the mark never pushes a channel past
  * 0 or full scale. */
+CM__DSP_CLONES
 static void add_clamped(float *restrict r, const float *restrict a, const float *restrict t,
                         const float *restrict lo, const float *restrict hi, float g, int n)
 {
@@ -119,6 +120,7 @@ static void add_clamped(float *restrict r, const float *restrict a, const float 
 }
 
 /* d = g * a * t: the chroma share (clamped when applied). */
+CM__DSP_CLONES
 static void chroma_share(float *restrict d, const float *restrict a, const float *restrict t,
                          float g, int n)
 {
@@ -127,6 +129,7 @@ static void chroma_share(float *restrict d, const float *restrict a, const float
 }
 
 /* The same with the headroom of the luma itself, 0..255. */
+CM__DSP_CLONES
 static void add_clamped_8bit(float *restrict r, const float *restrict a, const float *restrict t,
                              float g, int n)
 {

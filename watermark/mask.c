@@ -72,6 +72,67 @@ void cm__box_filter_c(const float *src, ptrdiff_t sstride, float *dst, ptrdiff_t
     free(col);
 }
 
+/* Largest radius the optimised kernel sums directly (15 taps). */
+#define BOX_DIRECT_MAX_R 7
+
+/* The same filter, each output a direct sum of its 2r+1 inputs instead of
+ * a running sum: the horizontal pass then has no loop-carried dependency
+ * and no per-pixel edge clamp, and vectorises (the vertical pass already
+ * did). Matches cm__box_filter_c to float rounding (tests/dsp). */
+CM__DSP_CLONES
+void cm__box_filter(const float *src, ptrdiff_t sstride, float *dst, ptrdiff_t dstride, int w,
+                    int h, int r, float *tmp)
+{
+    if (cm__dsp_reference() || r > BOX_DIRECT_MAX_R || w <= 2 * r) {
+        cm__box_filter_c(src, sstride, dst, dstride, w, h, r, tmp);
+        return;
+    }
+    float inv = 1.0f / (float)(2 * r + 1);
+    for (int y = 0; y < h; y++) {
+        const float *restrict s = src + y * sstride;
+        float *restrict t = tmp + (size_t)y * w;
+        for (int x = r; x < w - r; x++)
+            t[x] = s[x - r];
+        for (int k = -r + 1; k <= r; k++)
+            for (int x = r; x < w - r; x++)
+                t[x] += s[x + k];
+        for (int x = r; x < w - r; x++)
+            t[x] *= inv;
+        /* the r pixels at each end, clamped */
+        for (int x = 0; x < w; x = x == r - 1 ? w - r : x + 1) {
+            float acc = 0;
+            for (int k = -r; k <= r; k++)
+                acc += s[x + k < 0 ? 0 : (x + k >= w ? w - 1 : x + k)];
+            t[x] = acc * inv;
+            if (r == 0)
+                break;
+        }
+    }
+    /* vertical: running column sums, as the reference */
+    double *col = calloc((size_t)w, sizeof(double));
+    if (!col) {
+        cm__box_filter_c(src, sstride, dst, dstride, w, h, r, tmp);
+        return;
+    }
+    for (int k = -r; k <= r; k++) {
+        const float *tr = tmp + (size_t)(k < 0 ? 0 : (k >= h ? h - 1 : k)) * w;
+        for (int x = 0; x < w; x++)
+            col[x] += tr[x];
+    }
+    for (int y = 0; y < h; y++) {
+        float *restrict d = dst + y * dstride;
+        int add = y + r + 1, sub = y - r;
+        const float *ta = tmp + (size_t)(add >= h ? h - 1 : add) * w;
+        const float *ts = tmp + (size_t)(sub < 0 ? 0 : sub) * w;
+        for (int x = 0; x < w; x++) {
+            d[x] = (float)(col[x] * inv);
+            col[x] += ta[x] - ts[x];
+        }
+    }
+    free(col);
+}
+
+CM__DSP_CLONES
 int cm__flat_fill_map(const cm_plane *p, uint8_t *flat)
 {
     int w = p->width, h = p->height;
@@ -170,6 +231,7 @@ void cm__hp_energy_c(const cm_plane *luma, float *e, float *tmp)
 
 /* Fused: horizontal 3-sums of three rows kept in a ring, the vertical sum,
  * the high-pass and its square in one pass over the frame. */
+CM__DSP_CLONES
 static void hp_energy_fused(const cm_plane *luma, float *e, float *tmp)
 {
     int w = luma->width, h = luma->height, wd = (w + 1) / 2;
@@ -286,10 +348,10 @@ int cm__mask_init(cm__mask *m, const cm_plane *luma, const cm__mask_params *mp)
     cm__hp_energy(luma, m->act, tmp);
     /* activity: RMS of the high-pass over ACT_R (half-resolution pixels),
      * then smoothed over SMOOTH_R so the amplitude changes gently */
-    cm__box_filter_c(m->act, m->wd, m->act, m->wd, m->wd, hd, ACT_R, tmp);
+    cm__box_filter(m->act, m->wd, m->act, m->wd, m->wd, hd, ACT_R, tmp);
     for (size_t i = 0; i < nd; i++) /* running sums can dip just below 0 */
         m->act[i] = m->act[i] > 0 ? sqrtf(m->act[i] * 0.25f) : 0;
-    cm__box_filter_c(m->act, m->wd, m->act, m->wd, m->wd, hd, SMOOTH_R, tmp);
+    cm__box_filter(m->act, m->wd, m->act, m->wd, m->wd, hd, SMOOTH_R, tmp);
     if ((ret = cm__flat_fill_map(luma, m->flat)))
         goto fail;
     /* near: half-resolution pixels within ~EDGE_REACH frame px of a fill */
@@ -383,6 +445,7 @@ mask_row(const cm__mask *m, int y, const float *restrict py, const float *restri
     }
 }
 
+CM__DSP_CLONES
 void cm__mask_row(const cm__mask *m, int y, const float *py, const float *pl, const float *ph,
                   float *out)
 {

@@ -52,6 +52,10 @@ CM__HIDDEN int cm__mask_compute(const cm_plane *luma, const cm_plane *lo, const 
 /* Box filter of radius r (window 2r+1) with edge clamp: reference kernel. */
 CM__HIDDEN void cm__box_filter_c(const float *src, ptrdiff_t sstride, float *dst,
                                  ptrdiff_t dstride, int w, int h, int r, float *tmp);
+/* The same, optimised (the reference when CELMARK_DSP=c). src may be dst;
+ * tmp: w*h floats. */
+CM__HIDDEN void cm__box_filter(const float *src, ptrdiff_t sstride, float *dst,
+                               ptrdiff_t dstride, int w, int h, int r, float *tmp);
 
 /* Energy of the high-pass Y - box3(Y) summed over 2x2 blocks into e
  * (ceil(w/2) x ceil(h/2)). tmp: 2*w*h floats for the reference (_c, box

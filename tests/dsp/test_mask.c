@@ -1,4 +1,5 @@
-/* DSP: the flat-fill map and the box filter against brute-force definitions. */
+/* DSP: the flat-fill map and the box filter against brute-force definitions,
+ * the optimised kernels against the reference ones. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -103,6 +104,40 @@ static void test_box_filter_matches_definition(void **state)
     free(tmp);
 }
 
+/* The optimised box filter against the reference: sizes around 2r + 1,
+ * every radius the kernels use and past the direct-sum limit, a padded
+ * source stride, and in place (the mask filters its activity in place). */
+static void test_box_filter_matches_reference(void **state)
+{
+    (void)state;
+    static const int sizes[][2] = {{1, 1}, {3, 2}, {5, 5}, {13, 7}, {16, 40}, {97, 61}};
+    uint32_t seed = 17;
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        int w = sizes[k][0], h = sizes[k][1], sw = w + 3;
+        size_t n = (size_t)sw * h;
+        float *src = malloc(sizeof(float) * n), *ref = malloc(sizeof(float) * n);
+        float *fast = malloc(sizeof(float) * n), *tmp = malloc(sizeof(float) * n);
+        for (size_t i = 0; i < n; i++)
+            src[i] = (float)(lcg(&seed) % 65536) / 256.0f;
+        for (int r = 0; r <= 9; r++) {
+            cm__box_filter_c(src, sw, ref, w, w, h, r, tmp);
+            cm__box_filter(src, sw, fast, w, w, h, r, tmp);
+            for (int i = 0; i < w * h; i++)
+                assert_true(fabsf(ref[i] - fast[i]) <= 1e-4f * (1.0f + fabsf(ref[i])));
+            /* in place, unpadded */
+            for (int y = 0; y < h; y++)
+                memcpy(fast + (size_t)y * w, src + (size_t)y * sw, sizeof(float) * w);
+            cm__box_filter(fast, w, fast, w, w, h, r, tmp);
+            for (int i = 0; i < w * h; i++)
+                assert_true(fabsf(ref[i] - fast[i]) <= 1e-4f * (1.0f + fabsf(ref[i])));
+        }
+        free(src);
+        free(ref);
+        free(fast);
+        free(tmp);
+    }
+}
+
 static void test_hp_energy_matches_reference(void **state)
 {
     (void)state;
@@ -138,6 +173,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_flat_map_matches_definition),
         cmocka_unit_test(test_box_filter_matches_definition),
+        cmocka_unit_test(test_box_filter_matches_reference),
         cmocka_unit_test(test_hp_energy_matches_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
