@@ -15,14 +15,19 @@
  *   carries). Under "no mark / another key" the signs of u relative to c
  *   are fair coins (each chip has its own keyed spreading sign), so
  *   z(c) ~ N(0,1) (tests/unit/test_calibration.c checks this on unmarked
- *   frames), and the self-normalised sum obeys P(z >= t) <= exp(-t^2/2)
- *   whatever the size of the u_k (Hoeffding, conditioning on |u_k|).
- *   Decoding: Viterbi on the 282 per-bit sums, keeping the 16 best trellis
+ *   frames).
+ *   Decoding: Viterbi on the 282 per-bit sums, keeping the 128 best trellis
  *   paths (list Viterbi); the CRC-valid one with the highest z is the blind
  *   id. How it was found does not matter to the bound below.
- *   - candidates: fpr = H * n * Q(z_best)          (Bonferroni over n ids)
+ *   Given the |u_k|, z(c) is a weighted sum of Rademacher signs with
+ *   squared weights summing to 1, so P(z >= t) <= C Q(t) for every t, with
+ *   the optimal constant C = 1 / (4 Q(sqrt 2)) = 3.178 (Bentkus and
+ *   Dzindzalieta, Bernoulli 21(2), 2015); Q is the normal upper tail. This is
+ *   sharper than Hoeffding's exp(-t^2/2) for t > 1.27, and unlike Q(t)
+ *   alone it is a bound, not an approximation.
+ *   - candidates: fpr = H * n * C * Q(z_best)      (Bonferroni over n ids)
  *   - blind decode: it is a maximum over all 2^64 CRC-valid codewords, so
- *     fpr = H * 2^64 * exp(-z^2/2)                 (union bound, rigorous)
+ *     fpr = H * 2^64 * C * Q(z)                    (union bound)
  *   H = geometry hypotheses whose payload was scored. A claim is made only
  *   when fpr <= max_fpr (default 1e-9).
  */
@@ -53,8 +58,9 @@
 #define CORR_DECIM 2            /* correlation surface sampled every 2 tile px:
                                    its band (< 16 cycles per tile) needs >= 32
                                    samples per side; 192 gives a smooth peak */
-#define LIST_SIZE 16            /* trellis paths tried for a CRC-valid id */
+#define LIST_SIZE 128            /* trellis paths tried for a CRC-valid id */
 #define LN_2_POW_64 44.3614195558365 /* ln(2^64): CRC-valid codewords */
+#define TAIL_C 3.1780538            /* 1 / (4 Q(sqrt 2)): Bentkus-Dzindzalieta */
 
 /* Per-frame scratch of the tile size, made once per verifier (a frame's
  * residual, which depends on its size, is not kept). */
@@ -271,16 +277,26 @@ static void despread(const cm__layout *l, const float *soft, float *b)
         b[l->pay_bit[k]] += soft[l->pay_idx[k]] * l->pay_sign[k];
 }
 
-static double upper_q(double z)
+/* ln of the bound on P(z >= t) for one fixed codeword, ln(C Q(t)), capped
+ * at 0. z <= sqrt(768) = 27.7 here, far from where erfc underflows (~38). */
+static double ln_tail(double t)
 {
-    return 0.5 * erfc(z / sqrt(2.0));
+    double lf = log(TAIL_C) + log(0.5 * erfc(t / sqrt(2.0)));
+    return lf < 0 ? lf : 0;
+}
+
+/* The fpr of a claim that scored z, the best of e^ln_tries codewords. */
+static double claim_fpr(double z, double ln_tries)
+{
+    double lf = ln_tries + ln_tail(z);
+    return lf < 0 ? exp(lf) : 1;
 }
 
 /* Normalised correlation of codeword `coded` with the payload chips:
  * z = sum_k u_k c_k / sqrt(sum_k u_k^2), u_k the despread chip (its soft
  * value times its keyed sign), c_k = +-1 the coded bit it carries. Scored
  * per chip rather than per coded bit: each chip has its own keyed sign, so
- * the Hoeffding bound holds term by term, and the self-normalisation costs
+ * the tail bound (file comment) holds term by term, and the self-normalisation costs
  * less when the terms are many (a bit's sum of ~2.7 chips saturates sooner:
  * z per bit can never exceed sqrt(282) = 16.8, per chip sqrt(768) = 27.7). */
 static double chip_correlate(const cm__layout *l, const float *soft, const uint8_t *coded)
@@ -316,8 +332,7 @@ static int score_payload(cm_verifier *v, const hypo *hs, int nh, cm_verify_resul
         for (int j = 0; j < nvalid; j++) {
             cm__payload_encode(ids[j], coded);
             double z = chip_correlate(v->layout, hs[k].soft, coded);
-            double lf = log((double)nh) + LN_2_POW_64 - z * z / 2;
-            double f = z > 0 ? (lf < 0 ? exp(lf) : 1) : 1;
+            double f = claim_fpr(z, log((double)nh) + LN_2_POW_64);
             if (!res->blind_crc_ok || f < res->blind_fpr) {
                 res->blind_crc_ok = 1;
                 res->blind_id = ids[j];
@@ -335,8 +350,8 @@ static int score_payload(cm_verifier *v, const hypo *hs, int nh, cm_verify_resul
         }
     }
     if (res->best_candidate >= 0) {
-        double f = (double)nh * (double)v->params.ncandidates * upper_q(res->candidate_score);
-        res->candidate_fpr = f < 1 ? f : 1;
+        res->candidate_fpr = claim_fpr(res->candidate_score,
+                                       log((double)nh * (double)v->params.ncandidates));
     }
     return CM_OK;
 }

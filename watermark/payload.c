@@ -205,15 +205,21 @@ typedef struct lva_entry {
 int cm__viterbi_list_decode(const float *soft, int n, int L, uint8_t *out, float *metrics)
 {
     uint8_t outputs[2 * NSTATES];
-    float pm[NSTATES][CM__VITERBI_MAX_LIST], next[NSTATES][CM__VITERBI_MAX_LIST];
     int steps = n + CM_PAYLOAD_TAIL_BITS;
     double offset = 0.0;
 
     assert(soft && out && metrics && n > 0 && n <= CM__VITERBI_MAX_BITS);
     assert(L >= 1 && L <= CM__VITERBI_MAX_LIST);
+    /* path metrics (this step's and the next) and the survivors, on the
+     * heap: 64 KiB and 1.5 MiB at the largest L */
+    float(*pm)[CM__VITERBI_MAX_LIST] = malloc(2 * sizeof(*pm) * NSTATES);
     lva_entry *surv = malloc(sizeof(lva_entry) * (size_t)steps * NSTATES * (size_t)L);
-    if (!surv)
+    if (!pm || !surv) {
+        free(pm);
+        free(surv);
         return -1;
+    }
+    float(*next)[CM__VITERBI_MAX_LIST] = pm + NSTATES;
     for (unsigned r = 0; r < 2 * NSTATES; r++)
         outputs[r] = (uint8_t)conv_output(r);
     for (int s = 0; s < NSTATES; s++)
@@ -276,6 +282,7 @@ int cm__viterbi_list_decode(const float *soft, int n, int L, uint8_t *out, float
         }
         assert(state == 0 && rank == 0);
     }
+    free(pm);
     free(surv);
     return found;
 }
