@@ -299,6 +299,15 @@ static double claim_fpr(double z, double ln_tries)
  * the tail bound (file comment) holds term by term, and the self-normalisation costs
  * less when the terms are many (a bit's sum of ~2.7 chips saturates sooner:
  * z per bit can never exceed sqrt(282) = 16.8, per chip sqrt(768) = 27.7). */
+/* sqrt(sum_k u_k^2) over the payload chips: chip_correlate's denominator. */
+static double chip_norm(const cm__layout *l, const float *soft)
+{
+    double ss = 0;
+    for (int k = 0; k < l->npay; k++)
+        ss += (double)soft[l->pay_idx[k]] * soft[l->pay_idx[k]];
+    return ss > 0 ? sqrt(ss) : 1;
+}
+
 static double chip_correlate(const cm__layout *l, const float *soft, const uint8_t *coded)
 {
     double s = 0, ss = 0;
@@ -319,20 +328,30 @@ static int score_payload(cm_verifier *v, const hypo *hs, int nh, cm_verify_resul
     res->best_candidate = -1;
     res->blind_score = -1e9;
     res->candidate_score = -1e9;
+    double ln_blind = log((double)nh) + LN_2_POW_64;
     for (int k = 0; k < nh; k++) {
         despread(v->layout, hs[k].soft, b);
-        uint64_t id;
-        (void)cm__payload_decode(b, &id, NULL);
-        if (k == 0)
-            res->decoded_id = id;
         uint64_t ids[LIST_SIZE];
-        int nvalid = cm__payload_decode_list(b, LIST_SIZE, ids);
-        if (nvalid < 0)
-            return CM_E_NOMEM;
+        float metric;
+        int nvalid = cm__payload_decode(b, &ids[0], &metric);
+        if (k == 0)
+            res->decoded_id = ids[0];
+        /* Every codeword's z has the same numerator as its Viterbi path
+         * metric (a bit's soft value is the sum of its chips), so the
+         * plain Viterbi path bounds them all: when it passes the CRC it is
+         * the best CRC-valid codeword, and when even its metric could not
+         * make a claim, no codeword on the list could. Only in between is
+         * the list worth its time. */
+        double zmax = metric / chip_norm(v->layout, hs[k].soft) + 1e-3;
+        if (!nvalid && claim_fpr(zmax, ln_blind) <= v->params.max_fpr) {
+            nvalid = cm__payload_decode_list(b, LIST_SIZE, ids);
+            if (nvalid < 0)
+                return CM_E_NOMEM;
+        }
         for (int j = 0; j < nvalid; j++) {
             cm__payload_encode(ids[j], coded);
             double z = chip_correlate(v->layout, hs[k].soft, coded);
-            double f = claim_fpr(z, log((double)nh) + LN_2_POW_64);
+            double f = claim_fpr(z, ln_blind);
             if (!res->blind_crc_ok || f < res->blind_fpr) {
                 res->blind_crc_ok = 1;
                 res->blind_id = ids[j];
