@@ -93,7 +93,6 @@
 /* Point operations. */
 #define GAMMA_LOW 0.7
 #define GAMMA_HIGH 1.4
-#define BRIGHT_DELTA 20   /* code values added / subtracted */
 #define CONTRAST_GAIN 0.8 /* about mid-grey */
 #define CONTRAST_MID 128  /* code value kept fixed by the contrast change */
 

@@ -14,6 +14,9 @@
 
 #include <stdint.h>
 
+/* Brightness attacks: code values added / subtracted (bright_p20, _m20). */
+#define BRIGHT_DELTA 20
+
 typedef struct atk_def {
     const char *name; /**< short stable name, e.g. "jpeg75" */
     /**

@@ -1019,11 +1019,18 @@ static int run_profile(bench *b, const bench_profile *bp)
             }
             as->wrong += w > 0;
         }
+        /* light: luma >= 255 - BRIGHT_DELTA, the share of the frame that
+         * brightness +20 saturates (and with it any mark there) */
+        long nlight = 0;
+        for (int y = 0; y < yo.height; y++)
+            for (int x = 0; x < yo.width; x++)
+                nlight += yo.data[y * yo.stride + x] >= 255.0f - BRIGHT_DELTA;
         fprintf(stderr,
                 "%s: frame %d/%d (%s) psnr %.2f ssim %.4f flat_rms %.3f csf %.3f"
-                " changed %ld; blind %d/%d cand %d/%d; %.1f s\n",
+                " changed %ld light %.1f%%; blind %d/%d cand %d/%d; %.1f s\n",
                 bp->name, fi + 1, o->frames, cel_style_name(fd->style), p, s, frms, csf[0],
-                changed, fb, o->nattacks, fc, o->nattacks, (bench_now_ms() - t_frame) / 1e3);
+                changed, 100.0 * nlight / ((double)yo.width * yo.height), fb, o->nattacks, fc,
+                o->nattacks, (bench_now_ms() - t_frame) / 1e3);
         ret = CM_OK;
     frame_fail:
         cm_verifier_free(&ver);

@@ -58,7 +58,7 @@
 #define CORR_DECIM 2            /* correlation surface sampled every 2 tile px:
                                    its band (< 16 cycles per tile) needs >= 32
                                    samples per side; 192 gives a smooth peak */
-#define LIST_SIZE 128            /* trellis paths tried for a CRC-valid id */
+#define LIST_SIZE 128           /* trellis paths tried for a CRC-valid id */
 #define LN_2_POW_64 44.3614195558365 /* ln(2^64): CRC-valid codewords */
 #define TAIL_C 3.1780538            /* 1 / (4 Q(sqrt 2)): Bentkus-Dzindzalieta */
 
@@ -292,14 +292,8 @@ static double claim_fpr(double z, double ln_tries)
     return lf < 0 ? exp(lf) : 1;
 }
 
-/* Normalised correlation of codeword `coded` with the payload chips:
- * z = sum_k u_k c_k / sqrt(sum_k u_k^2), u_k the despread chip (its soft
- * value times its keyed sign), c_k = +-1 the coded bit it carries. Scored
- * per chip rather than per coded bit: each chip has its own keyed sign, so
- * the tail bound (file comment) holds term by term, and the self-normalisation costs
- * less when the terms are many (a bit's sum of ~2.7 chips saturates sooner:
- * z per bit can never exceed sqrt(282) = 16.8, per chip sqrt(768) = 27.7). */
-/* sqrt(sum_k u_k^2) over the payload chips: chip_correlate's denominator. */
+/* sqrt(sum_k u_k^2) over the payload chips (u_k^2 = soft^2: the keyed sign
+ * is +-1); 1 when they are all 0. */
 static double chip_norm(const cm__layout *l, const float *soft)
 {
     double ss = 0;
@@ -308,15 +302,23 @@ static double chip_norm(const cm__layout *l, const float *soft)
     return ss > 0 ? sqrt(ss) : 1;
 }
 
-static double chip_correlate(const cm__layout *l, const float *soft, const uint8_t *coded)
+/* Normalised correlation of codeword `coded` with the payload chips:
+ * z = sum_k u_k c_k / sqrt(sum_k u_k^2), u_k the despread chip (its soft
+ * value times its keyed sign), c_k = +-1 the coded bit it carries; norm is
+ * chip_norm(). Scored per chip rather than per coded bit: each chip has its
+ * own keyed sign, so the tail bound (file comment) holds term by term, and
+ * the self-normalisation costs less when the terms are many (a bit's sum of
+ * ~2.7 chips saturates sooner: z per bit can never exceed sqrt(282) = 16.8,
+ * per chip sqrt(768) = 27.7). */
+static double chip_correlate(const cm__layout *l, const float *soft, const uint8_t *coded,
+                             double norm)
 {
-    double s = 0, ss = 0;
+    double s = 0;
     for (int k = 0; k < l->npay; k++) {
         double u = soft[l->pay_idx[k]] * l->pay_sign[k];
         s += coded[l->pay_bit[k]] ? u : -u;
-        ss += u * u;
     }
-    return ss > 0 ? s / sqrt(ss) : 0;
+    return s / norm;
 }
 
 static int score_payload(cm_verifier *v, const hypo *hs, int nh, cm_verify_result *res)
@@ -342,7 +344,8 @@ static int score_payload(cm_verifier *v, const hypo *hs, int nh, cm_verify_resul
          * the best CRC-valid codeword, and when even its metric could not
          * make a claim, no codeword on the list could. Only in between is
          * the list worth its time. */
-        double zmax = metric / chip_norm(v->layout, hs[k].soft) + 1e-3;
+        double norm = chip_norm(v->layout, hs[k].soft);
+        double zmax = metric / norm + 1e-3;
         if (!nvalid && claim_fpr(zmax, ln_blind) <= v->params.max_fpr) {
             nvalid = cm__payload_decode_list(b, LIST_SIZE, ids);
             if (nvalid < 0)
@@ -350,7 +353,7 @@ static int score_payload(cm_verifier *v, const hypo *hs, int nh, cm_verify_resul
         }
         for (int j = 0; j < nvalid; j++) {
             cm__payload_encode(ids[j], coded);
-            double z = chip_correlate(v->layout, hs[k].soft, coded);
+            double z = chip_correlate(v->layout, hs[k].soft, coded, norm);
             double f = claim_fpr(z, ln_blind);
             if (!res->blind_crc_ok || f < res->blind_fpr) {
                 res->blind_crc_ok = 1;
@@ -361,7 +364,7 @@ static int score_payload(cm_verifier *v, const hypo *hs, int nh, cm_verify_resul
         }
         for (size_t c = 0; c < v->params.ncandidates; c++) {
             double z = chip_correlate(v->layout, hs[k].soft,
-                                      v->cand_coded + c * CM_PAYLOAD_CODED_BITS);
+                                      v->cand_coded + c * CM_PAYLOAD_CODED_BITS, norm);
             if (z > res->candidate_score) {
                 res->candidate_score = z;
                 res->best_candidate = (long)c;

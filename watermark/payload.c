@@ -201,6 +201,7 @@ typedef struct lva_entry {
     uint8_t bit;  /* predecessor state's low bit */
     uint8_t rank; /* rank in the predecessor's list */
 } lva_entry;
+_Static_assert(CM__VITERBI_MAX_LIST <= 256, "a survivor's rank is one byte");
 
 int cm__viterbi_list_decode(const float *soft, int n, int L, uint8_t *out, float *metrics)
 {
