@@ -34,11 +34,58 @@ typedef struct stamped {
     cm_video_stamp_info vinfo;
 } stamped;
 
+/* One issue: its stamper, and the key and id to check the result with. */
+typedef struct stamp_job {
+    cm_stamper *st;
+    const cm_key *key;
+    uint64_t id;
+    int cel_safe;
+} stamp_job;
+
+/* Decode the stamped still as an investigator would and say on stderr when
+ * the mark could not be found again: a frame of flat fills stamped with
+ * --cel-safe, or a nearly empty page, may have too little room for it. The
+ * stamp itself stands (the copy is valid); this is a warning. */
+static void check_mark(cm_ctx *ctx, const stamp_job *job, const cm_image *img, const char *out)
+{
+    cm_verify_params vp;
+    cm_verify_params_default(&vp);
+    vp.candidates = &job->id;
+    vp.ncandidates = 1;
+    cm_verifier *v = NULL;
+    cm_verify_result r;
+    int ret = cm_verifier_new(ctx, job->key, &vp, &v);
+    if (!ret)
+        ret = cm_verifier_image(v, img, &r);
+    cm_verifier_free(&v);
+    if (ret) { /* the check is advice; not running it is not the stamp's failure */
+        fprintf(stderr, "celmark: %s: could not check the mark: %s\n", out,
+                cm_ctx_last_error(ctx));
+        return;
+    }
+    if (r.blind_crc_ok && r.blind_id == job->id && r.blind_fpr <= vp.max_fpr)
+        return;
+    const char *hint = job->cel_safe ? "; --cel-safe leaves flat fills unmarked, the default "
+                                       "profile does not"
+                                     : "; try a higher --strength or --profile robust";
+    if (r.best_candidate == 0 && r.candidate_fpr <= vp.max_fpr)
+        fprintf(stderr,
+                "celmark: warning: %s: the mark is weak: found against its issue id (z %.1f) "
+                "but not blind; little of this frame can carry it%s\n",
+                out, r.candidate_score, hint);
+    else
+        fprintf(stderr,
+                "celmark: warning: %s: the mark cannot be found again (z %.1f): little of "
+                "this frame can carry it%s\n",
+                out, r.candidate_score, hint);
+}
+
 /* Stamp in into path (the output, or the ledger's temp file for out):
  * a still through cm_image, a video through cm_video_stamp. */
-static int stamp_file(cm_ctx *ctx, cm_stamper *st, const char *in, const char *path,
+static int stamp_file(cm_ctx *ctx, const stamp_job *job, const char *in, const char *path,
                       const char *out, int flags, const video_opts *vo, stamped *res)
 {
+    cm_stamper *st = job->st;
     cm_media_kind kind;
     memset(res, 0, sizeof(*res));
     int ret = cm_media_probe(ctx, in, &kind);
@@ -70,6 +117,7 @@ static int stamp_file(cm_ctx *ctx, cm_stamper *st, const char *in, const char *p
         ret = cm_stamper_image(st, img);
     if (!ret) {
         note_conversion(in, img);
+        check_mark(ctx, job, img, out);
         res->width = img->width;
         res->height = img->height;
         /* colour images also carry the blue-yellow share (watermark/embed.c) */
@@ -127,7 +175,7 @@ static void temp_name(char *tmp, size_t size, const char *tmpdir, const char *ds
  * outputs, then all moved into place; a failure on any frame leaves no
  * output at all. Frames must share one size (a sequence is one shot).
  * Returns an exit code (errors already printed). */
-static int stamp_sequence(cm_ctx *ctx, cm_stamper *st, const char *in, const char *out,
+static int stamp_sequence(cm_ctx *ctx, const stamp_job *job, const char *in, const char *out,
                           const char *range, int force, const video_opts *vo)
 {
     cm_sequence *is = NULL, *os = NULL;
@@ -170,7 +218,7 @@ static int stamp_sequence(cm_ctx *ctx, cm_stamper *st, const char *in, const cha
         cm_sequence_path(is, i, src, sizeof(src));
         cm_sequence_path(os, i, dst, sizeof(dst));
         temp_name(tmp, sizeof(tmp), tmpdir, dst);
-        ret = stamp_file(ctx, st, src, tmp, dst, 0, vo, &res);
+        ret = stamp_file(ctx, job, src, tmp, dst, 0, vo, &res);
         if (ret) {
             /* a message naming our temporary frame names the output instead */
             const char *detail = cm_ctx_last_error(ctx);
@@ -250,7 +298,8 @@ static int stamp_with_ledger(cm_ctx *ctx, const cm_key *key, const char *ledger_
     if (!ret)
         ret = cm_stamper_new(ctx, key, cm_ledger_issue_id(iss), sp, &st);
     if (!ret) {
-        ret = stamp_file(ctx, st, in, cm_ledger_issue_temp_path(iss), out, CM_WRITE_FORCE, vo,
+        stamp_job job = {st, key, cm_ledger_issue_id(iss), sp->cel_safe};
+        ret = stamp_file(ctx, &job, in, cm_ledger_issue_temp_path(iss), out, CM_WRITE_FORCE, vo,
                          &res);
         rec.width = res.width;
         rec.height = res.height;
@@ -453,12 +502,13 @@ int cmd_stamp(int argc, char **argv)
     }
     stamped res;
     int ret = cm_stamper_new(ctx, key, id, &sp, &st);
+    stamp_job job = {st, key, id, sp.cel_safe};
     if (!ret && seq) {
-        code = stamp_sequence(ctx, st, in, out, range, force, &vo);
+        code = stamp_sequence(ctx, &job, in, out, range, force, &vo);
         goto done;
     }
     if (!ret)
-        ret = stamp_file(ctx, st, in, out, out, force ? CM_WRITE_FORCE : 0, &vo, &res);
+        ret = stamp_file(ctx, &job, in, out, out, force ? CM_WRITE_FORCE : 0, &vo, &res);
     if (ret)
         code = cli_fail(ctx, ret);
     else

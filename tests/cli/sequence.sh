@@ -7,7 +7,10 @@ A=00000000000000aa
 mkdir -p "$T/s"
 for f in 1001 1002 1003 1004 1005; do "$CELMARK_GEN" "$T/s/in.$f.png" 320 240 $f || exit 1; done
 
-expect 0 '' -- "$CELMARK" stamp -k "$T/k.key" --id $A "$T/s/in.####.png" "$T/s/out.####.png"
+# frame 1005 (320x240 of fine texture, smaller than one tile of the mark)
+# is one the detector often cannot sync on: stamp's self-check says so
+expect_stamped 'out\.1005\.png' -- \
+    "$CELMARK" stamp -k "$T/k.key" --id $A "$T/s/in.####.png" "$T/s/out.####.png"
 check "five frames reported" grep -q '^frames: 5$' "$T/out"
 for f in 1001 1002 1003 1004 1005; do check "out.$f.png exists" [ -s "$T/s/out.$f.png" ]; done
 check "no temporary folder left" sh -c "! ls -A '$T/s' | grep -q celmark-seq"
@@ -20,7 +23,8 @@ check "info: sequence frames and range" sh -c "grep -qx 'sequence_frames: 5' '$T
 expect 3 "already exists" -- "$CELMARK" stamp -k "$T/k.key" --id $A "$T/s/in.####.png" "$T/s/out.####.png"
 
 # printf pattern with an every-2nd range; oiiotool range written in the name
-expect 0 '' -- "$CELMARK" stamp -k "$T/k.key" --id $A --frames 1001-1005x2 "$T/s/in.%04d.png" "$T/s/odd.%04d.png"
+expect_stamped 'odd\.1005\.png' -- \
+    "$CELMARK" stamp -k "$T/k.key" --id $A --frames 1001-1005x2 "$T/s/in.%04d.png" "$T/s/odd.%04d.png"
 check "x2 takes 1001 1003 1005" [ "$(ls "$T/s" | grep -c '^odd\.')" = 3 ] && [ -e "$T/s/odd.1003.png" ] && [ ! -e "$T/s/odd.1002.png" ]
 expect 0 '' -- "$CELMARK" stamp -k "$T/k.key" --id $A "$T/s/in.1002-1003####.png" "$T/s/two.####.png"
 check "embedded range" [ -e "$T/s/two.1002.png" ] && [ -e "$T/s/two.1003.png" ] && [ ! -e "$T/s/two.1001.png" ]

@@ -28,6 +28,14 @@ CELMARK_DSP=c "$CELMARK" stamp -k "$T/k.key" --id 0123456789abcdef "$T/in.png" "
 check "reference DSP kernels -> same bytes" cmp -s "$T/a.png" "$T/c.png"
 rm -f "$T/c.png"
 check "stamped differs from input" sh -c "! cmp -s '$T/in.png' '$T/a.png'"
+# a frame of flat fills stamped --cel-safe keeps little room for the mark:
+# stamp checks its own result and warns, but the copy is written
+"$CELMARK_GEN" "$T/flat.png" 640 360 3 3 8 1 || exit 1
+expect 0 "warning: .*flat-safe.png: the mark (cannot be found again|is weak).*--cel-safe" -- \
+    "$CELMARK" stamp --cel-safe -k "$T/k.key" --id 0123456789abcdef "$T/flat.png" "$T/flat-safe.png"
+check "warned copy written" [ -s "$T/flat-safe.png" ]
+expect 0 '' -- "$CELMARK" stamp -k "$T/k.key" --id 0123456789abcdef "$T/flat.png" "$T/flat-def.png"
+rm -f "$T/flat.png" "$T/flat-safe.png" "$T/flat-def.png"
 expect 3 "already exists; use --force" -- "$CELMARK" stamp -k "$T/k.key" --id 0123456789abcdef "$T/in.png" "$T/a.png"
 expect 0 '' -- "$CELMARK" stamp -f -k "$T/k.key" --id 0123456789abcdef "$T/in.png" "$T/a.png"
 
