@@ -35,6 +35,37 @@
 #define EDGE_REACH 4
 #define EDGE_CAP 2.0f
 
+/* The vertical pass of both box filters: running column sums (in double)
+ * over the horizontally filtered rows in tmp, edge rows clamped. Out of
+ * memory for the w column sums, dst gets tmp unfiltered (a valid if less
+ * smooth result, never garbage). */
+static void box_vertical(const float *tmp, float *dst, ptrdiff_t dstride, int w, int h, int r,
+                         float inv)
+{
+    double *col = calloc((size_t)w, sizeof(double));
+    if (!col) {
+        for (int y = 0; y < h; y++)
+            memcpy(dst + y * dstride, tmp + (size_t)y * w, sizeof(float) * (size_t)w);
+        return;
+    }
+    for (int k = -r; k <= r; k++) {
+        const float *tr = tmp + (size_t)(k < 0 ? 0 : (k >= h ? h - 1 : k)) * w;
+        for (int x = 0; x < w; x++)
+            col[x] += tr[x];
+    }
+    for (int y = 0; y < h; y++) {
+        float *restrict d = dst + y * dstride;
+        int add = y + r + 1, sub = y - r;
+        const float *ta = tmp + (size_t)(add >= h ? h - 1 : add) * w;
+        const float *ts = tmp + (size_t)(sub < 0 ? 0 : sub) * w;
+        for (int x = 0; x < w; x++) {
+            d[x] = (float)(col[x] * inv);
+            col[x] += ta[x] - ts[x];
+        }
+    }
+    free(col);
+}
+
 void cm__box_filter_c(const float *src, ptrdiff_t sstride, float *dst, ptrdiff_t dstride,
                       int w, int h, int r, float *tmp)
 {
@@ -52,24 +83,7 @@ void cm__box_filter_c(const float *src, ptrdiff_t sstride, float *dst, ptrdiff_t
             acc += s[add >= w ? w - 1 : add] - s[sub < 0 ? 0 : sub];
         }
     }
-    /* vertical pass, column sums kept per x */
-    double *col = calloc((size_t)w, sizeof(double));
-    if (!col)
-        return;
-    for (int x = 0; x < w; x++)
-        for (int k = -r; k <= r; k++)
-            col[x] += tmp[(size_t)(k < 0 ? 0 : (k >= h ? h - 1 : k)) * w + x];
-    for (int y = 0; y < h; y++) {
-        float *d = dst + y * dstride;
-        int add = y + r + 1, sub = y - r;
-        const float *ta = tmp + (size_t)(add >= h ? h - 1 : add) * w;
-        const float *ts = tmp + (size_t)(sub < 0 ? 0 : sub) * w;
-        for (int x = 0; x < w; x++) {
-            d[x] = (float)(col[x] * inv);
-            col[x] += ta[x] - ts[x];
-        }
-    }
-    free(col);
+    box_vertical(tmp, dst, dstride, w, h, r, inv);
 }
 
 /* Largest radius the optimised kernel sums directly (15 taps). */
@@ -108,28 +122,7 @@ void cm__box_filter(const float *src, ptrdiff_t sstride, float *dst, ptrdiff_t d
                 break;
         }
     }
-    /* vertical: running column sums, as the reference */
-    double *col = calloc((size_t)w, sizeof(double));
-    if (!col) {
-        cm__box_filter_c(src, sstride, dst, dstride, w, h, r, tmp);
-        return;
-    }
-    for (int k = -r; k <= r; k++) {
-        const float *tr = tmp + (size_t)(k < 0 ? 0 : (k >= h ? h - 1 : k)) * w;
-        for (int x = 0; x < w; x++)
-            col[x] += tr[x];
-    }
-    for (int y = 0; y < h; y++) {
-        float *restrict d = dst + y * dstride;
-        int add = y + r + 1, sub = y - r;
-        const float *ta = tmp + (size_t)(add >= h ? h - 1 : add) * w;
-        const float *ts = tmp + (size_t)(sub < 0 ? 0 : sub) * w;
-        for (int x = 0; x < w; x++) {
-            d[x] = (float)(col[x] * inv);
-            col[x] += ta[x] - ts[x];
-        }
-    }
-    free(col);
+    box_vertical(tmp, dst, dstride, w, h, r, inv);
 }
 
 CM__DSP_CLONES

@@ -128,6 +128,13 @@ void cm__conv_encode(const uint8_t *in, int n, uint8_t *out)
     }
 }
 
+/* Correlation of one step's 3 soft values with each 3-bit output c. */
+static void branch_metrics(const float y[3], float bm[8])
+{
+    for (unsigned c = 0; c < 8; c++)
+        bm[c] = (c & 4 ? y[0] : -y[0]) + (c & 2 ? y[1] : -y[1]) + (c & 1 ? y[2] : -y[2]);
+}
+
 void cm__viterbi_decode(const float *soft, int n, uint8_t *out, float *metric)
 {
     uint64_t survivors[CM__VITERBI_MAX_BITS + CM_PAYLOAD_TAIL_BITS];
@@ -151,9 +158,7 @@ void cm__viterbi_decode(const float *soft, int n, uint8_t *out, float *metric)
         /* During the tail the input is 0, so only states < 32 are entered. */
         int reachable = t < n ? NSTATES : NSTATES / 2;
 
-        for (unsigned c = 0; c < 8; c++)
-            bm[c] = (c & 4 ? y[0] : -y[0]) + (c & 2 ? y[1] : -y[1]) +
-                    (c & 1 ? y[2] : -y[2]);
+        branch_metrics(y, bm);
         for (int ns = 0; ns < NSTATES; ns++) {
             unsigned u = (unsigned)ns >> 5;
             unsigned p0 = ((unsigned)ns << 1) & (NSTATES - 1), p1 = p0 | 1u;
@@ -234,9 +239,7 @@ int cm__viterbi_list_decode(const float *soft, int n, int L, uint8_t *out, float
         int reachable = t < n ? NSTATES : NSTATES / 2;
         lva_entry *st = surv + (size_t)t * NSTATES * (size_t)L;
 
-        for (unsigned c = 0; c < 8; c++)
-            bm[c] = (c & 4 ? y[0] : -y[0]) + (c & 2 ? y[1] : -y[1]) +
-                    (c & 1 ? y[2] : -y[2]);
+        branch_metrics(y, bm);
         for (int ns = 0; ns < NSTATES; ns++) {
             unsigned u = (unsigned)ns >> 5;
             unsigned p0 = ((unsigned)ns << 1) & (NSTATES - 1), p1 = p0 | 1u;
