@@ -19,6 +19,13 @@
  * scan stops, so OUT can always be continued with --resume.
  * --shard I/N keeps the files whose path hashes (FNV-1a 64) to I mod N:
  * the same split on every machine, whatever the order of the walk.
+ *
+ * A crash while reading a file (a fault inside a decoder on hostile bytes)
+ * ends the process, and --resume would meet the same file again. So with
+ * --jsonl OUT, a crash first writes the files being read into OUT.crashed.
+ * --resume then reads it: one file there is the culprit, reported as
+ * unreadable and not read again; several (one per worker at the time) are
+ * read again one at a time, so that another crash names exactly one.
  */
 #include "analyze.h"
 #include "report.h"
@@ -28,6 +35,8 @@
 #include <getopt.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -201,6 +210,81 @@ static int load_resume(const char *path, seen_set *seen)
     return EXIT_OK;
 }
 
+/* ---- a crash while reading a file -------------------------------------- */
+
+#define CRASH_SUFFIX ".crashed"
+
+static int crash_fd = -1;                                 /* OUT.crashed */
+static _Atomic(const char *) crash_reading[MAX_WORKERS]; /* each worker's file */
+static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+#define NCRASH_SIGNALS (int)(sizeof(crash_signals) / sizeof(crash_signals[0]))
+static struct sigaction crash_prev[NCRASH_SIGNALS];
+static const char *fault_crash; /* CELMARK_FAULT_CRASH: see the worker */
+
+/* Write the files being read to OUT.crashed, then let the signal do what it
+ * did before (a sanitizer's report, or the default: end the process). Only
+ * async-signal-safe calls. */
+static void on_crash(int sig, siginfo_t *si, void *uc)
+{
+    for (int i = 0; i < MAX_WORKERS && crash_fd >= 0; i++) {
+        const char *p = atomic_load_explicit(&crash_reading[i], memory_order_relaxed);
+        if (p && write(crash_fd, p, strlen(p)) >= 0 && write(crash_fd, "\n", 1) >= 0)
+            continue;
+    }
+    for (int k = 0; k < NCRASH_SIGNALS; k++) {
+        if (crash_signals[k] != sig)
+            continue;
+        struct sigaction *old = &crash_prev[k];
+        sigaction(sig, old, NULL);
+        if ((old->sa_flags & SA_SIGINFO) && old->sa_sigaction)
+            old->sa_sigaction(sig, si, uc);
+        else if (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN)
+            old->sa_handler(sig);
+        break;
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void crash_handlers(int install)
+{
+    for (int k = 0; k < NCRASH_SIGNALS; k++) {
+        if (!install) {
+            sigaction(crash_signals[k], &crash_prev[k], NULL);
+            continue;
+        }
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_sigaction = on_crash;
+        sa.sa_flags = SA_SIGINFO;
+        sigemptyset(&sa.sa_mask);
+        sigaction(crash_signals[k], &sa, &crash_prev[k]);
+    }
+}
+
+/* The files an earlier run was reading when it crashed: up to max paths
+ * from OUT.crashed (malloc'd), their number, or -1 when it cannot be read. */
+static int load_crashed(const char *crash_path, char **paths, int max)
+{
+    FILE *f = fopen(crash_path, "r");
+    if (!f)
+        return errno == ENOENT ? 0 : -1;
+    int n = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    while (n < max && (len = getline(&line, &cap, f)) > 0) {
+        if (line[len - 1] == '\n')
+            line[--len] = '\0';
+        if (len > 0 && !(paths[n] = strdup(line)))
+            break;
+        n += len > 0;
+    }
+    free(line);
+    fclose(f);
+    return n;
+}
+
 /* ---- the scan ----------------------------------------------------------- */
 
 typedef struct scan_opts {
@@ -304,9 +388,15 @@ static void emit_line(scan *s, const char *line)
     free(buf);
 }
 
+typedef struct worker_arg {
+    scan *s;
+    int idx; /* slot in crash_reading */
+} worker_arg;
+
 static void *worker(void *arg)
 {
-    scan *s = arg;
+    scan *s = ((worker_arg *)arg)->s;
+    int idx = ((worker_arg *)arg)->idx;
     analyzer a;
     memset(&a, 0, sizeof(a));
     a.limits = s->o->limits;
@@ -333,7 +423,13 @@ static void *worker(void *arg)
             free(path);
             continue;
         }
+        atomic_store_explicit(&crash_reading[idx], path, memory_order_relaxed);
+        /* fault injection for tests/cli/scancrash.sh: a decoder crashing on
+         * the files whose path contains CELMARK_FAULT_CRASH */
+        if (fault_crash && *fault_crash && strstr(path, fault_crash))
+            raise(SIGSEGV);
         analyze_file(&a, path, r);
+        atomic_store_explicit(&crash_reading[idx], NULL, memory_order_relaxed);
         free(path);
         char *line = NULL;
         if (r->kind != FILE_OTHER || r->status) {
@@ -372,6 +468,54 @@ static void *worker(void *arg)
     cm_verifier_free(&a.ver);
     cm_ctx_free(&a.ctx);
     return NULL;
+}
+
+/* --resume after a crash (see the file comment): returns the number of
+ * suspects in OUT.crashed, -1 when it cannot be read. With one, that file
+ * gets its line (unreadable) and is marked as seen. */
+static int resume_after_crash(scan *s, seen_set *seen, const char *crash_path)
+{
+    char *susp[MAX_WORKERS];
+    int n = load_crashed(crash_path, susp, MAX_WORKERS);
+    if (n < 0) {
+        fprintf(stderr, "celmark: %s: cannot read: %s\n", crash_path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (n == 1 && stat(susp[0], &st) == 0) {
+        file_result *r = calloc(1, sizeof(*r));
+        char *k = seen_key(susp[0], (uint64_t)st.st_size,
+                           (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec);
+        if (r && k && !seen_add(seen, k)) {
+            k = NULL; /* the set owns it */
+            snprintf(r->path, sizeof(r->path), "%s", susp[0]);
+            r->size = (uint64_t)st.st_size;
+            r->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+            r->status = CM_E_FORMAT;
+            snprintf(r->error, sizeof(r->error),
+                     "%.400s: celmark crashed while reading this file in an earlier scan "
+                     "(a fault in a decoder); not read again",
+                     susp[0]);
+            json_t *j = file_result_json(r);
+            char *line = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
+            json_decref(j);
+            if (line)
+                emit_line(s, line);
+            free(line);
+            s->t.files++;
+            s->t.unreadable++;
+            if (!keep_result(s, r))
+                r = NULL;
+        }
+        free(k);
+        free(r);
+        fprintf(stderr, "celmark: %s: an earlier scan crashed while reading it: reported as "
+                        "unreadable, not read again\n",
+                susp[0]);
+    }
+    for (int i = 0; i < n; i++)
+        free(susp[i]);
+    return n;
 }
 
 /* 1 if real (a resolved path) lies inside one of the roots. */
@@ -656,6 +800,7 @@ int cmd_scan(int argc, char **argv)
     scan s;
     memset(&s, 0, sizeof(s));
     s.o = &o;
+    char crash_path[PATH_MAX + sizeof(CRASH_SUFFIX)] = "";
     s.out_fd = -1;
     seen_set seen;
     memset(&seen, 0, sizeof(seen));
@@ -697,6 +842,29 @@ int cmd_scan(int argc, char **argv)
     } else {
         s.out = stdout;
     }
+    if (o.jsonl_path) {
+        snprintf(crash_path, sizeof(crash_path), "%s%s", o.jsonl_path, CRASH_SUFFIX);
+        int suspects = o.resume ? resume_after_crash(&s, &seen, crash_path) : 0;
+        if (suspects < 0) {
+            code = EXIT_INPUT;
+            goto done;
+        }
+        if (suspects > 1 && o.workers > 1) {
+            o.workers = 1;
+            fprintf(stderr, "celmark: an earlier scan crashed while reading one of %d files: "
+                            "this run reads one file at a time, so that another crash names "
+                            "it\n",
+                    suspects);
+        }
+        crash_fd = open(crash_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+        if (crash_fd < 0)
+            fprintf(stderr, "celmark: %s: cannot write: %s (a crash would not be traced to "
+                            "its file)\n",
+                    crash_path, strerror(errno));
+        else
+            crash_handlers(1);
+        fault_crash = getenv("CELMARK_FAULT_CRASH");
+    }
     struct stat ost;
     if (s.out_fd >= 0 && o.jsonl_path && fstat(s.out_fd, &ost) == 0) {
         s.out_dev = ost.st_dev;
@@ -714,11 +882,14 @@ int cmd_scan(int argc, char **argv)
     pthread_cond_init(&s.q.not_full, NULL);
     pthread_mutex_init(&s.out_mu, NULL);
     pthread_t th[MAX_WORKERS];
+    worker_arg wa[MAX_WORKERS];
     int started = 0;
     double t0 = cli_now_sec();
-    for (; started < o.workers; started++)
-        if (pthread_create(&th[started], NULL, worker, &s))
+    for (; started < o.workers; started++) {
+        wa[started] = (worker_arg){&s, started};
+        if (pthread_create(&th[started], NULL, worker, &wa[started]))
             break;
+    }
     if (!started) {
         fprintf(stderr, "celmark: cannot start workers\n");
         code = EXIT_INTERNAL;
@@ -767,6 +938,12 @@ int cmd_scan(int argc, char **argv)
         code = report_code ? report_code : (s.t.unreadable ? EXIT_INPUT : EXIT_OK);
     }
 done:
+    if (crash_fd >= 0) { /* no crash: nothing to trace */
+        crash_handlers(0);
+        close(crash_fd);
+        crash_fd = -1;
+        unlink(crash_path);
+    }
     if (s.out_fd >= 0)
         close(s.out_fd);
     for (size_t i = 0; i < s.nhits; i++) {
