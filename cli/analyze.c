@@ -197,7 +197,7 @@ int analyze_file(analyzer *a, const char *path, file_result *r)
         return r->status;
     }
     r->size = (uint64_t)st.st_size;
-    r->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    r->mtime_ns = cli_mtime_ns(&st);
     if (a->want_hash) {
         uint8_t h[CM_LEDGER_HASH_BYTES];
         int ret = cm_sha256_file(a->ctx, path, h, NULL);

@@ -107,6 +107,10 @@ void cli_free_names(char **names, size_t n);
 /* Monotonic clock, seconds. */
 double cli_now_sec(void);
 
+/* A file's modification time in ns since the epoch (scan's resume key). */
+struct stat;
+int64_t cli_mtime_ns(const struct stat *st);
+
 /* Commands */
 int cmd_info(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);

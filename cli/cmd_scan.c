@@ -28,6 +28,7 @@
  * read again one at a time, so that another crash names exactly one.
  */
 #include "analyze.h"
+#include "crashlog.h"
 #include "report.h"
 
 #include <errno.h>
@@ -36,7 +37,6 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -44,7 +44,8 @@
 #include <unistd.h>
 
 #define QUEUE_SLOTS 256  /* paths waiting for a worker */
-#define MAX_WORKERS 256
+#define MAX_WORKERS CRASHLOG_SLOTS /* each worker traced in its own slot */
+#define CRASH_SUFFIX ".crashed" /* OUT.crashed: see the file comment */
 #define SUMMARY_ERRORS 20 /* unreadable files named in the text summary */
 
 /* ---- the queue ---------------------------------------------------------- */
@@ -210,80 +211,9 @@ static int load_resume(const char *path, seen_set *seen)
     return EXIT_OK;
 }
 
-/* ---- a crash while reading a file -------------------------------------- */
-
-#define CRASH_SUFFIX ".crashed"
-
-static int crash_fd = -1;                                 /* OUT.crashed */
-static _Atomic(const char *) crash_reading[MAX_WORKERS]; /* each worker's file */
-static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
-#define NCRASH_SIGNALS (int)(sizeof(crash_signals) / sizeof(crash_signals[0]))
-static struct sigaction crash_prev[NCRASH_SIGNALS];
-static const char *fault_crash; /* CELMARK_FAULT_CRASH: see the worker */
-
-/* Write the files being read to OUT.crashed, then let the signal do what it
- * did before (a sanitizer's report, or the default: end the process). Only
- * async-signal-safe calls. */
-static void on_crash(int sig, siginfo_t *si, void *uc)
-{
-    for (int i = 0; i < MAX_WORKERS && crash_fd >= 0; i++) {
-        const char *p = atomic_load_explicit(&crash_reading[i], memory_order_relaxed);
-        if (p && write(crash_fd, p, strlen(p)) >= 0 && write(crash_fd, "\n", 1) >= 0)
-            continue;
-    }
-    for (int k = 0; k < NCRASH_SIGNALS; k++) {
-        if (crash_signals[k] != sig)
-            continue;
-        struct sigaction *old = &crash_prev[k];
-        sigaction(sig, old, NULL);
-        if ((old->sa_flags & SA_SIGINFO) && old->sa_sigaction)
-            old->sa_sigaction(sig, si, uc);
-        else if (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN)
-            old->sa_handler(sig);
-        break;
-    }
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-static void crash_handlers(int install)
-{
-    for (int k = 0; k < NCRASH_SIGNALS; k++) {
-        if (!install) {
-            sigaction(crash_signals[k], &crash_prev[k], NULL);
-            continue;
-        }
-        struct sigaction sa;
-        memset(&sa, 0, sizeof(sa));
-        sa.sa_sigaction = on_crash;
-        sa.sa_flags = SA_SIGINFO;
-        sigemptyset(&sa.sa_mask);
-        sigaction(crash_signals[k], &sa, &crash_prev[k]);
-    }
-}
-
-/* The files an earlier run was reading when it crashed: up to max paths
- * from OUT.crashed (malloc'd), their number, or -1 when it cannot be read. */
-static int load_crashed(const char *crash_path, char **paths, int max)
-{
-    FILE *f = fopen(crash_path, "r");
-    if (!f)
-        return errno == ENOENT ? 0 : -1;
-    int n = 0;
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    while (n < max && (len = getline(&line, &cap, f)) > 0) {
-        if (line[len - 1] == '\n')
-            line[--len] = '\0';
-        if (len > 0 && !(paths[n] = strdup(line)))
-            break;
-        n += len > 0;
-    }
-    free(line);
-    fclose(f);
-    return n;
-}
+/* CELMARK_FAULT_CRASH (tests/cli/scancrash.sh): a worker about to read a
+ * file whose path contains it raises SIGSEGV, as a crashing decoder would. */
+static const char *fault_crash;
 
 /* ---- the scan ----------------------------------------------------------- */
 
@@ -390,7 +320,7 @@ static void emit_line(scan *s, const char *line)
 
 typedef struct worker_arg {
     scan *s;
-    int idx; /* slot in crash_reading */
+    int idx; /* its crash log slot */
 } worker_arg;
 
 static void *worker(void *arg)
@@ -423,13 +353,11 @@ static void *worker(void *arg)
             free(path);
             continue;
         }
-        atomic_store_explicit(&crash_reading[idx], path, memory_order_relaxed);
-        /* fault injection for tests/cli/scancrash.sh: a decoder crashing on
-         * the files whose path contains CELMARK_FAULT_CRASH */
+        crashlog_reading(idx, path);
         if (fault_crash && *fault_crash && strstr(path, fault_crash))
             raise(SIGSEGV);
         analyze_file(&a, path, r);
-        atomic_store_explicit(&crash_reading[idx], NULL, memory_order_relaxed);
+        crashlog_reading(idx, NULL);
         free(path);
         char *line = NULL;
         if (r->kind != FILE_OTHER || r->status) {
@@ -476,7 +404,7 @@ static void *worker(void *arg)
 static int resume_after_crash(scan *s, seen_set *seen, const char *crash_path)
 {
     char *susp[MAX_WORKERS];
-    int n = load_crashed(crash_path, susp, MAX_WORKERS);
+    int n = crashlog_load(crash_path, susp, MAX_WORKERS);
     if (n < 0) {
         fprintf(stderr, "celmark: %s: cannot read: %s\n", crash_path, strerror(errno));
         return -1;
@@ -484,13 +412,12 @@ static int resume_after_crash(scan *s, seen_set *seen, const char *crash_path)
     struct stat st;
     if (n == 1 && stat(susp[0], &st) == 0) {
         file_result *r = calloc(1, sizeof(*r));
-        char *k = seen_key(susp[0], (uint64_t)st.st_size,
-                           (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec);
+        char *k = seen_key(susp[0], (uint64_t)st.st_size, cli_mtime_ns(&st));
         if (r && k && !seen_add(seen, k)) {
             k = NULL; /* the set owns it */
             snprintf(r->path, sizeof(r->path), "%s", susp[0]);
             r->size = (uint64_t)st.st_size;
-            r->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+            r->mtime_ns = cli_mtime_ns(&st);
             r->status = CM_E_FORMAT;
             snprintf(r->error, sizeof(r->error),
                      "%.400s: celmark crashed while reading this file in an earlier scan "
@@ -542,8 +469,7 @@ static void offer(scan *s, const char *path, const struct stat *st)
         return;
     }
     if (s->seen) {
-        char *k = seen_key(path, (uint64_t)st->st_size,
-                           (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec);
+        char *k = seen_key(path, (uint64_t)st->st_size, cli_mtime_ns(st));
         int have = k && seen_has(s->seen, k);
         free(k);
         if (have) {
@@ -856,13 +782,11 @@ int cmd_scan(int argc, char **argv)
                             "it\n",
                     suspects);
         }
-        crash_fd = open(crash_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-        if (crash_fd < 0)
+        int err = crashlog_open(crash_path);
+        if (err)
             fprintf(stderr, "celmark: %s: cannot write: %s (a crash would not be traced to "
                             "its file)\n",
-                    crash_path, strerror(errno));
-        else
-            crash_handlers(1);
+                    crash_path, strerror(err));
         fault_crash = getenv("CELMARK_FAULT_CRASH");
     }
     struct stat ost;
@@ -938,12 +862,7 @@ int cmd_scan(int argc, char **argv)
         code = report_code ? report_code : (s.t.unreadable ? EXIT_INPUT : EXIT_OK);
     }
 done:
-    if (crash_fd >= 0) { /* no crash: nothing to trace */
-        crash_handlers(0);
-        close(crash_fd);
-        crash_fd = -1;
-        unlink(crash_path);
-    }
+    crashlog_close(crash_path); /* no crash: nothing to trace */
     if (s.out_fd >= 0)
         close(s.out_fd);
     for (size_t i = 0; i < s.nhits; i++) {

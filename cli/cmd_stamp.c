@@ -34,30 +34,30 @@ typedef struct stamped {
     cm_video_stamp_info vinfo;
 } stamped;
 
-/* One issue: its stamper, and the key and id to check the result with. */
+/* One issue: its stamper, and the key and id to check the result with
+ * (the verifier is made on the first still and serves a whole sequence). */
 typedef struct stamp_job {
     cm_stamper *st;
     const cm_key *key;
     uint64_t id;
     int cel_safe;
+    cm_verifier *ver; /* owned; free with cm_verifier_free */
 } stamp_job;
 
 /* Decode the stamped still as an investigator would and say on stderr when
  * the mark could not be found again: a frame of flat fills stamped with
  * --cel-safe, or a nearly empty page, may have too little room for it. The
  * stamp itself stands (the copy is valid); this is a warning. */
-static void check_mark(cm_ctx *ctx, const stamp_job *job, const cm_image *img, const char *out)
+static void check_mark(cm_ctx *ctx, stamp_job *job, const cm_image *img, const char *out)
 {
     cm_verify_params vp;
     cm_verify_params_default(&vp);
     vp.candidates = &job->id;
     vp.ncandidates = 1;
-    cm_verifier *v = NULL;
     cm_verify_result r;
-    int ret = cm_verifier_new(ctx, job->key, &vp, &v);
+    int ret = job->ver ? CM_OK : cm_verifier_new(ctx, job->key, &vp, &job->ver);
     if (!ret)
-        ret = cm_verifier_image(v, img, &r);
-    cm_verifier_free(&v);
+        ret = cm_verifier_image(job->ver, img, &r);
     if (ret) { /* the check is advice; not running it is not the stamp's failure */
         fprintf(stderr, "celmark: %s: could not check the mark: %s\n", out,
                 cm_ctx_last_error(ctx));
@@ -82,7 +82,7 @@ static void check_mark(cm_ctx *ctx, const stamp_job *job, const cm_image *img, c
 
 /* Stamp in into path (the output, or the ledger's temp file for out):
  * a still through cm_image, a video through cm_video_stamp. */
-static int stamp_file(cm_ctx *ctx, const stamp_job *job, const char *in, const char *path,
+static int stamp_file(cm_ctx *ctx, stamp_job *job, const char *in, const char *path,
                       const char *out, int flags, const video_opts *vo, stamped *res)
 {
     cm_stamper *st = job->st;
@@ -175,7 +175,7 @@ static void temp_name(char *tmp, size_t size, const char *tmpdir, const char *ds
  * outputs, then all moved into place; a failure on any frame leaves no
  * output at all. Frames must share one size (a sequence is one shot).
  * Returns an exit code (errors already printed). */
-static int stamp_sequence(cm_ctx *ctx, const stamp_job *job, const char *in, const char *out,
+static int stamp_sequence(cm_ctx *ctx, stamp_job *job, const char *in, const char *out,
                           const char *range, int force, const video_opts *vo)
 {
     cm_sequence *is = NULL, *os = NULL;
@@ -298,9 +298,10 @@ static int stamp_with_ledger(cm_ctx *ctx, const cm_key *key, const char *ledger_
     if (!ret)
         ret = cm_stamper_new(ctx, key, cm_ledger_issue_id(iss), sp, &st);
     if (!ret) {
-        stamp_job job = {st, key, cm_ledger_issue_id(iss), sp->cel_safe};
+        stamp_job job = {st, key, cm_ledger_issue_id(iss), sp->cel_safe, NULL};
         ret = stamp_file(ctx, &job, in, cm_ledger_issue_temp_path(iss), out, CM_WRITE_FORCE, vo,
                          &res);
+        cm_verifier_free(&job.ver);
         rec.width = res.width;
         rec.height = res.height;
         rec.layer = res.layer;
@@ -502,13 +503,15 @@ int cmd_stamp(int argc, char **argv)
     }
     stamped res;
     int ret = cm_stamper_new(ctx, key, id, &sp, &st);
-    stamp_job job = {st, key, id, sp.cel_safe};
+    stamp_job job = {st, key, id, sp.cel_safe, NULL};
     if (!ret && seq) {
         code = stamp_sequence(ctx, &job, in, out, range, force, &vo);
+        cm_verifier_free(&job.ver);
         goto done;
     }
     if (!ret)
         ret = stamp_file(ctx, &job, in, out, out, force ? CM_WRITE_FORCE : 0, &vo, &res);
+    cm_verifier_free(&job.ver);
     if (ret)
         code = cli_fail(ctx, ret);
     else

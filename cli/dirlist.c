@@ -1,10 +1,12 @@
-/* Folder listing and a clock shared by the commands that walk trees. */
+/* Folder listing, a clock and file times shared by the commands that walk
+ * trees. */
 #include "cli.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 static int cmp_str(const void *a, const void *b)
@@ -58,4 +60,9 @@ double cli_now_sec(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int64_t cli_mtime_ns(const struct stat *st)
+{
+    return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
 }
