@@ -4,10 +4,11 @@
  *
  * Origin and mirror: the fold of a marked frame is the tile, cyclically
  * shifted (and mirrored if the frame was flipped). A phase correlation of the
- * fold with the rendered sync-only tile gives the shift; the mirror is one
- * more correlation on the flipped spectrum. The hypothesis whose sync chips
- * correlate best (sync_score) is demodulated with the exact adjoint of the
- * rendering (pattern.c), then despread into one soft value per coded bit.
+ * fold with the rendered sync-only tile gives candidate shifts (its few
+ * highest peaks); the mirror is one more correlation on the flipped
+ * spectrum. Each candidate is demodulated with the exact adjoint of the
+ * rendering (pattern.c); the ones whose sync chips correlate best
+ * (sync_score) are despread into one soft value per coded bit.
  *
  * Decision (why the printed fpr is honest):
  *   For one fixed codeword c, z(c) = sum_k u_k c_k / sqrt(sum_k u_k^2) over
@@ -43,24 +44,33 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TILE_T 32               /* must match watermark/profile.c */
+#define TILE_T 32 /* must match watermark/profile.c */
 #define TILE_S 12
-#define MAX_GEOMS 3             /* lattice hypotheses folded */
-#define CHROMA_WEIGHT 0.5f      /* chroma residual added to luma's (both whitened): codecs
-                                   quantise chroma harder, so it is noisier than luma;
-                                   bench: H.264 CRF 35 blind 7 -> 10 of 20 at 0.5
-                                   (0.5 / 1 / 2: 6, 4, 3 of 12), no row lost */
-#define EARLY_SYNC_Z 9.0        /* sync score at the untouched geometry that
-                                   skips the lattice search: unmarked frames
-                                   peak at 4-5.5 over all origins and mirrors */
-#define PAYLOAD_HYPS 2          /* geometry hypotheses whose payload is scored */
-#define MIN_SIDE 64             /* smaller frames cannot hold a detectable mark */
-#define CORR_DECIM 2            /* correlation surface sampled every 2 tile px:
-                                   its band (< 16 cycles per tile) needs >= 32
-                                   samples per side; 192 gives a smooth peak */
-#define LIST_SIZE 128           /* trellis paths tried for a CRC-valid id */
+#define MAX_GEOMS 3 /* lattice hypotheses folded */
+#define CHROMA_WEIGHT                                                                              \
+    0.5f /* chroma residual added to luma's (both whitened): codecs                                \
+            quantise chroma harder, so it is noisier than luma;                                    \
+            bench: H.264 CRF 35 blind 7 -> 10 of 20 at 0.5                                         \
+            (0.5 / 1 / 2: 6, 4, 3 of 12), no row lost */
+#define EARLY_SYNC_Z                                                                               \
+    9.0                /* sync score at the untouched geometry that                                \
+                          skips the lattice search: unmarked frames                                \
+                          peak at 4-5.5 over all origins and mirrors */
+#define PAYLOAD_HYPS 2 /* geometry hypotheses whose payload is scored */
+#define MIN_SIDE 64    /* smaller frames cannot hold a detectable mark */
+#define CORR_DECIM                                                                                 \
+    2 /* correlation surface sampled every 2 tile px:                                              \
+         its band (< 16 cycles per tile) needs >= 32                                               \
+         samples per side; 192 gives a smooth peak */
+#define ORIGIN_PEAKS                                                                               \
+    4                                /* origin candidates per fold and mirror, best                \
+                                        sync kept: at CRF 35 the phase correlation's               \
+                                        highest peak is not always the origin whose                \
+                                        sync chips correlate best (bench: candidates               \
+                                        18 -> 19 of 20, frame 17; 8 peaks: the same) */
+#define LIST_SIZE 128                /* trellis paths tried for a CRC-valid id */
 #define LN_2_POW_64 44.3614195558365 /* ln(2^64): CRC-valid codewords */
-#define TAIL_C 3.1780538            /* 1 / (4 Q(sqrt 2)): Bentkus-Dzindzalieta */
+#define TAIL_C 3.1780538             /* 1 / (4 Q(sqrt 2)): Bentkus-Dzindzalieta */
 
 /* Per-frame scratch of the tile size, made once per verifier (a frame's
  * residual, which depends on its size, is not kept). */
@@ -198,6 +208,61 @@ static double sync_z(const cm__layout *l, const float *soft)
     return ss > 0 ? s / sqrt(ss) : 0;
 }
 
+/* Keep best[0..nbest) sorted by sync_z, h inserted if it ranks. */
+static void insert_best(hypo *best, int nbest, const hypo *h)
+{
+    for (int k = 0; k < nbest; k++) {
+        if (h->sync_z > best[k].sync_z) {
+            memmove(&best[k + 1], &best[k], sizeof(hypo) * (size_t)(nbest - 1 - k));
+            best[k] = *h;
+            return;
+        }
+    }
+}
+
+/* The n highest local maxima (over the 8 cyclic neighbours) of the real
+ * part of an M x M surface, highest first; returns how many were found. */
+static int top_peaks(const AVComplexFloat *c, int M, size_t *peaks, int n)
+{
+    int found = 0;
+    for (int y = 0; y < M; y++) {
+        const AVComplexFloat *up = c + (size_t)((y + M - 1) % M) * M;
+        const AVComplexFloat *row = c + (size_t)y * M;
+        const AVComplexFloat *dn = c + (size_t)((y + 1) % M) * M;
+        for (int x = 0; x < M; x++) {
+            float v = row[x].re;
+            if (found == n && v <= c[peaks[n - 1]].re)
+                continue;
+            int xl = (x + M - 1) % M, xr = (x + 1) % M;
+            if (v < row[xl].re || v < row[xr].re || v < up[xl].re || v < up[x].re ||
+                v < up[xr].re || v < dn[xl].re || v < dn[x].re || v < dn[xr].re)
+                continue;
+            int k = found < n ? found++ : n - 1;
+            while (k > 0 && c[peaks[k - 1]].re < v) {
+                peaks[k] = peaks[k - 1];
+                k--;
+            }
+            peaks[k] = (size_t)y * M + x;
+        }
+    }
+    return found;
+}
+
+/* Sub-sample position of a peak: a parabola through its neighbours on each
+ * axis, in surface samples. */
+static void refine_peak(const AVComplexFloat *c, int M, size_t arg, double *dx, double *dy)
+{
+    int px = (int)(arg % M), py = (int)(arg / M);
+    double c0 = c[arg].re;
+    double xl = c[(size_t)py * M + (px + M - 1) % M].re;
+    double xr = c[(size_t)py * M + (px + 1) % M].re;
+    double yu = c[(size_t)((py + M - 1) % M) * M + px].re;
+    double yd = c[(size_t)((py + 1) % M) * M + px].re;
+    double den_x = xl - 2 * c0 + xr, den_y = yu - 2 * c0 + yd;
+    *dx = px + (den_x < 0 ? 0.5 * (xl - xr) / den_x : 0);
+    *dy = py + (den_y < 0 ? 0.5 * (yu - yd) / den_y : 0);
+}
+
 /* Find origin and mirror for one fold; update best list (sorted by sync_z).
  * The sync template only has energy in the rendering's band (|f| < T/2
  * cycles per tile), so the phase correlation surface is band-limited too:
@@ -228,9 +293,10 @@ static void evaluate_fold(cm_verifier *v, work *wk, const cm__geom *g, hypo *bes
                     continue;
                 int fx = cm__fft_freq(kx, T), fy = cm__fft_freq(ky, T);
                 /* the mirrored fold has spectrum F(-kx, ky) */
-                AVComplexFloat f = wk->spec[(size_t)cm__fft_bin(fy, N) * N +
-                                            cm__fft_bin(flip ? -fx : fx, N)];
-                AVComplexFloat t = v->sync_spec[(size_t)cm__fft_bin(fy, N) * N + cm__fft_bin(fx, N)];
+                AVComplexFloat f =
+                    wk->spec[(size_t)cm__fft_bin(fy, N) * N + cm__fft_bin(flip ? -fx : fx, N)];
+                AVComplexFloat t =
+                    v->sync_spec[(size_t)cm__fft_bin(fy, N) * N + cm__fft_bin(fx, N)];
                 double mag = sqrt((double)f.re * f.re + (double)f.im * f.im) + 1e-9;
                 /* F * conj(T) / |F|: phase correlation weighted by the template */
                 AVComplexFloat *c = &wk->corr[(size_t)cm__fft_bin(fy, M) * M + cm__fft_bin(fx, M)];
@@ -238,33 +304,18 @@ static void evaluate_fold(cm_verifier *v, work *wk, const cm__geom *g, hypo *bes
                 c->im = (float)((f.im * t.re - f.re * t.im) / mag);
             }
         cm__fft2_run(&wk->corr_fft, wk->corr, 1);
-        size_t arg = 0;
-        for (size_t i = 1; i < (size_t)M * M; i++)
-            if (wk->corr[i].re > wk->corr[arg].re)
-                arg = i;
-        int px = (int)(arg % M), py = (int)(arg / M);
-        double c0 = wk->corr[arg].re;
-        double xl = wk->corr[(size_t)py * M + (px + M - 1) % M].re;
-        double xr = wk->corr[(size_t)py * M + (px + 1) % M].re;
-        double yu = wk->corr[(size_t)((py + M - 1) % M) * M + px].re;
-        double yd = wk->corr[(size_t)((py + 1) % M) * M + px].re;
-        double den_x = xl - 2 * c0 + xr, den_y = yu - 2 * c0 + yd;
-        double ox = den_x < 0 ? 0.5 * (xl - xr) / den_x : 0;
-        double oy = den_y < 0 ? 0.5 * (yu - yd) / den_y : 0;
-
-        hypo h;
-        h.g = *g;
-        h.flipped = flip;
-        h.dx = (px + ox) * CORR_DECIM;
-        h.dy = (py + oy) * CORR_DECIM;
-        cm__render_adjoint(&v->render, wk->spec, flip, h.dx, h.dy, h.soft);
-        h.sync_z = sync_z(v->layout, h.soft);
-        for (int k = 0; k < nbest; k++) {
-            if (h.sync_z > best[k].sync_z) {
-                memmove(&best[k + 1], &best[k], sizeof(hypo) * (size_t)(nbest - 1 - k));
-                best[k] = h;
-                break;
-            }
+        size_t peaks[ORIGIN_PEAKS];
+        int np = top_peaks(wk->corr, M, peaks, ORIGIN_PEAKS);
+        for (int p = 0; p < np; p++) {
+            hypo h;
+            h.g = *g;
+            h.flipped = flip;
+            refine_peak(wk->corr, M, peaks[p], &h.dx, &h.dy);
+            h.dx *= CORR_DECIM;
+            h.dy *= CORR_DECIM;
+            cm__render_adjoint(&v->render, wk->spec, flip, h.dx, h.dy, h.soft);
+            h.sync_z = sync_z(v->layout, h.soft);
+            insert_best(best, nbest, &h);
         }
     }
 }
@@ -372,8 +423,8 @@ static int score_payload(cm_verifier *v, const hypo *hs, int nh, cm_verify_resul
         }
     }
     if (res->best_candidate >= 0) {
-        res->candidate_fpr = claim_fpr(res->candidate_score,
-                                       log((double)nh * (double)v->params.ncandidates));
+        res->candidate_fpr =
+            claim_fpr(res->candidate_score, log((double)nh * (double)v->params.ncandidates));
     }
     return CM_OK;
 }
@@ -486,8 +537,7 @@ done:
 
 static int check_planes(const cm_plane *luma, const cm_plane *chroma)
 {
-    if (!luma || !luma->data || luma->width <= 0 || luma->height <= 0 ||
-        luma->stride < luma->width)
+    if (!luma || !luma->data || luma->width <= 0 || luma->height <= 0 || luma->stride < luma->width)
         return CM_E_INVAL;
     if (chroma && (!chroma->data || chroma->width != luma->width ||
                    chroma->height != luma->height || chroma->stride < chroma->width))
@@ -553,13 +603,13 @@ int cm_verifier_image(cm_verifier *v, const cm_image *img, cm_verify_result *res
  * statistic and its fpr are as for one frame (the same argument as for
  * geometry hypotheses, see the file comment). */
 struct cm_evidence {
-    int w, h;        /* frame size (0 until the first frame) */
-    int64_t frames;  /* frames added */
-    int64_t usable;  /* of which large enough to carry a mark */
+    int w, h;              /* frame size (0 until the first frame) */
+    int64_t frames;        /* frames added */
+    int64_t usable;        /* of which large enough to carry a mark */
     int64_t chroma_frames; /* of which with a chroma plane */
-    float *sum;      /* (w/CM__DECIM) x (h/CM__DECIM) summed luma residual */
-    float *csum;     /* the same for chroma, allocated with the first chroma */
-    float *wsum;     /* frames whitened one by one (luma + chroma), summed */
+    float *sum;            /* (w/CM__DECIM) x (h/CM__DECIM) summed luma residual */
+    float *csum;           /* the same for chroma, allocated with the first chroma */
+    float *wsum;           /* frames whitened one by one (luma + chroma), summed */
 };
 
 static size_t evidence_n(const cm_evidence *e)

@@ -18,17 +18,6 @@
 /* The tile has unit RMS but peaks near +/-3.5: keeping amp <= headroom/3
  * makes clipping at 0 or full scale rare (embed clamps the rest). */
 #define PATTERN_PEAK 3.0f
-/* At 0 or full scale the mark is clipped to one side (embed clamps to the
- * headroom): its mean shifts by ~0.4 of the amplitude and its RMS is ~0.7 of
- * it. Paper white takes 1.4x the floor: a ~0.45 code value darkening
- * (Delta L* ~ 0.2, far below a just-noticeable difference) with a fill RMS
- * still under 1, and enough energy for white pages to survive H.264.
- * Black takes 0.9x: a ~0.3 code value lift. A lift in the dark is what SSIM
- * weighs most (night scenes measure SSIM 0.97 at 0.9x, 0.95 at 1.4x), but
- * below 0.9x black-dominated frames lose the blind decode after JPEG q50
- * or a 512 px crop (bench/robustness). */
-#define EXTREME_WHITE 1.4f
-#define EXTREME_BLACK 0.9f
 /* Edges of fills and the ink lines between them (within EDGE_REACH px of a
  * fill) take at most EDGE_CAP times the fill floor: more made the mark
  * ripple visibly along lines at 2x zoom. */
@@ -66,8 +55,8 @@ static void box_vertical(const float *tmp, float *dst, ptrdiff_t dstride, int w,
     free(col);
 }
 
-void cm__box_filter_c(const float *src, ptrdiff_t sstride, float *dst, ptrdiff_t dstride,
-                      int w, int h, int r, float *tmp)
+void cm__box_filter_c(const float *src, ptrdiff_t sstride, float *dst, ptrdiff_t dstride, int w,
+                      int h, int r, float *tmp)
 {
     /* horizontal pass into tmp (w*h), running sum with clamped edges */
     float inv = 1.0f / (float)(2 * r + 1);
@@ -428,9 +417,9 @@ mask_row(const cm__mask *m, int y, const float *restrict py, const float *restri
         float both = (room_lo < room_hi ? room_lo : room_hi) * inv_peak;
         float wide = (room_lo > room_hi ? room_lo : room_hi) * inv_peak;
         /* near 0 or full scale the mark can only go one way: a reduced
-         * one-sided mark (see EXTREME_WHITE / EXTREME_BLACK) */
+         * one-sided mark (see CM__EXTREME_WHITE / CM__EXTREME_BLACK) */
         float white = (float)(room_lo > room_hi);
-        float f = v * (EXTREME_BLACK + (EXTREME_WHITE - EXTREME_BLACK) * white);
+        float f = v * (CM__EXTREME_BLACK + (CM__EXTREME_WHITE - CM__EXTREME_BLACK) * white);
         float one = f < wide ? f : wide;
         float lim = both > one ? both : one;
         float use_lim = (float)(v > both);
