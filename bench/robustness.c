@@ -59,21 +59,21 @@
 
 /* ---- corpus and decision ---------------------------------------------- */
 
-#define FRAME_W 1920 /* corpus frame size, pixels */
+#define FRAME_W 1920            /* corpus frame size, pixels */
 #define FRAME_H 1080
-#define DEFAULT_FRAMES 20 /* issue 3: a corpus of at least 20 frames */
-#define NCANDIDATES 1000  /* ids scored per verify (true one among them) */
-#define MAX_FPR 1e-9      /* claim threshold, false-positive probability */
-#define ID_BITS 64        /* issue id width, bits */
-#define DEFAULT_SEED 1u   /* --seed default */
+#define DEFAULT_FRAMES 20       /* issue 3: a corpus of at least 20 frames */
+#define NCANDIDATES 1000        /* ids scored per verify (true one among them) */
+#define MAX_FPR 1e-9            /* claim threshold, false-positive probability */
+#define ID_BITS 64              /* issue id width, bits */
+#define DEFAULT_SEED 1u         /* --seed default */
 
 /* ---- invisibility measures --------------------------------------------- */
 
-#define FLAT_WIN 8        /* flat fill: 8x8 pixels of one RGB colour */
-#define PSNR_CAP_DB 100.0 /* PSNR reported for an unchanged frame, dB */
-#define PEAK 255.0        /* 8-bit code value peak */
-#define SSIM_SIGMA 1.5    /* SSIM Gaussian window (Wang et al. 2004), pixels */
-#define SSIM_RADIUS 5     /* 11x11 window */
+#define FLAT_WIN 8              /* flat fill: 8x8 pixels of one RGB colour */
+#define PSNR_CAP_DB 100.0       /* PSNR reported for an unchanged frame, dB */
+#define PEAK 255.0              /* 8-bit code value peak */
+#define SSIM_SIGMA 1.5          /* SSIM Gaussian window (Wang et al. 2004), pixels */
+#define SSIM_RADIUS 5           /* 11x11 window */
 #define SSIM_K1 0.01
 #define SSIM_K2 0.03
 /* Viewing geometry of the CSF weighting: 60 pixels per degree is 1 arcmin
@@ -84,22 +84,22 @@
 
 /* ---- visual crop -------------------------------------------------------- */
 
-#define CROP_SIDE 192       /* region cut from frame 1, pixels */
-#define CROP_ZOOM 2         /* nearest-neighbour upscale */
-#define CROP_GAP 8          /* grey gap between panels, output pixels */
-#define CROP_DIFF_GAIN 16.0 /* difference panel: 128 + gain * (stamped - orig) */
-#define CROP_STEP 8         /* candidate centres searched on this grid, pixels */
-#define INK_LUMA_MAX 60.0   /* "ink": luma below this, code values */
-#define INK_NEAR 20         /* an ink pixel within this distance, pixels */
-#define FILL_LUMA_MIN 64.0  /* prefer mid-tone fills, where mottling shows */
+#define CROP_SIDE 192           /* region cut from frame 1, pixels */
+#define CROP_ZOOM 2             /* nearest-neighbour upscale */
+#define CROP_GAP 8              /* grey gap between panels, output pixels */
+#define CROP_DIFF_GAIN 16.0     /* difference panel: 128 + gain * (stamped - orig) */
+#define CROP_STEP 8             /* candidate centres searched on this grid, pixels */
+#define INK_LUMA_MAX 60.0       /* "ink": luma below this, code values */
+#define INK_NEAR 20             /* an ink pixel within this distance, pixels */
+#define FILL_LUMA_MIN 64.0      /* prefer mid-tone fills, where mottling shows */
 #define FILL_LUMA_MAX 230.0
-#define CROP_INK_MIN 0.02 /* the region holds at least this share of ink... */
-#define CROP_INK_MAX 0.15 /* ...and at most this (a line, not a black area) */
+#define CROP_INK_MIN 0.02       /* the region holds at least this share of ink... */
+#define CROP_INK_MAX 0.15       /* ...and at most this (a line, not a black area) */
 
 /* ---- issue 3 targets ---------------------------------------------------- */
 
-#define TARGET_PSNR_MEAN 45.0 /* dB, default profile */
-#define TARGET_PSNR_MIN 42.0  /* dB, no frame under */
+#define TARGET_PSNR_MEAN 45.0   /* dB, default profile */
+#define TARGET_PSNR_MIN 42.0    /* dB, no frame under */
 #define TARGET_SSIM 0.99
 #define TARGET_FLAT_RMS_DEFAULT 1.0 /* code values */
 #define TARGET_FLAT_RMS_SUBTLE 0.5  /* code values */
@@ -111,16 +111,16 @@ typedef struct target {
 } target;
 
 static const target targets[] = {
-    {"none", 100, 100},         {"jpeg90", 100, 100},     {"jpeg75", 100, 100},
-    {"jpeg50", 100, 100},       {"jpeg30", 90, 100},      {"h264_crf23", 100, 100},
-    {"h264_crf28", 100, 100},   {"h264_crf35", 90, 100},  {"scale50", 100, 100},
-    {"scale33", 90, 100},       {"scale25", 0, 100},      {"scale50up", 100, 100},
-    {"crop50_a", 100, 100},     {"crop50_b", 100, 100},   {"crop50_c", 100, 100},
-    {"crop512", 100, 100},      {"rot2", 100, 100},       {"rotm2", 100, 100},
-    {"rot5", 100, 100},         {"rotm5", 100, 100},      {"flip", 100, 100},
-    {"blur1", 100, 100},        {"noise5", 100, 100},     {"gamma07", 100, 100},
-    {"gamma14", 100, 100},      {"bright_p20", 100, 100}, {"bright_m20", 100, 100},
-    {"contrast08", 100, 100},   {"grey", 100, 100},       {"chain", 100, 100},
+    {"none", 100, 100},        {"jpeg90", 100, 100},      {"jpeg75", 100, 100},
+    {"jpeg50", 100, 100},      {"jpeg30", 90, 100},       {"h264_crf23", 100, 100},
+    {"h264_crf28", 100, 100},  {"h264_crf35", 90, 100},   {"scale50", 100, 100},
+    {"scale33", 90, 100},      {"scale25", 0, 100},       {"scale50up", 100, 100},
+    {"crop50_a", 100, 100},    {"crop50_b", 100, 100},    {"crop50_c", 100, 100},
+    {"crop512", 100, 100},     {"rot2", 100, 100},        {"rotm2", 100, 100},
+    {"rot5", 100, 100},        {"rotm5", 100, 100},       {"flip", 100, 100},
+    {"blur1", 100, 100},       {"noise5", 100, 100},      {"gamma07", 100, 100},
+    {"gamma14", 100, 100},     {"bright_p20", 100, 100},  {"bright_m20", 100, 100},
+    {"contrast08", 100, 100},  {"grey", 100, 100},        {"chain", 100, 100},
     {"review_sheet", 100, 100},
 };
 
@@ -168,7 +168,8 @@ static const uint8_t *px(const cm_image *img, int x, int y)
 /* Deep copy of an 8-bit image's pixels (no metadata). */
 static int image_copy(const cm_image *in, cm_image **out)
 {
-    int ret = cm_image_new(out, in->width, in->height, in->channels, in->has_alpha, in->bit_depth);
+    int ret = cm_image_new(out, in->width, in->height, in->channels, in->has_alpha,
+                           in->bit_depth);
     if (ret)
         return ret;
     size_t row = (size_t)in->width * in->channels * (in->bit_depth / 8);
@@ -208,7 +209,8 @@ static long flat_fill_map(const cm_image *img, uint8_t *flat)
         uint8_t *r = run + (size_t)y * w;
         r[w - 1] = 1;
         for (int x = w - 2; x >= 0; x--)
-            r[x] = c[x] == c[x + 1] ? (uint8_t)(r[x + 1] < FLAT_WIN ? r[x + 1] + 1 : FLAT_WIN) : 1;
+            r[x] = c[x] == c[x + 1] ? (uint8_t)(r[x + 1] < FLAT_WIN ? r[x + 1] + 1 : FLAT_WIN)
+                                    : 1;
     }
     /* window with top-left (x, y0) is flat when 8 consecutive rows run >= 8
      * from x and column x holds one colour; mark its 64 pixels */
@@ -255,8 +257,8 @@ static double psnr(const cm_plane *a, const cm_plane *b)
 }
 
 /* Separable Gaussian blur of src (w*h, packed) into dst, clamped edges. */
-static void gauss_blur(const float *src, float *dst, float *tmp, int w, int h, const float *k,
-                       int r)
+static void gauss_blur(const float *src, float *dst, float *tmp, int w, int h,
+                       const float *k, int r)
 {
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) {
@@ -369,8 +371,8 @@ static double csf_mannos_sakrison(double f)
  * (px_per_deg / CSF_ZOOM). out[0], out[1]: the two RMS values (0 when the
  * frame has no flat pixel). Returns CM_OK or CM_E_NOMEM.
  */
-static int csf_weighted_flat_rms(const cm_plane *orig, const cm_plane *marked, const uint8_t *flat,
-                                 double out[2])
+static int csf_weighted_flat_rms(const cm_plane *orig, const cm_plane *marked,
+                                 const uint8_t *flat, double out[2])
 {
     int w = orig->width, h = orig->height;
     int fw = cm__fft_good_size(w), fh = cm__fft_good_size(h);
@@ -467,7 +469,8 @@ static int integral(const uint8_t *m, int w, int h, long **out)
  * INK_NEAR px, the CROP_SIDE square with the most flat pixels whose ink share
  * is that of a line. Falls back to the flattest square with any ink.
  */
-static int find_crop(const cm_image *img, const cm_plane *luma, const uint8_t *flat, crop_box *box)
+static int find_crop(const cm_image *img, const cm_plane *luma, const uint8_t *flat,
+                     crop_box *box)
 {
     int w = img->width, h = img->height, half = CROP_SIDE / 2;
     uint8_t *ink = malloc((size_t)w * h);
@@ -518,8 +521,8 @@ done:
 }
 
 /* original | stamped | difference x16 around grey, each CROP_ZOOM x. */
-static int write_crop(cm_ctx *ctx, const cm_image *orig, const cm_image *marked, crop_box box,
-                      const char *path)
+static int write_crop(cm_ctx *ctx, const cm_image *orig, const cm_image *marked,
+                      crop_box box, const char *path)
 {
     int side = CROP_SIDE * CROP_ZOOM;
     int W = 3 * side + 2 * CROP_GAP, H = side;
@@ -584,7 +587,8 @@ static void usage(FILE *f)
 static int parse_profiles(char *list, options *o)
 {
     o->nprofiles = 0;
-    for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    for (char *save = NULL, *t = strtok_r(list, ",", &save); t;
+         t = strtok_r(NULL, ",", &save)) {
         int found = -1;
         for (int i = 0; i < NPROFILES; i++)
             if (strcmp(all_profiles[i].name, t) == 0)
@@ -610,7 +614,8 @@ static int parse_attacks(char *list, options *o)
             o->attacks[o->nattacks++] = &atk_list[i];
         return 0;
     }
-    for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    for (char *save = NULL, *t = strtok_r(list, ",", &save); t;
+         t = strtok_r(NULL, ",", &save)) {
         const atk_def *a = atk_find(t);
         if (!a) {
             fprintf(stderr, "robustness: unknown attack '%s'\n", t);
@@ -704,10 +709,10 @@ static int parse_options(int argc, char **argv, options *o)
 /* ---- per-frame data ------------------------------------------------------ */
 
 typedef struct frame_data {
-    cm_image *img; /* original */
+    cm_image *img;     /* original */
     cel_style style;
-    uint64_t id;     /* its issue id */
-    uint64_t *cands; /* NCANDIDATES ids, the true one at true_pos */
+    uint64_t id;       /* its issue id */
+    uint64_t *cands;   /* NCANDIDATES ids, the true one at true_pos */
     long true_pos;
 } frame_data;
 
@@ -823,7 +828,8 @@ static void print_invisibility(const bench_profile *bp, const invis_stats *v)
            v->frames ? v->stamp_ms / v->frames : 0);
 }
 
-static void print_table(const options *o, const atk_stats *st, const wrong_claim *wc, int nwrong)
+static void print_table(const options *o, const atk_stats *st, const wrong_claim *wc,
+                        int nwrong)
 {
     printf("\n%-13s %7s %13s %13s %5s %6s %8s %9s %7s\n", "attack", "bit_acc", "blind_exact",
            "cand_exact", "wrong", "mean_z", "verify_ms", "target", "verdict");
@@ -845,8 +851,8 @@ static void print_table(const options *o, const atk_stats *st, const wrong_claim
         } else {
             snprintf(tg, sizeof tg, "-");
         }
-        printf("%-13s %7.4f %13s %13s %5d %6.1f %9.0f %9s %7s", o->attacks[a]->name, s->bit_acc / n,
-               b, c, s->wrong, s->score / n, s->verify_ms / n, tg, verdict);
+        printf("%-13s %7.4f %13s %13s %5d %6.1f %9.0f %9s %7s", o->attacks[a]->name,
+               s->bit_acc / n, b, c, s->wrong, s->score / n, s->verify_ms / n, tg, verdict);
         if (s->errors)
             printf("  (%d attack errors)", s->errors);
         printf("\n");
@@ -899,7 +905,8 @@ static int count_wrong(const cm_verify_result *r, const frame_data *fd, int fram
         found[k++] = (wrong_claim){frame, attack, "claim", r->issue_id, r->fpr};
     if (r->blind_crc_ok && r->blind_fpr <= MAX_FPR && r->blind_id != fd->id)
         found[k++] = (wrong_claim){frame, attack, "blind", r->blind_id, r->blind_fpr};
-    if (r->best_candidate >= 0 && r->best_candidate != fd->true_pos && r->candidate_fpr <= MAX_FPR)
+    if (r->best_candidate >= 0 && r->best_candidate != fd->true_pos &&
+        r->candidate_fpr <= MAX_FPR)
         found[k++] = (wrong_claim){frame, attack, "candidate", fd->cands[r->best_candidate],
                                    r->candidate_fpr};
     for (int i = 0; i < k; i++)
@@ -1065,9 +1072,9 @@ static int run_profile(bench *b, const bench_profile *bp)
         fprintf(stderr,
                 "%s: frame %d/%d (%s) psnr %.2f ssim %.4f flat_rms %.3f csf %.3f"
                 " changed %ld light %.1f%%; blind %d/%d cand %d/%d; %.1f s\n",
-                bp->name, fi + 1, o->frames, cel_style_name(fd->style), p, s, frms, csf[0], changed,
-                100.0 * nlight / ((double)yo.width * yo.height), fb, o->nattacks, fc, o->nattacks,
-                (bench_now_ms() - t_frame) / 1e3);
+                bp->name, fi + 1, o->frames, cel_style_name(fd->style), p, s, frms, csf[0],
+                changed, 100.0 * nlight / ((double)yo.width * yo.height), fb, o->nattacks, fc,
+                o->nattacks, (bench_now_ms() - t_frame) / 1e3);
         ret = CM_OK;
     frame_fail:
         cm_verifier_free(&ver);
@@ -1079,9 +1086,9 @@ static int run_profile(bench *b, const bench_profile *bp)
             goto done;
     }
 
-    printf("\n== profile %s (%s%s), %d frames %dx%d, %d candidates, max_fpr %g ==\n", bp->name,
-           cm_profile_name(bp->profile), bp->cel_safe ? ", cel_safe" : "", o->frames, FRAME_W,
-           FRAME_H, NCANDIDATES, MAX_FPR);
+    printf("\n== profile %s (%s%s), %d frames %dx%d, %d candidates, max_fpr %g ==\n",
+           bp->name, cm_profile_name(bp->profile), bp->cel_safe ? ", cel_safe" : "",
+           o->frames, FRAME_W, FRAME_H, NCANDIDATES, MAX_FPR);
     print_invisibility(bp, &v);
     if (b->crop.x >= 0)
         printf("flat_crop: %s/flat_crop_%s.png (frame 1 at %d,%d, %dx%d, %dx zoom:"

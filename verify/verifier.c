@@ -44,31 +44,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TILE_T 32 /* must match watermark/profile.c */
+#define TILE_T 32               /* must match watermark/profile.c */
 #define TILE_S 12
-#define MAX_GEOMS 3 /* lattice hypotheses folded */
-#define CHROMA_WEIGHT                                                                              \
-    0.5f /* chroma residual added to luma's (both whitened): codecs                                \
-            quantise chroma harder, so it is noisier than luma;                                    \
-            bench: H.264 CRF 35 blind 7 -> 10 of 20 at 0.5                                         \
-            (0.5 / 1 / 2: 6, 4, 3 of 12), no row lost */
-#define EARLY_SYNC_Z                                                                               \
-    9.0                /* sync score at the untouched geometry that                                \
-                          skips the lattice search: unmarked frames                                \
-                          peak at 4-5.5 over all origins and mirrors */
-#define PAYLOAD_HYPS 2 /* geometry hypotheses whose payload is scored */
-#define MIN_SIDE 64    /* smaller frames cannot hold a detectable mark */
-#define CORR_DECIM                                                                                 \
-    2 /* correlation surface sampled every 2 tile px:                                              \
-         its band (< 16 cycles per tile) needs >= 32                                               \
-         samples per side; 192 gives a smooth peak */
-#define ORIGIN_PEAKS                                                                               \
-    4                                /* origin candidates per fold and mirror, best                \
-                                        sync kept: at CRF 35 the phase correlation's               \
-                                        highest peak is not always the origin whose                \
-                                        sync chips correlate best (bench: candidates               \
-                                        18 -> 19 of 20, frame 17; 8 peaks: the same) */
-#define LIST_SIZE 128                /* trellis paths tried for a CRC-valid id */
+#define MAX_GEOMS 3             /* lattice hypotheses folded */
+#define CHROMA_WEIGHT 0.5f      /* chroma residual added to luma's (both whitened): codecs
+                                   quantise chroma harder, so it is noisier than luma;
+                                   bench: H.264 CRF 35 blind 7 -> 10 of 20 at 0.5
+                                   (0.5 / 1 / 2: 6, 4, 3 of 12), no row lost */
+#define EARLY_SYNC_Z 9.0        /* sync score at the untouched geometry that
+                                   skips the lattice search: unmarked frames
+                                   peak at 4-5.5 over all origins and mirrors */
+#define PAYLOAD_HYPS 2          /* geometry hypotheses whose payload is scored */
+#define MIN_SIDE 64             /* smaller frames cannot hold a detectable mark */
+#define CORR_DECIM 2            /* correlation surface sampled every 2 tile px:
+                                   its band (< 16 cycles per tile) needs >= 32
+                                   samples per side; 192 gives a smooth peak */
+#define ORIGIN_PEAKS 4          /* origin candidates per fold and mirror, best
+                                   sync kept: at CRF 35 the phase correlation's
+                                   highest peak is not always the origin whose
+                                   sync chips correlate best (bench: candidates
+                                   18 -> 19 of 20, frame 17; 8 peaks: the same) */
+#define LIST_SIZE 128           /* trellis paths tried for a CRC-valid id */
 #define LN_2_POW_64 44.3614195558365 /* ln(2^64): CRC-valid codewords */
 #define TAIL_C 3.1780538             /* 1 / (4 Q(sqrt 2)): Bentkus-Dzindzalieta */
 
@@ -293,10 +289,9 @@ static void evaluate_fold(cm_verifier *v, work *wk, const cm__geom *g, hypo *bes
                     continue;
                 int fx = cm__fft_freq(kx, T), fy = cm__fft_freq(ky, T);
                 /* the mirrored fold has spectrum F(-kx, ky) */
-                AVComplexFloat f =
-                    wk->spec[(size_t)cm__fft_bin(fy, N) * N + cm__fft_bin(flip ? -fx : fx, N)];
-                AVComplexFloat t =
-                    v->sync_spec[(size_t)cm__fft_bin(fy, N) * N + cm__fft_bin(fx, N)];
+                AVComplexFloat f = wk->spec[(size_t)cm__fft_bin(fy, N) * N +
+                                            cm__fft_bin(flip ? -fx : fx, N)];
+                AVComplexFloat t = v->sync_spec[(size_t)cm__fft_bin(fy, N) * N + cm__fft_bin(fx, N)];
                 double mag = sqrt((double)f.re * f.re + (double)f.im * f.im) + 1e-9;
                 /* F * conj(T) / |F|: phase correlation weighted by the template */
                 AVComplexFloat *c = &wk->corr[(size_t)cm__fft_bin(fy, M) * M + cm__fft_bin(fx, M)];
@@ -423,8 +418,8 @@ static int score_payload(cm_verifier *v, const hypo *hs, int nh, cm_verify_resul
         }
     }
     if (res->best_candidate >= 0) {
-        res->candidate_fpr =
-            claim_fpr(res->candidate_score, log((double)nh * (double)v->params.ncandidates));
+        res->candidate_fpr = claim_fpr(res->candidate_score,
+                                       log((double)nh * (double)v->params.ncandidates));
     }
     return CM_OK;
 }
@@ -537,7 +532,8 @@ done:
 
 static int check_planes(const cm_plane *luma, const cm_plane *chroma)
 {
-    if (!luma || !luma->data || luma->width <= 0 || luma->height <= 0 || luma->stride < luma->width)
+    if (!luma || !luma->data || luma->width <= 0 || luma->height <= 0 ||
+        luma->stride < luma->width)
         return CM_E_INVAL;
     if (chroma && (!chroma->data || chroma->width != luma->width ||
                    chroma->height != luma->height || chroma->stride < chroma->width))
@@ -603,13 +599,13 @@ int cm_verifier_image(cm_verifier *v, const cm_image *img, cm_verify_result *res
  * statistic and its fpr are as for one frame (the same argument as for
  * geometry hypotheses, see the file comment). */
 struct cm_evidence {
-    int w, h;              /* frame size (0 until the first frame) */
-    int64_t frames;        /* frames added */
-    int64_t usable;        /* of which large enough to carry a mark */
+    int w, h;        /* frame size (0 until the first frame) */
+    int64_t frames;  /* frames added */
+    int64_t usable;  /* of which large enough to carry a mark */
     int64_t chroma_frames; /* of which with a chroma plane */
-    float *sum;            /* (w/CM__DECIM) x (h/CM__DECIM) summed luma residual */
-    float *csum;           /* the same for chroma, allocated with the first chroma */
-    float *wsum;           /* frames whitened one by one (luma + chroma), summed */
+    float *sum;      /* (w/CM__DECIM) x (h/CM__DECIM) summed luma residual */
+    float *csum;     /* the same for chroma, allocated with the first chroma */
+    float *wsum;     /* frames whitened one by one (luma + chroma), summed */
 };
 
 static size_t evidence_n(const cm_evidence *e)

@@ -55,8 +55,8 @@ static void box_vertical(const float *tmp, float *dst, ptrdiff_t dstride, int w,
     free(col);
 }
 
-void cm__box_filter_c(const float *src, ptrdiff_t sstride, float *dst, ptrdiff_t dstride, int w,
-                      int h, int r, float *tmp)
+void cm__box_filter_c(const float *src, ptrdiff_t sstride, float *dst, ptrdiff_t dstride,
+                      int w, int h, int r, float *tmp)
 {
     /* horizontal pass into tmp (w*h), running sum with clamped edges */
     float inv = 1.0f / (float)(2 * r + 1);

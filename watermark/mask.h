@@ -18,8 +18,8 @@
 #include "internal.h"
 
 /* At 0 or full scale the mark is clipped to one side (embed clamps to the
- * headroom; mask.c): its mean shifts by ~0.4 of the amplitude and its RMS is ~0.7 of
- * it. Paper white takes 1.5x the floor: a ~0.5 code value darkening
+ * headroom): its mean shifts by ~0.4 of the amplitude and its RMS is ~0.7
+ * of it; cm__mask_row scales the amplitude there by these. Paper white takes 1.5x the floor: a ~0.5 code value darkening
  * (Delta L* ~ 0.2, far below a just-noticeable difference) with a fill RMS
  * still under 1 (0.93 on a page that is 99 % white), and enough energy for
  * white pages to survive H.264: at 1.4x x264 CRF 35 left z 10.3-11.3 on such
@@ -44,9 +44,9 @@ typedef struct cm__mask_params {
 typedef struct cm__mask {
     int w, h, wd;
     cm__mask_params mp;
-    float *act;                 /* ceil(w/2) * ceil(h/2) */
-    uint8_t *flat;              /* w * h */
-    uint8_t *near;              /* ceil(w/2) * ceil(h/2): close to a fill */
+    float *act;    /* ceil(w/2) * ceil(h/2) */
+    uint8_t *flat; /* w * h */
+    uint8_t *near; /* ceil(w/2) * ceil(h/2): close to a fill */
     float *row_half, *row_full; /* scratch rows of cm__mask_row (not thread-safe) */
 } cm__mask;
 
@@ -54,8 +54,8 @@ CM__HIDDEN int cm__mask_init(cm__mask *m, const cm_plane *luma, const cm__mask_p
 CM__HIDDEN void cm__mask_free(cm__mask *m);
 /* Amplitudes of row y into out (w floats), given that row's luma and
  * optional headroom rows (NULL: 0..255 around luma). */
-CM__HIDDEN void cm__mask_row(const cm__mask *m, int y, const float *luma_row, const float *lo_row,
-                             const float *hi_row, float *out);
+CM__HIDDEN void cm__mask_row(const cm__mask *m, int y, const float *luma_row,
+                             const float *lo_row, const float *hi_row, float *out);
 /* Sum of squares of n floats. */
 CM__HIDDEN double cm__sum_sq(const float *v, int n);
 
@@ -65,12 +65,12 @@ CM__HIDDEN int cm__mask_compute(const cm_plane *luma, const cm_plane *lo, const 
                                 const cm__mask_params *mp, float *amp, double *mean_sq);
 
 /* Box filter of radius r (window 2r+1) with edge clamp: reference kernel. */
-CM__HIDDEN void cm__box_filter_c(const float *src, ptrdiff_t sstride, float *dst, ptrdiff_t dstride,
-                                 int w, int h, int r, float *tmp);
+CM__HIDDEN void cm__box_filter_c(const float *src, ptrdiff_t sstride, float *dst,
+                                 ptrdiff_t dstride, int w, int h, int r, float *tmp);
 /* The same, optimised (the reference when CELMARK_DSP=c). src may be dst;
  * tmp: w*h floats. */
-CM__HIDDEN void cm__box_filter(const float *src, ptrdiff_t sstride, float *dst, ptrdiff_t dstride,
-                               int w, int h, int r, float *tmp);
+CM__HIDDEN void cm__box_filter(const float *src, ptrdiff_t sstride, float *dst,
+                               ptrdiff_t dstride, int w, int h, int r, float *tmp);
 
 /* Energy of the high-pass Y - box3(Y) summed over 2x2 blocks into e
  * (ceil(w/2) x ceil(h/2)). tmp: 2*w*h floats for the reference (_c, box

@@ -183,7 +183,7 @@ static void test_mask_bounds(void **state)
         assert_true(amp[i] >= 0 && amp[i] <= 4.0f);
     }
     /* white and black: no room both ways, a reduced one-sided mark */
-    assert_true(amp[30 * 256 + 30] > 0 && amp[30 * 256 + 30] <= CM__EXTREME_WHITE);   /* white */
+    assert_true(amp[30 * 256 + 30] > 0 && amp[30 * 256 + 30] <= CM__EXTREME_WHITE); /* white */
     assert_true(amp[30 * 256 + 130] > 0 && amp[30 * 256 + 130] <= CM__EXTREME_BLACK); /* black */
     mp.cel_safe = 1;
     assert_int_equal(cm__mask_compute(&p, &lo, &hi, &mp, amp, NULL), 0);
@@ -280,10 +280,9 @@ static void test_sync_geometry(void **state)
         warp(&p, &q, cases[i].s, cases[i].deg, cases[i].mirror);
         cm_verify_result r;
         verify_plane(k, &q, NULL, 0, &r);
-        print_message(
-            "scale %.2f rot %.1f mirror %d -> marked %d scale %.4f rot %.2f flip %d z %.1f\n",
-            cases[i].s, cases[i].deg, cases[i].mirror, r.marked, r.scale, r.rotation_deg, r.flipped,
-            r.score);
+        print_message("scale %.2f rot %.1f mirror %d -> marked %d scale %.4f rot %.2f flip %d z %.1f\n",
+                      cases[i].s, cases[i].deg, cases[i].mirror, r.marked, r.scale,
+                      r.rotation_deg, r.flipped, r.score);
         assert_true(r.marked);
         assert_true(r.issue_id == ID);
         assert_true(fabs(r.scale / cases[i].s - 1) < 0.01);
