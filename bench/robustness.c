@@ -915,6 +915,23 @@ static int count_wrong(const cm_verify_result *r, const frame_data *fd, int fram
     return k;
 }
 
+/* --detail: one verify result on stderr (z "-" where nothing was scored). */
+static void print_detail(const char *profile, int frame, const char *attack,
+                         const cm_verify_result *r, const char *blind, const char *cand)
+{
+    char bz[16] = "-", cz[16] = "-";
+    if (r->blind_crc_ok)
+        snprintf(bz, sizeof bz, "%.2f", r->blind_score);
+    if (r->best_candidate >= 0)
+        snprintf(cz, sizeof cz, "%.2f", r->candidate_score);
+    fprintf(stderr,
+            "%s: frame %d %-12s sync %5.2f scale %.3f rot %+6.2f%s hyps %d"
+            "  blind %-4s z %6s fpr %8.1e  cand %-4s z %6s fpr %8.1e\n",
+            profile, frame, attack, r->sync_score, r->scale, r->rotation_deg,
+            r->flipped ? " flip" : "", r->hypotheses, blind, bz, r->blind_fpr, cand, cz,
+            r->candidate_fpr);
+}
+
 static int run_profile(bench *b, const bench_profile *bp)
 {
     const options *o = &b->opt;
@@ -1053,15 +1070,9 @@ static int run_profile(bench *b, const bench_profile *bp)
             }
             as->wrong += w > 0;
             if (o->detail)
-                fprintf(stderr,
-                        "%s: frame %d %-12s sync %5.2f scale %.3f rot %+6.2f%s hyp %d  blind "
-                        "%s z %5.2f fpr %8.1e  cand %s z %5.2f fpr %8.1e\n",
-                        bp->name, fi + 1, o->attacks[a]->name, r.sync_score, r.scale,
-                        r.rotation_deg, r.flipped ? " flip" : "", r.hypotheses,
-                        blind ? "ok  " : (r.blind_crc_ok ? "crc " : "--  "), r.blind_score,
-                        r.blind_fpr,
-                        cand ? "ok  " : (r.best_candidate == fd->true_pos ? "weak" : "--  "),
-                        r.candidate_score, r.candidate_fpr);
+                print_detail(bp->name, fi + 1, o->attacks[a]->name, &r,
+                             blind ? "ok" : (r.blind_crc_ok ? "crc" : "-"),
+                             cand ? "ok" : (r.best_candidate == fd->true_pos ? "weak" : "-"));
         }
         /* light: luma >= 255 - BRIGHT_DELTA, the share of the frame that
          * brightness +20 saturates (and with it any mark there) */
