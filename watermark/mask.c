@@ -23,6 +23,18 @@
  * ripple visibly along lines at 2x zoom. */
 #define EDGE_REACH 4
 #define EDGE_CAP 2.0f
+/* The one-sided mark on paper white and black is gathered into half of the
+ * page by an envelope env = sqrt(1 + cos(2 pi x / P) cos(2 pi y / P)), which
+ * runs from 0 to sqrt 2 with mean square 1: the same energy (so the same
+ * PSNR, SSIM and fill RMS in expectation) at up to 1.4x the amplitude in
+ * half the area. x264 erases a weak mark on flat white or black whole (its
+ * dead zone), a stronger one only in part, so the concentrated mark
+ * survives better: bench/robustness default, H.264 CRF 35 over seeds 1-3,
+ * blind 48 -> 54 of 60, candidates 56 -> 59. P in pixels: long against the
+ * 384 px tile, so every chip is strong somewhere (on black frames periods of
+ * 200, 480 and 900 px all helped, 900 most); what varies over it is the
+ * amplitude of a mark of under a code value, not a pattern one can see. */
+#define ENV_PERIOD 900.0
 
 /* The vertical pass of both box filters: running column sums (in double)
  * over the horizontally filtered rows in tmp, edge rows clamped. Out of
@@ -324,9 +336,12 @@ int cm__mask_init(cm__mask *m, const cm_plane *luma, const cm__mask_params *mp)
     m->flat = malloc((size_t)w * h);
     m->row_half = malloc(sizeof(float) * (size_t)m->wd);
     m->row_full = malloc(sizeof(float) * (size_t)w);
+    m->env_col = malloc(sizeof(float) * (size_t)w);
     int ret = CM_E_NOMEM;
-    if (!tmp || !m->act || !m->flat || !m->row_half || !m->row_full)
+    if (!tmp || !m->act || !m->flat || !m->row_half || !m->row_full || !m->env_col)
         goto fail;
+    for (int x = 0; x < w; x++)
+        m->env_col[x] = (float)cos(2 * M_PI * x / ENV_PERIOD);
     cm__hp_energy(luma, m->act, tmp);
     /* activity: RMS of the high-pass over ACT_R (half-resolution pixels),
      * then smoothed over SMOOTH_R so the amplitude changes gently */
@@ -362,6 +377,7 @@ void cm__mask_free(cm__mask *m)
 {
     free(m->row_half);
     free(m->row_full);
+    free(m->env_col);
     free(m->near);
     free(m->act);
     free(m->flat);
@@ -396,6 +412,8 @@ mask_row(const cm__mask *m, int y, const float *restrict py, const float *restri
     const float fill = mp->cel_safe ? 0 : mp->flat, edge = mp->flat * EDGE_CAP;
     const float floor_ = mp->flat, gain = mp->gain, maxv = mp->max; /* hoisted: out may alias */
     const float inv_peak = 1.0f / PATTERN_PEAK;
+    const float env_row = (float)cos(2 * M_PI * y / ENV_PERIOD);
+    const float *restrict env_col = m->env_col;
     /* the amplitude off fills, at half resolution, then expanded to full
      * resolution so the per-pixel loop reads memory in order */
     float *restrict half = m->row_half, *restrict base = m->row_full;
@@ -419,7 +437,8 @@ mask_row(const cm__mask *m, int y, const float *restrict py, const float *restri
         /* near 0 or full scale the mark can only go one way: a reduced
          * one-sided mark (see CM__EXTREME_WHITE / CM__EXTREME_BLACK) */
         float white = (float)(room_lo > room_hi);
-        float f = v * (CM__EXTREME_BLACK + (CM__EXTREME_WHITE - CM__EXTREME_BLACK) * white);
+        float env = sqrtf(1.0f + env_col[x] * env_row); /* >= 0: no NaN */
+        float f = v * env * (CM__EXTREME_BLACK + (CM__EXTREME_WHITE - CM__EXTREME_BLACK) * white);
         float one = f < wide ? f : wide;
         float lim = both > one ? both : one;
         float use_lim = (float)(v > both);

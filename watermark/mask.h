@@ -31,6 +31,9 @@
  * or a 512 px crop (bench/robustness). */
 #define CM__EXTREME_WHITE 1.5f
 #define CM__EXTREME_BLACK 0.9f
+/* Both are further shaped by an envelope of mean square 1 that runs from 0
+ * to this (mask.c: it gathers the one-sided mark into half of the page). */
+#define CM__ENVELOPE_MAX 1.41421356f
 
 typedef struct cm__mask_params {
     float flat; /* amplitude in flat fills, code values (RMS of the mark there) */
@@ -48,6 +51,7 @@ typedef struct cm__mask {
     uint8_t *flat; /* w * h */
     uint8_t *near; /* ceil(w/2) * ceil(h/2): close to a fill */
     float *row_half, *row_full; /* scratch rows of cm__mask_row (not thread-safe) */
+    float *env_col;             /* w: column factor of the black envelope */
 } cm__mask;
 
 CM__HIDDEN int cm__mask_init(cm__mask *m, const cm_plane *luma, const cm__mask_params *mp);

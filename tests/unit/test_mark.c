@@ -183,8 +183,10 @@ static void test_mask_bounds(void **state)
         assert_true(amp[i] >= 0 && amp[i] <= 4.0f);
     }
     /* white and black: no room both ways, a reduced one-sided mark */
-    assert_true(amp[30 * 256 + 30] > 0 && amp[30 * 256 + 30] <= CM__EXTREME_WHITE); /* white */
-    assert_true(amp[30 * 256 + 130] > 0 && amp[30 * 256 + 130] <= CM__EXTREME_BLACK); /* black */
+    const float wmax = CM__EXTREME_WHITE * CM__ENVELOPE_MAX;
+    const float bmax = CM__EXTREME_BLACK * CM__ENVELOPE_MAX;
+    assert_true(amp[30 * 256 + 30] > 0 && amp[30 * 256 + 30] <= wmax);   /* white */
+    assert_true(amp[30 * 256 + 130] > 0 && amp[30 * 256 + 130] <= bmax); /* black */
     mp.cel_safe = 1;
     assert_int_equal(cm__mask_compute(&p, &lo, &hi, &mp, amp, NULL), 0);
     assert_int_equal(cm__flat_fill_map(&p, flat), 0);
@@ -201,6 +203,44 @@ static void test_mask_bounds(void **state)
     cm_plane_free(&lo);
     cm_plane_free(&hi);
     cm_image_free(&img);
+}
+
+/* A page of paper white or black: the one-sided mark is reshaped by the
+ * envelope but keeps its energy, mean(amp^2) = (EXTREME * floor)^2, and
+ * the envelope's troughs leave part of the page nearly unmarked. */
+static void test_mask_envelope(void **state)
+{
+    (void)state;
+    const int n = 900; /* one period of the envelope each way */
+    for (int white = 0; white < 2; white++) {
+        cm_plane p = {0}, lo = {0}, hi = {0};
+        assert_int_equal(cm_plane_alloc(&p, n, n), 0);
+        assert_int_equal(cm_plane_alloc(&lo, n, n), 0);
+        assert_int_equal(cm_plane_alloc(&hi, n, n), 0);
+        for (int y = 0; y < n; y++)
+            for (int x = 0; x < n; x++) {
+                p.data[y * p.stride + x] = white ? 255 : 0;
+                lo.data[y * lo.stride + x] = white ? 255 : 0;
+                hi.data[y * hi.stride + x] = white ? 0 : 255;
+            }
+        float *amp = malloc(sizeof(float) * (size_t)n * n);
+        assert_non_null(amp);
+        cm__mask_params mp = {1.0f, 0.3f, 4.0f, 0};
+        double ms = 0;
+        assert_int_equal(cm__mask_compute(&p, &lo, &hi, &mp, amp, &ms), 0);
+        float peak = white ? CM__EXTREME_WHITE : CM__EXTREME_BLACK;
+        assert_float_equal(ms, peak * peak, 0.01 * peak * peak);
+        int low = 0;
+        for (int i = 0; i < n * n; i++) {
+            assert_true(amp[i] >= 0 && amp[i] <= peak * CM__ENVELOPE_MAX * 1.0001f);
+            low += amp[i] < 0.5f * peak; /* env^2 < 0.25: 8.5 % of a period */
+        }
+        assert_true(low > n * n / 20 && low < n * n / 8);
+        free(amp);
+        cm_plane_free(&p);
+        cm_plane_free(&lo);
+        cm_plane_free(&hi);
+    }
 }
 
 static void test_roundtrip_blind(void **state)
@@ -450,6 +490,7 @@ int main(void)
         cmocka_unit_test(test_layout),
         cmocka_unit_test(test_render_adjoint),
         cmocka_unit_test(test_mask_bounds),
+        cmocka_unit_test(test_mask_envelope),
         cmocka_unit_test(test_roundtrip_blind),
         cmocka_unit_test(test_sync_geometry),
         cmocka_unit_test(test_white_and_black),
