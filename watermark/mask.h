@@ -19,12 +19,13 @@
 
 /* At 0 or full scale the mark is clipped to one side (embed clamps to the
  * headroom): its mean shifts by ~0.4 of the amplitude and its RMS is ~0.7
- * of it; cm__mask_row scales the amplitude there by these. Paper white takes 1.5x the floor: a ~0.5 code value darkening
- * (Delta L* ~ 0.2, far below a just-noticeable difference) with a fill RMS
- * still under 1 (0.93 on a page that is 99 % white), and enough energy for
- * white pages to survive H.264: at 1.4x x264 CRF 35 left z 10.3-11.3 on such
- * pages, under the blind claim's 11.3, at 1.5x 12.1-13.7 (bench/robustness;
- * its dead zone swallows the weaker mark nearly whole).
+ * of it; cm__mask_row scales the amplitude there by these. Paper white
+ * takes 1.5x the floor: a ~0.5 code value darkening (Delta L* ~ 0.2, far
+ * below a just-noticeable difference) with a fill RMS still under 1 (0.93
+ * on a page that is 99 % white), and enough energy for white pages to
+ * survive H.264: at 1.4x x264 CRF 35 left z 10.3-11.3 on such pages, under
+ * the blind claim's 11.3, at 1.5x 12.1-13.7 (bench/robustness, before the
+ * envelope below; the codec's dead zone swallows the weaker mark whole).
  * Black takes 0.9x: a ~0.3 code value lift. A lift in the dark is what SSIM
  * weighs most (night scenes measure SSIM 0.97 at 0.9x, 0.95 at 1.4x), but
  * below 0.9x black-dominated frames lose the blind decode after JPEG q50
@@ -51,7 +52,7 @@ typedef struct cm__mask {
     uint8_t *flat; /* w * h */
     uint8_t *near; /* ceil(w/2) * ceil(h/2): close to a fill */
     float *row_half, *row_full; /* scratch rows of cm__mask_row (not thread-safe) */
-    float *env_col;             /* w: column factor of the black envelope */
+    float *env_col;             /* w: column factor of the one-sided envelope */
 } cm__mask;
 
 CM__HIDDEN int cm__mask_init(cm__mask *m, const cm_plane *luma, const cm__mask_params *mp);
