@@ -609,6 +609,51 @@ CM__ALWAYS_INLINE void apply_luma_row(const int depth, const int ch, const int a
             KERNEL(d_, c_, a_, __VA_ARGS__);                                          \
     } while (0)
 
+/* The whole-image loops, built for AVX2 and baseline x86-64 (CM__DSP_CLONES:
+ * the byte-to-float conversions and blends of the row kernels vectorise 8
+ * pixels wide; the same operations, so the same results, on either). */
+CM__DSP_CLONES
+static void luma_rows(const cm_image *img, cm_plane *out)
+{
+    for (int y = 0; y < img->height; y++)
+        ROW_DISPATCH(img, luma_row, img->data + (ptrdiff_t)y * img->stride,
+                     out->data + (ptrdiff_t)y * out->stride, img->width);
+}
+
+CM__DSP_CLONES
+static void luma_headroom_rows(const cm_image *img, cm_plane *luma, cm_plane *lo, cm_plane *hi)
+{
+    for (int y = 0; y < img->height; y++)
+        ROW_DISPATCH(img, luma_headroom_row, img->data + (ptrdiff_t)y * img->stride,
+                     luma->data + (ptrdiff_t)y * luma->stride, lo->data + (ptrdiff_t)y * lo->stride,
+                     hi->data + (ptrdiff_t)y * hi->stride, img->width);
+}
+
+CM__DSP_CLONES
+static void apply_marks_rows(cm_image *img, const cm_plane *marked, const cm_plane *chroma_delta,
+                             float *scratch)
+{
+    for (int y = 0; y < img->height; y++)
+        ROW_DISPATCH(img, apply_luma_row, img->data + (ptrdiff_t)y * img->stride,
+                     marked->data + (ptrdiff_t)y * marked->stride,
+                     chroma_delta ? chroma_delta->data + (ptrdiff_t)y * chroma_delta->stride
+                                  : (const float *)NULL,
+                     scratch, img->width);
+}
+
+/* lo, hi NULL: scratch (2 rows) takes their values */
+CM__DSP_CLONES
+static void chroma_rows(const cm_image *img, cm_plane *chroma, cm_plane *lo, cm_plane *hi,
+                        float *scratch)
+{
+    for (int y = 0; y < img->height; y++)
+        ROW_DISPATCH(img, chroma_row, img->data + (ptrdiff_t)y * img->stride,
+                     chroma->data + (ptrdiff_t)y * chroma->stride,
+                     lo ? lo->data + (ptrdiff_t)y * lo->stride : scratch,
+                     hi ? hi->data + (ptrdiff_t)y * hi->stride : scratch + img->width,
+                     img->width);
+}
+
 int cm_image_to_plane(cm_ctx *ctx, const cm_image *img, cm_plane *out)
 {
     int ret;
@@ -622,9 +667,7 @@ int cm_image_to_plane(cm_ctx *ctx, const cm_image *img, cm_plane *out)
         return cm__error(ctx, ret, "to_plane: cannot allocate a %d x %d plane",
                          img->width, img->height);
 
-    for (int y = 0; y < img->height; y++)
-        ROW_DISPATCH(img, luma_row, img->data + (ptrdiff_t)y * img->stride,
-                     out->data + (ptrdiff_t)y * out->stride, img->width);
+    luma_rows(img, out);
     return CM_OK;
 }
 
@@ -666,10 +709,7 @@ int cm_image_luma_headroom(cm_ctx *ctx, const cm_image *img, cm_plane *luma, cm_
         return cm__error(ctx, ret, "luma_headroom: cannot allocate %d x %d planes", img->width,
                          img->height);
     }
-    for (int y = 0; y < img->height; y++)
-        ROW_DISPATCH(img, luma_headroom_row, img->data + (ptrdiff_t)y * img->stride,
-                     luma->data + (ptrdiff_t)y * luma->stride, lo->data + (ptrdiff_t)y * lo->stride,
-                     hi->data + (ptrdiff_t)y * hi->stride, img->width);
+    luma_headroom_rows(img, luma, lo, hi);
     return CM_OK;
 }
 
@@ -689,12 +729,7 @@ int cm_image_apply_marks(cm_ctx *ctx, cm_image *img, const cm_plane *marked,
     float *scratch = cm__malloc_array((size_t)img->width, sizeof(float));
     if (!scratch)
         return cm__error(ctx, CM_E_NOMEM, "apply_marks: out of memory");
-    for (int y = 0; y < img->height; y++)
-        ROW_DISPATCH(img, apply_luma_row, img->data + (ptrdiff_t)y * img->stride,
-                     marked->data + (ptrdiff_t)y * marked->stride,
-                     chroma_delta ? chroma_delta->data + (ptrdiff_t)y * chroma_delta->stride
-                                  : (const float *)NULL,
-                     scratch, img->width);
+    apply_marks_rows(img, marked, chroma_delta, scratch);
     free(scratch);
     return CM_OK;
 }
@@ -733,12 +768,7 @@ int cm_image_chroma(cm_ctx *ctx, const cm_image *img, cm_plane *chroma, cm_plane
         cm_plane_free(chroma);
         return cm__error(ctx, CM_E_NOMEM, "chroma: out of memory");
     }
-    for (int y = 0; y < img->height; y++)
-        ROW_DISPATCH(img, chroma_row, img->data + (ptrdiff_t)y * img->stride,
-                     chroma->data + (ptrdiff_t)y * chroma->stride,
-                     room ? lo->data + (ptrdiff_t)y * lo->stride : scratch,
-                     room ? hi->data + (ptrdiff_t)y * hi->stride : scratch + img->width,
-                     img->width);
+    chroma_rows(img, chroma, room ? lo : NULL, room ? hi : NULL, scratch);
     free(scratch);
     return CM_OK;
 }
