@@ -23,18 +23,25 @@
  * ripple visibly along lines at 2x zoom. */
 #define EDGE_REACH 4
 #define EDGE_CAP 2.0f
-/* The one-sided mark on paper white and black is gathered into half of the
- * page by an envelope env = sqrt(1 + cos(2 pi x / P) cos(2 pi y / P)), which
- * runs from 0 to sqrt 2 with mean square 1: the same energy (so the same
- * PSNR, SSIM and fill RMS in expectation) at up to 1.4x the amplitude in
- * half the area. x264 erases a weak mark on flat white or black whole (its
- * dead zone), a stronger one only in part, so the concentrated mark
- * survives better: bench/robustness default, H.264 CRF 35 over seeds 1-3,
- * blind 48 -> 54 of 60, candidates 56 -> 59. P in pixels: long against the
- * 384 px tile, so every chip is strong somewhere (on black frames periods of
- * 200, 480 and 900 px all helped, 900 most); what varies over it is the
- * amplitude of a mark of under a code value, not a pattern one can see. */
+/* The one-sided mark on paper white and black is gathered into part of the
+ * page by a slow envelope of mean square 1: the same energy (so the same
+ * PSNR, SSIM and fill RMS in expectation) at a higher amplitude where it is
+ * strong. x264 erases a weak mark on flat white or black whole (its dead
+ * zone), a stronger one only in part, so the concentrated mark survives
+ * better. With c = cos(2 pi x / P) cos(2 pi y / P):
+ *   white  env^2 = 1 + c                        (0 .. sqrt 2)
+ *   black  env^2 = max(0, 1 + 3 c) * 0.80461    (0 .. 1.79; the factor is
+ *          1 / the mean of max(0, 1 + 3 c) over a period)
+ * Black takes the deeper envelope: its peaks are a lift of a few code
+ * values in the dark, where nothing shows; on white, depth 2 already left
+ * 5-6 code value spots one could find at 2x zoom. bench/robustness default,
+ * H.264 CRF 35, seeds 1-4, blind / candidates of 80: no envelope (seeds 1-3
+ * only) 48 / 56 of 60; depth 1 on both 70 / 79; this 74 / 80. P in pixels:
+ * long against the 384 px tile, so every chip is strong somewhere (on
+ * black frames periods of 200, 480 and 900 px all helped, 900 most). */
 #define ENV_PERIOD 900.0
+#define ENV_BLACK_DEPTH 3.0f
+#define ENV_BLACK_NORM 0.80461f
 
 /* The vertical pass of both box filters: running column sums (in double)
  * over the horizontally filtered rows in tmp, edge rows clamped. Out of
@@ -437,7 +444,10 @@ mask_row(const cm__mask *m, int y, const float *restrict py, const float *restri
         /* near 0 or full scale the mark can only go one way: a reduced
          * one-sided mark (see CM__EXTREME_WHITE / CM__EXTREME_BLACK) */
         float white = (float)(room_lo > room_hi);
-        float env = sqrtf(1.0f + env_col[x] * env_row); /* >= 0: no NaN */
+        float c = env_col[x] * env_row;
+        float eb = (1.0f + ENV_BLACK_DEPTH * c) * ENV_BLACK_NORM;
+        eb = eb > 0 ? eb : 0;
+        float env = sqrtf(eb + (1.0f + c - eb) * white); /* of >= 0: no NaN */
         float f = v * env * (CM__EXTREME_BLACK + (CM__EXTREME_WHITE - CM__EXTREME_BLACK) * white);
         float one = f < wide ? f : wide;
         float lim = both > one ? both : one;

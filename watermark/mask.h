@@ -32,9 +32,10 @@
  * or a 512 px crop (bench/robustness). */
 #define CM__EXTREME_WHITE 1.5f
 #define CM__EXTREME_BLACK 0.9f
-/* Both are further shaped by an envelope of mean square 1 that runs from 0
- * to this (mask.c: it gathers the one-sided mark into half of the page). */
-#define CM__ENVELOPE_MAX 1.41421356f
+/* Both are further shaped by an envelope of mean square 1 that gathers the
+ * one-sided mark into part of the page (mask.c); it peaks at these. */
+#define CM__ENVELOPE_MAX_WHITE 1.41421356f
+#define CM__ENVELOPE_MAX_BLACK 1.79399799f
 
 typedef struct cm__mask_params {
     float flat; /* amplitude in flat fills, code values (RMS of the mark there) */
