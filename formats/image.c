@@ -768,7 +768,7 @@ int cm_image_chroma(cm_ctx *ctx, const cm_image *img, cm_plane *chroma, cm_plane
         cm_plane_free(chroma);
         return cm__error(ctx, CM_E_NOMEM, "chroma: out of memory");
     }
-    chroma_rows(img, chroma, room ? lo : NULL, room ? hi : NULL, scratch);
+    chroma_rows(img, chroma, lo, hi, scratch);
     free(scratch);
     return CM_OK;
 }

@@ -66,7 +66,7 @@
                                    18 -> 19 of 20, frame 17; 8 peaks: the same) */
 #define LIST_SIZE 128           /* trellis paths tried for a CRC-valid id */
 #define LN_2_POW_64 44.3614195558365 /* ln(2^64): CRC-valid codewords */
-#define TAIL_C 3.1780538             /* 1 / (4 Q(sqrt 2)): Bentkus-Dzindzalieta */
+#define TAIL_C 3.1780538            /* 1 / (4 Q(sqrt 2)): Bentkus-Dzindzalieta */
 
 /* Per-frame scratch of the tile size, made once per verifier (a frame's
  * residual, which depends on its size, is not kept). */

@@ -30,8 +30,7 @@
  * zone), a stronger one only in part, so the concentrated mark survives
  * better. With c = cos(2 pi x / P) cos(2 pi y / P):
  *   white  env^2 = 1 + c                        (0 .. sqrt 2)
- *   black  env^2 = max(0, 1 + 3 c) * 0.80461    (0 .. 1.79; the factor is
- *          1 / the mean of max(0, 1 + 3 c) over a period)
+ *   black  env^2 = max(0, 1 + 3 c) * 0.80461    (0 .. 1.79; mask.h)
  * Black takes the deeper envelope: its peaks are a lift of a few code
  * values in the dark, where nothing shows; on white, depth 2 already left
  * 5-6 code value spots one could find at 2x zoom. bench/robustness default,
@@ -40,8 +39,6 @@
  * long against the 384 px tile, so every chip is strong somewhere (on
  * black frames periods of 200, 480 and 900 px all helped, 900 most). */
 #define ENV_PERIOD 900.0
-#define ENV_BLACK_DEPTH 3.0f
-#define ENV_BLACK_NORM 0.80461f
 
 /* The vertical pass of both box filters: running column sums (in double)
  * over the horizontally filtered rows in tmp, edge rows clamped. Out of
@@ -445,7 +442,7 @@ mask_row(const cm__mask *m, int y, const float *restrict py, const float *restri
          * one-sided mark (see CM__EXTREME_WHITE / CM__EXTREME_BLACK) */
         float white = (float)(room_lo > room_hi);
         float c = env_col[x] * env_row;
-        float eb = (1.0f + ENV_BLACK_DEPTH * c) * ENV_BLACK_NORM;
+        float eb = (1.0f + CM__ENV_BLACK_DEPTH * c) * CM__ENV_BLACK_NORM;
         eb = eb > 0 ? eb : 0;
         float env = sqrtf(eb + (1.0f + c - eb) * white); /* of >= 0: no NaN */
         float f = v * env * (CM__EXTREME_BLACK + (CM__EXTREME_WHITE - CM__EXTREME_BLACK) * white);

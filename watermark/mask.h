@@ -17,6 +17,8 @@
 #include "celmark/image.h"
 #include "internal.h"
 
+#include <math.h>
+
 /* At 0 or full scale the mark is clipped to one side (embed clamps to the
  * headroom): its mean shifts by ~0.4 of the amplitude and its RMS is ~0.7
  * of it; cm__mask_row scales the amplitude there by these. Paper white
@@ -33,9 +35,13 @@
 #define CM__EXTREME_WHITE 1.5f
 #define CM__EXTREME_BLACK 0.9f
 /* Both are further shaped by an envelope of mean square 1 that gathers the
- * one-sided mark into part of the page (mask.c); it peaks at these. */
-#define CM__ENVELOPE_MAX_WHITE 1.41421356f
-#define CM__ENVELOPE_MAX_BLACK 1.79399799f
+ * one-sided mark into part of the page (mask.c): env^2 = 1 + c on white,
+ * max(0, 1 + DEPTH c) * NORM on black, c in [-1, 1]; it peaks at
+ * CM__ENVELOPE_MAX_*. */
+#define CM__ENV_BLACK_DEPTH 3.0f
+#define CM__ENV_BLACK_NORM 0.80461f /* 1 / mean of max(0, 1 + 3c) over a period */
+#define CM__ENVELOPE_MAX_WHITE 1.41421356f /* sqrt(1 + 1) */
+#define CM__ENVELOPE_MAX_BLACK sqrtf((1 + CM__ENV_BLACK_DEPTH) * CM__ENV_BLACK_NORM)
 
 typedef struct cm__mask_params {
     float flat; /* amplitude in flat fills, code values (RMS of the mark there) */
