@@ -51,6 +51,6 @@ expect 3 "cut\.exr" -- "$CELMARK" stamp -k "$T/k.key" --id 0123456789abcdef "$T/
 check "no output for a damaged input" [ ! -e "$T/f.exr" ]
 printf 'v/1\001garbage' >"$T/junk.exr"
 expect 3 "junk\.exr" -- "$CELMARK" verify -k "$T/k.key" "$T/junk.exr"
-check "no temp files left" sh -c "! ls -A '$T' | grep -q tmp"
+check "no temp files left" no_temp_files "$T"
 
 finish

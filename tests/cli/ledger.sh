@@ -42,7 +42,7 @@ expect 3 "bad.png" -- "$CELMARK" stamp -k "$T/k.key" -l "$L" --recipient x --ass
 expect 3 "c.jpg: cannot write jpg files" -- "$CELMARK" stamp -k "$T/k.key" -l "$L" --recipient x --asset ep01 "$T/in.png" "$T/c.jpg"
 expect 3 "missing/c.png" -- "$CELMARK" stamp -k "$T/k.key" -l "$L" --recipient x --asset ep01 "$T/in.png" "$T/missing/c.png"
 check "failed stamps leave no output" sh -c "[ ! -e '$T/c.png' ] && [ ! -e '$T/c.jpg' ]"
-check "failed stamps leave no temp files" sh -c "! ls -A '$T' | grep -Eq 'tmp-|celmark-'"
+check "failed stamps leave no temp files" no_temp_files "$T"
 printf 'not a database, just some text that is long enough to have a header....\n' >"$T/junk.db"
 expect 3 "junk.db: not a celmark ledger" -- "$CELMARK" stamp -k "$T/k.key" -l "$T/junk.db" --recipient x --asset ep01 "$T/in.png" "$T/c.png"
 check "no output with a bad ledger" [ ! -e "$T/c.png" ]
@@ -166,10 +166,10 @@ done
 expect 0 '' -- "$CELMARK" ledger verify -l "$K" -k "$T/k.key"
 check "kill: ledger verifies" grep -qx 'status: ok' "$T/out"
 check "kill: nothing pending" sh -c "! grep -q '^pending:' '$T/out'"
-check "kill: no temp files" sh -c "! ls -A '$D' | grep -Eq 'tmp-|celmark-'"
+check "kill: no temp files" no_temp_files "$D"
 "$CELMARK" ledger export -l "$K" --format csv | tail -n +2 >"$T/rows.csv"
 rows=$(wc -l <"$T/rows.csv")
-files=$(ls "$D" | wc -l)
+files=$(count_names "$D" '[!.]*')
 check "kill: one row per output ($rows rows, $files files)" [ "$rows" -eq "$files" ]
 orphans=0
 while IFS=, read -r seq id rcp asset note at op insha outsha path rest; do

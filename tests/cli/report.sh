@@ -16,23 +16,22 @@ EVIL="$T/sh<script>alert('x')\"&.png"
 IDA=$(stamp vendor-a "ep01 <i>" "$T/in.png" "$T/a.png")
 IDB=$(stamp "$HOSTILE" ep01 "$T/in.png" "$EVIL")
 head -c 3000 "$T/a.png" >"$T/corrupt.png"
-FILES="$T/a.png $T/in.png $T/corrupt.png"
+# the files to verify, as the positional parameters (paths may hold spaces)
+set -- "$T/a.png" "$T/in.png" "$T/corrupt.png"
 if command -v ffmpeg >/dev/null; then
     "$CELMARK_MKCLIP" "$T/clip.mp4" frames=48 || exit 1
     VA=$(stamp vendor-a clip "$T/clip.mp4" "$T/va.mp4")
     VB=$(stamp "$HOSTILE" clip "$T/clip.mp4" "$T/vb.mp4")
     printf "file '%s'\nfile '%s'\n" "$T/va.mp4" "$T/vb.mp4" >"$T/list.txt"
     ffmpeg -v error -f concat -safe 0 -i "$T/list.txt" -c copy "$T/cut.mp4" || exit 1
-    FILES="$FILES $T/cut.mp4"
+    set -- "$@" "$T/cut.mp4"
 fi
 R="$T/r.html"
 
-# shellcheck disable=SC2086
-expect 3 "corrupt.png" -- "$CELMARK" verify -k "$T/k.key" -l "$L" --report "$R" $FILES "$EVIL"
+expect 3 "corrupt.png" -- "$CELMARK" verify -k "$T/k.key" -l "$L" --report "$R" "$@" "$EVIL"
 cp "$T/out" "$T/with-report.txt"
 check "report written" [ -s "$R" ]
-# shellcheck disable=SC2086
-expect 3 "corrupt.png" -- "$CELMARK" verify -k "$T/k.key" -l "$L" $FILES "$EVIL"
+expect 3 "corrupt.png" -- "$CELMARK" verify -k "$T/k.key" -l "$L" "$@" "$EVIL"
 check "verify output unchanged by --report" cmp -s "$T/out" "$T/with-report.txt"
 
 # self-contained: CSP, no network references, only data: images, no script
@@ -57,7 +56,7 @@ check "summary: id A" grep -q "<code>$IDA</code></td><td class=\"asset\">ep01 &l
 check "summary: id B" grep -q "<code>$IDB</code>" "$R"
 check "hit fields" sh -c "grep -q '<th>score (z)</th>' '$R' && grep -q '<th>false-positive probability</th>' '$R' && grep -q '<th>sync found</th><td>scale 1.000' '$R'"
 check "ledger signature shown" grep -q '<span class="ok">signature ok</span>' "$R"
-check "unmarked row" grep -q "<tr class=\"unmarked\"><td><code>$T/in.png</code>" "$R"
+check "unmarked row" grep -qF "<tr class=\"unmarked\"><td><code>$T/in.png</code>" "$R"
 check "unreadable row with its error" grep -q "<tr class=\"unreadable\"><td><code>$T/corrupt.png</code></td><td>.*truncated" "$R"
 check "counts" sh -c "grep -q '<tr><th>unreadable</th><td>1</td></tr>' '$R' && grep -q '<tr><th>no mark found</th><td>1</td></tr>' '$R'"
 if [ -e "$T/cut.mp4" ]; then
@@ -69,16 +68,14 @@ if [ -e "$T/cut.mp4" ]; then
 fi
 
 # deterministic apart from the generated-at line; refuses to overwrite
-# shellcheck disable=SC2086
-expect 3 "already exists; use --force" -- "$CELMARK" verify -k "$T/k.key" -l "$L" --report "$R" $FILES
+expect 3 "already exists; use --force" -- "$CELMARK" verify -k "$T/k.key" -l "$L" --report "$R" "$@"
 check "refused before the work" [ ! -s "$T/out" ]
 cp "$R" "$T/r1.html"
-# shellcheck disable=SC2086
-"$CELMARK" verify -k "$T/k.key" -l "$L" --report "$R" --force $FILES "$EVIL" >/dev/null 2>&1
+"$CELMARK" verify -k "$T/k.key" -l "$L" --report "$R" --force "$@" "$EVIL" >/dev/null 2>&1
 check "same page again" sh -c "diff '$T/r1.html' '$R' | grep '^[<>]' | grep -v 'class=\"generated-at\"' | grep -q . && exit 1 || exit 0"
 check "generated-at is UTC" grep -Eq '<dd class="generated-at">[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z</dd>' "$R"
 expect 2 "only applies to --report" -- "$CELMARK" verify -k "$T/k.key" --force "$T/a.png"
 expect 3 "nodir" -- "$CELMARK" verify -k "$T/k.key" --report "$T/nodir/r.html" "$T/a.png"
-check "no temp files left" sh -c "! ls -A '$T' | grep -q tmp"
+check "no temp files left" no_temp_files "$T"
 
 finish

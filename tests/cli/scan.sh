@@ -25,14 +25,16 @@ ln -s "$D/batch2/b2.png" "$D/batch1/link-in.png"          # stays inside
 expect 3 '' -- "$CELMARK" scan -k "$T/k.key" -l "$L" -j 2 --jsonl "$T/out.jsonl" "$D"
 J="$T/out.jsonl"
 check "one line per media file (6)" [ "$(wc -l <"$J")" -eq 6 ]
-line() { grep -F "\"path\":\"$D/$1\"" "$J"; }
-check "a1 is Studio A" sh -c "grep -F '\"path\":\"$D/batch1/a1.png\"' '$J' | grep -q '\"recipient\":\"Studio A\"'"
-check "b2 is Studio B" sh -c "grep -F '\"path\":\"$D/batch2/b2.png\"' '$J' | grep -q '\"recipient\":\"Studio B\"'"
-check "the clip is Studio B" sh -c "grep -F '\"path\":\"$D/batch2/clip.mp4\"' '$J' | grep -q '\"kind\":\"video\".*\"recipient\":\"Studio B\".*\"segments\"'"
-check "renamed.txt recognised by content" sh -c "grep -F '\"path\":\"$D/batch1/sub/renamed.txt\"' '$J' | grep -q '\"recipient\":\"Studio A\"'"
-check "clean.png not claimed" sh -c "grep -F '\"path\":\"$D/batch1/sub/clean.png\"' '$J' | grep -q '\"marked\":false'"
-check "cut.png listed with an error" sh -c "grep -F '\"path\":\"$D/batch2/cut.png\"' '$J' | grep -q '\"error\":\"'"
-check "sha256 of a1" sh -c "grep -F '\"path\":\"$D/batch1/a1.png\"' '$J' | grep -q \"\\\"sha256\\\":\\\"$(sha256sum "$D/batch1/a1.png" | cut -c1-64)\\\"\""
+# line NAME: the JSON line of $D/NAME; has NAME REGEX: that line matches
+line() { grep -F "\"path\":\"$(json_str "$D/$1")\"" "$J"; }
+has() { line "$1" | grep -q -- "$2"; }
+check "a1 is Studio A" has batch1/a1.png '"recipient":"Studio A"'
+check "b2 is Studio B" has batch2/b2.png '"recipient":"Studio B"'
+check "the clip is Studio B" has batch2/clip.mp4 '"kind":"video".*"recipient":"Studio B".*"segments"'
+check "renamed.txt recognised by content" has batch1/sub/renamed.txt '"recipient":"Studio A"'
+check "clean.png not claimed" has batch1/sub/clean.png '"marked":false'
+check "cut.png listed with an error" has batch2/cut.png '"error":"'
+check "sha256 of a1" has batch1/a1.png "\"sha256\":\"$(sha256sum <"$D/batch1/a1.png" | cut -c1-64)\""
 check "links not followed" sh -c "! grep -q 'link-' '$J'"
 check "summary: per recipient" grep -q '^recipient: "Studio B" files=2$' "$T/out"
 check "summary: not media" grep -q '^skipped_not_media: 1$' "$T/out"

@@ -85,7 +85,7 @@ for n, line in enumerate(open(sys.argv[1]), 1):
 fi
 check "the corrupt file has an error" sh -c "grep -F '/c/cut.png\"' '$J' | grep -q '\"error\":\"'"
 check "marked files found" [ "$(grep -c '"marked":true' "$J")" -eq 4 ]
-check "no temp file" sh -c "! ls -A '$O' '$D' | grep -Eq 'tmp-|celmark-'"
+check "no temp file" no_temp_files "$O" "$D"
 echo "scan kill -9: $runs runs ($killed killed, ${dur} ms a run), $lines_before lines before the last run"
 
 finish

@@ -44,7 +44,7 @@ expect 3 "missing/o.png" -- "$CELMARK" stamp -k "$T/k.key" --id 0123456789abcdef
 printf 'garbage' >"$T/bad.png"
 expect 3 "bad.png" -- "$CELMARK" stamp -k "$T/k.key" --id 0123456789abcdef "$T/bad.png" "$T/c.png"
 check "no output for bad input" [ ! -e "$T/c.png" ]
-check "no temp files left" sh -c "! ls -A '$T' | grep -q tmp"
+check "no temp files left" no_temp_files "$T"
 cp "$T/k.key" "$T/loose.key"
 chmod 644 "$T/loose.key"
 expect 3 "readable by group or others" -- "$CELMARK" stamp -k "$T/loose.key" --id 0123456789abcdef "$T/in.png" "$T/c.png"

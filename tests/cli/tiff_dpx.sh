@@ -60,6 +60,6 @@ check "cut tif: no output" [ ! -e "$T/c.tif" ]
 "$CELMARK_GEN" "$T/ga.png" 96 64 3 2 8 || exit 1
 expect 3 "ga.dpx: DPX has no grey\+alpha layout" -- "$CELMARK" stamp -k "$T/k.key" --id 00000000000000aa "$T/ga.png" "$T/ga.dpx"
 check "grey+alpha: no output" [ ! -e "$T/ga.dpx" ]
-check "no temp files left" sh -c "! ls -A '$T' | grep -q tmp"
+check "no temp files left" no_temp_files "$T"
 
 finish
