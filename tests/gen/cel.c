@@ -110,6 +110,46 @@ static void background(canvas *c, rng *r, cel_style style, int transparent)
             case CEL_BLACK:
                 p[0] = p[1] = p[2] = 0.0f;
                 break;
+            case CEL_PAINTED: {
+                /* broad painted strokes of two colours, brush texture */
+                float n = value_noise(nseed, x / (feature * 4), y / (feature * 4));
+                float b = 0.85f + 0.15f * value_noise(nseed + 3, x / 3.0f, y / 9.0f);
+                for (int k = 0; k < 3; k++)
+                    p[k] = (c0[k] * n + c1[k] * (1 - n)) * b;
+                break;
+            }
+            case CEL_NIGHT: {
+                /* dark blue-grey, textured: luma ~5..40 */
+                float n = 0.7f * value_noise(nseed, x / feature, y / feature) +
+                          0.3f * value_noise(nseed + 1, x / 2.0f, y / 2.0f);
+                float v = 0.02f + 0.13f * n * (1 - 0.5f * t);
+                p[0] = v * 0.8f;
+                p[1] = v * 0.9f;
+                p[2] = v * 1.3f;
+                break;
+            }
+            case CEL_GREY_RAMP: {
+                /* bands: black -> white, black -> dark grey, flat greys */
+                float u = (float)x / (float)(c->w > 1 ? c->w - 1 : 1);
+                int band = (int)(t * 4);
+                float v = band == 0 ? u : band == 1 ? 0.25f * u : band == 2 ? 0.5f : 0.12f;
+                p[0] = p[1] = p[2] = v;
+                break;
+            }
+            case CEL_HATCHING:
+            case CEL_PAPER:
+                p[0] = 0.96f;
+                p[1] = 0.94f;
+                p[2] = 0.88f;
+                break;
+            case CEL_DARK_INK:
+                for (int k = 0; k < 3; k++)
+                    p[k] = 0.6f + 0.3f * c0[k];
+                break;
+            case CEL_FILM:
+                for (int k = 0; k < 3; k++)
+                    p[k] = (c0[k] * (1 - t) + c1[k] * t) * 0.8f;
+                break;
             default:
                 memcpy(p, c0, sizeof(c0));
                 break;
@@ -120,10 +160,32 @@ static void background(canvas *c, rng *r, cel_style style, int transparent)
 }
 
 /* An ellipse character part: fill, cel shadow on one side, dark outline. */
-static void draw_ellipse(canvas *c, rng *r, float cx, float cy, float ax, float ay,
-                         float rot, const float fill[3], float line_w)
+/* How a style paints its characters: fill colours drawn from lo..hi (or
+ * from a palette of dark saturated tones), the ink colour. */
+typedef struct look {
+    float lo, hi;
+    int dark_palette;
+    float ink[3];
+} look;
+
+static void look_fill(rng *r, const look *lk, float col[3])
 {
-    float shadow[3], ink[3] = {0.08f, 0.06f, 0.1f};
+    static const float dark[][3] = {
+        {0.21f, 0.14f, 0.0f},  {0.30f, 0.16f, 0.06f}, {0.35f, 0.03f, 0.03f},
+        {0.22f, 0.02f, 0.05f}, {0.05f, 0.05f, 0.30f}, {0.02f, 0.08f, 0.22f},
+        {0.08f, 0.16f, 0.05f}, {0.12f, 0.10f, 0.09f},
+    };
+    if (lk->dark_palette) {
+        memcpy(col, dark[rng_next(r) % (sizeof(dark) / sizeof(dark[0]))], sizeof(dark[0]));
+        return;
+    }
+    random_colour(r, col, lk->lo, lk->hi);
+}
+
+static void draw_ellipse(canvas *c, rng *r, float cx, float cy, float ax, float ay,
+                         float rot, const float fill[3], float line_w, const float ink[3])
+{
+    float shadow[3];
     for (int k = 0; k < 3; k++)
         shadow[k] = fill[k] * 0.72f;
     float sdx = rng_range(r, -1, 1), sdy = rng_range(r, -1, 1);
@@ -196,23 +258,106 @@ static void draw_stroke(canvas *c, rng *r, float width)
     }
 }
 
-static void draw_character(canvas *c, rng *r, float cx, float cy, float size, float line_w)
+static void draw_character(canvas *c, rng *r, float cx, float cy, float size, float line_w,
+                           const look *lk)
 {
     float fill[3];
-    random_colour(r, fill, 0.25f, 0.95f);
+    look_fill(r, lk, fill);
     /* body, head, and a couple of limbs */
     draw_ellipse(c, r, cx, cy + size * 0.35f, size * 0.32f, size * 0.45f,
-                 rng_range(r, -0.3f, 0.3f), fill, line_w);
+                 rng_range(r, -0.3f, 0.3f), fill, line_w, lk->ink);
     float skin[3];
-    random_colour(r, skin, 0.7f, 0.98f);
-    draw_ellipse(c, r, cx, cy - size * 0.3f, size * 0.27f, size * 0.25f, 0, skin, line_w);
+    if (lk->dark_palette || lk->hi < 0.5f)
+        look_fill(r, lk, skin);
+    else
+        random_colour(r, skin, 0.7f, 0.98f);
+    draw_ellipse(c, r, cx, cy - size * 0.3f, size * 0.27f, size * 0.25f, 0, skin, line_w,
+                 lk->ink);
     for (int i = 0; i < 2; i++) {
         float hair[3];
-        random_colour(r, hair, 0.1f, 0.8f);
+        if (lk->dark_palette || lk->hi < 0.5f)
+            look_fill(r, lk, hair);
+        else
+            random_colour(r, hair, 0.1f, 0.8f);
         draw_ellipse(c, r, cx + rng_range(r, -0.2f, 0.2f) * size,
                      cy - size * rng_range(r, 0.4f, 0.55f), size * rng_range(r, 0.1f, 0.25f),
-                     size * rng_range(r, 0.06f, 0.12f), rng_range(r, -1, 1), hair, line_w);
+                     size * rng_range(r, 0.06f, 0.12f), rng_range(r, -1, 1), hair, line_w,
+                     lk->ink);
     }
+}
+
+/* A straight anti-aliased line of width w from (x0, y0) to (x1, y1). */
+static void draw_line(canvas *c, float x0, float y0, float x1, float y1, float w,
+                      const float ink[3])
+{
+    float dx = x1 - x0, dy = y1 - y0, len = hypotf(dx, dy);
+    if (len <= 0)
+        return;
+    int bx0 = (int)floorf(fminf(x0, x1) - w - 1), bx1 = (int)ceilf(fmaxf(x0, x1) + w + 1);
+    int by0 = (int)floorf(fminf(y0, y1) - w - 1), by1 = (int)ceilf(fmaxf(y0, y1) + w + 1);
+    for (int y = by0 < 0 ? 0 : by0; y <= by1 && y < c->h; y++)
+        for (int x = bx0 < 0 ? 0 : bx0; x <= bx1 && x < c->w; x++) {
+            float px = x + 0.5f - x0, py = y + 0.5f - y0;
+            float t = (px * dx + py * dy) / (len * len);
+            t = t < 0 ? 0 : (t > 1 ? 1 : t);
+            float d = hypotf(px - t * dx, py - t * dy);
+            float cov = w * 0.5f + 0.5f - d;
+            if (cov > 0) {
+                float *p = c->rgb + 3 * ((size_t)y * c->w + x);
+                float cv = cov > 1 ? 1 : cov;
+                for (int k = 0; k < 3; k++) { /* darkest wins: crossings stay ink */
+                    float v = p[k] * (1 - cv) + ink[k] * cv;
+                    p[k] = v < p[k] ? v : p[k];
+                }
+            }
+        }
+}
+
+/* Patches of crossed hatching: two families of parallel thin lines. */
+static void draw_hatching(canvas *c, rng *r, const float ink[3])
+{
+    int patches = 3 + (int)(rng_next(r) % 3);
+    for (int i = 0; i < patches; i++) {
+        float cx = rng_range(r, 0.1f, 0.9f) * c->w, cy = rng_range(r, 0.1f, 0.9f) * c->h;
+        float half = rng_range(r, 0.08f, 0.2f) * (float)(c->w < c->h ? c->w : c->h);
+        float gap = rng_range(r, 4.0f, 9.0f), w = rng_range(r, 0.8f, 1.6f);
+        for (int fam = 0; fam < 2; fam++) {
+            float ang = rng_range(r, 0, 3.14159f), ca = cosf(ang), sa = sinf(ang);
+            for (float o = -half; o <= half; o += gap)
+                draw_line(c, cx + o * sa - half * ca, cy - o * ca - half * sa,
+                          cx + o * sa + half * ca, cy - o * ca + half * sa, w, ink);
+        }
+    }
+}
+
+/* Light over the whole frame after the paint: airbrushed shading (a soft
+ * multiplicative gradient), paper grain (fine multiplicative noise) or film
+ * grain (per-pixel noise, mostly luma, some colour). */
+static void finish(canvas *c, rng *r, cel_style style)
+{
+    if (style != CEL_PAINTED && style != CEL_PAPER && style != CEL_FILM)
+        return;
+    uint32_t seed = rng_next(r);
+    float amp = style == CEL_FILM ? rng_range(r, 0.03f, 0.06f) : 0.0f;
+    for (int y = 0; y < c->h; y++)
+        for (int x = 0; x < c->w; x++) {
+            float *p = c->rgb + 3 * ((size_t)y * c->w + x);
+            if (style == CEL_PAINTED) {
+                float g = 0.72f + 0.4f * value_noise(seed, x / 160.0f, y / 160.0f);
+                for (int k = 0; k < 3; k++)
+                    p[k] *= g;
+            } else if (style == CEL_PAPER) {
+                float g = 1.0f + 0.05f * (value_noise(seed, x / 1.3f, y / 1.3f) - 0.5f);
+                for (int k = 0; k < 3; k++)
+                    p[k] *= g;
+            } else {
+                float l = hash2(seed, x, y) - 0.5f;
+                for (int k = 0; k < 3; k++)
+                    p[k] += amp * (0.8f * l + 0.4f * (hash2(seed + 1 + k, x, y) - 0.5f));
+            }
+            for (int k = 0; k < 3; k++)
+                p[k] = p[k] < 0 ? 0 : (p[k] > 1 ? 1 : p[k]);
+        }
 }
 
 void cel_params_default(cel_params *p)
@@ -228,8 +373,9 @@ void cel_params_default(cel_params *p)
 
 const char *cel_style_name(cel_style s)
 {
-    static const char *names[CEL_STYLE_COUNT] = {"mixed", "flat",  "gradient", "textured",
-                                                 "white", "black", "small"};
+    static const char *names[CEL_STYLE_COUNT] = {
+        "mixed", "flat",  "gradient",  "textured", "white", "black", "small", "painted",
+        "night", "hatching", "grey_ramp", "dark_ink", "paper", "film"};
     return (s >= 0 && s < CEL_STYLE_COUNT) ? names[s] : "?";
 }
 
@@ -244,7 +390,7 @@ int cel_generate(cm_image **out, const cel_params *p)
     rng_next(&r);
     cel_style style = p->style;
     if (style == CEL_MIXED)
-        style = (cel_style)(1 + rng_next(&r) % (CEL_STYLE_COUNT - 1));
+        style = (cel_style)(1 + rng_next(&r) % (CEL_MIXED_COUNT - 1));
 
     canvas c = {p->width, p->height, NULL, NULL};
     size_t n = (size_t)p->width * p->height;
@@ -259,14 +405,34 @@ int cel_generate(cm_image **out, const cel_params *p)
     float scale = (float)(p->width < p->height ? p->width : p->height);
     float line_w = 1.5f + scale / 500.0f;
     int nchar = style == CEL_SMALL ? 1 : 2 + (int)(rng_next(&r) % 4);
+    look lk = {0.25f, 0.95f, 0, {0.08f, 0.06f, 0.1f}};
+    if (style == CEL_NIGHT)
+        lk = (look){0.03f, 0.3f, 0, {0.0f, 0.0f, 0.0f}};
+    else if (style == CEL_DARK_INK)
+        lk = (look){0, 0, 1, {0.0f, 0.0f, 0.0f}};
+    else if (style == CEL_GREY_RAMP)
+        lk = (look){0.02f, 0.2f, 0, {0.0f, 0.0f, 0.0f}};
+    if (style == CEL_DARK_INK)
+        line_w *= 2; /* thick black outlines */
     for (int i = 0; i < nchar; i++) {
         float size = style == CEL_SMALL ? scale * 0.15f : scale * rng_range(&r, 0.25f, 0.6f);
         draw_character(&c, &r, rng_range(&r, 0.1f, 0.9f) * p->width,
-                       rng_range(&r, 0.25f, 0.8f) * p->height, size, line_w);
+                       rng_range(&r, 0.25f, 0.8f) * p->height, size, line_w, &lk);
     }
     int nstroke = style == CEL_SMALL ? 0 : (int)(rng_next(&r) % 6);
     for (int i = 0; i < nstroke; i++)
         draw_stroke(&c, &r, line_w);
+    if (style == CEL_HATCHING || style == CEL_DARK_INK || style == CEL_NIGHT)
+        draw_hatching(&c, &r, lk.ink);
+    if (style == CEL_PAPER) { /* pencil: thin grey lines */
+        const float pencil[3] = {0.45f, 0.45f, 0.47f};
+        for (int i = 0; i < 40; i++) {
+            float x0 = rng_range(&r, 0, p->width), y0 = rng_range(&r, 0, p->height);
+            draw_line(&c, x0, y0, x0 + rng_range(&r, -300, 300), y0 + rng_range(&r, -300, 300),
+                      rng_range(&r, 0.7f, 1.5f), pencil);
+        }
+    }
+    finish(&c, &r, style);
 
     ret = cm_image_new(&img, p->width, p->height, channels, has_alpha, depth);
     if (ret)

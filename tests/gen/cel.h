@@ -21,8 +21,20 @@ typedef enum cel_style {
     CEL_WHITE,        /* large white page with a few characters */
     CEL_BLACK,        /* large black area (night scene) */
     CEL_SMALL,        /* one small character on an empty background */
+    /* the kinds where a mark shows first (dark, neutral, dense ink, grain);
+     * CEL_MIXED never picks these, so older seeds keep their pictures */
+    CEL_PAINTED,      /* painted backdrop, airbrushed shading on the characters */
+    CEL_NIGHT,        /* night scene: most pixels under luma 40, textured */
+    CEL_HATCHING,     /* dense crossed hatching and ink line junctions */
+    CEL_GREY_RAMP,    /* neutral grey ramps, black to white and in the dark */
+    CEL_DARK_INK,     /* dark saturated browns, reds, blues beside black ink */
+    CEL_PAPER,        /* paper white with fine grain, pencil-like lines */
+    CEL_FILM,         /* mid tones under film grain */
     CEL_STYLE_COUNT
 } cel_style;
+
+/* CEL_FLAT .. CEL_SMALL: the styles CEL_MIXED picks from */
+#define CEL_MIXED_COUNT (CEL_SMALL + 1)
 
 typedef struct cel_params {
     int width, height;

@@ -1,0 +1,221 @@
+/* Unit tests: CIEDE2000, sRGB -> CIELAB, the colour budget and the
+ * per-image comparison (core/colour.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "celmark/celmark.h"
+#include "core/colour.h"
+
+/* Sharma, Wu and Dalal (2005), Table 1: the 34 published pairs
+ * (L1 a1 b1, L2 a2 b2, ΔE00), chosen to straddle every branch of the
+ * formula (hue wrap-around, the mean hue, the blue-region rotation). */
+static const double sharma[34][7] = {
+    {50.0000, 2.6772, -79.7751, 50.0000, 0.0000, -82.7485, 2.0425},
+    {50.0000, 3.1571, -77.2803, 50.0000, 0.0000, -82.7485, 2.8615},
+    {50.0000, 2.8361, -74.0200, 50.0000, 0.0000, -82.7485, 3.4412},
+    {50.0000, -1.3802, -84.2814, 50.0000, 0.0000, -82.7485, 1.0000},
+    {50.0000, -1.1848, -84.8006, 50.0000, 0.0000, -82.7485, 1.0000},
+    {50.0000, -0.9009, -85.5211, 50.0000, 0.0000, -82.7485, 1.0000},
+    {50.0000, 0.0000, 0.0000, 50.0000, -1.0000, 2.0000, 2.3669},
+    {50.0000, -1.0000, 2.0000, 50.0000, 0.0000, 0.0000, 2.3669},
+    {50.0000, 2.4900, -0.0010, 50.0000, -2.4900, 0.0009, 7.1792},
+    {50.0000, 2.4900, -0.0010, 50.0000, -2.4900, 0.0010, 7.1792},
+    {50.0000, 2.4900, -0.0010, 50.0000, -2.4900, 0.0011, 7.2195},
+    {50.0000, 2.4900, -0.0010, 50.0000, -2.4900, 0.0012, 7.2195},
+    {50.0000, -0.0010, 2.4900, 50.0000, 0.0009, -2.4900, 4.8045},
+    {50.0000, -0.0010, 2.4900, 50.0000, 0.0010, -2.4900, 4.8045},
+    {50.0000, -0.0010, 2.4900, 50.0000, 0.0011, -2.4900, 4.7461},
+    {50.0000, 2.5000, 0.0000, 50.0000, 0.0000, -2.5000, 4.3065},
+    {50.0000, 2.5000, 0.0000, 73.0000, 25.0000, -18.0000, 27.1492},
+    {50.0000, 2.5000, 0.0000, 61.0000, -5.0000, 29.0000, 22.8977},
+    {50.0000, 2.5000, 0.0000, 56.0000, -27.0000, -3.0000, 31.9030},
+    {50.0000, 2.5000, 0.0000, 58.0000, 24.0000, 15.0000, 19.4535},
+    {50.0000, 2.5000, 0.0000, 50.0000, 3.1736, 0.5854, 1.0000},
+    {50.0000, 2.5000, 0.0000, 50.0000, 3.2972, 0.0000, 1.0000},
+    {50.0000, 2.5000, 0.0000, 50.0000, 1.8634, 0.5757, 1.0000},
+    {50.0000, 2.5000, 0.0000, 50.0000, 3.2592, 0.3350, 1.0000},
+    {60.2574, -34.0099, 36.2677, 60.4626, -34.1751, 39.4387, 1.2644},
+    {63.0109, -31.0961, -5.8663, 62.8187, -29.7946, -4.0864, 1.2630},
+    {61.2901, 3.7196, -5.3901, 61.4292, 2.2480, -4.9620, 1.8731},
+    {35.0831, -44.1164, 3.7933, 35.0232, -40.0716, 1.5901, 1.8645},
+    {22.7233, 20.0904, -46.6940, 23.0331, 14.9730, -42.5619, 2.0373},
+    {36.4612, 47.8580, 18.3852, 36.2715, 50.5065, 21.2231, 1.4146},
+    {90.8027, -2.0831, 1.4410, 91.1528, -1.6435, 0.0447, 1.4441},
+    {90.9257, -0.5406, -0.9208, 88.6381, -0.8985, -0.7239, 1.5381},
+    {6.7747, -0.2908, -2.4247, 5.8714, -0.0985, -2.2286, 0.6377},
+    {2.0776, 0.0795, -1.1350, 0.9033, -0.0636, -0.5514, 0.9082},
+};
+
+static void test_sharma_pairs(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 34; i++) {
+        const double *p = sharma[i];
+        double d1 = cm__ciede2000(p, p + 3), d2 = cm__ciede2000(p + 3, p);
+        if (fabs(d1 - p[6]) > 1e-4 || fabs(d2 - p[6]) > 1e-4)
+            fail_msg("pair %d: %.6f / %.6f, expected %.4f", i + 1, d1, d2, p[6]);
+    }
+    double same[3] = {42, -3, 7};
+    assert_true(cm__ciede2000(same, same) == 0.0);
+}
+
+/* sRGB -> CIELAB at known points (D65; values from the sRGB and CIELAB
+ * definitions). */
+static void test_srgb_to_lab(void **state)
+{
+    (void)state;
+    static const struct {
+        float rgb[3];
+        double lab[3];
+    } known[] = {
+        {{255, 255, 255}, {100.0, 0.0, 0.0}},
+        {{0, 0, 0}, {0.0, 0.0, 0.0}},
+        {{255, 0, 0}, {53.2408, 80.0925, 67.2032}},
+        {{0, 255, 0}, {87.7347, -86.1827, 83.1793}},
+        {{0, 0, 255}, {32.2970, 79.1875, -107.8602}},
+        {{128, 128, 128}, {53.5850, 0.0, 0.0}},
+    };
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        double lab[3];
+        cm__srgb_to_lab(known[i].rgb, lab);
+        for (int k = 0; k < 3; k++)
+            if (fabs(lab[k] - known[i].lab[k]) > 0.01)
+                fail_msg("rgb %g %g %g: lab[%d] %.4f, expected %.4f", known[i].rgb[0],
+                         known[i].rgb[1], known[i].rgb[2], k, lab[k], known[i].lab[k]);
+    }
+}
+
+/* The room table: moving a colour by its cell's room stays within the
+ * budget (up to what varies inside one cell: a 5 % margin), and a dark
+ * neutral has less room for blue than for luma. */
+static void test_room(void **state)
+{
+    (void)state;
+    const float de = 2.0f;
+    const cm__room *t = cm__room_get(de);
+    assert_non_null(t);
+    assert_ptr_equal(t, cm__room_get(de)); /* built once */
+    srand(7);
+    for (int n = 0; n < 2000; n++) {
+        float rgb[3] = {(float)(rand() % 256), (float)(rand() % 256), (float)(rand() % 256)};
+        const cm__room_cell *c = cm__room_at(t, rgb);
+        const float luma[4] = {-c->luma_down, c->luma_up, 0, 0};
+        const float blue[4] = {0, 0, -c->blue_down, c->blue_up};
+        for (int k = 0; k < 4; k++) {
+            float moved[3];
+            cm__colour_move(rgb, luma[k], blue[k], moved);
+            double e = cm__de00_rgb(rgb, moved);
+            if (e > de * 1.05)
+                fail_msg("rgb %g %g %g, direction %d: room %g %g gives %.3f > %.2f", rgb[0],
+                         rgb[1], rgb[2], k, (double)luma[k], (double)blue[k], e, (double)de);
+        }
+    }
+    float dark[3] = {20, 20, 20};
+    const cm__room_cell *c = cm__room_at(t, dark);
+    assert_true(c->blue_up < c->luma_up);
+    assert_true(c->luma_up > 2 && c->luma_up < 20);
+}
+
+/* A random colour image with a large random mark applied within a budget:
+ * every pixel within it exactly (after rounding), and cm_image_delta_e
+ * reports the same. */
+static void test_apply_within_budget(void **state)
+{
+    (void)state;
+    for (int depth = 8; depth <= 16; depth += 8) {
+        cm_image img = {0};
+        img.width = 97;
+        img.height = 61;
+        img.channels = 3;
+        img.bit_depth = depth;
+        img.sample = depth == 16 ? CM_SAMPLE_U16 : CM_SAMPLE_U8;
+        img.stride = (ptrdiff_t)img.width * 3 * (depth / 8);
+        img.data = malloc((size_t)img.stride * img.height);
+        assert_non_null(img.data);
+        srand(11);
+        for (int i = 0; i < img.width * img.height * 3; i++) {
+            unsigned v = (unsigned)(rand() % 256);
+            if (i % 7 == 0)
+                v = (unsigned)(rand() % 24); /* plenty of dark pixels */
+            if (depth == 16)
+                ((uint16_t *)(void *)img.data)[i] = (uint16_t)(v * 257 + rand() % 257);
+            else
+                img.data[i] = (uint8_t)v;
+        }
+        cm_image copy = img;
+        copy.data = malloc((size_t)img.stride * img.height);
+        assert_non_null(copy.data);
+        memcpy(copy.data, img.data, (size_t)img.stride * img.height);
+
+        cm_plane luma, lo, hi, chroma;
+        const cm__room *room = cm__room_get(2.0f);
+        assert_int_equal(cm__image_luma_room(NULL, &copy, room, &luma, &lo, &hi), CM_OK);
+        assert_int_equal(cm_plane_alloc(&chroma, img.width, img.height), CM_OK);
+        for (int i = 0; i < img.width * img.height; i++) {
+            luma.data[i] += (float)(rand() % 41 - 20);
+            chroma.data[i] = (float)(rand() % 41 - 20);
+        }
+        assert_int_equal(cm__image_apply_marks_within(NULL, &copy, &luma, &chroma, room), CM_OK);
+        cm_de_stats st;
+        assert_int_equal(cm_image_delta_e(NULL, &img, &copy, &st), CM_OK);
+        assert_true(st.pixels == (uint64_t)img.width * img.height);
+        if (st.max > 2.0)
+            fail_msg("depth %d: max ΔE00 %.4f over the budget 2.0", depth, st.max);
+        assert_true(st.mean > 0.3); /* the mark was applied, not dropped */
+        assert_true(st.p99 <= st.max && st.p999 <= st.max && st.p99 <= st.p999);
+
+        /* without the budget the same mark goes far past it */
+        memcpy(copy.data, img.data, (size_t)img.stride * img.height);
+        assert_int_equal(cm_image_apply_marks(NULL, &copy, &luma, &chroma), CM_OK);
+        assert_int_equal(cm_image_delta_e(NULL, &img, &copy, &st), CM_OK);
+        assert_true(st.max > 5.0);
+        assert_true(st.over_2_3 > 0.05);
+        cm_plane *planes[] = {&luma, &lo, &hi, &chroma};
+        for (int k = 0; k < 4; k++)
+            cm_plane_free(planes[k]);
+        free(copy.data);
+        free(img.data);
+    }
+}
+
+static void test_delta_e_stats(void **state)
+{
+    (void)state;
+    uint8_t pa[4 * 2 * 3], pb[4 * 2 * 3];
+    memset(pa, 100, sizeof(pa));
+    memcpy(pb, pa, sizeof(pb));
+    pb[0] = 110; /* one of 8 pixels changed */
+    cm_image a = {4, 2, 3, 0, CM_SAMPLE_U8, 8, pa, 12, NULL};
+    cm_image b = a;
+    b.data = pb;
+    cm_de_stats st;
+    assert_int_equal(cm_image_delta_e(NULL, &a, &b, &st), CM_OK);
+    float c0[3] = {100, 100, 100}, c1[3] = {110, 100, 100};
+    double e = cm__de00_rgb(c0, c1);
+    assert_true(fabs(st.max - e) < 1e-9);
+    assert_true(fabs(st.mean - e / 8) < 1e-9);
+    assert_true(fabs(st.over_1 - 1.0 / 8) < 1e-12);
+    assert_true(fabs(st.p999 - e) < 1e-9); /* the top 0.1 % is that pixel */
+    assert_true(st.p99 <= e);
+    assert_true(st.dark_dy_max == 0); /* no dark pixels */
+    /* mismatched images */
+    b.width = 3;
+    assert_int_equal(cm_image_delta_e(NULL, &a, &b, &st), CM_E_INVAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sharma_pairs),       cmocka_unit_test(test_srgb_to_lab),
+        cmocka_unit_test(test_room),               cmocka_unit_test(test_apply_within_budget),
+        cmocka_unit_test(test_delta_e_stats),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
