@@ -23,6 +23,8 @@
  */
 #include "format.h"
 
+#include "colour.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -485,8 +487,21 @@ CM__ALWAYS_INLINE void luma_row(const int depth, const int ch, const int alpha,
     }
 }
 
+/* The pixel at sample i as an RGB colour on the 8-bit scale (grey: r = g = b). */
+CM__ALWAYS_INLINE void pixel_rgb(const int depth, const int nc, const uint8_t *row, int i,
+                                 float rgb[3])
+{
+    const float inv = depth == 16 ? 1.0f / 257.0f : 1.0f;
+    for (int k = 0; k < 3; k++)
+        rgb[k] = (float)sample_get(row, depth, i + (nc == 3 ? k : 0)) * inv;
+}
+
+/* How far luma may move down (pl) and up (ph) before a channel clips, and,
+ * given a colour budget (room, may be NULL), before the pixel's colour
+ * difference exceeds it. */
 CM__ALWAYS_INLINE void headroom_row(const int depth, const int ch, const int alpha,
-                                    const uint8_t *row, float *pl, float *ph, int w)
+                                    const uint8_t *row, float *pl, float *ph,
+                                    const cm__room *room, int w)
 {
     const int nc = ch - alpha;
     const unsigned maxv = depth == 16 ? 65535u : 255u;
@@ -503,16 +518,88 @@ CM__ALWAYS_INLINE void headroom_row(const int depth, const int ch, const int alp
         int hidden = alpha && sample_get(row, depth, i + nc) == 0;
         pl[x] = hidden ? 0.0f : (float)down * inv;
         ph[x] = hidden ? 0.0f : (float)up * inv;
+        if (room) {
+            float rgb[3];
+            pixel_rgb(depth, nc, row, i, rgb);
+            const cm__room_cell *cell = cm__room_at(room, rgb);
+            pl[x] = pl[x] < cell->luma_down ? pl[x] : cell->luma_down;
+            ph[x] = ph[x] < cell->luma_up ? ph[x] : cell->luma_up;
+        }
     }
+}
+
+/* The pixel's channels moved by d along luma and c along blue-yellow (8-bit
+ * scale, times scale), rounded half away from zero and clamped: into out.
+ * Returns 1 if a channel was clamped (the move was not the one asked). */
+CM__ALWAYS_INLINE int moved_samples(const int depth, const int nc, const uint8_t *row, int i,
+                                    float d, float c, unsigned out[3])
+{
+    int clamped = 0;
+    const float scale = depth == 16 ? 257.0f : 1.0f;
+    const float maxv = depth == 16 ? 65535.0f : 255.0f;
+    for (int k = 0; k < nc; k++) {
+        /* luma change on every channel; the chroma change moves B one
+         * way and R, G the other, at constant luma */
+        float dk = d + (nc == 3 ? (k == 2 ? c : -CM__CHROMA_RG * c) : 0.0f);
+        float v = (float)sample_get(row, depth, i + k) + dk * scale + 0.5f;
+        /* clamp, then truncate: floor(v + 0.5) for v > 0, i.e. round
+         * half away from zero, without a libm call per sample */
+        clamped |= v < 0.0f || v > maxv + 0.5f;
+        v = v < 0.0f ? 0.0f : (v > maxv ? maxv : v);
+        out[k] = (unsigned)v;
+    }
+    return clamped;
+}
+
+/* Below this share of the rooms (sum over luma and chroma) a pixel's change
+ * is taken to be within the colour budget without computing it (apply_row). */
+#define ROOM_SUM 0.8f
+
+/* CIEDE2000 between the pixel (orig, 8-bit scale) and the samples s. */
+static double samples_de(int depth, int nc, const float orig[3], const unsigned s[3])
+{
+    const float inv = depth == 16 ? 1.0f / 257.0f : 1.0f;
+    float moved[3];
+    for (int k = 0; k < 3; k++)
+        moved[k] = (float)s[nc == 3 ? k : 0] * inv;
+    return cm__de00_rgb(orig, moved);
+}
+
+/* The change (d, c) of one pixel went past the colour budget de: shrink it
+ * until the rounded result is within, the chroma share first (it is what
+ * tints dark neutrals; the luma share is what survives greyscale and
+ * video), then the luma share. Bisection on a factor, keeping the largest
+ * found within; the unchanged pixel (factor 0) always is. */
+static void fit_budget(int depth, int nc, const uint8_t *row, int i, const float orig[3],
+                       float d, float c, float de, unsigned out[3])
+{
+    unsigned s[3];
+    moved_samples(depth, nc, row, i, d, 0, s);
+    int luma_fits = samples_de(depth, nc, orig, s) <= de;
+    float lo = 0, hi = 1;
+    for (int step = 0; step < 7; step++) {
+        float f = 0.5f * (lo + hi);
+        if (luma_fits)
+            moved_samples(depth, nc, row, i, d, c * f, s);
+        else
+            moved_samples(depth, nc, row, i, d * f, 0, s);
+        if (samples_de(depth, nc, orig, s) <= de)
+            lo = f;
+        else
+            hi = f;
+    }
+    if (luma_fits)
+        moved_samples(depth, nc, row, i, d, c * lo, out);
+    else
+        moved_samples(depth, nc, row, i, d * lo, 0, out);
 }
 
 CM__ALWAYS_INLINE void apply_row(const int depth, const int ch, const int alpha,
                                  uint8_t *row, const float *po, const float *pm,
-                                 const float *dc, int w)
+                                 const float *dc, const cm__room *room, int w)
 {
     const int nc = ch - alpha;
     const float scale = depth == 16 ? 257.0f : 1.0f;
-    const float maxv = depth == 16 ? 65535.0f : 255.0f;
     for (int x = 0; x < w; x++) {
         const float d = pm[x] - po[x];
         float c = dc && nc == 3 ? dc[x] : 0.0f;
@@ -534,16 +621,30 @@ CM__ALWAYS_INLINE void apply_row(const int depth, const int ch, const int alpha,
             continue; /* unchanged: stays bit-exact */
         if (alpha && sample_get(row, depth, i + nc) == 0)
             continue; /* fully transparent: colour not shown, keep it */
-        for (int k = 0; k < nc; k++) {
-            /* luma change on every channel; the chroma change moves B one
-             * way and R, G the other, at constant luma */
-            float dk = d + (nc == 3 ? (k == 2 ? c : -CM__CHROMA_RG * c) : 0.0f);
-            float v = (float)sample_get(row, depth, i + k) + dk * scale + 0.5f;
-            /* clamp, then truncate: floor(v + 0.5) for v > 0, i.e. round
-             * half away from zero, without a libm call per sample */
-            v = v < 0.0f ? 0.0f : (v > maxv ? maxv : v);
-            sample_set(row, depth, i + k, (unsigned)v);
+        unsigned out[3] = {0, 0, 0};
+        if (!room) {
+            moved_samples(depth, nc, row, i, d, c, out);
+        } else {
+            /* within the colour budget: the chroma share clamped to its
+             * room, then the rounded pixel checked exactly where the two
+             * shares together could come near the budget, and shrunk if
+             * it is past it. Each share's ΔE00 is about in proportion to
+             * its step, so their sum is a bound within ~10 % (measured
+             * over random colours; saturated blues come closest):
+             * checking from ROOM_SUM of it on leaves that margin twice. */
+            float orig[3];
+            pixel_rgb(depth, nc, row, i, orig);
+            const cm__room_cell *cell = cm__room_at(room, orig);
+            c = c > cell->blue_up ? cell->blue_up : (c < -cell->blue_down ? -cell->blue_down : c);
+            int clamped = moved_samples(depth, nc, row, i, d, c, out);
+            float ld = (fabsf(d) + 0.5f) / (d > 0 ? cell->luma_up : cell->luma_down);
+            float lc = c == 0.0f ? 0.0f
+                                 : (fabsf(c) + 0.5f) / (c > 0 ? cell->blue_up : cell->blue_down);
+            if ((clamped || !(ld + lc <= ROOM_SUM)) && samples_de(depth, nc, orig, out) > room->de)
+                fit_budget(depth, nc, row, i, orig, d, c, room->de, out);
         }
+        for (int k = 0; k < nc; k++)
+            sample_set(row, depth, i + k, out[k]);
     }
 }
 
@@ -574,20 +675,20 @@ CM__ALWAYS_INLINE void chroma_row(const int depth, const int ch, const int alpha
 
 CM__ALWAYS_INLINE void luma_headroom_row(const int depth, const int ch, const int alpha,
                                          const uint8_t *row, float *dst, float *pl, float *ph,
-                                         int w)
+                                         const cm__room *room, int w)
 {
     luma_row(depth, ch, alpha, row, dst, w);
-    headroom_row(depth, ch, alpha, row, pl, ph, w);
+    headroom_row(depth, ch, alpha, row, pl, ph, room, w);
 }
 
 /* apply_row with the original luma recomputed from the pixel itself (the
  * same expression as luma_row, so an unchanged plane is still a no-op). */
 CM__ALWAYS_INLINE void apply_luma_row(const int depth, const int ch, const int alpha,
                                       uint8_t *row, const float *pm, const float *dc,
-                                      float *scratch, int w)
+                                      const cm__room *room, float *scratch, int w)
 {
     luma_row(depth, ch, alpha, row, scratch, w);
-    apply_row(depth, ch, alpha, row, scratch, pm, dc, w);
+    apply_row(depth, ch, alpha, row, scratch, pm, dc, room, w);
 }
 
 /* Call KERNEL(depth, channels, alpha, args...) with constant layout
@@ -621,24 +722,25 @@ static void luma_rows(const cm_image *img, cm_plane *out)
 }
 
 CM__DSP_CLONES
-static void luma_headroom_rows(const cm_image *img, cm_plane *luma, cm_plane *lo, cm_plane *hi)
+static void luma_headroom_rows(const cm_image *img, cm_plane *luma, cm_plane *lo, cm_plane *hi,
+                               const cm__room *room)
 {
     for (int y = 0; y < img->height; y++)
         ROW_DISPATCH(img, luma_headroom_row, img->data + (ptrdiff_t)y * img->stride,
                      luma->data + (ptrdiff_t)y * luma->stride, lo->data + (ptrdiff_t)y * lo->stride,
-                     hi->data + (ptrdiff_t)y * hi->stride, img->width);
+                     hi->data + (ptrdiff_t)y * hi->stride, room, img->width);
 }
 
 CM__DSP_CLONES
 static void apply_marks_rows(cm_image *img, const cm_plane *marked, const cm_plane *chroma_delta,
-                             float *scratch)
+                             const cm__room *room, float *scratch)
 {
     for (int y = 0; y < img->height; y++)
         ROW_DISPATCH(img, apply_luma_row, img->data + (ptrdiff_t)y * img->stride,
                      marked->data + (ptrdiff_t)y * marked->stride,
                      chroma_delta ? chroma_delta->data + (ptrdiff_t)y * chroma_delta->stride
                                   : (const float *)NULL,
-                     scratch, img->width);
+                     room, scratch, img->width);
 }
 
 /* lo, hi NULL: scratch (2 rows) takes their values */
@@ -685,12 +787,18 @@ int cm_image_apply_plane(cm_ctx *ctx, cm_image *img, const cm_plane *orig,
         ROW_DISPATCH(img, apply_row, img->data + (ptrdiff_t)y * img->stride,
                      orig->data + (ptrdiff_t)y * orig->stride,
                      marked->data + (ptrdiff_t)y * marked->stride, (const float *)NULL,
-                     img->width);
+                     (const cm__room *)NULL, img->width);
     return CM_OK;
 }
 
 int cm_image_luma_headroom(cm_ctx *ctx, const cm_image *img, cm_plane *luma, cm_plane *lo,
                            cm_plane *hi)
+{
+    return cm__image_luma_room(ctx, img, NULL, luma, lo, hi);
+}
+
+int cm__image_luma_room(cm_ctx *ctx, const cm_image *img, const cm__room *room, cm_plane *luma,
+                        cm_plane *lo, cm_plane *hi)
 {
     int ret;
     if (!luma || !lo || !hi || lo == hi || luma == lo || luma == hi)
@@ -709,7 +817,7 @@ int cm_image_luma_headroom(cm_ctx *ctx, const cm_image *img, cm_plane *luma, cm_
         return cm__error(ctx, ret, "luma_headroom: cannot allocate %d x %d planes", img->width,
                          img->height);
     }
-    luma_headroom_rows(img, luma, lo, hi);
+    luma_headroom_rows(img, luma, lo, hi, room);
     return CM_OK;
 }
 
@@ -721,6 +829,12 @@ int cm_image_apply_luma(cm_ctx *ctx, cm_image *img, const cm_plane *marked)
 int cm_image_apply_marks(cm_ctx *ctx, cm_image *img, const cm_plane *marked,
                          const cm_plane *chroma_delta)
 {
+    return cm__image_apply_marks_within(ctx, img, marked, chroma_delta, NULL);
+}
+
+int cm__image_apply_marks_within(cm_ctx *ctx, cm_image *img, const cm_plane *marked,
+                                 const cm_plane *chroma_delta, const cm__room *room)
+{
     if (cm__image_check(img) < 0)
         return cm__error(ctx, CM_E_INVAL, "apply_marks: invalid image");
     if (!plane_matches(marked, img) || (chroma_delta && !plane_matches(chroma_delta, img)))
@@ -729,7 +843,7 @@ int cm_image_apply_marks(cm_ctx *ctx, cm_image *img, const cm_plane *marked,
     float *scratch = cm__malloc_array((size_t)img->width, sizeof(float));
     if (!scratch)
         return cm__error(ctx, CM_E_NOMEM, "apply_marks: out of memory");
-    apply_marks_rows(img, marked, chroma_delta, scratch);
+    apply_marks_rows(img, marked, chroma_delta, room, scratch);
     free(scratch);
     return CM_OK;
 }
@@ -791,7 +905,7 @@ int cm_image_headroom(cm_ctx *ctx, const cm_image *img, cm_plane *lo,
     for (int y = 0; y < img->height; y++)
         ROW_DISPATCH(img, headroom_row, img->data + (ptrdiff_t)y * img->stride,
                      lo->data + (ptrdiff_t)y * lo->stride, hi->data + (ptrdiff_t)y * hi->stride,
-                     img->width);
+                     (const cm__room *)NULL, img->width);
     return CM_OK;
 
 fail:

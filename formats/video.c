@@ -54,6 +54,8 @@
 #include "video.h"
 #include "format.h"
 
+#include "colour.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -436,6 +438,47 @@ static void luma_headroom(const cm_plane *l, cm_plane *lo, cm_plane *hi)
             b[x] = s[x] < 255 ? 255 - s[x] : 0;
         }
     }
+}
+
+/* The frame's chroma planes, for the colour budget: 1 when it has planar Cb
+ * and Cr of luma's depth (every native YUV format; 0 for grey). */
+static int frame_chroma(const AVFrame *f, const luma_fmt *lf, cm__yuv_chroma *c)
+{
+    const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(f->format);
+    if (!d || d->nb_components < 3 || d->comp[1].plane != 1 || d->comp[2].plane != 2 ||
+        d->comp[1].depth != lf->bits || d->comp[2].depth != lf->bits ||
+        d->comp[1].step != lf->bytes || f->linesize[1] != f->linesize[2])
+        return 0;
+    memset(c, 0, sizeof(*c));
+    c->cb = f->data[1];
+    c->cr = f->data[2];
+    c->stride = f->linesize[1];
+    c->bytes = lf->bytes;
+    c->bits = lf->bits;
+    c->sx = d->log2_chroma_w;
+    c->sy = d->log2_chroma_h;
+    c->limited = lf->limited;
+    /* the matrix's luma weights; untagged: BT.709 from 720 lines up */
+    switch (f->colorspace) {
+    case AVCOL_SPC_BT470BG:
+    case AVCOL_SPC_SMPTE170M:
+        c->kr = 0.299f, c->kb = 0.114f;
+        break;
+    case AVCOL_SPC_BT2020_NCL:
+    case AVCOL_SPC_BT2020_CL:
+        c->kr = 0.2627f, c->kb = 0.0593f;
+        break;
+    case AVCOL_SPC_BT709:
+        c->kr = 0.2126f, c->kb = 0.0722f;
+        break;
+    default:
+        if (f->height >= 720)
+            c->kr = 0.2126f, c->kb = 0.0722f;
+        else
+            c->kr = 0.299f, c->kb = 0.114f;
+        break;
+    }
+    return 1;
 }
 
 /* v' = clamp(round(v + (marked - L(v)) / a)): the original L is recomputed
@@ -1319,6 +1362,16 @@ static int mark_luma(stamp_job *j, AVFrame *f, const luma_fmt *lf)
     luma_map m = make_map(lf);
     read_luma(f, lf, &m, &j->luma);
     luma_headroom(&j->luma, &j->lo, &j->hi);
+    /* the colour budget: no pixel's colour moves further than the
+     * profile's CIEDE2000 allows (grey frames: by luma alone) */
+    cm__yuv_chroma chroma;
+    const cm__room *room = cm__stamper_room(j->st);
+    if (!room)
+        return cm__error(j->ctx, CM_E_NOMEM, "out of memory");
+    if (frame_chroma(f, lf, &chroma))
+        cm__yuv_luma_room(room, &j->luma, &chroma, &j->lo, &j->hi);
+    else
+        cm__grey_luma_room(room, &j->luma, &j->lo, &j->hi);
     int ret = cm_stamper_plane(j->st, &j->luma, &j->lo, &j->hi);
     if (ret)
         return ret;

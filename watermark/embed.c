@@ -6,6 +6,7 @@
  */
 #include "celmark/stamp.h"
 
+#include "colour.h"
 #include "key_internal.h"
 #include "mask.h"
 #include "pattern.h"
@@ -203,6 +204,11 @@ static int stamp_rows(cm_stamper *s, cm_plane *luma, const cm_plane *lo, const c
     return CM_OK;
 }
 
+const cm__room *cm__stamper_room(const cm_stamper *s)
+{
+    return s ? cm__room_get(s->prof->de_max * s->params.strength) : NULL;
+}
+
 int cm_stamper_plane(cm_stamper *s, cm_plane *luma, const cm_plane *lo, const cm_plane *hi)
 {
     return stamp_rows(s, luma, lo, hi, NULL);
@@ -214,13 +220,18 @@ int cm_stamper_image(cm_stamper *s, cm_image *img)
         return CM_E_INVAL;
     cm_plane luma = {0}, lo = {0}, hi = {0}, chroma = {0};
     int colour = cm_image_is_colour(img);
-    int ret = cm_image_luma_headroom(s->ctx, img, &luma, &lo, &hi);
+    /* the colour budget: the headroom planes stop the mask where it would
+     * show, and the pixels are checked against it when written */
+    const cm__room *room = cm__stamper_room(s);
+    if (!room)
+        return cm__error(s->ctx, CM_E_NOMEM, "stamp: out of memory");
+    int ret = cm__image_luma_room(s->ctx, img, room, &luma, &lo, &hi);
     if (!ret && colour)
         ret = cm_plane_alloc(&chroma, img->width, img->height);
     if (!ret)
         ret = stamp_rows(s, &luma, &lo, &hi, colour ? &chroma : NULL);
     if (!ret)
-        ret = cm_image_apply_marks(s->ctx, img, &luma, colour ? &chroma : NULL);
+        ret = cm__image_apply_marks_within(s->ctx, img, &luma, colour ? &chroma : NULL, room);
     cm_plane *planes[] = {&luma, &lo, &hi, &chroma};
     for (int k = 0; k < 4; k++)
         cm_plane_free(planes[k]);

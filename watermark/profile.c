@@ -15,11 +15,15 @@
  * gain/max: amplitude per unit of activity and its cap, off fills (ink
  * lines and fill edges are capped lower, see mask.c). psnr_floor: the
  * frame-wide cap; textured frames reach it, cel frames stay well above.
+ * de_max: the per-pixel colour budget (core/colour.h): a CIEDE2000 of 2.3
+ * is the usual just-noticeable difference side by side; default stays
+ * under it on every pixel, subtle well under, robust trades some
+ * visibility on the worst pixels for strength.
  */
 static const cm__profile profiles[] = {
-    [CM_PROFILE_SUBTLE] = {"subtle", 32, 12, 0.38f, 0.15f, 2.0f, 48.0},
-    [CM_PROFILE_DEFAULT] = {"default", 32, 12, 0.85f, 0.35f, 5.0f, 43.0},
-    [CM_PROFILE_ROBUST] = {"robust", 32, 12, 1.4f, 0.35f, 6.0f, 42.5},
+    [CM_PROFILE_SUBTLE] = {"subtle", 32, 12, 0.38f, 0.15f, 2.0f, 48.0, 1.5f},
+    [CM_PROFILE_DEFAULT] = {"default", 32, 12, 0.85f, 0.35f, 5.0f, 43.0, 2.0f},
+    [CM_PROFILE_ROBUST] = {"robust", 32, 12, 1.4f, 0.35f, 6.0f, 42.5, 4.0f},
 };
 
 const cm__profile *cm__profile_get(cm_profile p)

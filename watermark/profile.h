@@ -17,6 +17,8 @@ typedef struct cm__profile {
     float gain;          /* extra amplitude per unit of local activity */
     float max;           /* amplitude cap, code values */
     double psnr_floor_db;/* the whole frame's luma PSNR never goes below this */
+    float de_max;        /* no pixel of a still differs from its original by more
+                            than this, CIEDE2000 (times the strength) */
 } cm__profile;
 
 /* NULL if p is not a known profile. */

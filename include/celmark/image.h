@@ -218,6 +218,27 @@ CM_API int cm_image_chroma(cm_ctx *ctx, const cm_image *img, cm_plane *chroma, c
 CM_API int cm_image_apply_marks(cm_ctx *ctx, cm_image *img, const cm_plane *marked,
                                 const cm_plane *chroma_delta);
 
+/** How far a copy's colours are from its original's, pixel by pixel, as
+ *  the eye judges them: CIEDE2000 of the two sRGB colours (D65), grey as
+ *  R = G = B. Fully transparent pixels are not counted. */
+typedef struct cm_de_stats {
+    double mean, p99, p999, max; /**< CIEDE2000 over the pixels (percentiles
+                                      to 0.001) */
+    double over_1, over_2_3;     /**< share of pixels above 1.0 and above 2.3
+                                      (a just-noticeable difference) */
+    double dark_dy_max;          /**< largest |luma change| among pixels whose
+                                      original luma is below 32, code values
+                                      (8-bit scale) */
+    uint64_t pixels;             /**< pixels counted */
+} cm_de_stats;
+
+/**
+ * Compares copy with orig (same size, channels and depth). Returns 0 and
+ * fills *out, or CM_E_INVAL (mismatched images), CM_E_NOMEM.
+ */
+CM_API int cm_image_delta_e(cm_ctx *ctx, const cm_image *orig, const cm_image *copy,
+                            cm_de_stats *out);
+
 /** Allocate a zeroed width x height plane. */
 CM_API int cm_plane_alloc(cm_plane *p, int width, int height);
 
