@@ -105,6 +105,13 @@ CM__HIDDEN void cm__info_add_tag(cm_image_info *info, const char *key,
                                  const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Reverse, in the EXR file in buf, the physical order of the chunks of each
+ * part p with reverse[p] (counts[p] chunks each) and rewrite their offset
+ * tables (formats/exr_order.c): 0, CM_E_NOMEM, or -1 when the file is not
+ * laid out as OpenEXR's Core writer lays it out. */
+CM__HIDDEN int cm__exr_reverse_chunks(uint8_t *buf, size_t len, int nparts,
+                                      const int32_t *counts, const int *reverse);
+
 /* libav's log, shared by av.c and video.c: cm__av_log_reset() installs a
  * silent callback once per process and forgets the last error line of this
  * thread; cm__av_describe_error() is av_strerror(err) plus that line. */
