@@ -112,6 +112,28 @@ CM__HIDDEN void cm__info_add_tag(cm_image_info *info, const char *key,
 CM__HIDDEN int cm__exr_reverse_chunks(uint8_t *buf, size_t len, int nparts,
                                       const int32_t *counts, const int *reverse);
 
+/* One entry of a TIFF directory as stored (formats/tiff_raw.c): where it
+ * is, its type and count, and its value's bytes in file order. */
+typedef struct cm__tiff_entry {
+    uint64_t entry; /* file offset of the 12/20-byte entry */
+    uint16_t type;
+    uint64_t count, bytes;
+    const uint8_t *value; /* inside the file buffer */
+} cm__tiff_entry;
+
+/* Find tag in the IFD at ifd of the TIFF in f (be: big-endian, big:
+ * BigTIFF): 1 and *e, 0 absent, -1 damaged. */
+CM__HIDDEN int cm__tiff_raw_entry(const uint8_t *f, size_t size, int be, int big,
+                                  uint64_t ifd, uint16_t tag, cm__tiff_entry *e);
+/* Offset of the first IFD, and of the IFD after ifd (0: none or damaged). */
+CM__HIDDEN uint64_t cm__tiff_first_ifd(const uint8_t *f, size_t size, int be, int big);
+CM__HIDDEN uint64_t cm__tiff_next_ifd(const uint8_t *f, size_t size, int be, int big,
+                                      uint64_t ifd);
+/* Give tag's entry in the IFD at ifd another type over the same bytes
+ * (the count follows): 0, or -1 if absent or the size does not divide. */
+CM__HIDDEN int cm__tiff_retype(uint8_t *f, size_t size, int be, int big, uint64_t ifd,
+                               uint16_t tag, uint16_t type);
+
 /* libav's log, shared by av.c and video.c: cm__av_log_reset() installs a
  * silent callback once per process and forgets the last error line of this
  * thread; cm__av_describe_error() is av_strerror(err) plus that line. */

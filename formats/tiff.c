@@ -1184,6 +1184,7 @@ typedef struct writer {
     TIFF *src, *dst;
     uint8_t *sbuf, *ebuf, *raw; /* decoded source block, block to encode, raw bytes */
     size_t raw_cap;
+    uint16_t *iptc_type; /* per page: the source's IPTC entry type, 0 none */
 } writer;
 
 static int write_failure(writer *w, const char *what)
@@ -1203,6 +1204,41 @@ static int source_failure(writer *w, const char *what)
                      w->path, what, w->in_log.msg[0] ? ": " : "", w->in_log.msg);
 }
 
+/* IPTC from the source's bytes, not from libtiff (see formats/tiff_raw.c);
+ * the entry's type is put back after writing (restore_iptc_types). */
+static int copy_iptc(writer *w)
+{
+    const tiff_meta *m = w->meta;
+    cm__tiff_entry e;
+    if (cm__tiff_raw_entry(w->in.data, w->in.size, m->big_endian, m->bigtiff,
+                           TIFFCurrentDirOffset(w->src), TIFFTAG_RICHTIFFIPTC, &e) != 1 ||
+        e.bytes > UINT32_MAX)
+        return source_failure(w, "has an unreadable IPTC tag");
+    if (!TIFFSetField(w->dst, TIFFTAG_RICHTIFFIPTC, (uint32_t)e.bytes, e.value))
+        return write_failure(w, "cannot copy the IPTC tag");
+    tdir_t page = TIFFCurrentDirectory(w->src);
+    if ((int)page < m->pages)
+        w->iptc_type[page] = e.type;
+    return CM_OK;
+}
+
+/* The copy's IPTC entries get the source's type back (libtiff writes
+ * UNDEFINED; exiftool and Photoshop write LONG). */
+static int restore_iptc_types(writer *w)
+{
+    const tiff_meta *m = w->meta;
+    uint64_t ifd = cm__tiff_first_ifd(w->out.data, w->out.size, m->big_endian, m->bigtiff);
+    for (int page = 0; page < m->pages && ifd; page++) {
+        uint16_t t = w->iptc_type[page];
+        if (t && t != TIFF_UNDEFINED &&
+            cm__tiff_retype(w->out.data, w->out.size, m->big_endian, m->bigtiff, ifd,
+                            TIFFTAG_RICHTIFFIPTC, t) < 0)
+            return write_failure(w, "cannot restore the IPTC tag's type");
+        ifd = cm__tiff_next_ifd(w->out.data, w->out.size, m->big_endian, m->bigtiff, ifd);
+    }
+    return CM_OK;
+}
+
 /* Every custom tag of src's current directory onto dst's. In image
  * directories the EXIF/GPS pointers are left to the caller; other IFD
  * pointers are dropped (they would point into the old file). Unknown tags
@@ -1219,6 +1255,12 @@ static int copy_custom_tags(writer *w, int image_dir)
         if ((image_dir && (tag == TIFFTAG_EXIFIFD || tag == TIFFTAG_GPSIFD)) ||
             tag == TIFFTAG_INTEROPERABILITYIFD || type == TIFF_IFD || type == TIFF_IFD8)
             continue;
+        if (image_dir && tag == TIFFTAG_RICHTIFFIPTC) {
+            int ret = copy_iptc(w);
+            if (ret < 0)
+                return ret;
+            continue;
+        }
         const TIFFField *df = TIFFFindField(w->dst, tag, TIFF_ANY);
         if (!df) {
             /* libtiff keeps the name pointer: src outlives dst */
@@ -1556,6 +1598,9 @@ static int write_tiff(cm_ctx *ctx, const cm_image *img, FILE *fp, const char *pa
     if (img->meta && img->meta->format == &cm__format_tiff &&
         layout_matches(img->meta->priv, img))
         w.meta = img->meta->priv;
+    if (w.meta && !(w.iptc_type = cm__calloc_array((size_t)w.meta->pages,
+                                                   sizeof(*w.iptc_type))))
+        return cm__error(ctx, CM_E_NOMEM, "%s: out of memory writing TIFF", path);
 
     /* the source's byte order and classic/BigTIFF; plain files in host order */
     char mode[8] = "w";
@@ -1578,6 +1623,8 @@ static int write_tiff(cm_ctx *ctx, const cm_image *img, FILE *fp, const char *pa
         ret = write_failure(&w, "libtiff failed");
         goto done;
     }
+    if (w.meta && (ret = restore_iptc_types(&w)) < 0)
+        goto done;
     if (fwrite(w.out.data, 1, w.out.size, fp) != w.out.size) {
         ret = cm__error(ctx, CM_E_IO, "%s: cannot write output: %s", path,
                         strerror(errno ? errno : EIO));
@@ -1595,6 +1642,7 @@ done:
     free(w.sbuf);
     free(w.ebuf);
     free(w.raw);
+    free(w.iptc_type);
     return ret;
 }
 
