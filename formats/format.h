@@ -52,6 +52,10 @@ typedef struct cm__format {
      * The generic fields (width, height, channels, has_alpha) are already
      * filled by cm_image_get_info(). May be NULL. */
     void (*info)(const cm_image *img, cm_image_info *info);
+    /* The colour that stands for "transparent" in an image without an
+     * alpha channel (PNG tRNS on grey or RGB), in the image's samples:
+     * 1 and key[0] (grey) or key[0..2] (RGB), else 0. May be NULL. */
+    int (*colour_key)(const cm_image *img, unsigned key[3]);
 } cm__format;
 
 /* Source metadata attached to a cm_image (opaque in the public API). */

@@ -1036,6 +1036,25 @@ static void describe_png(const cm_image *img, cm_image_info *info)
         cm__info_add_tag(info, "dropped_chunks", "%s", m->dropped);
 }
 
+/* tRNS of a grey or RGB image: the samples that mean "transparent". */
+static int png_colour_key(const cm_image *img, unsigned key[3])
+{
+    const png_meta *m = img->meta->priv;
+    if (!m->has_trns || img->has_alpha || m->channels != img->channels ||
+        m->depth != img->bit_depth)
+        return 0;
+    if (img->channels == 1) {
+        key[0] = m->trns.gray;
+    } else if (img->channels == 3) {
+        key[0] = m->trns.red;
+        key[1] = m->trns.green;
+        key[2] = m->trns.blue;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 const cm__format cm__format_png = {
     .name = "png",
     .extensions = "png",
@@ -1044,4 +1063,5 @@ const cm__format cm__format_png = {
     .write = write_png,
     .meta_free = free_png_meta,
     .info = describe_png,
+    .colour_key = png_colour_key,
 };
