@@ -498,6 +498,7 @@ typedef struct exr_meta {
     exr_lineorder_t lineorder;
     exr_attr_box2i_t disp;
     int has_chroma, has_timecode;
+    int ripmap_part; /* first part with ripmap tiles (readable, not copyable), or -1 */
     exr_attr_chromaticities_t chroma;
     exr_attr_timecode_t timecode;
     char part_name[64];
@@ -800,6 +801,7 @@ static int survey(reader *r)
         return cm__error(r->ctx, CM_E_CORRUPT, "%s: corrupt EXR: no parts", r->path);
     m->nparts = nparts;
     m->part = -1;
+    m->ripmap_part = -1;
     for (int p = 0; p < nparts; p++) {
         exr_storage_t st;
         exr_attr_box2i_t dw;
@@ -829,11 +831,10 @@ static int survey(reader *r)
                 EXR_ERR_SUCCESS)
                 return exr_fail(r->ctx, r->path, &r->io, rv, 0, "tile description");
             /* OpenEXR 3.1.5's Core library computes the wrong chunk index
-             * for ripmap levels past the first row: they cannot be copied */
-            if (lm == EXR_TILE_RIPMAP_LEVELS)
-                return cm__error(r->ctx, CM_E_UNSUPPORTED, "%s: EXR part %d has ripmap tiles, "
-                                 "which OpenEXR 3.1's Core library cannot copy; re-save it "
-                                 "with one level or mipmaps", r->path, p);
+             * for ripmap levels past the first row: they cannot be copied,
+             * but the full-resolution level reads (verify needs no more) */
+            if (lm == EXR_TILE_RIPMAP_LEVELS && m->ripmap_part < 0)
+                m->ripmap_part = p;
         }
         chunks += (uint64_t)nc;
         meta_bytes += attribute_bytes(r->src, p);
@@ -947,8 +948,16 @@ static int check_chunks(reader *r)
         chunk_ref *refs = NULL;
         int32_t n = 0;
         exr_result_t rv = exr_get_storage(r->src, p, &st);
+        int level0 = 0; /* ripmap: only the full-resolution level is indexed right */
+        if (rv == EXR_ERR_SUCCESS && (st == EXR_STORAGE_TILED || st == EXR_STORAGE_DEEP_TILED)) {
+            uint32_t tx, ty;
+            exr_tile_level_mode_t lm;
+            exr_tile_round_mode_t rm;
+            rv = exr_get_tile_descriptor(r->src, p, &tx, &ty, &lm, &rm);
+            level0 = lm == EXR_TILE_RIPMAP_LEVELS;
+        }
         if (rv == EXR_ERR_SUCCESS)
-            rv = list_chunks(r->src, p, st, 0, &refs, &n);
+            rv = list_chunks(r->src, p, st, level0, &refs, &n);
         for (int32_t i = 0; rv == EXR_ERR_SUCCESS && i < n; i++) {
             exr_chunk_info_t ci;
             if ((rv = chunk_info(r->src, p, st, &refs[i], &ci)) != EXR_ERR_SUCCESS)
@@ -1409,6 +1418,11 @@ static int write_faithful(writer *w)
     exr_result_t rv;
     int nparts, ret;
 
+    if (m->ripmap_part >= 0)
+        return cm__error(w->ctx, CM_E_UNSUPPORTED, "%s: the source EXR's part %d has ripmap "
+                         "tiles, which OpenEXR 3.1's Core library cannot copy (it reads "
+                         "them, so verify works); re-save it with one level or mipmaps",
+                         w->path, m->ripmap_part);
     w->in.buf = m->file;
     w->in.len = m->file_len;
     if ((rv = open_source(&w->in, w->path, &w->src)) != EXR_ERR_SUCCESS)

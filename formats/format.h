@@ -138,6 +138,12 @@ CM__HIDDEN uint64_t cm__tiff_next_ifd(const uint8_t *f, size_t size, int be, int
 CM__HIDDEN int cm__tiff_retype(uint8_t *f, size_t size, int be, int big, uint64_t ifd,
                                uint16_t tag, uint16_t type);
 
+/* Source tags that no copy of an image read through libav carries (a TIFF
+ * layout libtiff cannot write back): set by the TIFF reader, announced by
+ * cm_image_write and listed by info as dropped_tags. "" if none. */
+CM__HIDDEN void cm__av_set_lost(cm_image *img, const char *list);
+CM__HIDDEN const char *cm__av_lost(const cm_image *img);
+
 /* libav's log, shared by av.c and video.c: cm__av_log_reset() installs a
  * silent callback once per process and forgets the last error line of this
  * thread; cm__av_describe_error() is av_strerror(err) plus that line. */

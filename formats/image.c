@@ -354,6 +354,14 @@ int cm_image_write(cm_ctx *ctx, const cm_image *img, const char *path,
         cm__atomic_abort(&a);
         return ret;
     }
+    const char *lost = cm__av_lost(img);
+    if (*lost) {
+        cm_image_info info;
+        if (cm_image_get_info(img, &info) < 0)
+            snprintf(info.color_type, sizeof(info.color_type), "this");
+        cm__not_kept(ctx, lost, "the %s %s source is read through libav, which passes on "
+                     "only its pixels", info.color_type, info.format);
+    }
     return cm__atomic_commit(ctx, &a);
 }
 
