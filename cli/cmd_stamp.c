@@ -112,6 +112,7 @@ static int stamp_file(cm_ctx *ctx, stamp_job *job, const char *in, const char *p
         return ret;
     }
     cm_image *img = NULL;
+    cm_ctx_clear_warnings(ctx);
     ret = cm_image_read(ctx, in, &vo->limits, &img);
     if (!ret)
         ret = cm_stamper_image(st, img);
@@ -124,6 +125,9 @@ static int stamp_file(cm_ctx *ctx, stamp_job *job, const char *in, const char *p
         res->layer = cm_image_is_colour(img) ? "luma+chroma" : "luma";
         ret = cm_image_write(ctx, img, path, flags);
     }
+    /* what the copy could not carry: never lost silently */
+    for (int i = 0; !ret && i < cm_ctx_warning_count(ctx); i++)
+        fprintf(stderr, "celmark: warning: %s: %s\n", out, cm_ctx_warning(ctx, i));
     cm_image_free(&img);
     return ret;
 }

@@ -56,6 +56,44 @@ void cm_ctx_clear(cm_ctx *ctx)
     ctx->msg[0] = '\0';
 }
 
+int cm_ctx_warning_count(const cm_ctx *ctx)
+{
+    return ctx ? ctx->nwarn : 0;
+}
+
+const char *cm_ctx_warning(const cm_ctx *ctx, int i)
+{
+    return ctx && i >= 0 && i < ctx->nwarn ? ctx->warn[i] : "";
+}
+
+void cm_ctx_clear_warnings(cm_ctx *ctx)
+{
+    if (ctx)
+        ctx->nwarn = 0;
+}
+
+void cm__not_kept(cm_ctx *ctx, const char *what, const char *why_fmt, ...)
+{
+    if (!ctx)
+        return;
+    char line[sizeof(ctx->warn[0])];
+    int n = snprintf(line, sizeof(line), "%s not kept: ", what);
+    if (n > 0 && (size_t)n < sizeof(line)) {
+        va_list ap;
+        va_start(ap, why_fmt);
+        vsnprintf(line + n, sizeof(line) - (size_t)n, why_fmt, ap);
+        va_end(ap);
+    }
+    for (char *p = line; *p; p++) /* one printable line */
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = ' ';
+    for (int i = 0; i < ctx->nwarn; i++)
+        if (!strcmp(ctx->warn[i], line))
+            return;
+    if (ctx->nwarn < CM_CTX_MAX_WARNINGS)
+        memcpy(ctx->warn[ctx->nwarn++], line, sizeof(line));
+}
+
 int cm__error(cm_ctx *ctx, int status, const char *fmt, ...)
 {
     if (ctx) {

@@ -25,7 +25,14 @@
 struct cm_ctx {
     int status;
     char msg[1024];
+    int nwarn;
+    char warn[CM_CTX_MAX_WARNINGS][256];
 };
+
+/* Record a "not kept" warning in ctx (may be NULL): "<what> not kept: <why>"
+ * (see cm_ctx_warning_count). */
+CM__HIDDEN void cm__not_kept(cm_ctx *ctx, const char *what, const char *why_fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Record an error in ctx (may be NULL) and return status, for
  * `return cm__error(ctx, CM_E_IO, "%s: cannot open: %s", path, strerror(errno));` */

@@ -234,6 +234,7 @@ typedef struct av_meta {
     char codec[32], pix_fmt[32];
     char range[16], space[32], primaries[32], transfer[32];
     size_t icc_bytes;
+    char lost[200]; /* source tags no copy carries (cm__av_set_lost) */
 } av_meta;
 
 typedef struct reader {
@@ -870,6 +871,23 @@ static void describe_av(const cm_image *img, cm_image_info *info)
     if (m->icc_bytes)
         cm__info_add_tag(info, "icc_profile", "%lu bytes",
                          (unsigned long)m->icc_bytes);
+    if (m->lost[0])
+        cm__info_add_tag(info, "dropped_tags", "%s", m->lost);
+}
+
+void cm__av_set_lost(cm_image *img, const char *list)
+{
+    if (img && img->meta && img->meta->format == &cm__format_av && list) {
+        av_meta *m = img->meta->priv;
+        snprintf(m->lost, sizeof(m->lost), "%s", list);
+    }
+}
+
+const char *cm__av_lost(const cm_image *img)
+{
+    if (img && img->meta && img->meta->format == &cm__format_av)
+        return ((const av_meta *)img->meta->priv)->lost;
+    return "";
 }
 
 const cm__format cm__format_av = {

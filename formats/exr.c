@@ -229,6 +229,9 @@ typedef struct exr_io {
     FILE *fp; /* write */
     uint64_t pos;
     int err_no;
+    int to_mem;   /* write: into mem (chunks reordered before it goes to fp) */
+    uint8_t *mem; /* write: the file so far, mem_len bytes */
+    size_t mem_len, mem_cap;
 } exr_io;
 
 #define MSG_BYTES 256
@@ -297,6 +300,31 @@ static int64_t file_write(exr_const_context_t c, void *ud, const void *buffer, u
     (void)c;
     (void)error_fn;
     exr_io *io = ud;
+    if (io->to_mem) {
+        if (offset > SIZE_MAX - sz) {
+            io->err_no = ENOMEM;
+            return -1;
+        }
+        size_t end = (size_t)(offset + sz);
+        if (end > io->mem_cap) {
+            size_t cap = io->mem_cap ? io->mem_cap : 1 << 16;
+            while (cap < end)
+                cap = cap > SIZE_MAX / 2 ? end : cap * 2;
+            uint8_t *n = realloc(io->mem, cap);
+            if (!n) {
+                io->err_no = ENOMEM;
+                return -1;
+            }
+            io->mem = n;
+            io->mem_cap = cap;
+        }
+        if (offset > io->mem_len) /* a gap (never made by the Core writer): zeros */
+            memset(io->mem + io->mem_len, 0, (size_t)offset - io->mem_len);
+        memcpy(io->mem + offset, buffer, (size_t)sz);
+        if (end > io->mem_len)
+            io->mem_len = end;
+        return (int64_t)sz;
+    }
     /* the chunk tables are written last, back at their place */
     if (offset != io->pos) {
         if (offset > (uint64_t)INT64_MAX || fseeko(io->fp, (off_t)offset, SEEK_SET) != 0) {
@@ -470,6 +498,7 @@ typedef struct exr_meta {
     exr_lineorder_t lineorder;
     exr_attr_box2i_t disp;
     int has_chroma, has_timecode;
+    int ripmap_part; /* first part with ripmap tiles (readable, not copyable), or -1 */
     exr_attr_chromaticities_t chroma;
     exr_attr_timecode_t timecode;
     char part_name[64];
@@ -772,6 +801,7 @@ static int survey(reader *r)
         return cm__error(r->ctx, CM_E_CORRUPT, "%s: corrupt EXR: no parts", r->path);
     m->nparts = nparts;
     m->part = -1;
+    m->ripmap_part = -1;
     for (int p = 0; p < nparts; p++) {
         exr_storage_t st;
         exr_attr_box2i_t dw;
@@ -801,11 +831,10 @@ static int survey(reader *r)
                 EXR_ERR_SUCCESS)
                 return exr_fail(r->ctx, r->path, &r->io, rv, 0, "tile description");
             /* OpenEXR 3.1.5's Core library computes the wrong chunk index
-             * for ripmap levels past the first row: they cannot be copied */
-            if (lm == EXR_TILE_RIPMAP_LEVELS)
-                return cm__error(r->ctx, CM_E_UNSUPPORTED, "%s: EXR part %d has ripmap tiles, "
-                                 "which OpenEXR 3.1's Core library cannot copy; re-save it "
-                                 "with one level or mipmaps", r->path, p);
+             * for ripmap levels past the first row: they cannot be copied,
+             * but the full-resolution level reads (verify needs no more) */
+            if (lm == EXR_TILE_RIPMAP_LEVELS && m->ripmap_part < 0)
+                m->ripmap_part = p;
         }
         chunks += (uint64_t)nc;
         meta_bytes += attribute_bytes(r->src, p);
@@ -919,8 +948,16 @@ static int check_chunks(reader *r)
         chunk_ref *refs = NULL;
         int32_t n = 0;
         exr_result_t rv = exr_get_storage(r->src, p, &st);
+        int level0 = 0; /* ripmap: only the full-resolution level is indexed right */
+        if (rv == EXR_ERR_SUCCESS && (st == EXR_STORAGE_TILED || st == EXR_STORAGE_DEEP_TILED)) {
+            uint32_t tx, ty;
+            exr_tile_level_mode_t lm;
+            exr_tile_round_mode_t rm;
+            rv = exr_get_tile_descriptor(r->src, p, &tx, &ty, &lm, &rm);
+            level0 = lm == EXR_TILE_RIPMAP_LEVELS;
+        }
         if (rv == EXR_ERR_SUCCESS)
-            rv = list_chunks(r->src, p, st, 0, &refs, &n);
+            rv = list_chunks(r->src, p, st, level0, &refs, &n);
         for (int32_t i = 0; rv == EXR_ERR_SUCCESS && i < n; i++) {
             exr_chunk_info_t ci;
             if ((rv = chunk_info(r->src, p, st, &refs[i], &ci)) != EXR_ERR_SUCCESS)
@@ -1091,6 +1128,9 @@ typedef struct writer {
     uint8_t *buf; /* decoded chunk */
     size_t cap;
     tables t;
+    int nparts;      /* of the source, for the chunk order */
+    int32_t *counts; /* chunks per part */
+    int *reverse;    /* 1: a scanline part in decreasing y */
 } writer;
 
 static exr_result_t grow(uint8_t **buf, size_t *cap, uint64_t need)
@@ -1328,6 +1368,49 @@ static exr_result_t copy_unknown_attributes(writer *w, int src_part, int dst_par
     return rv;
 }
 
+/* Scanline parts stored in decreasing y: their chunks are reordered after
+ * the Core writer is done (formats/exr_order.c), so the file is built in
+ * memory first. */
+static int plan_order(writer *w, int nparts)
+{
+    int any = 0;
+    if (!(w->counts = cm__calloc_array((size_t)nparts, sizeof(*w->counts))) ||
+        !(w->reverse = cm__calloc_array((size_t)nparts, sizeof(*w->reverse))))
+        return cm__error(w->ctx, CM_E_NOMEM, "%s: out of memory writing EXR", w->path);
+    w->nparts = nparts;
+    for (int p = 0; p < nparts; p++) {
+        exr_storage_t st;
+        exr_lineorder_t lo;
+        exr_result_t rv;
+        if ((rv = exr_get_storage(w->src, p, &st)) != EXR_ERR_SUCCESS ||
+            (rv = exr_get_lineorder(w->src, p, &lo)) != EXR_ERR_SUCCESS ||
+            (rv = exr_get_chunk_count(w->src, p, &w->counts[p])) != EXR_ERR_SUCCESS)
+            return exr_fail(w->ctx, w->path, &w->in, rv, 0, "source part");
+        w->reverse[p] = lo == EXR_LINEORDER_DECREASING_Y &&
+                        (st == EXR_STORAGE_SCANLINE || st == EXR_STORAGE_DEEP_SCANLINE);
+        any |= w->reverse[p];
+    }
+    w->out.to_mem = any;
+    return CM_OK;
+}
+
+/* Put the decreasing-y parts' chunks in their order and send the file to
+ * its stream. */
+static int flush_reordered(writer *w)
+{
+    int r = cm__exr_reverse_chunks(w->out.mem, w->out.mem_len, w->nparts, w->counts,
+                                   w->reverse);
+    if (r == CM_E_NOMEM)
+        return cm__error(w->ctx, CM_E_NOMEM, "%s: out of memory writing EXR", w->path);
+    if (r < 0)
+        return cm__error(w->ctx, CM_E_INTERNAL, "%s: cannot put the decreasing-y chunks "
+                         "of the EXR in order", w->path);
+    if (fwrite(w->out.mem, 1, w->out.mem_len, w->out.fp) != w->out.mem_len)
+        return cm__error(w->ctx, CM_E_IO, "%s: cannot write output: %s", w->path,
+                         strerror(errno ? errno : EIO));
+    return CM_OK;
+}
+
 /* Every part of the source, the marked one with the image's changes. */
 static int write_faithful(writer *w)
 {
@@ -1335,12 +1418,19 @@ static int write_faithful(writer *w)
     exr_result_t rv;
     int nparts, ret;
 
+    if (m->ripmap_part >= 0)
+        return cm__error(w->ctx, CM_E_UNSUPPORTED, "%s: the source EXR's part %d has ripmap "
+                         "tiles, which OpenEXR 3.1's Core library cannot copy (it reads "
+                         "them, so verify works); re-save it with one level or mipmaps",
+                         w->path, m->ripmap_part);
     w->in.buf = m->file;
     w->in.len = m->file_len;
     if ((rv = open_source(&w->in, w->path, &w->src)) != EXR_ERR_SUCCESS)
         return exr_fail(w->ctx, w->path, &w->in, rv, 0, "source header");
     if ((rv = exr_get_count(w->src, &nparts)) != EXR_ERR_SUCCESS)
         return exr_fail(w->ctx, w->path, &w->in, rv, 0, "source parts");
+    if ((ret = plan_order(w, nparts)) < 0)
+        return ret;
     if ((rv = start_output(w)) != EXR_ERR_SUCCESS)
         return exr_fail(w->ctx, w->path, &w->out, rv, 1, "start");
     if ((m->file[5] & EXR_FLAG5_LONG_NAMES) &&
@@ -1491,6 +1581,8 @@ static int write_exr(cm_ctx *ctx, const cm_image *img, FILE *fp, const char *pat
         if (ret == CM_OK && rv != EXR_ERR_SUCCESS)
             ret = exr_fail(ctx, path, &w.out, rv, 1, "finish");
     }
+    if (ret == CM_OK && w.out.to_mem)
+        ret = flush_reordered(&w);
     if (w.src)
         exr_finish(&w.src);
     tables_free(&w.t);
@@ -1498,6 +1590,9 @@ static int write_exr(cm_ctx *ctx, const cm_image *img, FILE *fp, const char *pat
     free(w.packed);
     free(w.table);
     free(w.buf);
+    free(w.counts);
+    free(w.reverse);
+    free(w.out.mem);
     messages_to(prev_msg);
     return ret;
 }

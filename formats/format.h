@@ -52,6 +52,10 @@ typedef struct cm__format {
      * The generic fields (width, height, channels, has_alpha) are already
      * filled by cm_image_get_info(). May be NULL. */
     void (*info)(const cm_image *img, cm_image_info *info);
+    /* The colour that stands for "transparent" in an image without an
+     * alpha channel (PNG tRNS on grey or RGB), in the image's samples:
+     * 1 and key[0] (grey) or key[0..2] (RGB), else 0. May be NULL. */
+    int (*colour_key)(const cm_image *img, unsigned key[3]);
 } cm__format;
 
 /* Source metadata attached to a cm_image (opaque in the public API). */
@@ -104,6 +108,41 @@ CM__HIDDEN void cm__tags_vadd(cm_info_tag *tags, int *ntags, int max, const char
 CM__HIDDEN void cm__info_add_tag(cm_image_info *info, const char *key,
                                  const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Reverse, in the EXR file in buf, the physical order of the chunks of each
+ * part p with reverse[p] (counts[p] chunks each) and rewrite their offset
+ * tables (formats/exr_order.c): 0, CM_E_NOMEM, or -1 when the file is not
+ * laid out as OpenEXR's Core writer lays it out. */
+CM__HIDDEN int cm__exr_reverse_chunks(uint8_t *buf, size_t len, int nparts,
+                                      const int32_t *counts, const int *reverse);
+
+/* One entry of a TIFF directory as stored (formats/tiff_raw.c): where it
+ * is, its type and count, and its value's bytes in file order. */
+typedef struct cm__tiff_entry {
+    uint64_t entry; /* file offset of the 12/20-byte entry */
+    uint16_t type;
+    uint64_t count, bytes;
+    const uint8_t *value; /* inside the file buffer */
+} cm__tiff_entry;
+
+/* Find tag in the IFD at ifd of the TIFF in f (be: big-endian, big:
+ * BigTIFF): 1 and *e, 0 absent, -1 damaged. */
+CM__HIDDEN int cm__tiff_raw_entry(const uint8_t *f, size_t size, int be, int big,
+                                  uint64_t ifd, uint16_t tag, cm__tiff_entry *e);
+/* Offset of the first IFD, and of the IFD after ifd (0: none or damaged). */
+CM__HIDDEN uint64_t cm__tiff_first_ifd(const uint8_t *f, size_t size, int be, int big);
+CM__HIDDEN uint64_t cm__tiff_next_ifd(const uint8_t *f, size_t size, int be, int big,
+                                      uint64_t ifd);
+/* Give tag's entry in the IFD at ifd another type over the same bytes
+ * (the count follows): 0, or -1 if absent or the size does not divide. */
+CM__HIDDEN int cm__tiff_retype(uint8_t *f, size_t size, int be, int big, uint64_t ifd,
+                               uint16_t tag, uint16_t type);
+
+/* Source tags that no copy of an image read through libav carries (a TIFF
+ * layout libtiff cannot write back): set by the TIFF reader, announced by
+ * cm_image_write and listed by info as dropped_tags. "" if none. */
+CM__HIDDEN void cm__av_set_lost(cm_image *img, const char *list);
+CM__HIDDEN const char *cm__av_lost(const cm_image *img);
 
 /* libav's log, shared by av.c and video.c: cm__av_log_reset() installs a
  * silent callback once per process and forgets the last error line of this

@@ -356,6 +356,14 @@ int cm_image_write(cm_ctx *ctx, const cm_image *img, const char *path,
         cm__atomic_abort(&a);
         return ret;
     }
+    const char *lost = cm__av_lost(img);
+    if (*lost) {
+        cm_image_info info;
+        if (cm_image_get_info(img, &info) < 0)
+            snprintf(info.color_type, sizeof(info.color_type), "this");
+        cm__not_kept(ctx, lost, "the %s %s source is read through libav, which passes on "
+                     "only its pixels", info.color_type, info.format);
+    }
     return cm__atomic_commit(ctx, &a);
 }
 
@@ -826,6 +834,64 @@ int cm_image_apply_luma(cm_ctx *ctx, cm_image *img, const cm_plane *marked)
     return cm_image_apply_marks(ctx, img, marked, NULL);
 }
 
+/*
+ * A colour key (PNG tRNS on grey or RGB) makes every pixel of exactly that
+ * colour transparent. Marking must not change which pixels those are: a
+ * keyed pixel keeps its samples (it is not shown, like alpha 0), and a
+ * pixel the mark moved onto the key is nudged one code value away from it
+ * (on B for RGB, the channel luma weighs least; on grey the way the mark
+ * was going), or it would vanish.
+ */
+static int colour_key(const cm_image *img, unsigned key[3])
+{
+    const cm_image_meta *m = img->meta;
+    return m && m->format && m->format->colour_key && m->format->colour_key(img, key);
+}
+
+static int is_key(const uint8_t *row, int depth, int i, int nc, const unsigned key[3])
+{
+    for (int c = 0; c < nc; c++)
+        if (sample_get(row, depth, i + c) != key[c])
+            return 0;
+    return 1;
+}
+
+static void apply_marks_keyed(cm_image *img, const cm_plane *marked, const cm_plane *chroma_delta,
+                              const cm__room *room, float *scratch, uint8_t *keyed,
+                              const unsigned key[3])
+{
+    const int depth = img->bit_depth, ch = img->channels, nc = ch;
+    const unsigned maxv = depth == 16 ? 65535u : 255u;
+    for (int y = 0; y < img->height; y++) {
+        uint8_t *row = img->data + (ptrdiff_t)y * img->stride;
+        const float *pm = marked->data + (ptrdiff_t)y * marked->stride;
+        for (int x = 0; x < img->width; x++)
+            keyed[x] = (uint8_t)is_key(row, depth, x * ch, nc, key);
+        ROW_DISPATCH(img, apply_luma_row, row, pm,
+                     chroma_delta ? chroma_delta->data + (ptrdiff_t)y * chroma_delta->stride
+                                  : (const float *)NULL,
+                     room, scratch, img->width);
+        for (int x = 0; x < img->width; x++) {
+            const int i = x * ch;
+            if (keyed[x]) { /* transparent: keep it so */
+                for (int c = 0; c < nc; c++)
+                    sample_set(row, depth, i + c, key[c]);
+            } else if (is_key(row, depth, i, nc, key)) {
+                const int c = nc == 3 ? 2 : 0;
+                /* the way the mark pushed luma (8-bit units vs the key's) */
+                float kl = nc == 3 ? 0.299f * (float)key[0] + 0.587f * (float)key[1] +
+                                         0.114f * (float)key[2]
+                                   : (float)key[0];
+                kl /= depth == 16 ? 257.0f : 1.0f;
+                int up = pm[x] >= kl;
+                if ((up && key[c] == maxv) || (!up && key[c] == 0))
+                    up = !up;
+                sample_set(row, depth, i + c, up ? key[c] + 1 : key[c] - 1);
+            }
+        }
+    }
+}
+
 int cm_image_apply_marks(cm_ctx *ctx, cm_image *img, const cm_plane *marked,
                          const cm_plane *chroma_delta)
 {
@@ -843,7 +909,18 @@ int cm__image_apply_marks_within(cm_ctx *ctx, cm_image *img, const cm_plane *mar
     float *scratch = cm__malloc_array((size_t)img->width, sizeof(float));
     if (!scratch)
         return cm__error(ctx, CM_E_NOMEM, "apply_marks: out of memory");
-    apply_marks_rows(img, marked, chroma_delta, room, scratch);
+    unsigned key[3];
+    if (!img->has_alpha && colour_key(img, key)) {
+        uint8_t *keyed = malloc((size_t)img->width);
+        if (!keyed) {
+            free(scratch);
+            return cm__error(ctx, CM_E_NOMEM, "apply_marks: out of memory");
+        }
+        apply_marks_keyed(img, marked, chroma_delta, room, scratch, keyed, key);
+        free(keyed);
+    } else {
+        apply_marks_rows(img, marked, chroma_delta, room, scratch);
+    }
     free(scratch);
     return CM_OK;
 }

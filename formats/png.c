@@ -62,10 +62,14 @@ enum { SEEN_gAMA = 1, SEEN_cHRM = 2, SEEN_sRGB = 4 };
 /* Known chunks carried byte for byte as "unknown" chunks: their content does
  * not depend on the pixel layout. */
 static const png_byte verbatim_chunks[] =
-    "iCCP\0oFFs\0pCAL\0sCAL\0sPLT\0sTER\0cICP\0mDCv\0cLLi\0acTL\0";
-#define N_VERBATIM 10
-/* Of those, the ones kept although their name says unsafe-to-copy. */
-static const char *const unsafe_ok[] = {"iCCP", "sPLT", "sTER", "cICP"};
+    "iCCP\0oFFs\0pCAL\0sCAL\0sPLT\0sTER\0cICP\0mDCV\0cLLI\0mDCv\0cLLi\0acTL\0";
+#define N_VERBATIM 12
+/* Of those, the ones kept although their name says unsafe-to-copy: what
+ * they say holds for the marked copy too (scale, HDR mastering display and
+ * content light level, PNG 3rd edition). pCAL maps sample values: kept
+ * unless the samples are no longer the source's (palette expanded). */
+static const char *const unsafe_ok[] = {"iCCP", "sPLT", "sTER", "cICP", "sCAL",
+                                        "pCAL", "mDCV", "cLLI"};
 /* APNG frames: skipped (the still writer would pass unmarked frames on). */
 static const png_byte skipped_chunks[] = "fcTL\0fdAT\0";
 #define N_SKIPPED 2
@@ -129,6 +133,9 @@ typedef struct png_io {
     int err_no;   /* read/write: errno of a failed stdio call, else 0 */
     char msg[200];
     char warn[200]; /* last warning: libpng explains "Invalid IHDR data" there */
+    cm_ctx *ctx;      /* where what libpng skipped is announced (not kept) */
+    int writing;
+    char dropped[64]; /* read: chunks libpng skipped, for the meta */
 } png_io;
 
 static int host_is_little_endian(void)
@@ -194,12 +201,47 @@ static void error_fn(png_structp png, png_const_charp msg)
     png_longjmp(png, 1);
 }
 
-/* The library never prints: warnings (bad ancillary chunks that libpng
- * skips) are only kept to explain a following error. */
+static void add_name(char *list, size_t size, const char *name)
+{
+    if (strstr(list, name))
+        return;
+    size_t len = strlen(list);
+    if (len + 6 < size)
+        snprintf(list + len, size - len, "%s%s", len ? "," : "", name);
+}
+
+/* The library never prints: a warning explains a following error, and
+ * otherwise says what libpng skipped (a damaged ancillary chunk on
+ * reading, a value it will not write), which the copy then lacks. */
 static void warning_fn(png_structp png, png_const_charp msg)
 {
     png_io *io = png_get_error_ptr(png);
     snprintf(io->warn, sizeof(io->warn), "%s", msg ? msg : "");
+    if (!io->ctx || !msg)
+        return;
+    if (io->writing) {
+        /* written all the same */
+        if (strstr(msg, "Unrecognized unit type for"))
+            return;
+        cm__not_kept(io->ctx, "PNG data", "libpng would not write it (%s)", msg);
+        return;
+    }
+    /* libpng names the chunk: "sBIT: invalid" */
+    char name[5] = "";
+    if (strlen(msg) > 5 && msg[4] == ':') {
+        memcpy(name, msg, 4);
+        for (int i = 0; i < 4; i++)
+            if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z')))
+                name[0] = '\0';
+    }
+    if (name[0]) {
+        add_name(io->dropped, sizeof(io->dropped), name);
+        char what[32];
+        snprintf(what, sizeof(what), "%s chunk", name);
+        cm__not_kept(io->ctx, what, "%s (libpng skipped it)", msg + 6);
+    } else {
+        cm__not_kept(io->ctx, "PNG data", "libpng skipped it on reading (%s)", msg);
+    }
 }
 
 static void read_fn(png_structp png, png_bytep data, size_t len)
@@ -369,12 +411,31 @@ static int is_unsafe_ok(const char *name)
 
 static void note_dropped(png_meta *m, const char *name)
 {
-    if (strstr(m->dropped, name))
-        return;
-    size_t len = strlen(m->dropped);
-    if (len + 6 < sizeof(m->dropped))
-        snprintf(m->dropped + len, sizeof(m->dropped) - len, "%s%s",
-                 len ? "," : "", name);
+    add_name(m->dropped, sizeof(m->dropped), name);
+}
+
+/* Why libpng's writer would refuse or change a keyword (tEXt, zTXt, iTXt;
+ * its png_check_keyword: 1-79 Latin-1 characters, printable, no leading,
+ * trailing or double spaces), or NULL if it takes it as it is. */
+static const char *keyword_problem(const char *key, char *buf, size_t size)
+{
+    size_t n = strlen(key);
+    if (n == 0)
+        return "empty keyword";
+    if (n > 79)
+        return "keyword longer than 79 bytes";
+    if (key[0] == ' ' || key[n - 1] == ' ')
+        return "keyword with a leading or trailing space";
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)key[i];
+        if (ch == ' ' && key[i + 1] == ' ')
+            return "keyword with two spaces in a row";
+        if (!((ch >= 32 && ch <= 126) || ch >= 161)) {
+            snprintf(buf, size, "keyword with the character 0x%02x", ch);
+            return buf;
+        }
+    }
+    return NULL;
 }
 
 /* Text, tIME, eXIf and unknown chunks: found in info (before the image data)
@@ -386,9 +447,25 @@ static int capture_movable(reader *r, png_infop info, int after)
     int ntext = 0;
 
     if (png_get_text(r->png, info, &text, &ntext) > 0) {
-        for (int i = 0; i < ntext; i++)
+        for (int i = 0; i < ntext; i++) {
+            char buf[48];
+            const char *why = keyword_problem(text[i].key ? text[i].key : "", buf,
+                                              sizeof(buf));
+            if (why) { /* the writer would refuse it: read and write agree */
+                const char *name = text[i].compression == PNG_TEXT_COMPRESSION_NONE ? "tEXt"
+                                   : text[i].compression == PNG_TEXT_COMPRESSION_zTXt
+                                       ? "zTXt"
+                                       : "iTXt";
+                char what[120];
+                snprintf(what, sizeof(what), "%s chunk \"%.60s\"", name,
+                         text[i].key ? text[i].key : "");
+                cm__not_kept(r->ctx, what, "%s (PNG 11.3.4: libpng cannot write it)", why);
+                note_dropped(m, name);
+                continue;
+            }
             if (add_text(m, &text[i], after) < 0)
                 return CM_E_NOMEM;
+        }
     }
     png_timep t;
     if (!m->has_time && png_get_tIME(r->png, info, &t)) {
@@ -414,7 +491,20 @@ static int capture_movable(reader *r, png_infop info, int after)
             return cm__error(r->ctx, CM_E_UNSUPPORTED,
                              "%s: PNG uses an unknown critical chunk %s",
                              r->path, name);
+        if (!strcmp(name, "pCAL") && m->converted) {
+            cm__not_kept(r->ctx, "pCAL chunk", "it maps the source's %s samples, which the "
+                         "copy stores expanded to 8 bits",
+                         m->color_type == PNG_COLOR_TYPE_PALETTE ? "palette index" : "grey");
+            note_dropped(m, name);
+            continue;
+        }
         if (!(name[3] & 0x20) && !is_unsafe_ok(name)) {
+            char what[16];
+            snprintf(what, sizeof(what), "%s chunk", name);
+            cm__not_kept(r->ctx, what, "marked unsafe-to-copy (PNG 14.2: it depends on "
+                         "the image data, which the mark changes)%s",
+                         !strcmp(name, "acTL") ? "; APNG frames after the first are not "
+                                                 "copied either" : "");
             note_dropped(m, name);
             continue;
         }
@@ -642,6 +732,7 @@ static int read_png(cm_ctx *ctx, const char *path, FILE *fp,
 
     memset(&r, 0, sizeof(r));
     r.io.fp = fp;
+    r.io.ctx = ctx;
     r.io.max_chunk = limits->max_meta_bytes;
     r.io.left = -1;
     off_t start = ftello(fp), end = -1;
@@ -677,6 +768,13 @@ static int read_png(cm_ctx *ctx, const char *path, FILE *fp,
     }
     if ((ret = read_inner(&r)) < 0)
         goto fail;
+    /* what libpng skipped, for `celmark info` */
+    for (const char *p = r.io.dropped; *p; p += p[4] == ',' ? 5 : 4) {
+        char name[5] = {p[0], p[1], p[2], p[3], 0};
+        note_dropped(r.meta, name);
+        if (!p[4])
+            break;
+    }
     if ((ret = cm__image_attach_meta(r.img, &cm__format_png, r.meta)) < 0) {
         r.meta = NULL; /* freed by attach */
         ret = cm__error(ctx, ret, "%s: out of memory", path);
@@ -871,6 +969,8 @@ static int write_png(cm_ctx *ctx, const cm_image *img, FILE *fp,
 
     memset(&w, 0, sizeof(w));
     w.io.fp = fp;
+    w.io.ctx = ctx;
+    w.io.writing = 1;
     w.ctx = ctx;
     w.path = path;
     w.img = img;
@@ -1036,6 +1136,25 @@ static void describe_png(const cm_image *img, cm_image_info *info)
         cm__info_add_tag(info, "dropped_chunks", "%s", m->dropped);
 }
 
+/* tRNS of a grey or RGB image: the samples that mean "transparent". */
+static int png_colour_key(const cm_image *img, unsigned key[3])
+{
+    const png_meta *m = img->meta->priv;
+    if (!m->has_trns || img->has_alpha || m->channels != img->channels ||
+        m->depth != img->bit_depth)
+        return 0;
+    if (img->channels == 1) {
+        key[0] = m->trns.gray;
+    } else if (img->channels == 3) {
+        key[0] = m->trns.red;
+        key[1] = m->trns.green;
+        key[2] = m->trns.blue;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 const cm__format cm__format_png = {
     .name = "png",
     .extensions = "png",
@@ -1044,4 +1163,5 @@ const cm__format cm__format_png = {
     .write = write_png,
     .meta_free = free_png_meta,
     .info = describe_png,
+    .colour_key = png_colour_key,
 };

@@ -667,6 +667,18 @@ static void text_tag(tiff_meta *m, TIFF *tif, uint32_t tag, const char *key)
         meta_tag(m, key, "%.200s", s);
 }
 
+/* 1 if the EXIF IFD of the IFD at ifd points to an Interoperability IFD
+ * (which the writer does not carry: see copy_sub_ifd). */
+static int exif_has_interop(const uint8_t *f, size_t size, int be, int big, uint64_t ifd)
+{
+    cm__tiff_entry e, i;
+    if (cm__tiff_raw_entry(f, size, be, big, ifd, TIFFTAG_EXIFIFD, &e) != 1 || e.count != 1 ||
+        e.bytes > 8)
+        return 0;
+    uint64_t off = rd_uint(e.value, (int)e.bytes, be);
+    return cm__tiff_raw_entry(f, size, be, big, off, TIFFTAG_INTEROPERABILITYIFD, &i) == 1;
+}
+
 /* The descriptive tags of the first page, and its metadata size. */
 static int describe_page(reader *r)
 {
@@ -763,6 +775,12 @@ static int describe_page(reader *r)
                                      *len ? ", " : "", f ? TIFFFieldName(f) : "unknown",
                                      (unsigned)in_file[i]);
     }
+    if (exif_has_interop(r->io.data, r->io.size, m->big_endian, m->bigtiff,
+                         TIFFCurrentDirOffset(tif)) &&
+        lens[0] + 48 < sizeof(lists[0]))
+        lens[0] += (size_t)snprintf(lists[0] + lens[0], sizeof(lists[0]) - lens[0],
+                                    "%sInteroperabilityIFD (40965, in the EXIF IFD)",
+                                    lens[0] ? ", " : "");
     if (lens[0])
         meta_tag(m, "dropped_tags", "%s", lists[0]);
     if (lens[1])
@@ -780,6 +798,50 @@ static int describe_page(reader *r)
 
 /* Layouts celmark cannot write back go through libav, read-only, as before
  * this module existed; the one-line reason is kept if libav fails too. */
+/* Tags of a TIFF read through libav that no copy of it carries (its pixels
+ * come back in another layout, and only they are passed on): a
+ * comma-separated list of names, "" if none. */
+static void lost_tags(TIFF *tif, const uint8_t *f, size_t fsize, char *out, size_t size)
+{
+    static const struct {
+        uint32_t tag;
+        const char *name;
+    } tags[] = {
+        {TIFFTAG_IMAGEDESCRIPTION, "ImageDescription"},
+        {TIFFTAG_ARTIST, "Artist"},
+        {TIFFTAG_COPYRIGHT, "Copyright"},
+        {TIFFTAG_SOFTWARE, "Software"},
+        {TIFFTAG_DATETIME, "DateTime"},
+        {TIFFTAG_DOCUMENTNAME, "DocumentName"},
+        {TIFFTAG_HOSTCOMPUTER, "HostComputer"},
+        {TIFFTAG_XRESOLUTION, "resolution"},
+        {TIFFTAG_WHITEPOINT, "WhitePoint"},
+        {TIFFTAG_PRIMARYCHROMATICITIES, "PrimaryChromaticities"},
+        {TIFFTAG_ICCPROFILE, "ICC profile"},
+        {TIFFTAG_XMLPACKET, "XMP"},
+        {TIFFTAG_RICHTIFFIPTC, "IPTC"},
+        {TIFFTAG_PHOTOSHOP, "Photoshop"},
+        {TIFFTAG_EXIFIFD, "EXIF"},
+        {TIFFTAG_GPSIFD, "GPS"},
+    };
+    size_t len = 0;
+    out[0] = '\0';
+    if (fsize < 8)
+        return;
+    const int be = f[0] == 'M', big = rd_uint(f + 2, 2, be) == 43;
+    uint16_t in_file[MAX_IFD_TAGS];
+    int n = ifd_tags(f, fsize, be, big, TIFFCurrentDirOffset(tif), in_file);
+    for (size_t i = 0; i < sizeof(tags) / sizeof(tags[0]); i++) {
+        if (!has_tag(in_file, n, tags[i].tag))
+            continue;
+        if (len + strlen(tags[i].name) + 3 < size)
+            len += (size_t)snprintf(out + len, size - len, "%s%s", len ? ", " : "",
+                                    tags[i].name);
+    }
+    if (TIFFNumberOfDirectories(tif) > 1 && len + 16 < size)
+        snprintf(out + len, size - len, "%sfurther pages", len ? ", " : "");
+}
+
 static int read_through_av(reader *r, FILE *fp, cm_image **out)
 {
     char why[sizeof(r->unsupported)];
@@ -828,11 +890,15 @@ static int read_tiff(cm_ctx *ctx, const char *path, FILE *fp, const cm_limits *l
     if ((ret = inspect(&r)) < 0)
         goto fail;
     if (r.unsupported[0]) {
+        char lost[200];
+        lost_tags(r.tif, r.io.data, r.io.size, lost, sizeof(lost));
         TIFFClose(r.tif);
         r.tif = NULL;
         free(r.io.data);
         r.io.data = NULL;
-        return read_through_av(&r, fp, out);
+        if ((ret = read_through_av(&r, fp, out)) == CM_OK)
+            cm__av_set_lost(*out, lost);
+        return ret;
     }
     if (!(r.meta = calloc(1, sizeof(*r.meta)))) {
         ret = cm__error(ctx, CM_E_NOMEM, "%s: out of memory", path);
@@ -1184,6 +1250,7 @@ typedef struct writer {
     TIFF *src, *dst;
     uint8_t *sbuf, *ebuf, *raw; /* decoded source block, block to encode, raw bytes */
     size_t raw_cap;
+    uint16_t *iptc_type; /* per page: the source's IPTC entry type, 0 none */
 } writer;
 
 static int write_failure(writer *w, const char *what)
@@ -1203,6 +1270,41 @@ static int source_failure(writer *w, const char *what)
                      w->path, what, w->in_log.msg[0] ? ": " : "", w->in_log.msg);
 }
 
+/* IPTC from the source's bytes, not from libtiff (see formats/tiff_raw.c);
+ * the entry's type is put back after writing (restore_iptc_types). */
+static int copy_iptc(writer *w)
+{
+    const tiff_meta *m = w->meta;
+    cm__tiff_entry e;
+    if (cm__tiff_raw_entry(w->in.data, w->in.size, m->big_endian, m->bigtiff,
+                           TIFFCurrentDirOffset(w->src), TIFFTAG_RICHTIFFIPTC, &e) != 1 ||
+        e.bytes > UINT32_MAX)
+        return source_failure(w, "has an unreadable IPTC tag");
+    if (!TIFFSetField(w->dst, TIFFTAG_RICHTIFFIPTC, (uint32_t)e.bytes, e.value))
+        return write_failure(w, "cannot copy the IPTC tag");
+    tdir_t page = TIFFCurrentDirectory(w->src);
+    if ((int)page < m->pages)
+        w->iptc_type[page] = e.type;
+    return CM_OK;
+}
+
+/* The copy's IPTC entries get the source's type back (libtiff writes
+ * UNDEFINED; exiftool and Photoshop write LONG). */
+static int restore_iptc_types(writer *w)
+{
+    const tiff_meta *m = w->meta;
+    uint64_t ifd = cm__tiff_first_ifd(w->out.data, w->out.size, m->big_endian, m->bigtiff);
+    for (int page = 0; page < m->pages && ifd; page++) {
+        uint16_t t = w->iptc_type[page];
+        if (t && t != TIFF_UNDEFINED &&
+            cm__tiff_retype(w->out.data, w->out.size, m->big_endian, m->bigtiff, ifd,
+                            TIFFTAG_RICHTIFFIPTC, t) < 0)
+            return write_failure(w, "cannot restore the IPTC tag's type");
+        ifd = cm__tiff_next_ifd(w->out.data, w->out.size, m->big_endian, m->bigtiff, ifd);
+    }
+    return CM_OK;
+}
+
 /* Every custom tag of src's current directory onto dst's. In image
  * directories the EXIF/GPS pointers are left to the caller; other IFD
  * pointers are dropped (they would point into the old file). Unknown tags
@@ -1219,6 +1321,12 @@ static int copy_custom_tags(writer *w, int image_dir)
         if ((image_dir && (tag == TIFFTAG_EXIFIFD || tag == TIFFTAG_GPSIFD)) ||
             tag == TIFFTAG_INTEROPERABILITYIFD || type == TIFF_IFD || type == TIFF_IFD8)
             continue;
+        if (image_dir && tag == TIFFTAG_RICHTIFFIPTC) {
+            int ret = copy_iptc(w);
+            if (ret < 0)
+                return ret;
+            continue;
+        }
         const TIFFField *df = TIFFFindField(w->dst, tag, TIFF_ANY);
         if (!df) {
             /* libtiff keeps the name pointer: src outlives dst */
@@ -1271,6 +1379,10 @@ static int copy_sub_ifd(writer *w, tdir_t page, uint32_t pointer_tag, uint64_t *
                              "TIFF is unreadable (damaged file?) and would be lost",
                              w->path, (unsigned)in_file[i], exif ? "EXIF" : "GPS",
                              (int)page + 1);
+    if (exif && has_tag(in_file, nfile, TIFFTAG_INTEROPERABILITYIFD))
+        cm__not_kept(w->ctx, "InteroperabilityIFD (in the EXIF IFD)",
+                     "celmark copies the EXIF and GPS IFDs only; libtiff has no "
+                     "schema to read it by");
     int ret = CM_OK;
     /* libtiff 4.5 does not free the current directory's custom values when
      * creating another (fixed later; freeing twice is harmless) */
@@ -1430,12 +1542,21 @@ static int copy_page(writer *w, tdir_t page)
     if (nfile < 0)
         return write_failure(w, "cannot list the source's tags");
     /* a copy must not lose what libtiff could not read */
-    for (int i = 0; i < nfile; i++)
+    for (int i = 0; i < nfile; i++) {
+        if (carried(w->src, in_file[i]) == 0) {
+            const TIFFField *f = TIFFFindField(w->src, in_file[i], TIFF_ANY);
+            char what[80];
+            snprintf(what, sizeof(what), "%s (%u) of page %d", f ? TIFFFieldName(f) : "IFD",
+                     (unsigned)in_file[i], (int)page + 1);
+            cm__not_kept(w->ctx, what, "celmark does not copy private IFDs (a SubIFD's "
+                         "reduced-resolution copy would carry the unmarked picture)");
+        }
         if (carried(w->src, in_file[i]) < 0)
             return cm__error(w->ctx, CM_E_CORRUPT,
                              "%s: cannot write: tag %u of page %d of the source TIFF is "
                              "unreadable (damaged file?) and would be lost",
                              w->path, (unsigned)in_file[i], (int)page + 1);
+    }
     for (size_t i = 0; i < sizeof(core_tags) / sizeof(core_tags[0]); i++) {
         /* only what the file has (not libtiff's defaults); a tag some
          * libtiff versions keep as a custom value goes with the custom ones */
@@ -1556,6 +1677,9 @@ static int write_tiff(cm_ctx *ctx, const cm_image *img, FILE *fp, const char *pa
     if (img->meta && img->meta->format == &cm__format_tiff &&
         layout_matches(img->meta->priv, img))
         w.meta = img->meta->priv;
+    if (w.meta && !(w.iptc_type = cm__calloc_array((size_t)w.meta->pages,
+                                                   sizeof(*w.iptc_type))))
+        return cm__error(ctx, CM_E_NOMEM, "%s: out of memory writing TIFF", path);
 
     /* the source's byte order and classic/BigTIFF; plain files in host order */
     char mode[8] = "w";
@@ -1578,6 +1702,8 @@ static int write_tiff(cm_ctx *ctx, const cm_image *img, FILE *fp, const char *pa
         ret = write_failure(&w, "libtiff failed");
         goto done;
     }
+    if (w.meta && (ret = restore_iptc_types(&w)) < 0)
+        goto done;
     if (fwrite(w.out.data, 1, w.out.size, fp) != w.out.size) {
         ret = cm__error(ctx, CM_E_IO, "%s: cannot write output: %s", path,
                         strerror(errno ? errno : EIO));
@@ -1595,6 +1721,7 @@ done:
     free(w.sbuf);
     free(w.ebuf);
     free(w.raw);
+    free(w.iptc_type);
     return ret;
 }
 

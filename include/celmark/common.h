@@ -82,6 +82,24 @@ CM_API int cm_ctx_last_status(const cm_ctx *ctx);
 /** Forget the last error. */
 CM_API void cm_ctx_clear(cm_ctx *ctx);
 
+/**
+ * Something a file had that a read or write could not carry to the copy
+ * (a chunk or tag dropped, a layout converted) is recorded in ctx as a
+ * warning, never printed: one line "<what> not kept: <why>", without the
+ * file name (the caller knows which output it was writing). Warnings pile
+ * up (at most CM_CTX_MAX_WARNINGS, repeats once) until cm_ctx_clear_warnings.
+ */
+#define CM_CTX_MAX_WARNINGS 16
+
+/** Number of warnings recorded in ctx since it was last cleared. */
+CM_API int cm_ctx_warning_count(const cm_ctx *ctx);
+
+/** Warning i (0 <= i < count), owned by ctx; "" when out of range. */
+CM_API const char *cm_ctx_warning(const cm_ctx *ctx, int i);
+
+/** Forget the warnings. */
+CM_API void cm_ctx_clear_warnings(cm_ctx *ctx);
+
 #ifdef __cplusplus
 }
 #endif

@@ -461,6 +461,11 @@ static void trns_pre(png_structp png, png_infop info, void *arg)
     }
 }
 
+static void rgb_key_pre(png_structp png, png_infop info, void *arg)
+{
+    png_set_tRNS(png, info, NULL, 0, (png_color_16p)arg);
+}
+
 static void low_grey_case(int depth, int with_trns)
 {
     cm_ctx *ctx = new_ctx();
@@ -560,6 +565,66 @@ static void grey_trns_case(int depth)
     unlink(out.s);
     cm_ctx_free(&ctx);
 }
+
+/* Marks never change which pixels a tRNS colour key hides: keyed pixels
+ * keep their samples, and a pixel the mark moves onto the key is nudged
+ * off it (formats/image.c cm_image_apply_marks). */
+static void trns_marks_case(int channels)
+{
+    cm_ctx *ctx = new_ctx();
+    enum { W = 32, H = 8 };
+    const unsigned key[3] = {0x56, 0x80, 0x40};
+    uint8_t data[H * W * 3];
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            for (int c = 0; c < channels; c++) {
+                /* every 4th pixel keyed, the others one code value off it */
+                int off = x % 4 == 0 ? 0 : (x % 4 == 1 ? 1 : -1);
+                data[(y * W + x) * channels + c] =
+                    (uint8_t)(key[c] + (c == channels - 1 ? off : 0));
+            }
+    trns_arg a = {1, (png_uint_16)key[0]};
+    rawpng r = {W, H, 8, channels == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB,
+                PNG_INTERLACE_NONE, data, (size_t)W * (size_t)channels,
+                channels == 1 ? trns_pre : NULL, NULL, &a};
+    if (channels == 3) {
+        r.pre = NULL;
+        r.post = NULL;
+    }
+    path_buf in = tmp_path("trnsmark_in.png");
+    if (channels == 3) {
+        /* RGB key: set through a small pre hook of its own */
+        static png_color_16 rgbkey;
+        rgbkey.red = (png_uint_16)key[0];
+        rgbkey.green = (png_uint_16)key[1];
+        rgbkey.blue = (png_uint_16)key[2];
+        r.pre = rgb_key_pre;
+        r.arg = &rgbkey;
+    }
+    write_raw(in.s, &r);
+    cm_image *img = must_read(ctx, in.s);
+    assert_int_equal(img->has_alpha, 0);
+    cm_plane luma;
+    assert_int_equal(cm_image_to_plane(ctx, img, &luma), CM_OK);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) /* push every pixel toward the key, or through it */
+            luma.data[y * luma.stride + x] += x % 4 == 1 ? -1.0f : (x % 4 == 2 ? 1.0f : 0.6f);
+    assert_int_equal(cm_image_apply_marks(ctx, img, &luma, NULL), CM_OK);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            int on_key = 1;
+            for (int c = 0; c < channels; c++)
+                on_key &= px(img, x, y, c) == key[c];
+            assert_int_equal(on_key, x % 4 == 0);
+        }
+    cm_plane_free(&luma);
+    cm_image_free(&img);
+    unlink(in.s);
+    cm_ctx_free(&ctx);
+}
+
+static void test_trns_marks_grey(void **s) { (void)s; trns_marks_case(1); }
+static void test_trns_marks_rgb(void **s) { (void)s; trns_marks_case(3); }
 
 static void test_grey_trns8(void **s) { (void)s; grey_trns_case(8); }
 static void test_grey_trns16(void **s) { (void)s; grey_trns_case(16); }
@@ -1307,6 +1372,8 @@ int main(void)
         cmocka_unit_test(test_meta_limit),
         cmocka_unit_test(test_unreadable_path),
         cmocka_unit_test(test_unknown_critical),
+        cmocka_unit_test(test_trns_marks_grey),
+        cmocka_unit_test(test_trns_marks_rgb),
         cmocka_unit_test(test_write_errors),
         cmocka_unit_test(test_no_temp_files_left),
     };
