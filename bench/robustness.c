@@ -774,7 +774,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "robustness: frame 1 has no flat fill next to ink; no crop\n");
     }
 
-    printf("robustness: celmark %s, %d frames (styles cycle flat..small), seed %u,"
+    printf("robustness: celmark %s, %d frames (styles cycle flat..film), seed %u,"
            " %d attacks, %d profiles\n",
            cm_version(), o->frames, o->seed, o->nattacks, o->nprofiles);
     for (int p = 0; p < o->nprofiles && !ret; p++)

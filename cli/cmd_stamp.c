@@ -32,6 +32,7 @@ typedef struct stamped {
     const char *layer;
     int video;
     cm_video_stamp_info vinfo;
+    cm_de_stats de; /* a still: how far the copy's colours are from the input's */
 } stamped;
 
 /* One issue: its stamper, and the key and id to check the result with
@@ -111,11 +112,21 @@ static int stamp_file(cm_ctx *ctx, stamp_job *job, const char *in, const char *p
         res->layer = "luma";
         return ret;
     }
-    cm_image *img = NULL;
+    cm_image *img = NULL, *orig = NULL;
     cm_ctx_clear_warnings(ctx);
     ret = cm_image_read(ctx, in, &vo->limits, &img);
-    if (!ret)
+    if (!ret) /* the input's pixels, to tell the producer what was done to them */
+        ret = cm_image_new(&orig, img->width, img->height, img->channels, img->has_alpha,
+                           img->bit_depth);
+    if (!ret) {
+        size_t row = (size_t)img->width * img->channels * (img->bit_depth / 8);
+        for (int y = 0; y < img->height; y++)
+            memcpy(orig->data + y * orig->stride, img->data + y * img->stride, row);
         ret = cm_stamper_image(st, img);
+    }
+    if (!ret)
+        ret = cm_image_delta_e(ctx, orig, img, &res->de);
+    cm_image_free(&orig);
     if (!ret) {
         note_conversion(in, img);
         check_mark(ctx, job, img, out);
@@ -132,10 +143,15 @@ static int stamp_file(cm_ctx *ctx, stamp_job *job, const char *in, const char *p
     return ret;
 }
 
-static void print_video(const stamped *r)
+/* What stamp says of what it wrote: a still's colour difference (the
+ * 99.9th percentile and the worst pixel, CIEDE2000), a video's streams. */
+static void print_result(const stamped *r)
 {
-    if (!r->video)
+    if (!r->video) {
+        printf("delta_e00_p99.9: %.2f\n", r->de.p999);
+        printf("delta_e00_max: %.2f\n", r->de.max);
         return;
+    }
     printf("frames: %lld\n", (long long)r->vinfo.frames);
     printf("codec: %s\n", r->vinfo.codec);
     printf("pix_fmt: %s\n", r->vinfo.pix_fmt);
@@ -215,6 +231,7 @@ static int stamp_sequence(cm_ctx *ctx, stamp_job *job, const char *in, const cha
         goto done;
     }
     int w0 = 0, h0 = 0;
+    cm_de_stats worst = {0}; /* over the frames */
     cli_progress prog;
     cli_progress_init(&prog, "stamp", vo->quiet);
     for (size_t i = 0; i < is->nframes && !ret; i++) {
@@ -245,12 +262,17 @@ static int stamp_sequence(cm_ctx *ctx, stamp_job *job, const char *in, const cha
         } else if (i == 0) {
             w0 = res.width;
             h0 = res.height;
+            worst = res.de;
         } else if (res.width != w0 || res.height != h0) {
             fprintf(stderr,
                     "celmark: %s: frame is %dx%d, the sequence's first frame %dx%d; a "
                     "sequence must have one frame size\n",
                     src, res.width, res.height, w0, h0);
             ret = CM_E_FORMAT;
+        }
+        if (!ret && i > 0) {
+            worst.p999 = res.de.p999 > worst.p999 ? res.de.p999 : worst.p999;
+            worst.max = res.de.max > worst.max ? res.de.max : worst.max;
         }
         cli_progress_update(&prog, (int64_t)i + 1, (int64_t)is->nframes);
     }
@@ -264,8 +286,12 @@ static int stamp_sequence(cm_ctx *ctx, stamp_job *job, const char *in, const cha
             ret = CM_E_IO;
         }
     }
-    if (!ret)
+    if (!ret) {
         printf("frames: %zu\n", os->nframes);
+        /* the worst frame's */
+        printf("delta_e00_p99.9: %.2f\n", worst.p999);
+        printf("delta_e00_max: %.2f\n", worst.max);
+    }
 done:
     if (tmpdir[0])
         remove_tree(tmpdir);
@@ -335,7 +361,7 @@ static int stamp_with_ledger(cm_ctx *ctx, const cm_key *key, const char *ledger_
         printf("issue_id: %s\n", id);
         printf("ledger_row: %lld\n", (long long)row.seq);
         printf("output: %s\n", out);
-        print_video(&res);
+        print_result(&res);
     }
     cm_ledger_row_clear(&row);
     cm_stamper_free(&st);
@@ -519,7 +545,7 @@ int cmd_stamp(int argc, char **argv)
     if (ret)
         code = cli_fail(ctx, ret);
     else
-        print_video(&res);
+        print_result(&res);
 done:
     cm_stamper_free(&st);
     cm_key_free(&key);

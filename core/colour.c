@@ -289,6 +289,9 @@ const cm__room *cm__room_get(float de)
  * the last bin; the maximum is kept exactly). */
 #define DE_BIN 0.001
 #define DE_HIST_MAX 100.0
+/* Slots of the colour-pair memo of cm_image_delta_e (2^PAIR_BITS, 1 MiB). */
+#define PAIR_BITS 16
+#define PAIR_SLOTS (1u << PAIR_BITS)
 
 static void pixel_of(const cm_image *img, int x, int y, float rgb[3], float *luma, int *hidden)
 {
@@ -318,6 +321,14 @@ int cm_image_delta_e(cm_ctx *ctx, const cm_image *a, const cm_image *b, cm_de_st
     uint32_t *hist = calloc(nbins, sizeof(uint32_t));
     if (!hist)
         return cm__error(ctx, CM_E_NOMEM, "delta_e: out of memory");
+    /* cel art repeats the same pair of colours (a fill and the few values
+     * the mark gives it) over and over: 8-bit pairs are remembered in a
+     * direct-mapped table (exact; a slot holds one pair) */
+    typedef struct pair_slot {
+        uint64_t key; /* rgb_a << 24 | rgb_b, plus 1 << 48 once filled */
+        double de;
+    } pair_slot;
+    pair_slot *memo = a->bit_depth == 8 ? calloc(PAIR_SLOTS, sizeof(pair_slot)) : NULL;
     double sum = 0;
     uint64_t n = 0, over1 = 0, over23 = 0;
     for (int y = 0; y < a->height; y++)
@@ -328,9 +339,27 @@ int cm_image_delta_e(cm_ctx *ctx, const cm_image *a, const cm_image *b, cm_de_st
             pixel_of(b, x, y, cb, &lb, &hb);
             if (ha)
                 continue;
-            double de = (ca[0] == cb[0] && ca[1] == cb[1] && ca[2] == cb[2])
-                            ? 0
-                            : cm__de00_rgb(ca, cb);
+            double de = 0;
+            if (ca[0] != cb[0] || ca[1] != cb[1] || ca[2] != cb[2]) {
+                pair_slot *slot = NULL;
+                if (memo) {
+                    uint64_t key = 1ull << 48 |
+                                   (uint64_t)((uint32_t)ca[0] << 16 | (uint32_t)ca[1] << 8 |
+                                              (uint32_t)ca[2])
+                                       << 24 |
+                                   ((uint32_t)cb[0] << 16 | (uint32_t)cb[1] << 8 | (uint32_t)cb[2]);
+                    slot = &memo[(key * 0x9e3779b97f4a7c15ull) >> (64 - PAIR_BITS)];
+                    if (slot->key == key) {
+                        de = slot->de;
+                        goto have;
+                    }
+                    slot->key = key;
+                }
+                de = cm__de00_rgb(ca, cb);
+                if (slot)
+                    slot->de = de;
+            }
+        have:
             size_t bin = (size_t)(de / DE_BIN);
             hist[bin < nbins ? bin : nbins - 1]++;
             sum += de;
@@ -359,6 +388,7 @@ int cm_image_delta_e(cm_ctx *ctx, const cm_image *a, const cm_image *b, cm_de_st
         }
     }
     out->pixels = n;
+    free(memo);
     free(hist);
     return CM_OK;
 }

@@ -633,22 +633,29 @@ CM__ALWAYS_INLINE void apply_row(const int depth, const int ch, const int alpha,
         if (!room) {
             moved_samples(depth, nc, row, i, d, c, out);
         } else {
-            /* within the colour budget: the chroma share clamped to its
-             * room, then the rounded pixel checked exactly where the two
-             * shares together could come near the budget, and shrunk if
-             * it is past it. Each share's ΔE00 is about in proportion to
-             * its step, so their sum is a bound within ~10 % (measured
-             * over random colours; saturated blues come closest):
-             * checking from ROOM_SUM of it on leaves that margin twice. */
+            /* within the colour budget: each share's ΔE00 is about in
+             * proportion to its step, so the sum of the shares' steps
+             * over their rooms bounds the pixel's ΔE00 over the budget to
+             * within ~10 % (measured over random colours; saturated blues
+             * come closest): below ROOM_SUM, that margin twice, it is
+             * within; above, the rounded pixel is checked exactly and
+             * shrunk if it is past it */
             float orig[3];
             pixel_rgb(depth, nc, row, i, orig);
             const cm__room_cell *cell = cm__room_at(room, orig);
-            c = c > cell->blue_up ? cell->blue_up : (c < -cell->blue_down ? -cell->blue_down : c);
-            int clamped = moved_samples(depth, nc, row, i, d, c, out);
+            /* the luma share's part of the budget (the rooms' sum: see
+             * ROOM_SUM), and the chroma share kept to what is left: where
+             * a colour shows blue most (dark neutrals) it gets least */
             float ld = (fabsf(d) + 0.5f) / (d > 0 ? cell->luma_up : cell->luma_down);
-            float lc = c == 0.0f ? 0.0f
-                                 : (fabsf(c) + 0.5f) / (c > 0 ? cell->blue_up : cell->blue_down);
-            if ((clamped || !(ld + lc <= ROOM_SUM)) && samples_de(depth, nc, orig, out) > room->de)
+            float left = ROOM_SUM - ld;
+            float cup = left * cell->blue_up - 0.5f, cdown = left * cell->blue_down - 0.5f;
+            cup = cup > 0 ? cup : 0;
+            cdown = cdown > 0 ? cdown : 0;
+            c = c > cup ? cup : (c < -cdown ? -cdown : c);
+            int clamped = moved_samples(depth, nc, row, i, d, c, out);
+            /* exactly where the sum says it could be near: the luma share
+             * past its part, or a channel clipped */
+            if ((clamped || !(ld <= ROOM_SUM)) && samples_de(depth, nc, orig, out) > room->de)
                 fit_budget(depth, nc, row, i, orig, d, c, room->de, out);
         }
         for (int k = 0; k < nc; k++)

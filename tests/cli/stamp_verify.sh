@@ -22,6 +22,11 @@ check "no output after usage errors" [ ! -e "$T/o.png" ]
 expect 0 '' -- "$CELMARK" stamp -k "$T/k.key" --id 0123456789abcdef "$T/in.png" "$T/a.png"
 expect 0 '' -- "$CELMARK" stamp -k "$T/k.key" --id 0123456789abcdef "$T/in.png" "$T/b.png"
 check "same key+id+input -> same bytes" cmp -s "$T/a.png" "$T/b.png"
+# what was done to the frame, per pixel as CIEDE2000, within the default
+# profile's budget of 2.0
+check "stamp prints the colour difference" grep -Eq '^delta_e00_p99\.9: [0-9]+\.[0-9]{2}$' "$T/out"
+de_max=$(sed -n 's/^delta_e00_max: //p' "$T/out")
+check "no pixel past the budget ($de_max)" awk -v m="$de_max" 'BEGIN { exit !(m > 0 && m <= 2.0) }'
 # the optimised kernels (vectorised, AVX2 where the CPU has it) and the
 # reference ones give the same bytes: a stamp does not depend on the machine
 CELMARK_DSP=c "$CELMARK" stamp -k "$T/k.key" --id 0123456789abcdef "$T/in.png" "$T/c.png" >/dev/null
