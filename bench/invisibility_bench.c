@@ -18,9 +18,11 @@
  * over 2.3, the largest |luma change| among pixels under luma 32, PSNR-Y
  * and SSIM-Y (stills), and PASS/MISS against the targets of the colour
  * budget issue:
- *   default (stills and video)  p99.9 <= 2.0, max <= 3.0, share > 2.3 <= 0.01 %
+ *   default                     p99.9 <= 2.0, max <= 3.0, share > 2.3 <= 0.01 %
  *   subtle                      max <= 2.0
  *   robust                      max <= 5.0
+ *   video frames                "the same limits as default" (the issue),
+ *                               robust's own where it allows more
  * --crop PATH writes, for the new frame kinds (painted .. film) under the
  * default profile, the worst pixel's neighbourhood at 2x: original |
  * stamped | difference x16 around grey.
@@ -274,13 +276,16 @@ int main(int argc, char **argv)
         if (!strstr(plist, profiles[pi].name))
             continue;
         const target *t = &profiles[pi].t;
+        /* video frames: the default's limits, or robust's own */
+        const target *tv = profiles[pi].profile == CM_PROFILE_ROBUST ? t : &profiles[1].t;
         printf("\n== profile %s: target", profiles[pi].name);
         if (t->p999 >= 0)
             printf(" p99.9 <= %.1f,", t->p999);
         printf(" max <= %.1f", t->max);
         if (t->over23 >= 0)
             printf(", share > 2.3 <= %.2f %%", 100 * t->over23);
-        printf(" (every frame; video: the same)\n");
+        printf(" (every still; video frames: %s)\n",
+               tv == t ? "the same" : "the default profile's limits");
         printf("kind  frm style      mean   p99 p99.9   max    >1.0     >2.3 dY<32 psnr_y  ssim_y\n");
         cm_de_stats worst_s[2] = {{0}};
         for (int fi = 1; fi <= frames; fi++) {
@@ -332,8 +337,8 @@ int main(int argc, char **argv)
                             cm_ctx_last_error(ctx));
                     return 4;
                 }
-                print_row("video", fi, cel_style_name(p.style), &s, -1, -1, t);
-                misses += !pass(t, &s);
+                print_row("video", fi, cel_style_name(p.style), &s, -1, -1, tv);
+                misses += !pass(tv, &s);
                 rows++;
                 worst_s[1].max = fmax(worst_s[1].max, s.max);
                 worst_s[1].p999 = fmax(worst_s[1].p999, s.p999);
