@@ -53,6 +53,7 @@
  */
 #include "video.h"
 #include "format.h"
+#include "video_meta.h"
 
 #include <errno.h>
 #include <math.h>
@@ -866,6 +867,13 @@ typedef struct stamp_job {
     int write_errno; /* why writing the output failed (ENOSPC, EFBIG...), else 0 */
     int64_t frames, total;
     cm_video_stamp_info *info;
+    /* the encoder's time base is one frame (1/fps) when every source
+     * timestamp lies on that grid (H.264/H.265 write it into the stream's
+     * timing); grid: the frames' times are counted from pts0 (source time
+     * base) on it. Otherwise the source's time base, grid 0. */
+    int grid;
+    int64_t pts0;
+    int intra_only; /* every source packet a key frame (FFV1 -g 1) */
 } stamp_job;
 
 static int out_write(void *opaque, uint8_t *buf, int size)
@@ -1035,6 +1043,58 @@ static int matched_crf(stamp_job *j, AVStream *is, char *why, size_t size)
     return ci;
 }
 
+/* The source's start timecode (its video's tag, the container's, a
+ * timecode track's): 1 when found. */
+static int find_tc(AVFormatContext *fc, int vi, char *out, size_t size)
+{
+    find_timecode(fc, vi, out, size);
+    return out[0] != '\0';
+}
+
+/* Encoders that write the time base into the stream (H.264/H.265 VUI
+ * timing, MPEG-4 time increments) get one frame as their time base, as the
+ * source's encoder had, when every source timestamp lies on that grid
+ * (a constant frame rate); the others keep the source's time base. */
+static int on_frame_grid(stamp_job *j, AVStream *is, const AVCodec *codec, AVRational fr)
+{
+    static const char *const timed[] = {"libx264", "libx265", "mpeg4", "mpeg2video"};
+    int timing = 0;
+    for (size_t k = 0; k < sizeof(timed) / sizeof(timed[0]); k++)
+        timing |= !strcmp(codec->name, timed[k]);
+    int ffv1 = !strcmp(codec->name, "ffv1");
+    if (!timing && !ffv1)
+        return 0;
+    int64_t most = j->in.limits.max_frames < INT64_MAX / 2 ? (int64_t)j->in.limits.max_frames + 1
+                                                           : INT64_MAX / 2;
+    int grid = cm__video_on_grid(j->in.path, j->in.fc, j->in.vi,
+                                 av_inv_q(fr.num > 0 && fr.den > 0 ? fr : (AVRational){1, 1}),
+                                 most, &j->pts0, &j->intra_only);
+    return timing && grid && fr.num > 0 && fr.den > 0 && !av_cmp_q(is->r_frame_rate, fr) &&
+           !av_cmp_q(is->avg_frame_rate, fr);
+}
+
+/* FFV1: the source's coder, slices and slice CRCs (from its configuration
+ * record); what cannot be read is announced. */
+static void ffv1_options(stamp_job *j, const AVCodecParameters *par, AVCodecContext *e,
+                         AVDictionary **opts)
+{
+    cm__ffv1_settings fs;
+    cm__video_ffv1_settings(par, &fs);
+    if (!fs.found) {
+        if (par->codec_id == AV_CODEC_ID_FFV1 && par->level >= 2)
+            cm__video_not_kept(j->info, "FFV1 coder, slices and slice CRCs",
+                               "the source's configuration record cannot be read");
+        return;
+    }
+    /* the encoder's "coder": rice 0, range_def -2, range_tab 2 */
+    av_dict_set(opts, "coder", fs.coder == 0 ? "0" : (fs.coder == 1 ? "-2" : "2"), 0);
+    av_dict_set(opts, "slicecrc", fs.slicecrc ? "1" : "0", 0);
+    e->slices = fs.slices;
+    /* FFV1 places its key frames every gop_size frames */
+    if (j->intra_only)
+        e->gop_size = 1;
+}
+
 /* Open the encoder for the video stream, from the source's parameters. */
 static int open_encoder(stamp_job *j, AVStream *is, AVStream *os)
 {
@@ -1053,7 +1113,9 @@ static int open_encoder(stamp_job *j, AVStream *is, AVStream *os)
     e->width = d->width;
     e->height = d->height;
     e->pix_fmt = d->pix_fmt;
-    e->sample_aspect_ratio = d->sample_aspect_ratio;
+    /* the container's aspect (MOV pasp, Matroska display size) when the
+     * bitstream has none */
+    e->sample_aspect_ratio = av_guess_sample_aspect_ratio(j->in.fc, is, NULL);
     e->color_range = d->color_range;
     e->color_primaries = d->color_primaries;
     e->color_trc = d->color_trc;
@@ -1064,8 +1126,11 @@ static int open_encoder(stamp_job *j, AVStream *is, AVStream *os)
         e->flags |= AV_CODEC_FLAG_INTERLACED_DCT | AV_CODEC_FLAG_INTERLACED_ME;
     else if (d->field_order == AV_FIELD_BB || d->field_order == AV_FIELD_BT)
         e->flags |= AV_CODEC_FLAG_INTERLACED_DCT | AV_CODEC_FLAG_INTERLACED_ME;
-    e->time_base = is->time_base;
     e->framerate = av_guess_frame_rate(j->in.fc, is, NULL);
+    j->grid = on_frame_grid(j, is, codec, e->framerate);
+    e->time_base = j->grid ? av_inv_q(e->framerate) : is->time_base;
+    /* no build or run details in the stream: same input, same bytes */
+    e->flags |= AV_CODEC_FLAG_BITEXACT;
     /* every core, by slices where the encoder can (ProRes, DNxHD, FFV1):
      * frame threads would each hold a frame, 66 MB at 4K 4444 */
     e->thread_count = 0;
@@ -1109,6 +1174,14 @@ static int open_encoder(stamp_job *j, AVStream *is, AVStream *os)
     AVDictionary *opts = NULL;
     char why[64] = "";
     char num[32];
+    cm__hdr_meta hdr;
+    cm__video_hdr_meta(j->in.path, j->in.fc, j->in.vi, d, &hdr);
+    if ((hdr.has_md || hdr.has_cl) && strcmp(codec->name, "libx265") &&
+        !av_stream_get_side_data(is, AV_PKT_DATA_MASTERING_DISPLAY_METADATA, NULL) &&
+        !av_stream_get_side_data(is, AV_PKT_DATA_CONTENT_LIGHT_LEVEL, NULL))
+        cm__video_not_kept(j->info, "HDR10 metadata (mastering display, content light level)",
+                           "the %s encoder in this libav cannot write it into the stream",
+                           codec->name);
     if (!strcmp(codec->name, "libx264") || !strcmp(codec->name, "libx265") ||
         !strcmp(codec->name, "libvpx-vp9") || !strcmp(codec->name, "libsvtav1") ||
         !strcmp(codec->name, "libaom-av1")) {
@@ -1122,8 +1195,14 @@ static int open_encoder(stamp_job *j, AVStream *is, AVStream *os)
         if (!strcmp(codec->name, "libx264") && par->codec_id == AV_CODEC_ID_H264 &&
             x264_profile(par->profile))
             av_dict_set(&opts, "profile", x264_profile(par->profile), 0);
-        if (!strcmp(codec->name, "libx265"))
-            av_dict_set(&opts, "x265-params", "log-level=error", 0);
+        if (!strcmp(codec->name, "libx265")) {
+            char x265[320];
+            int n = snprintf(x265, sizeof(x265), "log-level=error");
+            if (hdr.has_md || hdr.has_cl)
+                x265[n++] = ':';
+            cm__video_x265_hdr(&hdr, x265 + n, sizeof(x265) - (size_t)n);
+            av_dict_set(&opts, "x265-params", x265, 0);
+        }
     } else if (!strcmp(codec->name, "prores_ks")) {
         if (par->codec_id == AV_CODEC_ID_PRORES && par->profile >= 0) {
             snprintf(num, sizeof(num), "%d", par->profile);
@@ -1146,11 +1225,18 @@ static int open_encoder(stamp_job *j, AVStream *is, AVStream *os)
         const char *pn = avcodec_profile_name(AV_CODEC_ID_DNXHD, prof);
         snprintf(why, sizeof(why), "profile %s%s (the source's)", pn ? pn : "DNxHD",
                  prof ? "" : ", its bit rate");
+    } else if (!strcmp(codec->name, "mpeg2video") && find_tc(j->in.fc, j->in.vi, num,
+                                                            sizeof(num))) {
+        /* the GOP headers' timecode starts where the source's did */
+        av_dict_set(&opts, "gop_timecode", num, 0);
+        int q = p->qscale >= 0 ? p->qscale : QSCALE_DEFAULT;
+        e->flags |= AV_CODEC_FLAG_QSCALE;
+        e->global_quality = FF_QP2LAMBDA * q;
+        snprintf(why, sizeof(why), "qscale=%d (%s)", q, p->qscale >= 0 ? "given" : "default");
     } else if (!strcmp(codec->name, "ffv1")) {
-        if (par->codec_id == AV_CODEC_ID_FFV1 && par->level > 0) {
-            snprintf(num, sizeof(num), "%d", par->level);
+        if (par->codec_id == AV_CODEC_ID_FFV1 && par->level > 0)
             e->level = par->level;
-        }
+        ffv1_options(j, par, e, &opts);
         snprintf(why, sizeof(why), "lossless");
     } else {
         int q = p->qscale >= 0 ? p->qscale : QSCALE_DEFAULT;
@@ -1174,9 +1260,10 @@ static int open_encoder(stamp_job *j, AVStream *is, AVStream *os)
     if (par->codec_id == e->codec_id && j->oc->oformat->codec_tag &&
         av_codec_get_id(j->oc->oformat->codec_tag, par->codec_tag) == e->codec_id)
         os->codecpar->codec_tag = par->codec_tag;
-    os->time_base = e->time_base;
+    os->time_base = is->time_base; /* the muxer's choice, as for the source */
     os->avg_frame_rate = is->avg_frame_rate;
     os->r_frame_rate = is->r_frame_rate;
+    os->sample_aspect_ratio = e->sample_aspect_ratio;
     if (j->info) {
         snprintf(j->info->codec, sizeof(j->info->codec), "%s", codec->name);
         snprintf(j->info->pix_fmt, sizeof(j->info->pix_fmt), "%s",
@@ -1208,6 +1295,31 @@ static int is_tmcd(const AVStream *s)
            s->codecpar->codec_tag == MKTAG('t', 'm', 'c', 'd');
 }
 
+/* The mov demuxer leaves a 3GPP text sample entry's "btrt" box at the end
+ * of its extradata, and the muxer writes one of its own after it: drop the
+ * source's so the entry is written as it was. */
+static void strip_btrt(const AVOutputFormat *of, AVCodecParameters *par)
+{
+    uint8_t *x = par->extradata;
+    int n = par->extradata_size;
+    if (par->codec_id == AV_CODEC_ID_MOV_TEXT && n >= 20 &&
+        (!strcmp(of->name, "mov") || !strcmp(of->name, "mp4")) &&
+        !memcmp(x + n - 20, "\0\0\0\x14" "btrt", 8))
+        par->extradata_size = n - 20;
+}
+
+/* Whether of can hold stream s: Matroska takes attachments (fonts for
+ * subtitles) though it lists no codec id for them. */
+static int container_holds(const AVOutputFormat *of, const AVStream *s)
+{
+    if (s->codecpar->codec_type == AVMEDIA_TYPE_ATTACHMENT)
+        return !strcmp(of->name, "matroska");
+    if (is_tmcd(s)) /* only called for MOV/MP4 outputs, which copy them */
+        return 1;
+    return avformat_query_codec(of, s->codecpar->codec_id, FF_COMPLIANCE_NORMAL) != 0;
+}
+
+
 /* Create the output's streams: copies of every stream but the video. */
 static int setup_output(stamp_job *j, const char *name_for_format)
 {
@@ -1226,26 +1338,59 @@ static int setup_output(stamp_job *j, const char *name_for_format)
     if (err < 0)
         return av_fail(j->ctx, j->out_path, err, "set up the output");
     av_dict_copy(&j->oc->metadata, ic->metadata, 0);
+    if (!strncmp(of->name, "mxf", 3) && av_dict_get(ic->metadata, "material_package_umid", NULL, 0))
+        cm__video_not_kept(j->info, "MXF package UMIDs",
+                           "libav's MXF muxer cannot be given them; the copy's are fixed, so "
+                           "the same stamp gives the same bytes");
     if (!(j->map = malloc(sizeof(int) * ic->nb_streams)))
         return cm__error(j->ctx, CM_E_NOMEM, "out of memory");
-    /* A MOV/MP4 timecode track is not copied as a stream: the muxer writes
-     * it anew from the video stream's "timecode" tag, so its start goes
-     * there (copying it too would make two timecode tracks). */
+    /* MOV/MP4 timecode tracks are copied as they are into MOV/MP4 (all of
+     * them, with their reel names), and the video's "timecode" tag is not
+     * passed on there (the muxer would make one more track from it; the
+     * demuxer reads the tag back from the copied track). Into another
+     * container the first track's start goes to the video's tag. */
     AVStream *vs = ic->streams[j->in.vi];
+    int keep_tmcd = !strcmp(of->name, "mov"); /* MP4 takes no tmcd stream */
+    int ntmcd = 0;
     for (unsigned i = 0; i < ic->nb_streams; i++) {
-        AVDictionaryEntry *tc = av_dict_get(ic->streams[i]->metadata, "timecode", NULL, 0);
-        if (is_tmcd(ic->streams[i]) && tc && !av_dict_get(vs->metadata, "timecode", NULL, 0))
+        AVStream *ts = ic->streams[i];
+        AVDictionaryEntry *tc = av_dict_get(ts->metadata, "timecode", NULL, 0);
+        if (!is_tmcd(ts) || (int)i == j->in.vi)
+            continue;
+        if (!keep_tmcd && !tc)
+            cm__video_not_kept(j->info, "a timecode track without a start",
+                               "the %s muxer writes timecode tracks only from a start",
+                               of->name);
+        else if (!keep_tmcd && ntmcd)
+            cm__video_not_kept(j->info, "a second timecode track",
+                               "the %s muxer writes one timecode track, from the first start",
+                               of->name);
+        else if (!keep_tmcd && av_dict_get(ts->metadata, "reel_name", NULL, 0))
+            cm__video_not_kept(j->info, "the timecode track's reel name",
+                               "the %s muxer writes no reel name", of->name);
+        if (!keep_tmcd && tc && !av_dict_get(vs->metadata, "timecode", NULL, 0))
             av_dict_set(&vs->metadata, "timecode", tc->value, 0);
+        ntmcd++;
     }
     for (unsigned i = 0; i < ic->nb_streams; i++) {
         AVStream *is = ic->streams[i];
         j->map[i] = -1;
-        if (is_tmcd(is) && (int)i != j->in.vi)
-            continue; /* written anew from the video's "timecode" tag */
-        if ((int)i != j->in.vi &&
-            avformat_query_codec(of, is->codecpar->codec_id, FF_COMPLIANCE_NORMAL) == 0) {
+        if (!keep_tmcd && is_tmcd(is) && (int)i != j->in.vi)
+            continue; /* its start is the video's "timecode" tag */
+        if (cm__video_is_chapter_track(ic, is) && (int)i != j->in.vi)
+            continue; /* written anew from the chapters (or announced with them) */
+        if ((int)i != j->in.vi && !container_holds(of, is)) {
             if (j->info)
-                j->info->streams_dropped++; /* this container cannot hold it */
+                j->info->streams_dropped++;
+            const AVDictionaryEntry *fn = av_dict_get(is->metadata, "filename", NULL, 0);
+            char what[160];
+            snprintf(what, sizeof(what), "stream %u (%s %s%s%s)", i,
+                     av_get_media_type_string(is->codecpar->codec_type)
+                         ? av_get_media_type_string(is->codecpar->codec_type)
+                         : "unknown",
+                     avcodec_get_name(is->codecpar->codec_id), fn ? " " : "",
+                     fn ? fn->value : "");
+            cm__video_not_kept(j->info, what, "the %s container cannot hold it", of->name);
             continue;
         }
         AVStream *os = avformat_new_stream(j->oc, NULL);
@@ -1256,6 +1401,8 @@ static int setup_output(stamp_job *j, const char *name_for_format)
             return av_fail(j->ctx, j->out_path, err, "copy stream metadata");
         if ((int)i == j->in.vi) {
             j->vo = os->index;
+            if (keep_tmcd && ntmcd)
+                av_dict_set(&os->metadata, "timecode", NULL, 0);
             int ret = open_encoder(j, is, os);
             if (ret)
                 return ret;
@@ -1263,6 +1410,7 @@ static int setup_output(stamp_job *j, const char *name_for_format)
         }
         if ((err = avcodec_parameters_copy(os->codecpar, is->codecpar)) < 0)
             return av_fail(j->ctx, j->out_path, err, "copy a stream");
+        strip_btrt(of, os->codecpar);
         /* keep the tag where this container knows it for this codec (and
          * for data streams: a MOV timecode track is known by its tmcd tag) */
         uint32_t tag = is->codecpar->codec_tag;
@@ -1272,9 +1420,18 @@ static int setup_output(stamp_job *j, const char *name_for_format)
         os->time_base = is->time_base;
         os->avg_frame_rate = is->avg_frame_rate;
         os->r_frame_rate = is->r_frame_rate;
+        os->sample_aspect_ratio = is->sample_aspect_ratio;
         if (j->info)
             j->info->streams_copied++;
     }
+    /* MPEG-TS PIDs as the source's (elsewhere the muxer numbers tracks
+     * in order, as the source's did) */
+    for (unsigned i = 0; !strcmp(of->name, "mpegts") && i < ic->nb_streams; i++)
+        if (j->map[i] >= 0)
+            j->oc->streams[j->map[i]]->id = ic->streams[i]->id;
+    if ((err = cm__video_copy_chapters(ic, j->oc, j->info)) < 0 ||
+        (err = cm__video_copy_programs(ic, j->oc, j->map)) < 0)
+        return av_fail(j->ctx, j->out_path, err, "copy the chapters and programs");
     return CM_OK;
 }
 
@@ -1287,7 +1444,17 @@ static int write_packets(stamp_job *j)
         if (err < 0)
             return av_fail(j->ctx, j->in.path, err, "encode a frame");
         AVStream *os = j->oc->streams[j->vo];
+        if (j->grid && !j->opkt->duration)
+            j->opkt->duration = 1; /* one frame */
         av_packet_rescale_ts(j->opkt, j->enc->time_base, os->time_base);
+        if (j->grid) { /* counted from the source's first timestamp */
+            int64_t off = av_rescale_q(j->pts0, j->in.fc->streams[j->in.vi]->time_base,
+                                       os->time_base);
+            if (j->opkt->pts != AV_NOPTS_VALUE)
+                j->opkt->pts += off;
+            if (j->opkt->dts != AV_NOPTS_VALUE)
+                j->opkt->dts += off;
+        }
         j->opkt->stream_index = j->vo;
         err = av_interleaved_write_frame(j->oc, j->opkt);
         if (err < 0)
@@ -1364,7 +1531,12 @@ static int stamp_frame(stamp_job *j, AVFrame *f)
             return ret;
     }
     f->pts = f->best_effort_timestamp;
-    f->pict_type = AV_PICTURE_TYPE_NONE;
+    if (j->grid && f->pts != AV_NOPTS_VALUE)
+        f->pts = av_rescale_q(f->pts - j->pts0, j->in.fc->streams[j->in.vi]->time_base,
+                              j->enc->time_base);
+    /* key frames where the source has them (edit points, GOP length);
+     * the encoder may add more */
+    f->pict_type = f->key_frame ? AV_PICTURE_TYPE_I : AV_PICTURE_TYPE_NONE;
     if ((err = avcodec_send_frame(j->enc, f)) < 0)
         return av_fail(j->ctx, j->in.path, err, "encode a frame");
     j->frames++;
@@ -1424,6 +1596,10 @@ static int transcode(stamp_job *j)
             continue;
         }
         AVStream *is = j->in.fc->streams[si], *os = j->oc->streams[j->map[si]];
+        int64_t end = cm__video_stream_end(j->in.fc, is);
+        if (end != AV_NOPTS_VALUE && j->pkt->pts != AV_NOPTS_VALUE &&
+            j->pkt->pts < end && j->pkt->pts + j->pkt->duration > end)
+            j->pkt->duration = end - j->pkt->pts; /* the last one, as the source had it */
         av_packet_rescale_ts(j->pkt, is->time_base, os->time_base);
         j->pkt->stream_index = j->map[si];
         j->pkt->pos = -1;
@@ -1492,7 +1668,16 @@ int cm_video_stamp(cm_ctx *ctx, cm_stamper *s, const char *in_path, const char *
         goto done;
     }
     j.oc->pb = pb;
-    int err = avformat_write_header(j.oc, NULL);
+    /* no run-dependent identifiers (MXF UMIDs, Matroska segment UIDs) and
+     * no build details: same key, id, options and input, same bytes */
+    j.oc->flags |= AVFMT_FLAG_BITEXACT;
+    /* audio gathered into PES packets as ffmpeg's own -muxdelay 0.7 does
+     * (MPEG-TS/PS): the layout of most sources */
+    j.oc->max_delay = 700000;
+    AVDictionary *mopts = NULL;
+    cm__video_mux_options(j.in.fc, j.oc, &mopts);
+    int err = avformat_write_header(j.oc, &mopts);
+    av_dict_free(&mopts);
     if (err < 0) {
         ret = mux_fail(&j, err, "write the output header");
         goto done;

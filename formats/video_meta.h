@@ -1,0 +1,82 @@
+/*
+ * What a stamped video copy carries over besides its pictures
+ * (formats/video_meta.c): chapters, programs, muxer settings that keep the
+ * source's tags, HDR metadata and codec settings the encoder must be told,
+ * and the list of what cannot be kept. Library-internal, not installed.
+ */
+#ifndef CELMARK_FORMATS_VIDEO_META_H
+#define CELMARK_FORMATS_VIDEO_META_H
+
+#include "celmark/video.h"
+#include "internal.h"
+
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/mastering_display_metadata.h>
+
+/* Add "WHAT not kept: WHY" to info's list (info may be NULL). */
+CM__HIDDEN void cm__video_not_kept(cm_video_stamp_info *info, const char *what,
+                                   const char *why_fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A MOV/MP4 chapter track (a text track the demuxer turned into ic's
+ * chapters): not copied as a stream, the muxer writes it anew from them. */
+CM__HIDDEN int cm__video_is_chapter_track(const AVFormatContext *ic, const AVStream *s);
+
+/* Copy ic's chapters (times, titles and other tags) into oc, or announce
+ * them in info when oc's container has no chapters. */
+CM__HIDDEN int cm__video_copy_chapters(const AVFormatContext *ic, AVFormatContext *oc,
+                                       cm_video_stamp_info *info);
+
+/* Copy ic's programs (ids, service name and provider tags, their streams
+ * through map: input stream -> output stream or -1) into oc. */
+CM__HIDDEN int cm__video_copy_programs(const AVFormatContext *ic, AVFormatContext *oc,
+                                       const int *map);
+
+/* Muxer options that keep what the source had: MOV "mdta" keys
+ * (use_metadata_tags), MPEG-TS PMT PID. Set into *opts. */
+CM__HIDDEN void cm__video_mux_options(const AVFormatContext *ic, const AVFormatContext *oc,
+                                      AVDictionary **opts);
+
+/* HDR10 metadata of the source's video: from its stream side data, else
+ * from its first decoded frame (the SEI of an HEVC/H.264 stream), read
+ * with a second decoder. Each found one is copied into *md / *cl and its
+ * flag set. */
+typedef struct cm__hdr_meta {
+    int has_md, has_cl;
+    AVMasteringDisplayMetadata md;
+    AVContentLightMetadata cl;
+} cm__hdr_meta;
+CM__HIDDEN void cm__video_hdr_meta(const char *path, const AVFormatContext *ic, int vi,
+                                   const AVCodecContext *dec, cm__hdr_meta *out);
+
+/* x265's settings for h ("hdr10=1:master-display=...:max-cll=..."), or ""
+ * when h has none. */
+CM__HIDDEN void cm__video_x265_hdr(const cm__hdr_meta *h, char *buf, size_t size);
+
+/* FFV1 coder settings read from the source's extradata (version 2 and up):
+ * slices, slice CRCs, range coder. found = 0 when none could be read. */
+typedef struct cm__ffv1_settings {
+    int found;
+    int version, micro_version;
+    int coder;     /* 0 Golomb-Rice, 1 range coder default table, 2 custom table */
+    int slices;    /* horizontal x vertical slices */
+    int slicecrc;  /* per-slice CRC (error correction) */
+    int context;   /* 1 = large context model, -1 = unknown */
+} cm__ffv1_settings;
+CM__HIDDEN void cm__video_ffv1_settings(const AVCodecParameters *par, cm__ffv1_settings *out);
+
+/* 1 when every packet of stream vi lies on a grid of frame (1/fps) counted
+ * from the first packet's pts (*pts0, in the stream's time base); and
+ * *intra_only = 1 when every one is a key frame. Read with a second
+ * demuxer, at most max_packets packets (more: 0). */
+CM__HIDDEN int cm__video_on_grid(const char *path, const AVFormatContext *ic, int vi,
+                                 AVRational frame, int64_t max_packets, int64_t *pts0,
+                                 int *intra_only);
+
+/* Where stream s of ic ends (its time base) when the container says so
+ * apart from the packets (Matroska's DURATION tag), else AV_NOPTS_VALUE:
+ * the last packet's duration is cut to it. */
+CM__HIDDEN int64_t cm__video_stream_end(const AVFormatContext *ic, const AVStream *s);
+
+#endif
