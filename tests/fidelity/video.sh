@@ -256,6 +256,39 @@ done
 fidelity audio8-mov mov '' '' -- $V $eight -map 0:v $maps -c:v libx264 -c:a pcm_s24le
 fidelity subs-mp4 mp4 '' '' -- $V -i "$D/subs.ass" -map 0:v -map 1:s -c:v libx264 -c:s mov_text
 
+fidelity tc2-mov mov '' '' -- -i "$D/reel-mov src.mov" -i "$D/reel-mov src.mov" -map 0:v \
+    -map 0:d -map 1:d -c copy -metadata:s:d:1 reel_name=B002
+
+# announced, not lost: into a container that cannot hold it, the stamp
+# says what it lost, one line each, and still writes a playable copy
+# announces NAME SRC OUT_EXT WHAT
+announces() {
+    name=$1 src=$2 out="$D/$1 copy.$3" what=$4
+    if [ ! -f "$src" ]; then
+        echo "SKIP: $name: no source (its case was skipped)"
+        return 0
+    fi
+    CHECKS=$((CHECKS + 1))
+    "$CELMARK" stamp -k "$D/k.key" --id $ID "$src" "$out" >"$D/out" 2>"$D/err"
+    code=$?
+    line="^celmark: warning: .*$name copy\.$3: .*($what).* not kept: "
+    if [ "$code" -ne 0 ] || ! grep -Eq "$line" "$D/err" ||
+        grep -Ev "$line" "$D/err" | grep -q .; then
+        echo "FAIL: $name: stamp exited $code or did not announce only /$what/:"
+        sed 's/^/  stderr: /' "$D/err"
+        FAILS=$((FAILS + 1))
+        return 0
+    fi
+    check "$name: the copy plays without a warning" plays "$src" "$out"
+    rm -f "$out"
+}
+announces chapters-to-ts "$D/chapters-mkv src.mkv" ts 'chapters'
+announces chapters-to-avi "$D/chapters-mp4 src.mp4" avi 'chapters'
+announces attachment-to-mp4 "$D/attachments-mkv src.mkv" mp4 \
+    'stream [12] \((subtitle ass|attachment ttf celmark sans\.ttf)\)'
+announces timecodes-to-mp4 "$D/tc2-mov src.mov" mp4 "(a second timecode track|reel name)"
+
+
 finish_all() {
     if [ "$RAN" -eq 0 ]; then
         echo "SKIP: every case ($SKIPPED) skipped"
