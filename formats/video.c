@@ -56,6 +56,7 @@
 #include "video_meta.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,10 @@
 /* Frames from this size (half of UHD) are decoded by slices, not frames,
  * to bound memory (see input_open). */
 #define LARGE_FRAME_PIXELS (3840 * 2160 / 2)
+
+/* Packets of an FFV1 source read to find its key frame interval (its
+ * encoder's -g; archives use 1, ffmpeg's default is 12). */
+#define FFV1_GOP_SCAN 1000
 
 /* AVIO buffer for the output file. */
 #define AVIO_BUFFER_BYTES (256 * 1024)
@@ -873,7 +878,7 @@ typedef struct stamp_job {
      * base) on it. Otherwise the source's time base, grid 0. */
     int grid;
     int64_t pts0;
-    int intra_only; /* every source packet a key frame (FFV1 -g 1) */
+    int gop; /* the source's first key frame interval (packets), 0 = unknown */
 } stamp_job;
 
 static int out_write(void *opaque, uint8_t *buf, int size)
@@ -1066,9 +1071,11 @@ static int on_frame_grid(stamp_job *j, AVStream *is, const AVCodec *codec, AVRat
         return 0;
     int64_t most = j->in.limits.max_frames < INT64_MAX / 2 ? (int64_t)j->in.limits.max_frames + 1
                                                            : INT64_MAX / 2;
+    if (!timing) /* FFV1 needs its key frame interval only: no second read of a lossless file */
+        most = FFV1_GOP_SCAN;
     int grid = cm__video_on_grid(j->in.path, j->in.fc, j->in.vi,
                                  av_inv_q(fr.num > 0 && fr.den > 0 ? fr : (AVRational){1, 1}),
-                                 most, &j->pts0, &j->intra_only);
+                                 most, &j->pts0, &j->gop);
     return timing && grid && fr.num > 0 && fr.den > 0 && !av_cmp_q(is->r_frame_rate, fr) &&
            !av_cmp_q(is->avg_frame_rate, fr);
 }
@@ -1080,6 +1087,7 @@ static void ffv1_options(stamp_job *j, const AVCodecParameters *par, AVCodecCont
 {
     cm__ffv1_settings fs;
     cm__video_ffv1_settings(par, &fs);
+    cm__video_ffv1_context(j->in.path, j->in.fc, j->in.vi, &fs);
     if (!fs.found) {
         if (par->codec_id == AV_CODEC_ID_FFV1 && par->level >= 2)
             cm__video_not_kept(j->info, "FFV1 coder, slices and slice CRCs",
@@ -1089,10 +1097,18 @@ static void ffv1_options(stamp_job *j, const AVCodecParameters *par, AVCodecCont
     /* the encoder's "coder": rice 0, range_def -2, range_tab 2 */
     av_dict_set(opts, "coder", fs.coder == 0 ? "0" : (fs.coder == 1 ? "-2" : "2"), 0);
     av_dict_set(opts, "slicecrc", fs.slicecrc ? "1" : "0", 0);
+    if (fs.context >= 0)
+        av_dict_set(opts, "context", fs.context ? "1" : "0", 0);
+    else if (fs.version >= 3)
+        cm__video_not_kept(j->info, "FFV1 context model",
+                           "the source's first slice header cannot be read");
     e->slices = fs.slices;
-    /* FFV1 places its key frames every gop_size frames */
-    if (j->intra_only)
-        e->gop_size = 1;
+    /* FFV1 places its key frames every gop_size frames (it takes no
+     * forced key frame): the source's interval */
+    if (j->gop > 0)
+        e->gop_size = j->gop;
+    else
+        e->gop_size = INT_MAX; /* one key frame */
 }
 
 /* Open the encoder for the video stream, from the source's parameters. */

@@ -17,6 +17,7 @@
 #include "video_meta.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -424,7 +425,7 @@ void cm__video_ffv1_settings(const AVCodecParameters *par, cm__ffv1_settings *ou
     out->coder = (int)ac;
     if (ac == 2)
         for (int i = 1; i < 256; i++)
-            rac_symbol(&c, st, 1);
+            out->state_transition[i] = (uint8_t)(rac_symbol(&c, st, 1) + c.one[i]);
     rac_symbol(&c, st, 0); /* colorspace */
     rac_symbol(&c, st, 0); /* bits per raw sample */
     rac_bit(&c, st);       /* chroma planes */
@@ -458,7 +459,7 @@ void cm__video_ffv1_settings(const AVCodecParameters *par, cm__ffv1_settings *ou
 /* ---- timing ------------------------------------------------------------- */
 
 int cm__video_on_grid(const char *path, const AVFormatContext *ic, int vi, AVRational frame,
-                      int64_t max_packets, int64_t *pts0, int *intra_only)
+                      int64_t max_packets, int64_t *pts0, int *gop)
 {
     AVFormatContext *fc = NULL;
     AVPacket *pkt = av_packet_alloc();
@@ -466,7 +467,7 @@ int cm__video_on_grid(const char *path, const AVFormatContext *ic, int vi, AVRat
     size_t ulen = strlen(path) + 6;
     char *url = av_malloc(ulen);
     int ok = 0;
-    *intra_only = 0;
+    *gop = 0;
     *pts0 = 0;
     av_dict_set(&opts, "protocol_whitelist", "file", 0);
     if (!url || !pkt || frame.num <= 0 || frame.den <= 0)
@@ -478,12 +479,13 @@ int cm__video_on_grid(const char *path, const AVFormatContext *ic, int vi, AVRat
     for (unsigned i = 0; i < fc->nb_streams; i++)
         fc->streams[i]->discard = (int)i == vi ? AVDISCARD_DEFAULT : AVDISCARD_ALL;
     int64_t n = 0, first = AV_NOPTS_VALUE;
-    int keys = 1;
+    int64_t key1 = -1, key2 = -1; /* the first two key frames' packet numbers */
     ok = 1;
     while (n <= max_packets && av_read_frame(fc, pkt) >= 0) {
         if (pkt->stream_index == vi) {
             n++;
-            keys &= !!(pkt->flags & AV_PKT_FLAG_KEY);
+            if ((pkt->flags & AV_PKT_FLAG_KEY) && key2 < 0)
+                *(key1 < 0 ? &key1 : &key2) = n;
             if (pkt->pts == AV_NOPTS_VALUE) {
                 ok = 0;
             } else {
@@ -497,12 +499,12 @@ int cm__video_on_grid(const char *path, const AVFormatContext *ic, int vi, AVRat
         av_packet_unref(pkt);
     }
     if (n > max_packets)
-        ok = keys = 0;
+        ok = 0;
     ok = ok && n > 0;
     if (first == AV_NOPTS_VALUE)
         first = 0;
     *pts0 = first;
-    *intra_only = keys && n > 0;
+    *gop = key2 > key1 && key1 >= 0 ? (int)(key2 - key1 < INT32_MAX ? key2 - key1 : 0) : 0;
 done:
     av_dict_free(&opts);
     av_free(url);
@@ -526,4 +528,58 @@ int64_t cm__video_stream_end(const AVFormatContext *ic, const AVStream *s)
     for (const char *p = frac; *p && scale > 0; p++, scale /= 10)
         ns += (*p - '0') * scale;
     return av_rescale_q(ns, (AVRational){1, 1000000000}, s->time_base);
+}
+
+void cm__ffv1_packet_context(const uint8_t *data, size_t size, cm__ffv1_settings *out)
+{
+    if (!out->found || out->version < 3 || size < 2)
+        return;
+    /* a key frame bit, then (v3+) the first slice's header on the same
+     * coder: its position and size, then each plane's table index */
+    rac c;
+    rac_init(&c, data, size);
+    uint8_t key = 128, st[FFV1_CONTEXT_SIZE];
+    memset(st, 128, sizeof(st));
+    if (!rac_bit(&c, &key))
+        return;
+    if (out->coder == 2)
+        for (int i = 1; i < 256; i++) {
+            c.one[i] = out->state_transition[i];
+            c.zero[256 - i] = (uint8_t)(256 - c.one[i]);
+        }
+    for (int k = 0; k < 4; k++)
+        rac_symbol(&c, st, 0);
+    int64_t idx = rac_symbol(&c, st, 0);
+    if (idx == 0 || idx == 1)
+        out->context = (int)idx;
+}
+
+void cm__video_ffv1_context(const char *path, const AVFormatContext *ic, int vi,
+                            cm__ffv1_settings *out)
+{
+    AVFormatContext *fc = NULL;
+    AVPacket *pkt = av_packet_alloc();
+    AVDictionary *opts = NULL;
+    size_t ulen = strlen(path) + 6;
+    char *url = av_malloc(ulen);
+    av_dict_set(&opts, "protocol_whitelist", "file", 0);
+    if (!out->found || out->version < 3 || !url || !pkt)
+        goto done;
+    snprintf(url, ulen, "file:%s", path);
+    if (avformat_open_input(&fc, url, ic->iformat, &opts) < 0 || vi >= (int)fc->nb_streams)
+        goto done;
+    for (int n = 0; n < 64 && av_read_frame(fc, pkt) >= 0; n++) {
+        if (pkt->stream_index != vi) {
+            av_packet_unref(pkt);
+            continue;
+        }
+        cm__ffv1_packet_context(pkt->data, (size_t)pkt->size, out);
+        av_packet_unref(pkt);
+        break;
+    }
+done:
+    av_dict_free(&opts);
+    av_free(url);
+    av_packet_free(&pkt);
+    avformat_close_input(&fc);
 }

@@ -62,17 +62,31 @@ typedef struct cm__ffv1_settings {
     int coder;     /* 0 Golomb-Rice, 1 range coder default table, 2 custom table */
     int slices;    /* horizontal x vertical slices */
     int slicecrc;  /* per-slice CRC (error correction) */
-    int context;   /* 1 = large context model, -1 = unknown */
+    int context;   /* the first plane's quantisation table (the encoder's
+                      "context": 0 small, 1 large), -1 = unknown */
+    uint8_t state_transition[256]; /* coder 2's state table */
 } cm__ffv1_settings;
 CM__HIDDEN void cm__video_ffv1_settings(const AVCodecParameters *par, cm__ffv1_settings *out);
 
+/* The context model from an FFV1 (version 3+) key frame packet: sets
+ * out->context, or leaves it -1 (out from cm__video_ffv1_settings). */
+CM__HIDDEN void cm__ffv1_packet_context(const uint8_t *data, size_t size,
+                                        cm__ffv1_settings *out);
+
+/* The context model of an FFV1 (version 3+) stream, from the slice header
+ * of its first packet (a key frame), read with a second demuxer: sets
+ * out->context, or leaves it -1. */
+CM__HIDDEN void cm__video_ffv1_context(const char *path, const AVFormatContext *ic, int vi,
+                                       cm__ffv1_settings *out);
+
 /* 1 when every packet of stream vi lies on a grid of frame (1/fps) counted
  * from the first packet's pts (*pts0, in the stream's time base); and
- * *intra_only = 1 when every one is a key frame. Read with a second
+ * *gop = packets from the first key frame to the second (0: one key
+ * frame, or unknown). Read with a second
  * demuxer, at most max_packets packets (more: 0). */
 CM__HIDDEN int cm__video_on_grid(const char *path, const AVFormatContext *ic, int vi,
                                  AVRational frame, int64_t max_packets, int64_t *pts0,
-                                 int *intra_only);
+                                 int *gop);
 
 /* Where stream s of ic ends (its time base) when the container says so
  * apart from the packets (Matroska's DURATION tag), else AV_NOPTS_VALUE:

@@ -233,12 +233,19 @@ fidelity mdta-mov mov '' '' -- $V -c:v libx264 -movflags use_metadata_tags \
     -metadata title="Fidelity"
 fidelity ffv1-level3 mkv '' '' -- $V -c:v ffv1 -level 3 -slices 4 -slicecrc 1 -context 1 \
     -coder range_tab -g 1
+fidelity ffv1-gop5 mkv '' '' -- $V -c:v ffv1 -level 3 -g 5
+# the decoder's account of the configuration record (version, coder,
+# slices, slice CRCs, its CRC) and of every frame (key frame, slices);
+# the context model is not in it (tests/unit/test_video_meta.c reads it)
 ffv1_header() {
-    ffmpeg -v debug -i "$1" -map 0:v -f null - 2>&1 | grep -o 'ver:.*' | sort -u
+    ffmpeg -v debug -debug pict -i "$1" -map 0:v -f null - 2>&1 | grep -o 'ver:.*' | sort |
+        uniq -c
 }
 src="$D/ffv1-level3 src.mkv"
 if [ -f "$src" ]; then
     "$CELMARK" stamp -k "$D/k.key" --id $ID "$src" "$D/ffv1 copy.mkv" >/dev/null 2>&1
+    check "ffv1-level3: the decoder reports its configuration" \
+        test -n "$(ffv1_header "$src")"
     check "ffv1-level3: version, coder, slice CRCs and slices kept" \
         differ ffv1_header "$src" "$D/ffv1 copy.mkv" ""
 fi
