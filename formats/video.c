@@ -1354,10 +1354,6 @@ static int setup_output(stamp_job *j, const char *name_for_format)
     if (err < 0)
         return av_fail(j->ctx, j->out_path, err, "set up the output");
     av_dict_copy(&j->oc->metadata, ic->metadata, 0);
-    if (!strncmp(of->name, "mxf", 3) && av_dict_get(ic->metadata, "material_package_umid", NULL, 0))
-        cm__video_not_kept(j->info, "MXF package UMIDs",
-                           "libav's MXF muxer cannot be given them; the copy's are fixed, so "
-                           "the same stamp gives the same bytes");
     if (!(j->map = malloc(sizeof(int) * ic->nb_streams)))
         return cm__error(j->ctx, CM_E_NOMEM, "out of memory");
     /* MOV/MP4 timecode tracks are copied as they are into MOV/MP4 (all of
@@ -1704,6 +1700,11 @@ int cm_video_stamp(cm_ctx *ctx, cm_stamper *s, const char *in_path, const char *
     if (pb->error < 0) {
         ret = cm__error(ctx, CM_E_IO, "%s: cannot write output: %s", out_path,
                         strerror(j.write_errno ? j.write_errno : AVUNERROR(pb->error)));
+        goto done;
+    }
+    if (cm__video_mxf_umids(j.in.fc, j.oc, j.out.tmp, j.out.fp, info) < 0) {
+        ret = cm__error(ctx, CM_E_IO, "%s: cannot write output: %s", out_path,
+                        strerror(errno ? errno : EIO));
         goto done;
     }
     if (info)

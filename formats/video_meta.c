@@ -583,3 +583,126 @@ done:
     av_packet_free(&pkt);
     avformat_close_input(&fc);
 }
+
+/* ---- MXF package UMIDs -------------------------------------------------- */
+
+/* libav's MXF muxer (5.1) takes no UMIDs: unless bit-exact it draws them
+ * at random, bit-exact it writes a zero instance and material number
+ *
+ *   06 0A 2B 34 01 01 01 05 01 01 0D 00 13 | 00 x 18 | type
+ *   (SMPTE 330M label, length 0x13)          inst+mat   0 material, 1 file package
+ *
+ * wherever a package is named (the packages themselves, the material
+ * package's source clips, the essence container data). Those are patched
+ * back to the source's UMIDs once the file is written. They lie in the
+ * header metadata: the file's head (and its tail, for a footer copy) are
+ * searched. */
+#define MXF_UMID_LEN 32
+#define MXF_UMID_SEARCH (8 << 20) /* bytes searched at the head and the tail */
+
+static const uint8_t mxf_umid_zero[MXF_UMID_LEN - 1] = {
+    0x06, 0x0A, 0x2B, 0x34, 0x01, 0x01, 0x01, 0x05, 0x01, 0x01, 0x0D, 0x00, 0x13};
+
+static int parse_umid(const char *hex, uint8_t out[MXF_UMID_LEN])
+{
+    if (!hex || strncmp(hex, "0x", 2) || strlen(hex) != 2 + 2 * MXF_UMID_LEN)
+        return 0;
+    for (int i = 0; i < MXF_UMID_LEN; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 + 2 * i, "%2x", &v) != 1)
+            return 0;
+        out[i] = (uint8_t)v;
+    }
+    return 1;
+}
+
+/* Patch every zero UMID of type in [lo, hi) of the file; returns how many
+ * were patched, or -1 on a read or write error. */
+static int patch_umids(FILE *rd, FILE *wr, int64_t lo, int64_t hi,
+                       const uint8_t umids[2][MXF_UMID_LEN], const int have[2])
+{
+    size_t n = (size_t)(hi - lo);
+    uint8_t *buf = av_malloc(n ? n : 1);
+    int found = 0;
+    if (!buf || fseeko(rd, (off_t)lo, SEEK_SET) || fread(buf, 1, n, rd) != n) {
+        av_free(buf);
+        return -1;
+    }
+    for (size_t i = 0; i + MXF_UMID_LEN <= n; i++) {
+        uint8_t type = buf[i + MXF_UMID_LEN - 1];
+        if (buf[i] != 0x06 || type > 1 || !have[type] ||
+            memcmp(buf + i, mxf_umid_zero, sizeof(mxf_umid_zero)))
+            continue;
+        if (fseeko(wr, (off_t)(lo + (int64_t)i), SEEK_SET) ||
+            fwrite(umids[type], 1, MXF_UMID_LEN, wr) != MXF_UMID_LEN) {
+            av_free(buf);
+            return -1;
+        }
+        found++;
+        i += MXF_UMID_LEN - 1;
+    }
+    av_free(buf);
+    return found;
+}
+
+int cm__video_mxf_umids(const AVFormatContext *ic, const AVFormatContext *oc, const char *tmp,
+                        FILE *wr, cm_video_stamp_info *info)
+{
+    if (strncmp(oc->oformat->name, "mxf", 3))
+        return 0;
+    const AVDictionaryEntry *m = av_dict_get(ic->metadata, "material_package_umid", NULL, 0);
+    uint8_t umids[2][MXF_UMID_LEN];
+    int have[2] = {0, 0};
+    have[0] = m && parse_umid(m->value, umids[0]);
+    /* one file package for all the source's tracks, as libav writes one */
+    int files = 0;
+    for (unsigned i = 0; i < ic->nb_streams; i++) {
+        const AVDictionaryEntry *f =
+            av_dict_get(ic->streams[i]->metadata, "file_package_umid", NULL, 0);
+        uint8_t u[MXF_UMID_LEN];
+        if (!f || !parse_umid(f->value, u))
+            continue;
+        if (!have[1]) {
+            memcpy(umids[1], u, MXF_UMID_LEN);
+            have[1] = 1;
+            files = 1;
+        } else if (memcmp(u, umids[1], MXF_UMID_LEN)) {
+            files++;
+        }
+    }
+    if (!have[0] && !have[1])
+        return 0; /* a source without UMIDs: nothing to keep */
+    if (files > 1)
+        cm__video_not_kept(info, "MXF file package UMIDs",
+                           "the source has %d file packages, libav's MXF muxer writes one "
+                           "(it names the first)",
+                           files);
+    if (fflush(wr))
+        return -1;
+    FILE *rd = fopen(tmp, "rb");
+    if (!rd)
+        return -1;
+    int found = 0, err = 0;
+    if (fseeko(rd, 0, SEEK_END) == 0) {
+        int64_t size = (int64_t)ftello(rd);
+        int64_t head = size < 2 * MXF_UMID_SEARCH ? size : MXF_UMID_SEARCH;
+        int r = patch_umids(rd, wr, 0, head, umids, have);
+        err |= r < 0;
+        found += r > 0 ? r : 0;
+        if (head < size) {
+            r = patch_umids(rd, wr, size - MXF_UMID_SEARCH, size, umids, have);
+            err |= r < 0;
+            found += r > 0 ? r : 0;
+        }
+    } else {
+        err = 1;
+    }
+    fclose(rd);
+    if (err || fflush(wr) || fseeko(wr, 0, SEEK_END))
+        return -1;
+    if (!found)
+        cm__video_not_kept(info, "MXF package UMIDs",
+                           "libav's MXF muxer cannot be given them, and they were not found "
+                           "in the copy to put back");
+    return 0;
+}

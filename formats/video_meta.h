@@ -12,6 +12,7 @@
 
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
+#include <stdio.h>
 #include <libavutil/mastering_display_metadata.h>
 
 /* Add "WHAT not kept: WHY" to info's list (info may be NULL). */
@@ -92,5 +93,12 @@ CM__HIDDEN int cm__video_on_grid(const char *path, const AVFormatContext *ic, in
  * apart from the packets (Matroska's DURATION tag), else AV_NOPTS_VALUE:
  * the last packet's duration is cut to it. */
 CM__HIDDEN int64_t cm__video_stream_end(const AVFormatContext *ic, const AVStream *s);
+
+/* MXF: put the source's package UMIDs (material package, file package)
+ * back into the written copy (tmp, open for writing as wr), where libav's
+ * MXF muxer wrote bit-exact zero ones. Returns 0, or -1 on an I/O error
+ * (errno); what cannot be put back is announced in info. */
+CM__HIDDEN int cm__video_mxf_umids(const AVFormatContext *ic, const AVFormatContext *oc,
+                                   const char *tmp, FILE *wr, cm_video_stamp_info *info);
 
 #endif

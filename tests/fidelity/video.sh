@@ -186,9 +186,9 @@ else
 fi
 
 # 4. every container, twice the same bytes (and all the above kept)
-fidelity mxf-dnxhr mxf 'UMID' 'umid=' -- -f lavfi -i testsrc2=size=640x352:rate=24:duration=0.25 $A \
+fidelity mxf-dnxhr mxf '' '' -- -f lavfi -i testsrc2=size=640x352:rate=24:duration=0.25 $A \
     -map 0:v -map 1:a -c:v dnxhd -profile:v dnxhr_hq -pix_fmt yuv422p -c:a pcm_s16le -ar 48000
-fidelity mxf-mpeg2 mxf 'UMID' 'umid=' -- $V $A -map 0:v -map 1:a -c:v mpeg2video -pix_fmt yuv422p \
+fidelity mxf-mpeg2 mxf '' '' -- $V $A -map 0:v -map 1:a -c:v mpeg2video -pix_fmt yuv422p \
     -timecode 10:00:00:00 -c:a pcm_s16le -ar 48000
 fidelity ts-h264 ts '' '' -- $V $A -map 0:v -map 1:a -c:v libx264 -c:a aac \
     -metadata service_name="Studio feed" -metadata service_provider="Celmark tests"
