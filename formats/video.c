@@ -879,6 +879,7 @@ typedef struct stamp_job {
     int grid;
     int64_t pts0;
     int gop; /* the source's first key frame interval (packets), 0 = unknown */
+    unsigned sd_announced; /* frame side data types announced as not kept */
 } stamp_job;
 
 static int out_write(void *opaque, uint8_t *buf, int size)
@@ -1208,6 +1209,9 @@ static int open_encoder(stamp_job *j, AVStream *is, AVStream *os)
         av_dict_set(&opts, "crf", num, 0);
         if (!strcmp(codec->name, "libvpx-vp9"))
             e->bit_rate = 0; /* constant quality */
+        /* the source's user data SEI (but its encoder's settings string) */
+        if (!strcmp(codec->name, "libx264") || !strcmp(codec->name, "libx265"))
+            av_dict_set(&opts, "udu_sei", "1", 0);
         if (!strcmp(codec->name, "libx264") && par->codec_id == AV_CODEC_ID_H264 &&
             x264_profile(par->profile))
             av_dict_set(&opts, "profile", x264_profile(par->profile), 0);
@@ -1549,6 +1553,9 @@ static int stamp_frame(stamp_job *j, AVFrame *f)
     /* key frames where the source has them (edit points, GOP length);
      * the encoder may add more */
     f->pict_type = f->key_frame ? AV_PICTURE_TYPE_I : AV_PICTURE_TYPE_NONE;
+    if ((err = cm__video_frame_side_data(f, j->enc->codec->name, j->in.fc->streams[j->in.vi],
+                                         &j->sd_announced, j->info)) < 0)
+        return av_fail(j->ctx, j->in.path, err, "copy a frame's side data");
     if ((err = avcodec_send_frame(j->enc, f)) < 0)
         return av_fail(j->ctx, j->in.path, err, "encode a frame");
     j->frames++;

@@ -706,3 +706,80 @@ int cm__video_mxf_umids(const AVFormatContext *ic, const AVFormatContext *oc, co
                            "in the copy to put back");
     return 0;
 }
+
+/* ---- per-frame side data ------------------------------------------------ */
+
+/* Frame side data an encoder writes back into its stream (the encoder
+ * gets the decoded frame with its side data); the rest is announced. */
+static const struct frame_sd {
+    enum AVFrameSideDataType type;
+    const char *what;
+    const char *writers; /* encoders that write it, space-separated */
+} frame_sd[] = {
+    {AV_FRAME_DATA_A53_CC, "closed captions (ATSC A/53)", " libx264 mpeg2video "},
+    {AV_FRAME_DATA_SEI_UNREGISTERED, "user data SEI", " libx264 libx265 "},
+    {AV_FRAME_DATA_S12M_TIMECODE, "timecodes in the stream (SMPTE 12M)", " mpeg2video "},
+    {AV_FRAME_DATA_STEREO3D, "stereo 3D frame packing", " libx264 "},
+    {AV_FRAME_DATA_DYNAMIC_HDR_PLUS, "HDR10+ dynamic metadata", " "},
+    {AV_FRAME_DATA_DOVI_RPU_BUFFER, "Dolby Vision metadata", " "},
+    {AV_FRAME_DATA_FILM_GRAIN_PARAMS, "film grain parameters", " "},
+    {AV_FRAME_DATA_AFD, "active format description", " "},
+    {AV_FRAME_DATA_DISPLAYMATRIX, "display orientation in the stream", " "},
+};
+
+/* An encoder's own settings string (x264/x265 write one in every stream):
+ * the source's describes the source's encode, not the copy's. */
+static int is_encoder_sei(const AVFrameSideData *sd)
+{
+    return sd->type == AV_FRAME_DATA_SEI_UNREGISTERED && sd->size > 16 + 11 &&
+           (!memcmp(sd->data + 16, "x264 - core", 11) || !memcmp(sd->data + 16, "x265 (build", 11));
+}
+
+int cm__video_frame_side_data(AVFrame *f, const char *encoder, const AVStream *is,
+                              unsigned *announced, cm_video_stamp_info *info)
+{
+    /* drop the source encoder's own settings string; keep any other */
+    int own = 0;
+    for (int k = 0; k < f->nb_side_data; k++)
+        own |= is_encoder_sei(f->side_data[k]);
+    if (own) {
+        AVBufferRef *keep[16];
+        int nkeep = 0;
+        for (int k = 0; k < f->nb_side_data && nkeep < 16; k++) {
+            AVFrameSideData *sd = f->side_data[k];
+            if (sd->type != AV_FRAME_DATA_SEI_UNREGISTERED || is_encoder_sei(sd))
+                continue;
+            if (!(keep[nkeep] = av_buffer_ref(sd->buf))) {
+                while (nkeep > 0)
+                    av_buffer_unref(&keep[--nkeep]);
+                return AVERROR(ENOMEM);
+            }
+            nkeep++;
+        }
+        av_frame_remove_side_data(f, AV_FRAME_DATA_SEI_UNREGISTERED);
+        int err = 0;
+        for (int k = 0; k < nkeep; k++) {
+            if (!err && av_frame_new_side_data_from_buf(f, AV_FRAME_DATA_SEI_UNREGISTERED, keep[k]))
+                continue; /* the frame owns it now */
+            err = AVERROR(ENOMEM);
+            av_buffer_unref(&keep[k]);
+        }
+        if (err)
+            return err;
+    }
+    char name[64];
+    snprintf(name, sizeof(name), " %s ", encoder);
+    for (size_t t = 0; t < sizeof(frame_sd) / sizeof(frame_sd[0]); t++) {
+        if ((*announced >> t) & 1 || !av_frame_get_side_data(f, frame_sd[t].type) ||
+            strstr(frame_sd[t].writers, name))
+            continue;
+        /* a rotation the container also has is kept there */
+        if (frame_sd[t].type == AV_FRAME_DATA_DISPLAYMATRIX &&
+            av_stream_get_side_data(is, AV_PKT_DATA_DISPLAYMATRIX, NULL))
+            continue;
+        *announced |= 1u << t;
+        cm__video_not_kept(info, frame_sd[t].what, "the %s encoder in this libav cannot write it",
+                           encoder);
+    }
+    return 0;
+}

@@ -101,4 +101,10 @@ CM__HIDDEN int64_t cm__video_stream_end(const AVFormatContext *ic, const AVStrea
 CM__HIDDEN int cm__video_mxf_umids(const AVFormatContext *ic, const AVFormatContext *oc,
                                    const char *tmp, FILE *wr, cm_video_stamp_info *info);
 
+/* Before frame f goes to the encoder: drop the source encoder's own
+ * settings SEI (x264/x265), and announce once each (bits in *announced)
+ * the frame side data the encoder cannot write. Returns 0 or an AVERROR. */
+CM__HIDDEN int cm__video_frame_side_data(AVFrame *f, const char *encoder, const AVStream *is,
+                                         unsigned *announced, cm_video_stamp_info *info);
+
 #endif

@@ -261,6 +261,15 @@ for k in 1 2 3 4 5 6 7 8; do
     maps="$maps -map $k:a"
 done
 fidelity audio8-mov mov '' '' -- $V $eight -map 0:v $maps -c:v libx264 -c:a pcm_s24le
+# per-frame side data the encoder writes again: a studio's own user data
+# SEI (not the source encoder's settings string), stereo 3D frame packing
+if ffmpeg -hide_banner -bsfs 2>/dev/null | grep -qx h264_metadata; then
+    fidelity sei-h264 mp4 '' '' -- $V -c:v libx264 \
+        -bsf:v h264_metadata=sei_user_data=086f3693-b7b3-4f2c-9653-21492feee5b8+celmark-studio
+else
+    echo "SKIP: sei-h264: no h264_metadata bitstream filter"
+fi
+fidelity stereo-h264 mp4 '' '' -- $V -c:v libx264 -x264-params frame-packing=3
 fidelity subs-mp4 mp4 '' '' -- $V -i "$D/subs.ass" -map 0:v -map 1:s -c:v libx264 -c:s mov_text
 
 fidelity tc2-mov mov '' '' -- -i "$D/reel-mov src.mov" -i "$D/reel-mov src.mov" -map 0:v \
