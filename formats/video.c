@@ -861,6 +861,8 @@ typedef struct stamp_job {
     AVFormatContext *oc;
     AVCodecContext *enc;
     int *map;          /* input stream -> output stream, -1 = dropped */
+    int64_t *ends;     /* input stream -> where it ends apart from its packets
+                          (cm__video_stream_end), AV_NOPTS_VALUE = unknown */
     int vo;            /* output video stream */
     AVPacket *pkt, *opkt;
     AVFrame *frame;
@@ -878,7 +880,7 @@ typedef struct stamp_job {
      * base) on it. Otherwise the source's time base, grid 0. */
     int grid;
     int64_t pts0;
-    int gop; /* the source's first key frame interval (packets), 0 = unknown */
+    int gop;               /* the source's first key frame interval (packets), 0 = unknown */
     unsigned sd_announced; /* frame side data types announced as not kept */
 } stamp_job;
 
@@ -1075,8 +1077,8 @@ static int on_frame_grid(stamp_job *j, AVStream *is, const AVCodec *codec, AVRat
     if (!timing) /* FFV1 needs its key frame interval only: no second read of a lossless file */
         most = FFV1_GOP_SCAN;
     int grid = cm__video_on_grid(j->in.path, j->in.fc, j->in.vi,
-                                 av_inv_q(fr.num > 0 && fr.den > 0 ? fr : (AVRational){1, 1}),
-                                 most, &j->pts0, &j->gop);
+                                 av_inv_q(fr.num > 0 && fr.den > 0 ? fr : (AVRational){1, 1}), most,
+                                 &j->pts0, &j->gop);
     return timing && grid && fr.num > 0 && fr.den > 0 && !av_cmp_q(is->r_frame_rate, fr) &&
            !av_cmp_q(is->avg_frame_rate, fr);
 }
@@ -1245,8 +1247,8 @@ static int open_encoder(stamp_job *j, AVStream *is, AVStream *os)
         const char *pn = avcodec_profile_name(AV_CODEC_ID_DNXHD, prof);
         snprintf(why, sizeof(why), "profile %s%s (the source's)", pn ? pn : "DNxHD",
                  prof ? "" : ", its bit rate");
-    } else if (!strcmp(codec->name, "mpeg2video") && find_tc(j->in.fc, j->in.vi, num,
-                                                            sizeof(num))) {
+    } else if (!strcmp(codec->name, "mpeg2video") &&
+               find_tc(j->in.fc, j->in.vi, num, sizeof(num))) {
         /* the GOP headers' timecode starts where the source's did */
         av_dict_set(&opts, "gop_timecode", num, 0);
         int q = p->qscale >= 0 ? p->qscale : QSCALE_DEFAULT;
@@ -1309,37 +1311,6 @@ static int copy_stream_info(AVStream *is, AVStream *os)
     return err;
 }
 
-static int is_tmcd(const AVStream *s)
-{
-    return s->codecpar->codec_type == AVMEDIA_TYPE_DATA &&
-           s->codecpar->codec_tag == MKTAG('t', 'm', 'c', 'd');
-}
-
-/* The mov demuxer leaves a 3GPP text sample entry's "btrt" box at the end
- * of its extradata, and the muxer writes one of its own after it: drop the
- * source's so the entry is written as it was. */
-static void strip_btrt(const AVOutputFormat *of, AVCodecParameters *par)
-{
-    uint8_t *x = par->extradata;
-    int n = par->extradata_size;
-    if (par->codec_id == AV_CODEC_ID_MOV_TEXT && n >= 20 &&
-        (!strcmp(of->name, "mov") || !strcmp(of->name, "mp4")) &&
-        !memcmp(x + n - 20, "\0\0\0\x14" "btrt", 8))
-        par->extradata_size = n - 20;
-}
-
-/* Whether of can hold stream s: Matroska takes attachments (fonts for
- * subtitles) though it lists no codec id for them. */
-static int container_holds(const AVOutputFormat *of, const AVStream *s)
-{
-    if (s->codecpar->codec_type == AVMEDIA_TYPE_ATTACHMENT)
-        return !strcmp(of->name, "matroska");
-    if (is_tmcd(s)) /* only called for MOV/MP4 outputs, which copy them */
-        return 1;
-    return avformat_query_codec(of, s->codecpar->codec_id, FF_COMPLIANCE_NORMAL) != 0;
-}
-
-
 /* Create the output's streams: copies of every stream but the video. */
 static int setup_output(stamp_job *j, const char *name_for_format)
 {
@@ -1358,55 +1329,26 @@ static int setup_output(stamp_job *j, const char *name_for_format)
     if (err < 0)
         return av_fail(j->ctx, j->out_path, err, "set up the output");
     av_dict_copy(&j->oc->metadata, ic->metadata, 0);
-    if (!(j->map = malloc(sizeof(int) * ic->nb_streams)))
+    j->map = cm__malloc_array(ic->nb_streams ? ic->nb_streams : 1, sizeof(*j->map));
+    j->ends = cm__malloc_array(ic->nb_streams ? ic->nb_streams : 1, sizeof(*j->ends));
+    if (!j->map || !j->ends)
         return cm__error(j->ctx, CM_E_NOMEM, "out of memory");
-    /* MOV/MP4 timecode tracks are copied as they are into MOV/MP4 (all of
-     * them, with their reel names), and the video's "timecode" tag is not
-     * passed on there (the muxer would make one more track from it; the
-     * demuxer reads the tag back from the copied track). Into another
-     * container the first track's start goes to the video's tag. */
-    AVStream *vs = ic->streams[j->in.vi];
-    int keep_tmcd = !strcmp(of->name, "mov"); /* MP4 takes no tmcd stream */
     int ntmcd = 0;
-    for (unsigned i = 0; i < ic->nb_streams; i++) {
-        AVStream *ts = ic->streams[i];
-        AVDictionaryEntry *tc = av_dict_get(ts->metadata, "timecode", NULL, 0);
-        if (!is_tmcd(ts) || (int)i == j->in.vi)
-            continue;
-        if (!keep_tmcd && !tc)
-            cm__video_not_kept(j->info, "a timecode track without a start",
-                               "the %s muxer writes timecode tracks only from a start",
-                               of->name);
-        else if (!keep_tmcd && ntmcd)
-            cm__video_not_kept(j->info, "a second timecode track",
-                               "the %s muxer writes one timecode track, from the first start",
-                               of->name);
-        else if (!keep_tmcd && av_dict_get(ts->metadata, "reel_name", NULL, 0))
-            cm__video_not_kept(j->info, "the timecode track's reel name",
-                               "the %s muxer writes no reel name", of->name);
-        if (!keep_tmcd && tc && !av_dict_get(vs->metadata, "timecode", NULL, 0))
-            av_dict_set(&vs->metadata, "timecode", tc->value, 0);
-        ntmcd++;
-    }
+    int keep_tmcd = cm__video_timecode_tracks(ic, j->in.vi, of, &ntmcd, j->info);
     for (unsigned i = 0; i < ic->nb_streams; i++) {
         AVStream *is = ic->streams[i];
         j->map[i] = -1;
-        if (!keep_tmcd && is_tmcd(is) && (int)i != j->in.vi)
+        j->ends[i] = cm__video_stream_end(ic, is);
+        if ((int)i == j->in.vi) {
+            ; /* the video: re-encoded */
+        } else if (!keep_tmcd && cm__video_is_tmcd(is)) {
             continue; /* its start is the video's "timecode" tag */
-        if (cm__video_is_chapter_track(ic, is) && (int)i != j->in.vi)
+        } else if (cm__video_is_chapter_track(ic, is)) {
             continue; /* written anew from the chapters (or announced with them) */
-        if ((int)i != j->in.vi && !container_holds(of, is)) {
+        } else if (!cm__video_container_holds(of, is)) {
             if (j->info)
                 j->info->streams_dropped++;
-            const AVDictionaryEntry *fn = av_dict_get(is->metadata, "filename", NULL, 0);
-            char what[160];
-            snprintf(what, sizeof(what), "stream %u (%s %s%s%s)", i,
-                     av_get_media_type_string(is->codecpar->codec_type)
-                         ? av_get_media_type_string(is->codecpar->codec_type)
-                         : "unknown",
-                     avcodec_get_name(is->codecpar->codec_id), fn ? " " : "",
-                     fn ? fn->value : "");
-            cm__video_not_kept(j->info, what, "the %s container cannot hold it", of->name);
+            cm__video_dropped(j->info, i, is, of);
             continue;
         }
         AVStream *os = avformat_new_stream(j->oc, NULL);
@@ -1426,7 +1368,7 @@ static int setup_output(stamp_job *j, const char *name_for_format)
         }
         if ((err = avcodec_parameters_copy(os->codecpar, is->codecpar)) < 0)
             return av_fail(j->ctx, j->out_path, err, "copy a stream");
-        strip_btrt(of, os->codecpar);
+        cm__video_fix_copied(of, os->codecpar);
         /* keep the tag where this container knows it for this codec (and
          * for data streams: a MOV timecode track is known by its tmcd tag) */
         uint32_t tag = is->codecpar->codec_tag;
@@ -1464,8 +1406,8 @@ static int write_packets(stamp_job *j)
             j->opkt->duration = 1; /* one frame */
         av_packet_rescale_ts(j->opkt, j->enc->time_base, os->time_base);
         if (j->grid) { /* counted from the source's first timestamp */
-            int64_t off = av_rescale_q(j->pts0, j->in.fc->streams[j->in.vi]->time_base,
-                                       os->time_base);
+            int64_t off =
+                av_rescale_q(j->pts0, j->in.fc->streams[j->in.vi]->time_base, os->time_base);
             if (j->opkt->pts != AV_NOPTS_VALUE)
                 j->opkt->pts += off;
             if (j->opkt->dts != AV_NOPTS_VALUE)
@@ -1615,9 +1557,9 @@ static int transcode(stamp_job *j)
             continue;
         }
         AVStream *is = j->in.fc->streams[si], *os = j->oc->streams[j->map[si]];
-        int64_t end = cm__video_stream_end(j->in.fc, is);
-        if (end != AV_NOPTS_VALUE && j->pkt->pts != AV_NOPTS_VALUE &&
-            j->pkt->pts < end && j->pkt->pts + j->pkt->duration > end)
+        int64_t end = j->ends[si];
+        if (end != AV_NOPTS_VALUE && j->pkt->pts != AV_NOPTS_VALUE && j->pkt->pts < end &&
+            j->pkt->pts + j->pkt->duration > end)
             j->pkt->duration = end - j->pkt->pts; /* the last one, as the source had it */
         av_packet_rescale_ts(j->pkt, is->time_base, os->time_base);
         j->pkt->stream_index = j->map[si];
@@ -1739,5 +1681,6 @@ done:
         cm_plane_free(planes[k]);
     held_free(&j.hold);
     free(j.map);
+    free(j.ends);
     return ret;
 }

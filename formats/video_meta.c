@@ -111,6 +111,81 @@ int cm__video_copy_chapters(const AVFormatContext *ic, AVFormatContext *oc,
     return 0;
 }
 
+/* ---- which streams, how ------------------------------------------------- */
+
+int cm__video_is_tmcd(const AVStream *s)
+{
+    return s->codecpar->codec_type == AVMEDIA_TYPE_DATA &&
+           s->codecpar->codec_tag == MKTAG('t', 'm', 'c', 'd');
+}
+
+int cm__video_timecode_tracks(const AVFormatContext *ic, int vi, const AVOutputFormat *of,
+                              int *ntmcd, cm_video_stamp_info *info)
+{
+    /* MOV timecode tracks are copied as they are into MOV (all of them,
+     * with their reel names); MP4 takes no tmcd stream: its muxer writes
+     * one anew from the video's "timecode" tag, where the first track's
+     * start goes, as for any other container */
+    AVStream *vs = ic->streams[vi];
+    int keep = !strcmp(of->name, "mov");
+    *ntmcd = 0;
+    for (unsigned i = 0; i < ic->nb_streams; i++) {
+        AVStream *ts = ic->streams[i];
+        AVDictionaryEntry *tc = av_dict_get(ts->metadata, "timecode", NULL, 0);
+        if (!cm__video_is_tmcd(ts) || (int)i == vi)
+            continue;
+        if (!keep && !tc)
+            cm__video_not_kept(info, "a timecode track without a start",
+                               "the %s muxer writes timecode tracks only from a start", of->name);
+        else if (!keep && *ntmcd)
+            cm__video_not_kept(info, "a second timecode track",
+                               "the %s muxer writes one timecode track, from the first start",
+                               of->name);
+        else if (!keep && av_dict_get(ts->metadata, "reel_name", NULL, 0))
+            cm__video_not_kept(info, "the timecode track's reel name",
+                               "the %s muxer writes no reel name", of->name);
+        if (!keep && tc && !av_dict_get(vs->metadata, "timecode", NULL, 0))
+            av_dict_set(&vs->metadata, "timecode", tc->value, 0);
+        (*ntmcd)++;
+    }
+    return keep;
+}
+
+int cm__video_container_holds(const AVOutputFormat *of, const AVStream *s)
+{
+    /* Matroska takes attachments (fonts for subtitles) though it lists no
+     * codec id for them; MOV takes timecode tracks */
+    if (s->codecpar->codec_type == AVMEDIA_TYPE_ATTACHMENT)
+        return !strcmp(of->name, "matroska");
+    if (cm__video_is_tmcd(s))
+        return !strcmp(of->name, "mov");
+    return avformat_query_codec(of, s->codecpar->codec_id, FF_COMPLIANCE_NORMAL) != 0;
+}
+
+void cm__video_dropped(cm_video_stamp_info *info, unsigned i, const AVStream *s,
+                       const AVOutputFormat *of)
+{
+    const AVDictionaryEntry *fn = av_dict_get(s->metadata, "filename", NULL, 0);
+    const char *type = av_get_media_type_string(s->codecpar->codec_type);
+    char what[160];
+    snprintf(what, sizeof(what), "stream %u (%s %s%s%s)", i, type ? type : "unknown",
+             avcodec_get_name(s->codecpar->codec_id), fn ? " " : "", fn ? fn->value : "");
+    cm__video_not_kept(info, what, "the %s container cannot hold it", of->name);
+}
+
+void cm__video_fix_copied(const AVOutputFormat *of, AVCodecParameters *par)
+{
+    /* the mov demuxer leaves a 3GPP text sample entry's "btrt" box at the
+     * end of its extradata, and the muxer writes one of its own after it:
+     * drop the source's so the entry is written as it was */
+    static const uint8_t btrt[8] = {0, 0, 0, 20, 'b', 't', 'r', 't'}; /* 20 bytes long */
+    uint8_t *x = par->extradata;
+    int n = par->extradata_size;
+    if (par->codec_id == AV_CODEC_ID_MOV_TEXT && n >= 20 &&
+        (!strcmp(of->name, "mov") || !strcmp(of->name, "mp4")) && !memcmp(x + n - 20, btrt, 8))
+        par->extradata_size = n - 20;
+}
+
 /* ---- programs and muxer options ----------------------------------------- */
 
 int cm__video_copy_programs(const AVFormatContext *ic, AVFormatContext *oc, const int *map)
@@ -170,12 +245,10 @@ void cm__video_mux_options(const AVFormatContext *ic, const AVFormatContext *oc,
 static void take_side_data(cm__hdr_meta *out, enum AVPacketSideDataType t, const uint8_t *d,
                            size_t size)
 {
-    if (t == AV_PKT_DATA_MASTERING_DISPLAY_METADATA && size >= sizeof(out->md) &&
-        !out->has_md) {
+    if (t == AV_PKT_DATA_MASTERING_DISPLAY_METADATA && size >= sizeof(out->md) && !out->has_md) {
         memcpy(&out->md, d, sizeof(out->md));
         out->has_md = 1;
-    } else if (t == AV_PKT_DATA_CONTENT_LIGHT_LEVEL && size >= sizeof(out->cl) &&
-               !out->has_cl) {
+    } else if (t == AV_PKT_DATA_CONTENT_LIGHT_LEVEL && size >= sizeof(out->cl) && !out->has_cl) {
         memcpy(&out->cl, d, sizeof(out->cl));
         out->has_cl = 1;
     }
@@ -264,16 +337,14 @@ void cm__video_x265_hdr(const cm__hdr_meta *h, char *buf, size_t size)
     if (h->has_md && h->md.has_primaries && h->md.has_luminance) {
         /* AVMasteringDisplayMetadata lists R, G, B; x265 wants G, B, R */
         const AVRational(*p)[2] = h->md.display_primaries;
-        n += (size_t)snprintf(buf + n, size - n,
-                              "hdr10=1:master-display=G(%ld,%ld)B(%ld,%ld)R(%ld,%ld)"
-                              "WP(%ld,%ld)L(%ld,%ld)",
-                              scaled(p[1][0], 50000), scaled(p[1][1], 50000),
-                              scaled(p[2][0], 50000), scaled(p[2][1], 50000),
-                              scaled(p[0][0], 50000), scaled(p[0][1], 50000),
-                              scaled(h->md.white_point[0], 50000),
-                              scaled(h->md.white_point[1], 50000),
-                              scaled(h->md.max_luminance, 10000),
-                              scaled(h->md.min_luminance, 10000));
+        n += (size_t)snprintf(
+            buf + n, size - n,
+            "hdr10=1:master-display=G(%ld,%ld)B(%ld,%ld)R(%ld,%ld)"
+            "WP(%ld,%ld)L(%ld,%ld)",
+            scaled(p[1][0], 50000), scaled(p[1][1], 50000), scaled(p[2][0], 50000),
+            scaled(p[2][1], 50000), scaled(p[0][0], 50000), scaled(p[0][1], 50000),
+            scaled(h->md.white_point[0], 50000), scaled(h->md.white_point[1], 50000),
+            scaled(h->md.max_luminance, 10000), scaled(h->md.min_luminance, 10000));
     }
     if (h->has_cl && n < size)
         snprintf(buf + n, size - n, "%smax-cll=%u,%u", n ? ":" : "hdr10=1:", h->cl.MaxCLL,
@@ -600,8 +671,8 @@ done:
 #define MXF_UMID_LEN 32
 #define MXF_UMID_SEARCH (8 << 20) /* bytes searched at the head and the tail */
 
-static const uint8_t mxf_umid_zero[MXF_UMID_LEN - 1] = {
-    0x06, 0x0A, 0x2B, 0x34, 0x01, 0x01, 0x01, 0x05, 0x01, 0x01, 0x0D, 0x00, 0x13};
+static const uint8_t mxf_umid_zero[MXF_UMID_LEN - 1] = {0x06, 0x0A, 0x2B, 0x34, 0x01, 0x01, 0x01,
+                                                        0x05, 0x01, 0x01, 0x0D, 0x00, 0x13};
 
 static int parse_umid(const char *hex, uint8_t out[MXF_UMID_LEN])
 {

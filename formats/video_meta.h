@@ -16,9 +16,30 @@
 #include <libavutil/mastering_display_metadata.h>
 
 /* Add "WHAT not kept: WHY" to info's list (info may be NULL). */
-CM__HIDDEN void cm__video_not_kept(cm_video_stamp_info *info, const char *what,
-                                   const char *why_fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+CM__HIDDEN void cm__video_not_kept(cm_video_stamp_info *info, const char *what, const char *why_fmt,
+                                   ...) __attribute__((format(printf, 3, 4)));
+
+/* A MOV/MP4 timecode track (a data stream tagged tmcd). */
+CM__HIDDEN int cm__video_is_tmcd(const AVStream *s);
+
+/* Timecode tracks of ic into of: returns 1 when of (MOV) takes them as
+ * streams; else the first one's start goes to the video stream's
+ * "timecode" tag (the muxer writes a track from it) and what that loses is
+ * announced. *ntmcd = timecode tracks in ic. */
+CM__HIDDEN int cm__video_timecode_tracks(const AVFormatContext *ic, int vi,
+                                         const AVOutputFormat *of, int *ntmcd,
+                                         cm_video_stamp_info *info);
+
+/* Whether of can hold a copy of stream s. */
+CM__HIDDEN int cm__video_container_holds(const AVOutputFormat *of, const AVStream *s);
+
+/* Announce input stream i, s, which of cannot hold. */
+CM__HIDDEN void cm__video_dropped(cm_video_stamp_info *info, unsigned i, const AVStream *s,
+                                  const AVOutputFormat *of);
+
+/* Fix a copied stream's parameters so of writes them as the source had
+ * them (a MOV text entry's duplicated "btrt" box). */
+CM__HIDDEN void cm__video_fix_copied(const AVOutputFormat *of, AVCodecParameters *par);
 
 /* A MOV/MP4 chapter track (a text track the demuxer turned into ic's
  * chapters): not copied as a stream, the muxer writes it anew from them. */
@@ -60,19 +81,18 @@ CM__HIDDEN void cm__video_x265_hdr(const cm__hdr_meta *h, char *buf, size_t size
 typedef struct cm__ffv1_settings {
     int found;
     int version, micro_version;
-    int coder;     /* 0 Golomb-Rice, 1 range coder default table, 2 custom table */
-    int slices;    /* horizontal x vertical slices */
-    int slicecrc;  /* per-slice CRC (error correction) */
-    int context;   /* the first plane's quantisation table (the encoder's
-                      "context": 0 small, 1 large), -1 = unknown */
+    int coder;                     /* 0 Golomb-Rice, 1 range coder default table, 2 custom table */
+    int slices;                    /* horizontal x vertical slices */
+    int slicecrc;                  /* per-slice CRC (error correction) */
+    int context;                   /* the first plane's quantisation table (the encoder's
+                                      "context": 0 small, 1 large), -1 = unknown */
     uint8_t state_transition[256]; /* coder 2's state table */
 } cm__ffv1_settings;
 CM__HIDDEN void cm__video_ffv1_settings(const AVCodecParameters *par, cm__ffv1_settings *out);
 
 /* The context model from an FFV1 (version 3+) key frame packet: sets
  * out->context, or leaves it -1 (out from cm__video_ffv1_settings). */
-CM__HIDDEN void cm__ffv1_packet_context(const uint8_t *data, size_t size,
-                                        cm__ffv1_settings *out);
+CM__HIDDEN void cm__ffv1_packet_context(const uint8_t *data, size_t size, cm__ffv1_settings *out);
 
 /* The context model of an FFV1 (version 3+) stream, from the slice header
  * of its first packet (a key frame), read with a second demuxer: sets
@@ -86,8 +106,7 @@ CM__HIDDEN void cm__video_ffv1_context(const char *path, const AVFormatContext *
  * frame, or unknown). Read with a second
  * demuxer, at most max_packets packets (more: 0). */
 CM__HIDDEN int cm__video_on_grid(const char *path, const AVFormatContext *ic, int vi,
-                                 AVRational frame, int64_t max_packets, int64_t *pts0,
-                                 int *gop);
+                                 AVRational frame, int64_t max_packets, int64_t *pts0, int *gop);
 
 /* Where stream s of ic ends (its time base) when the container says so
  * apart from the packets (Matroska's DURATION tag), else AV_NOPTS_VALUE:

@@ -83,8 +83,8 @@ typedef struct cm_video_stamp_info {
      *  write), one "WHAT not kept: WHY" line each; the command prints them
      *  as warnings. Anything not listed here is kept. */
     char not_kept[CM_VIDEO_NOT_KEPT_MAX][CM_VIDEO_NOT_KEPT_LEN];
-    int nnot_kept;        /**< lines in not_kept (at most CM_VIDEO_NOT_KEPT_MAX;
-                               the last says so when more were lost) */
+    int nnot_kept; /**< lines in not_kept (at most CM_VIDEO_NOT_KEPT_MAX;
+                        the last says so when more were lost) */
 } cm_video_stamp_info;
 
 /**
