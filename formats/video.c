@@ -15,8 +15,13 @@
  * mark is added by the stamper and the change goes back into the samples;
  * chroma and alpha planes are not touched, so they stay bit-exact until the
  * encoder. Frames keep their timestamps (variable frame rate, frame count
- * and field order survive), and the encoder gets the source's codec,
- * profile, pixel format and colour tags.
+ * and field order survive) and key frames, and the encoder gets the
+ * source's codec, profile, pixel format, colour tags, aspect ratio and, for
+ * a constant frame rate, one frame as its time base (the stream's own
+ * timing is then the source's). What else a copy keeps (chapters, programs,
+ * timecode tracks, HDR10, FFV1 settings, MXF UMIDs) and what it announces
+ * instead is video_meta.c's. Muxers and encoders run bit-exact: the same
+ * stamp of the same input gives the same bytes.
  *
  * Quality matched to the source (override with crf / qscale / codec):
  *
@@ -1195,12 +1200,10 @@ static int open_encoder(stamp_job *j, AVStream *is, AVStream *os)
     char num[32];
     cm__hdr_meta hdr;
     cm__video_hdr_meta(j->in.path, j->in.fc, j->in.vi, d, &hdr);
-    if ((hdr.has_md || hdr.has_cl) && strcmp(codec->name, "libx265") &&
-        !av_stream_get_side_data(is, AV_PKT_DATA_MASTERING_DISPLAY_METADATA, NULL) &&
-        !av_stream_get_side_data(is, AV_PKT_DATA_CONTENT_LIGHT_LEVEL, NULL))
-        cm__video_not_kept(j->info, "HDR10 metadata (mastering display, content light level)",
-                           "the %s encoder in this libav cannot write it into the stream",
-                           codec->name);
+    if ((hdr.has_md || hdr.has_cl) && strcmp(codec->name, "libx265"))
+        cm__video_not_kept(
+            j->info, "HDR10 SEI in the video stream (mastering display, light level)",
+            "the %s encoder in this libav cannot write it into the stream", codec->name);
     if (!strcmp(codec->name, "libx264") || !strcmp(codec->name, "libx265") ||
         !strcmp(codec->name, "libvpx-vp9") || !strcmp(codec->name, "libsvtav1") ||
         !strcmp(codec->name, "libaom-av1")) {

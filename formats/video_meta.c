@@ -315,12 +315,11 @@ done:
 void cm__video_hdr_meta(const char *path, const AVFormatContext *ic, int vi,
                         const AVCodecContext *dec, cm__hdr_meta *out)
 {
+    /* the frames' own (SEI), not the container's: that is copied with the
+     * stream's side data, and SEI the source has not would be new */
     memset(out, 0, sizeof(*out));
-    const AVStream *s = ic->streams[vi];
-    for (int k = 0; k < s->nb_side_data; k++)
-        take_side_data(out, s->side_data[k].type, s->side_data[k].data, s->side_data[k].size);
-    enum AVCodecID id = s->codecpar->codec_id;
-    if (!out->has_md && !out->has_cl && (id == AV_CODEC_ID_HEVC || id == AV_CODEC_ID_H264))
+    enum AVCodecID id = ic->streams[vi]->codecpar->codec_id;
+    if (id == AV_CODEC_ID_HEVC || id == AV_CODEC_ID_H264)
         first_frame_hdr(path, ic, vi, dec, out);
 }
 

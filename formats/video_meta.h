@@ -60,10 +60,10 @@ CM__HIDDEN int cm__video_copy_programs(const AVFormatContext *ic, AVFormatContex
 CM__HIDDEN void cm__video_mux_options(const AVFormatContext *ic, const AVFormatContext *oc,
                                       AVDictionary **opts);
 
-/* HDR10 metadata of the source's video: from its stream side data, else
- * from its first decoded frame (the SEI of an HEVC/H.264 stream), read
- * with a second decoder. Each found one is copied into *md / *cl and its
- * flag set. */
+/* HDR10 metadata in the source's video stream itself: its first decoded
+ * frame's (the SEI of an HEVC/H.264 stream), read with a second decoder
+ * (the container's is stream side data, copied as such). Each found one
+ * is copied into *md / *cl and its flag set. */
 typedef struct cm__hdr_meta {
     int has_md, has_cl;
     AVMasteringDisplayMetadata md;

@@ -92,8 +92,10 @@ typedef struct cm_video_stamp_info {
  * frame's own pixel format (8-12 bit YUV/grey, luma only; chroma and alpha
  * planes are kept bit-exact), re-encode it with the source codec and
  * profile at a matched quality, and copy every other stream untouched
- * (container and stream metadata, frame rate, time base, colour tags, field
- * order and timestamps kept). Written through a temporary file and renamed:
+ * (container and stream metadata, chapters, programs, attachments, timecode
+ * tracks, frame rate, time base, aspect ratio, colour tags, HDR metadata,
+ * field order, key frames and timestamps kept). Whatever the output cannot
+ * keep is listed in info->not_kept. Written through a temporary file and renamed:
  * on failure nothing is left at out.
  * @param flags CM_WRITE_FORCE to replace an existing out.
  * @param info  may be NULL.
