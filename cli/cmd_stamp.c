@@ -106,6 +106,9 @@ static int stamp_file(cm_ctx *ctx, stamp_job *job, const char *in, const char *p
         vp.progress_opaque = &prog;
         ret = cm_video_stamp(ctx, st, in, path, &vp, flags, &res->vinfo);
         cli_progress_end(&prog);
+        /* what the copy could not keep of the source is never lost silently */
+        for (int k = 0; !ret && k < res->vinfo.nnot_kept; k++)
+            fprintf(stderr, "celmark: warning: %s: %s\n", out, res->vinfo.not_kept[k]);
         res->video = 1;
         res->width = res->vinfo.width;
         res->height = res->vinfo.height;

@@ -15,8 +15,13 @@
  * mark is added by the stamper and the change goes back into the samples;
  * chroma and alpha planes are not touched, so they stay bit-exact until the
  * encoder. Frames keep their timestamps (variable frame rate, frame count
- * and field order survive), and the encoder gets the source's codec,
- * profile, pixel format and colour tags.
+ * and field order survive) and key frames, and the encoder gets the
+ * source's codec, profile, pixel format, colour tags, aspect ratio and, for
+ * a constant frame rate, one frame as its time base (the stream's own
+ * timing is then the source's). What else a copy keeps (chapters, programs,
+ * timecode tracks, HDR10, FFV1 settings, MXF UMIDs) and what it announces
+ * instead is video_meta.c's. Muxers and encoders run bit-exact: the same
+ * stamp of the same input gives the same bytes.
  *
  * Quality matched to the source (override with crf / qscale / codec):
  *
@@ -53,10 +58,12 @@
  */
 #include "video.h"
 #include "format.h"
+#include "video_meta.h"
 
 #include "colour.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +106,10 @@
 /* Frames from this size (half of UHD) are decoded by slices, not frames,
  * to bound memory (see input_open). */
 #define LARGE_FRAME_PIXELS (3840 * 2160 / 2)
+
+/* Packets of an FFV1 source read to find its key frame interval (its
+ * encoder's -g; archives use 1, ffmpeg's default is 12). */
+#define FFV1_GOP_SCAN 1000
 
 /* AVIO buffer for the output file. */
 #define AVIO_BUFFER_BYTES (256 * 1024)
@@ -898,6 +909,8 @@ typedef struct stamp_job {
     AVFormatContext *oc;
     AVCodecContext *enc;
     int *map;          /* input stream -> output stream, -1 = dropped */
+    int64_t *ends;     /* input stream -> where it ends apart from its packets
+                          (cm__video_stream_end), AV_NOPTS_VALUE = unknown */
     int vo;            /* output video stream */
     AVPacket *pkt, *opkt;
     AVFrame *frame;
@@ -909,6 +922,14 @@ typedef struct stamp_job {
     int write_errno; /* why writing the output failed (ENOSPC, EFBIG...), else 0 */
     int64_t frames, total;
     cm_video_stamp_info *info;
+    /* the encoder's time base is one frame (1/fps) when every source
+     * timestamp lies on that grid (H.264/H.265 write it into the stream's
+     * timing); grid: the frames' times are counted from pts0 (source time
+     * base) on it. Otherwise the source's time base, grid 0. */
+    int grid;
+    int64_t pts0;
+    int gop;               /* the source's first key frame interval (packets), 0 = unknown */
+    unsigned sd_announced; /* frame side data types announced as not kept */
 } stamp_job;
 
 static int out_write(void *opaque, uint8_t *buf, int size)
@@ -1078,6 +1099,69 @@ static int matched_crf(stamp_job *j, AVStream *is, char *why, size_t size)
     return ci;
 }
 
+/* The source's start timecode (its video's tag, the container's, a
+ * timecode track's): 1 when found. */
+static int find_tc(AVFormatContext *fc, int vi, char *out, size_t size)
+{
+    find_timecode(fc, vi, out, size);
+    return out[0] != '\0';
+}
+
+/* Encoders that write the time base into the stream (H.264/H.265 VUI
+ * timing, MPEG-4 time increments) get one frame as their time base, as the
+ * source's encoder had, when every source timestamp lies on that grid
+ * (a constant frame rate); the others keep the source's time base. */
+static int on_frame_grid(stamp_job *j, AVStream *is, const AVCodec *codec, AVRational fr)
+{
+    static const char *const timed[] = {"libx264", "libx265", "mpeg4", "mpeg2video"};
+    int timing = 0;
+    for (size_t k = 0; k < sizeof(timed) / sizeof(timed[0]); k++)
+        timing |= !strcmp(codec->name, timed[k]);
+    int ffv1 = !strcmp(codec->name, "ffv1");
+    if (!timing && !ffv1)
+        return 0;
+    int64_t most = j->in.limits.max_frames < INT64_MAX / 2 ? (int64_t)j->in.limits.max_frames + 1
+                                                           : INT64_MAX / 2;
+    if (!timing) /* FFV1 needs its key frame interval only: no second read of a lossless file */
+        most = FFV1_GOP_SCAN;
+    int grid = cm__video_on_grid(j->in.path, j->in.fc, j->in.vi,
+                                 av_inv_q(fr.num > 0 && fr.den > 0 ? fr : (AVRational){1, 1}), most,
+                                 &j->pts0, &j->gop);
+    return timing && grid && fr.num > 0 && fr.den > 0 && !av_cmp_q(is->r_frame_rate, fr) &&
+           !av_cmp_q(is->avg_frame_rate, fr);
+}
+
+/* FFV1: the source's coder, slices and slice CRCs (from its configuration
+ * record); what cannot be read is announced. */
+static void ffv1_options(stamp_job *j, const AVCodecParameters *par, AVCodecContext *e,
+                         AVDictionary **opts)
+{
+    cm__ffv1_settings fs;
+    cm__video_ffv1_settings(par, &fs);
+    cm__video_ffv1_context(j->in.path, j->in.fc, j->in.vi, &fs);
+    if (!fs.found) {
+        if (par->codec_id == AV_CODEC_ID_FFV1 && par->level >= 2)
+            cm__video_not_kept(j->info, "FFV1 coder, slices and slice CRCs",
+                               "the source's configuration record cannot be read");
+        return;
+    }
+    /* the encoder's "coder": rice 0, range_def -2, range_tab 2 */
+    av_dict_set(opts, "coder", fs.coder == 0 ? "0" : (fs.coder == 1 ? "-2" : "2"), 0);
+    av_dict_set(opts, "slicecrc", fs.slicecrc ? "1" : "0", 0);
+    if (fs.context >= 0)
+        av_dict_set(opts, "context", fs.context ? "1" : "0", 0);
+    else if (fs.version >= 3)
+        cm__video_not_kept(j->info, "FFV1 context model",
+                           "the source's first slice header cannot be read");
+    e->slices = fs.slices;
+    /* FFV1 places its key frames every gop_size frames (it takes no
+     * forced key frame): the source's interval */
+    if (j->gop > 0)
+        e->gop_size = j->gop;
+    else
+        e->gop_size = INT_MAX; /* one key frame */
+}
+
 /* Open the encoder for the video stream, from the source's parameters. */
 static int open_encoder(stamp_job *j, AVStream *is, AVStream *os)
 {
@@ -1096,7 +1180,9 @@ static int open_encoder(stamp_job *j, AVStream *is, AVStream *os)
     e->width = d->width;
     e->height = d->height;
     e->pix_fmt = d->pix_fmt;
-    e->sample_aspect_ratio = d->sample_aspect_ratio;
+    /* the container's aspect (MOV pasp, Matroska display size) when the
+     * bitstream has none */
+    e->sample_aspect_ratio = av_guess_sample_aspect_ratio(j->in.fc, is, NULL);
     e->color_range = d->color_range;
     e->color_primaries = d->color_primaries;
     e->color_trc = d->color_trc;
@@ -1107,8 +1193,11 @@ static int open_encoder(stamp_job *j, AVStream *is, AVStream *os)
         e->flags |= AV_CODEC_FLAG_INTERLACED_DCT | AV_CODEC_FLAG_INTERLACED_ME;
     else if (d->field_order == AV_FIELD_BB || d->field_order == AV_FIELD_BT)
         e->flags |= AV_CODEC_FLAG_INTERLACED_DCT | AV_CODEC_FLAG_INTERLACED_ME;
-    e->time_base = is->time_base;
     e->framerate = av_guess_frame_rate(j->in.fc, is, NULL);
+    j->grid = on_frame_grid(j, is, codec, e->framerate);
+    e->time_base = j->grid ? av_inv_q(e->framerate) : is->time_base;
+    /* no build or run details in the stream: same input, same bytes */
+    e->flags |= AV_CODEC_FLAG_BITEXACT;
     /* every core, by slices where the encoder can (ProRes, DNxHD, FFV1):
      * frame threads would each hold a frame, 66 MB at 4K 4444 */
     e->thread_count = 0;
@@ -1152,6 +1241,12 @@ static int open_encoder(stamp_job *j, AVStream *is, AVStream *os)
     AVDictionary *opts = NULL;
     char why[64] = "";
     char num[32];
+    cm__hdr_meta hdr;
+    cm__video_hdr_meta(j->in.path, j->in.fc, j->in.vi, d, &hdr);
+    if ((hdr.has_md || hdr.has_cl) && strcmp(codec->name, "libx265"))
+        cm__video_not_kept(
+            j->info, "HDR10 SEI in the video stream (mastering display, light level)",
+            "the %s encoder in this libav cannot write it into the stream", codec->name);
     if (!strcmp(codec->name, "libx264") || !strcmp(codec->name, "libx265") ||
         !strcmp(codec->name, "libvpx-vp9") || !strcmp(codec->name, "libsvtav1") ||
         !strcmp(codec->name, "libaom-av1")) {
@@ -1162,11 +1257,20 @@ static int open_encoder(stamp_job *j, AVStream *is, AVStream *os)
         av_dict_set(&opts, "crf", num, 0);
         if (!strcmp(codec->name, "libvpx-vp9"))
             e->bit_rate = 0; /* constant quality */
+        /* the source's user data SEI (but its encoder's settings string) */
+        if (!strcmp(codec->name, "libx264") || !strcmp(codec->name, "libx265"))
+            av_dict_set(&opts, "udu_sei", "1", 0);
         if (!strcmp(codec->name, "libx264") && par->codec_id == AV_CODEC_ID_H264 &&
             x264_profile(par->profile))
             av_dict_set(&opts, "profile", x264_profile(par->profile), 0);
-        if (!strcmp(codec->name, "libx265"))
-            av_dict_set(&opts, "x265-params", "log-level=error", 0);
+        if (!strcmp(codec->name, "libx265")) {
+            char x265[320];
+            int n = snprintf(x265, sizeof(x265), "log-level=error");
+            if (hdr.has_md || hdr.has_cl)
+                x265[n++] = ':';
+            cm__video_x265_hdr(&hdr, x265 + n, sizeof(x265) - (size_t)n);
+            av_dict_set(&opts, "x265-params", x265, 0);
+        }
     } else if (!strcmp(codec->name, "prores_ks")) {
         if (par->codec_id == AV_CODEC_ID_PRORES && par->profile >= 0) {
             snprintf(num, sizeof(num), "%d", par->profile);
@@ -1189,11 +1293,18 @@ static int open_encoder(stamp_job *j, AVStream *is, AVStream *os)
         const char *pn = avcodec_profile_name(AV_CODEC_ID_DNXHD, prof);
         snprintf(why, sizeof(why), "profile %s%s (the source's)", pn ? pn : "DNxHD",
                  prof ? "" : ", its bit rate");
+    } else if (!strcmp(codec->name, "mpeg2video") &&
+               find_tc(j->in.fc, j->in.vi, num, sizeof(num))) {
+        /* the GOP headers' timecode starts where the source's did */
+        av_dict_set(&opts, "gop_timecode", num, 0);
+        int q = p->qscale >= 0 ? p->qscale : QSCALE_DEFAULT;
+        e->flags |= AV_CODEC_FLAG_QSCALE;
+        e->global_quality = FF_QP2LAMBDA * q;
+        snprintf(why, sizeof(why), "qscale=%d (%s)", q, p->qscale >= 0 ? "given" : "default");
     } else if (!strcmp(codec->name, "ffv1")) {
-        if (par->codec_id == AV_CODEC_ID_FFV1 && par->level > 0) {
-            snprintf(num, sizeof(num), "%d", par->level);
+        if (par->codec_id == AV_CODEC_ID_FFV1 && par->level > 0)
             e->level = par->level;
-        }
+        ffv1_options(j, par, e, &opts);
         snprintf(why, sizeof(why), "lossless");
     } else {
         int q = p->qscale >= 0 ? p->qscale : QSCALE_DEFAULT;
@@ -1217,9 +1328,10 @@ static int open_encoder(stamp_job *j, AVStream *is, AVStream *os)
     if (par->codec_id == e->codec_id && j->oc->oformat->codec_tag &&
         av_codec_get_id(j->oc->oformat->codec_tag, par->codec_tag) == e->codec_id)
         os->codecpar->codec_tag = par->codec_tag;
-    os->time_base = e->time_base;
+    os->time_base = is->time_base; /* the muxer's choice, as for the source */
     os->avg_frame_rate = is->avg_frame_rate;
     os->r_frame_rate = is->r_frame_rate;
+    os->sample_aspect_ratio = e->sample_aspect_ratio;
     if (j->info) {
         snprintf(j->info->codec, sizeof(j->info->codec), "%s", codec->name);
         snprintf(j->info->pix_fmt, sizeof(j->info->pix_fmt), "%s",
@@ -1245,12 +1357,6 @@ static int copy_stream_info(AVStream *is, AVStream *os)
     return err;
 }
 
-static int is_tmcd(const AVStream *s)
-{
-    return s->codecpar->codec_type == AVMEDIA_TYPE_DATA &&
-           s->codecpar->codec_tag == MKTAG('t', 'm', 'c', 'd');
-}
-
 /* Create the output's streams: copies of every stream but the video. */
 static int setup_output(stamp_job *j, const char *name_for_format)
 {
@@ -1269,26 +1375,26 @@ static int setup_output(stamp_job *j, const char *name_for_format)
     if (err < 0)
         return av_fail(j->ctx, j->out_path, err, "set up the output");
     av_dict_copy(&j->oc->metadata, ic->metadata, 0);
-    if (!(j->map = malloc(sizeof(int) * ic->nb_streams)))
+    j->map = cm__malloc_array(ic->nb_streams ? ic->nb_streams : 1, sizeof(*j->map));
+    j->ends = cm__malloc_array(ic->nb_streams ? ic->nb_streams : 1, sizeof(*j->ends));
+    if (!j->map || !j->ends)
         return cm__error(j->ctx, CM_E_NOMEM, "out of memory");
-    /* A MOV/MP4 timecode track is not copied as a stream: the muxer writes
-     * it anew from the video stream's "timecode" tag, so its start goes
-     * there (copying it too would make two timecode tracks). */
-    AVStream *vs = ic->streams[j->in.vi];
-    for (unsigned i = 0; i < ic->nb_streams; i++) {
-        AVDictionaryEntry *tc = av_dict_get(ic->streams[i]->metadata, "timecode", NULL, 0);
-        if (is_tmcd(ic->streams[i]) && tc && !av_dict_get(vs->metadata, "timecode", NULL, 0))
-            av_dict_set(&vs->metadata, "timecode", tc->value, 0);
-    }
+    int ntmcd = 0;
+    int keep_tmcd = cm__video_timecode_tracks(ic, j->in.vi, of, &ntmcd, j->info);
     for (unsigned i = 0; i < ic->nb_streams; i++) {
         AVStream *is = ic->streams[i];
         j->map[i] = -1;
-        if (is_tmcd(is) && (int)i != j->in.vi)
-            continue; /* written anew from the video's "timecode" tag */
-        if ((int)i != j->in.vi &&
-            avformat_query_codec(of, is->codecpar->codec_id, FF_COMPLIANCE_NORMAL) == 0) {
+        j->ends[i] = cm__video_stream_end(ic, is);
+        if ((int)i == j->in.vi) {
+            ; /* the video: re-encoded */
+        } else if (!keep_tmcd && cm__video_is_tmcd(is)) {
+            continue; /* its start is the video's "timecode" tag */
+        } else if (cm__video_is_chapter_track(ic, is)) {
+            continue; /* written anew from the chapters (or announced with them) */
+        } else if (!cm__video_container_holds(of, is)) {
             if (j->info)
-                j->info->streams_dropped++; /* this container cannot hold it */
+                j->info->streams_dropped++;
+            cm__video_dropped(j->info, i, is, of);
             continue;
         }
         AVStream *os = avformat_new_stream(j->oc, NULL);
@@ -1299,6 +1405,8 @@ static int setup_output(stamp_job *j, const char *name_for_format)
             return av_fail(j->ctx, j->out_path, err, "copy stream metadata");
         if ((int)i == j->in.vi) {
             j->vo = os->index;
+            if (keep_tmcd && ntmcd)
+                av_dict_set(&os->metadata, "timecode", NULL, 0);
             int ret = open_encoder(j, is, os);
             if (ret)
                 return ret;
@@ -1306,6 +1414,7 @@ static int setup_output(stamp_job *j, const char *name_for_format)
         }
         if ((err = avcodec_parameters_copy(os->codecpar, is->codecpar)) < 0)
             return av_fail(j->ctx, j->out_path, err, "copy a stream");
+        cm__video_fix_copied(of, os->codecpar);
         /* keep the tag where this container knows it for this codec (and
          * for data streams: a MOV timecode track is known by its tmcd tag) */
         uint32_t tag = is->codecpar->codec_tag;
@@ -1315,9 +1424,18 @@ static int setup_output(stamp_job *j, const char *name_for_format)
         os->time_base = is->time_base;
         os->avg_frame_rate = is->avg_frame_rate;
         os->r_frame_rate = is->r_frame_rate;
+        os->sample_aspect_ratio = is->sample_aspect_ratio;
         if (j->info)
             j->info->streams_copied++;
     }
+    /* MPEG-TS PIDs as the source's (elsewhere the muxer numbers tracks
+     * in order, as the source's did) */
+    for (unsigned i = 0; !strcmp(of->name, "mpegts") && i < ic->nb_streams; i++)
+        if (j->map[i] >= 0)
+            j->oc->streams[j->map[i]]->id = ic->streams[i]->id;
+    if ((err = cm__video_copy_chapters(ic, j->oc, j->info)) < 0 ||
+        (err = cm__video_copy_programs(ic, j->oc, j->map)) < 0)
+        return av_fail(j->ctx, j->out_path, err, "copy the chapters and programs");
     return CM_OK;
 }
 
@@ -1330,7 +1448,17 @@ static int write_packets(stamp_job *j)
         if (err < 0)
             return av_fail(j->ctx, j->in.path, err, "encode a frame");
         AVStream *os = j->oc->streams[j->vo];
+        if (j->grid && !j->opkt->duration)
+            j->opkt->duration = 1; /* one frame */
         av_packet_rescale_ts(j->opkt, j->enc->time_base, os->time_base);
+        if (j->grid) { /* counted from the source's first timestamp */
+            int64_t off =
+                av_rescale_q(j->pts0, j->in.fc->streams[j->in.vi]->time_base, os->time_base);
+            if (j->opkt->pts != AV_NOPTS_VALUE)
+                j->opkt->pts += off;
+            if (j->opkt->dts != AV_NOPTS_VALUE)
+                j->opkt->dts += off;
+        }
         j->opkt->stream_index = j->vo;
         err = av_interleaved_write_frame(j->oc, j->opkt);
         if (err < 0)
@@ -1417,7 +1545,15 @@ static int stamp_frame(stamp_job *j, AVFrame *f)
             return ret;
     }
     f->pts = f->best_effort_timestamp;
-    f->pict_type = AV_PICTURE_TYPE_NONE;
+    if (j->grid && f->pts != AV_NOPTS_VALUE)
+        f->pts = av_rescale_q(f->pts - j->pts0, j->in.fc->streams[j->in.vi]->time_base,
+                              j->enc->time_base);
+    /* key frames where the source has them (edit points, GOP length);
+     * the encoder may add more */
+    f->pict_type = f->key_frame ? AV_PICTURE_TYPE_I : AV_PICTURE_TYPE_NONE;
+    if ((err = cm__video_frame_side_data(f, j->enc->codec->name, j->in.fc->streams[j->in.vi],
+                                         &j->sd_announced, j->info)) < 0)
+        return av_fail(j->ctx, j->in.path, err, "copy a frame's side data");
     if ((err = avcodec_send_frame(j->enc, f)) < 0)
         return av_fail(j->ctx, j->in.path, err, "encode a frame");
     j->frames++;
@@ -1477,6 +1613,10 @@ static int transcode(stamp_job *j)
             continue;
         }
         AVStream *is = j->in.fc->streams[si], *os = j->oc->streams[j->map[si]];
+        int64_t end = j->ends[si];
+        if (end != AV_NOPTS_VALUE && j->pkt->pts != AV_NOPTS_VALUE && j->pkt->pts < end &&
+            j->pkt->pts + j->pkt->duration > end)
+            j->pkt->duration = end - j->pkt->pts; /* the last one, as the source had it */
         av_packet_rescale_ts(j->pkt, is->time_base, os->time_base);
         j->pkt->stream_index = j->map[si];
         j->pkt->pos = -1;
@@ -1545,7 +1685,16 @@ int cm_video_stamp(cm_ctx *ctx, cm_stamper *s, const char *in_path, const char *
         goto done;
     }
     j.oc->pb = pb;
-    int err = avformat_write_header(j.oc, NULL);
+    /* no run-dependent identifiers (MXF UMIDs, Matroska segment UIDs) and
+     * no build details: same key, id, options and input, same bytes */
+    j.oc->flags |= AVFMT_FLAG_BITEXACT;
+    /* audio gathered into PES packets as ffmpeg's own -muxdelay 0.7 does
+     * (MPEG-TS/PS): the layout of most sources */
+    j.oc->max_delay = 700000;
+    AVDictionary *mopts = NULL;
+    cm__video_mux_options(j.in.fc, j.oc, &mopts);
+    int err = avformat_write_header(j.oc, &mopts);
+    av_dict_free(&mopts);
     if (err < 0) {
         ret = mux_fail(&j, err, "write the output header");
         goto done;
@@ -1556,6 +1705,11 @@ int cm_video_stamp(cm_ctx *ctx, cm_stamper *s, const char *in_path, const char *
     if (pb->error < 0) {
         ret = cm__error(ctx, CM_E_IO, "%s: cannot write output: %s", out_path,
                         strerror(j.write_errno ? j.write_errno : AVUNERROR(pb->error)));
+        goto done;
+    }
+    if (cm__video_mxf_umids(j.in.fc, j.oc, j.out.tmp, j.out.fp, info) < 0) {
+        ret = cm__error(ctx, CM_E_IO, "%s: cannot write output: %s", out_path,
+                        strerror(errno ? errno : EIO));
         goto done;
     }
     if (info)
@@ -1583,5 +1737,6 @@ done:
         cm_plane_free(planes[k]);
     held_free(&j.hold);
     free(j.map);
+    free(j.ends);
     return ret;
 }

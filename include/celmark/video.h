@@ -61,6 +61,10 @@ typedef struct cm_video_stamp_params {
 /** Fill *p with the documented defaults. */
 CM_API void cm_video_stamp_params_default(cm_video_stamp_params *p);
 
+/** Lines and their length in cm_video_stamp_info.not_kept. */
+#define CM_VIDEO_NOT_KEPT_MAX 16
+#define CM_VIDEO_NOT_KEPT_LEN 192
+
 /** What cm_video_stamp did. */
 typedef struct cm_video_stamp_info {
     int64_t frames;       /**< video frames stamped (= frames in the source) */
@@ -71,7 +75,16 @@ typedef struct cm_video_stamp_info {
     int streams_copied;   /**< other streams copied untouched */
     int streams_dropped;  /**< streams the output container cannot hold
                                (a MOV/MP4 timecode track is not dropped: it
-                               is written anew with the same start) */
+                               is written anew with the same start; a
+                               MOV/MP4 chapter track neither: it is written
+                               anew from the chapters) */
+    /** What the copy could not keep of the source (a dropped stream,
+     *  chapters in a container without them, settings the encoder cannot
+     *  write), one "WHAT not kept: WHY" line each; the command prints them
+     *  as warnings. Anything not listed here is kept. */
+    char not_kept[CM_VIDEO_NOT_KEPT_MAX][CM_VIDEO_NOT_KEPT_LEN];
+    int nnot_kept; /**< lines in not_kept (at most CM_VIDEO_NOT_KEPT_MAX;
+                        the last says so when more were lost) */
 } cm_video_stamp_info;
 
 /**
@@ -79,8 +92,10 @@ typedef struct cm_video_stamp_info {
  * frame's own pixel format (8-12 bit YUV/grey, luma only; chroma and alpha
  * planes are kept bit-exact), re-encode it with the source codec and
  * profile at a matched quality, and copy every other stream untouched
- * (container and stream metadata, frame rate, time base, colour tags, field
- * order and timestamps kept). Written through a temporary file and renamed:
+ * (container and stream metadata, chapters, programs, attachments, timecode
+ * tracks, frame rate, time base, aspect ratio, colour tags, HDR metadata,
+ * field order, key frames and timestamps kept). Whatever the output cannot
+ * keep is listed in info->not_kept. Written through a temporary file and renamed:
  * on failure nothing is left at out.
  * @param flags CM_WRITE_FORCE to replace an existing out.
  * @param info  may be NULL.
