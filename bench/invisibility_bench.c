@@ -65,18 +65,6 @@ static int pass(const target *t, const cm_de_stats *s)
            (t->over23 < 0 || s->over_2_3 <= t->over23);
 }
 
-static int image_copy(const cm_image *in, cm_image **out)
-{
-    int ret = cm_image_new(out, in->width, in->height, in->channels, in->has_alpha,
-                           in->bit_depth);
-    if (ret)
-        return ret;
-    size_t row = (size_t)in->width * in->channels * (in->bit_depth / 8);
-    for (int y = 0; y < in->height; y++)
-        memcpy((*out)->data + y * (*out)->stride, in->data + y * in->stride, row);
-    return CM_OK;
-}
-
 /* ---- the video path -------------------------------------------------- */
 
 typedef struct yuv {
@@ -156,11 +144,7 @@ static int mark_yuv(cm_stamper *st, yuv *f)
         hi.data[i] = l.data[i] < 255 ? 255 - l.data[i] : 0;
     }
     cm__yuv_chroma c = {f->p[1], f->p[2], f->ls[1], 1, 8, 1, 1, 1, 0.2126f, 0.0722f};
-    const cm__room *room = cm__stamper_room(st);
-    if (!room)
-        ret = CM_E_NOMEM;
-    else
-        cm__yuv_luma_room(room, &l, &c, &lo, &hi);
+    cm__yuv_luma_room(cm__stamper_room(st), &l, &c, &lo, &hi);
     if (!ret)
         ret = cm_stamper_plane(st, &l, &lo, &hi);
     for (int i = 0; !ret && i < f->w * f->h; i++) {
@@ -182,9 +166,9 @@ static int video_frames(cm_stamper *st, const cm_image *img, cm_image **ref, cm_
     int ret = yuv_alloc(&f, img->width, img->height);
     if (ret)
         return ret;
-    if (!(ret = convert(img, &f, 1)) && !(ret = image_copy(img, ref)) &&
+    if (!(ret = convert(img, &f, 1)) && !(ret = cm_image_copy_pixels(img, ref)) &&
         !(ret = convert(*ref, &f, 0)) && !(ret = mark_yuv(st, &f)) &&
-        !(ret = image_copy(img, out)))
+        !(ret = cm_image_copy_pixels(img, out)))
         ret = convert(*out, &f, 0);
     yuv_free(&f);
     return ret;
@@ -214,8 +198,8 @@ static void find_worst(const cm_image *a, const cm_image *b, int frame, worst *w
                 w->y = y;
                 cm_image_free(&w->orig);
                 cm_image_free(&w->marked);
-                image_copy(a, &w->orig);
-                image_copy(b, &w->marked);
+                cm_image_copy_pixels(a, &w->orig);
+                cm_image_copy_pixels(b, &w->marked);
             }
         }
 }
@@ -305,7 +289,7 @@ int main(int argc, char **argv)
             if (!ret)
                 ret = cm_stamper_new(ctx, key, bench_splitmix64(&seed), &sp, &st);
             if (!ret)
-                ret = image_copy(img, &marked);
+                ret = cm_image_copy_pixels(img, &marked);
             if (!ret)
                 ret = cm_stamper_image(st, marked);
             cm_de_stats s;

@@ -130,19 +130,6 @@ static int popcount64(uint64_t x)
     return n;
 }
 
-/* Deep copy of an 8-bit image's pixels (no metadata). */
-static int image_copy(const cm_image *in, cm_image **out)
-{
-    int ret = cm_image_new(out, in->width, in->height, in->channels, in->has_alpha,
-                           in->bit_depth);
-    if (ret)
-        return ret;
-    size_t row = (size_t)in->width * in->channels * (in->bit_depth / 8);
-    for (int y = 0; y < in->height; y++)
-        memcpy((*out)->data + y * (*out)->stride, in->data + y * in->stride, row);
-    return CM_OK;
-}
-
 /* ---- options ------------------------------------------------------------- */
 
 typedef struct options {
@@ -553,7 +540,7 @@ static int run_profile(bench *b, const bench_profile *bp)
         cm_stamper *stamper = NULL;
         cm_verifier *ver = NULL;
         cm_plane yo = {0}, ym = {0};
-        if ((ret = image_copy(fd->img, &marked)))
+        if ((ret = cm_image_copy_pixels(fd->img, &marked)))
             goto frame_fail;
         double t0 = bench_now_ms();
         if ((ret = cm_stamper_new(b->ctx, b->key, fd->id, &sp, &stamper)) ||

@@ -119,14 +119,9 @@ static int stamp_file(cm_ctx *ctx, stamp_job *job, const char *in, const char *p
     cm_ctx_clear_warnings(ctx);
     ret = cm_image_read(ctx, in, &vo->limits, &img);
     if (!ret) /* the input's pixels, to tell the producer what was done to them */
-        ret = cm_image_new(&orig, img->width, img->height, img->channels, img->has_alpha,
-                           img->bit_depth);
-    if (!ret) {
-        size_t row = (size_t)img->width * img->channels * (img->bit_depth / 8);
-        for (int y = 0; y < img->height; y++)
-            memcpy(orig->data + y * orig->stride, img->data + y * img->stride, row);
+        ret = cm_image_copy_pixels(img, &orig);
+    if (!ret)
         ret = cm_stamper_image(st, img);
-    }
     if (!ret)
         ret = cm_image_delta_e(ctx, orig, img, &res->de);
     cm_image_free(&orig);

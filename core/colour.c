@@ -148,7 +148,8 @@ double cm__de00_rgb(const float a[3], const float b[3])
 #define ROOM_MAX 64.0f
 /* Steps of the search for the edge of the budget along one direction. */
 #define ROOM_STEPS 5
-/* At most this many budgets are kept (one per profile, a few strengths). */
+/* At most this many budgets are kept for the process (one per profile, a
+ * few strengths); tables are never freed, so a pointer stays good. */
 #define ROOM_KEEP 16
 
 /* Node i of an axis, 8-bit scale: quadratic spacing, 0, 0.48, 1.9, 4.3, ...
@@ -254,6 +255,20 @@ static cm__room *room_build(float de)
     return t;
 }
 
+cm__room *cm__room_new(float de)
+{
+    return de > 0 ? room_build(de) : NULL;
+}
+
+void cm__room_free(cm__room **t)
+{
+    if (!t || !*t)
+        return;
+    free((*t)->cell);
+    free(*t);
+    *t = NULL;
+}
+
 static pthread_mutex_t room_lock = PTHREAD_MUTEX_INITIALIZER;
 static cm__room *room_kept[ROOM_KEEP];
 
@@ -269,16 +284,8 @@ const cm__room *cm__room_get(float de)
             found = room_kept[k];
             break;
         }
-    if (!found) {
-        cm__room *t = room_build(de);
-        if (t && k < ROOM_KEEP)
-            found = room_kept[k] = t;
-        else if (t) { /* full: replace the oldest-built but one */
-            free(room_kept[ROOM_KEEP - 1]->cell);
-            free(room_kept[ROOM_KEEP - 1]);
-            found = room_kept[ROOM_KEEP - 1] = t;
-        }
-    }
+    if (!found && k < ROOM_KEEP)
+        found = room_kept[k] = room_build(de);
     pthread_mutex_unlock(&room_lock);
     return found;
 }

@@ -50,9 +50,12 @@ typedef struct cm__room {
 } cm__room;
 
 /* The table for budget de (> 0), built on first use and kept for the life of
- * the process (thread-safe; a handful of budgets at most). NULL when out of
- * memory. */
+ * the process (thread-safe). NULL when out of memory, or when a handful of
+ * other budgets are kept already: then make one with cm__room_new. */
 CM__HIDDEN const cm__room *cm__room_get(float de);
+/* A table of one's own (NULL: out of memory); cm__room_free frees it. */
+CM__HIDDEN cm__room *cm__room_new(float de);
+CM__HIDDEN void cm__room_free(cm__room **t);
 
 /* The room of the cell holding an 8-bit-scale RGB colour. */
 static inline const cm__room_cell *cm__room_at(const cm__room *t, const float rgb[3])
@@ -108,8 +111,8 @@ CM__HIDDEN void cm__yuv_luma_room(const cm__room *room, const cm_plane *luma,
 CM__HIDDEN void cm__grey_luma_room(const cm__room *room, const cm_plane *luma, cm_plane *lo,
                                    cm_plane *hi);
 
-/* The colour budget of a stamper's profile and strength (watermark/embed.c);
- * NULL when out of memory. */
+/* The colour budget of a stamper's profile and strength (watermark/embed.c),
+ * made with the stamper. */
 struct cm_stamper;
 CM__HIDDEN const cm__room *cm__stamper_room(const struct cm_stamper *s);
 

@@ -1494,8 +1494,6 @@ static int mark_luma(stamp_job *j, AVFrame *f, const luma_fmt *lf)
      * profile's CIEDE2000 allows (grey frames: by luma alone) */
     cm__yuv_chroma chroma;
     const cm__room *room = cm__stamper_room(j->st);
-    if (!room)
-        return cm__error(j->ctx, CM_E_NOMEM, "out of memory");
     if (frame_chroma(f, lf, &chroma))
         cm__yuv_luma_room(room, &j->luma, &chroma, &j->lo, &j->hi);
     else

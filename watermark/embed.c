@@ -31,6 +31,8 @@ struct cm_stamper {
     const cm__profile *prof;
     int N;
     float *tile; /* N*N unit-RMS pattern */
+    const cm__room *room; /* the colour budget: the process's, or own */
+    cm__room *own_room;
 };
 
 void cm_stamp_params_default(cm_stamp_params *p)
@@ -81,6 +83,14 @@ int cm_stamper_new(cm_ctx *ctx, const cm_key *key, uint64_t issue_id,
         goto fail;
     if ((ret = cm__render_init(&render, prof->T, prof->s)))
         goto fail;
+    /* the colour budget of the profile, times the strength */
+    float de = prof->de_max * params->strength;
+    if (!(s->room = cm__room_get(de)))
+        s->room = s->own_room = cm__room_new(de);
+    if (!s->room) {
+        ret = CM_E_NOMEM;
+        goto fail;
+    }
     cm__payload_encode(issue_id, coded);
     cm__layout_chips(layout, coded, chips);
     cm__render_tile(&render, chips, s->tile);
@@ -102,6 +112,7 @@ void cm_stamper_free(cm_stamper **ps)
     if (!ps || !*ps)
         return;
     free((*ps)->tile);
+    cm__room_free(&(*ps)->own_room);
     free(*ps);
     *ps = NULL;
 }
@@ -206,7 +217,7 @@ static int stamp_rows(cm_stamper *s, cm_plane *luma, const cm_plane *lo, const c
 
 const cm__room *cm__stamper_room(const cm_stamper *s)
 {
-    return s ? cm__room_get(s->prof->de_max * s->params.strength) : NULL;
+    return s ? s->room : NULL;
 }
 
 int cm_stamper_plane(cm_stamper *s, cm_plane *luma, const cm_plane *lo, const cm_plane *hi)
@@ -222,9 +233,7 @@ int cm_stamper_image(cm_stamper *s, cm_image *img)
     int colour = cm_image_is_colour(img);
     /* the colour budget: the headroom planes stop the mask where it would
      * show, and the pixels are checked against it when written */
-    const cm__room *room = cm__stamper_room(s);
-    if (!room)
-        return cm__error(s->ctx, CM_E_NOMEM, "stamp: out of memory");
+    const cm__room *room = s->room;
     int ret = cm__image_luma_room(s->ctx, img, room, &luma, &lo, &hi);
     if (!ret && colour)
         ret = cm_plane_alloc(&chroma, img->width, img->height);

@@ -155,6 +155,10 @@ CM_API int cm_image_get_info(const cm_image *img, cm_image_info *info);
 CM_API int cm_image_new(cm_image **out, int width, int height, int channels,
                         int has_alpha, int bit_depth);
 
+/** A new image (*out, free with cm_image_free) with in's size, layout and
+ *  pixels, without its metadata. 0, CM_E_INVAL or CM_E_NOMEM. */
+CM_API int cm_image_copy_pixels(const cm_image *in, cm_image **out);
+
 /** Free an image; accepts NULL and sets *img to NULL. */
 CM_API void cm_image_free(cm_image **img);
 

@@ -123,6 +123,27 @@ static void test_room(void **state)
     assert_true(c->luma_up > 2 && c->luma_up < 20);
 }
 
+/* The process keeps a handful of budgets; past that a table of one's own is
+ * made (and every kept one stays where it was). */
+static void test_room_cache(void **state)
+{
+    (void)state;
+    const cm__room *first = cm__room_get(3.25f);
+    assert_non_null(first);
+    int kept = 0;
+    for (int k = 0; k < 40; k++)
+        kept += cm__room_get(5.0f + 0.5f * (float)k) != NULL;
+    assert_true(kept >= 8 && kept < 40);
+    assert_ptr_equal(cm__room_get(3.25f), first);
+    assert_null(cm__room_get(99.0f));
+    cm__room *own = cm__room_new(99.0f);
+    assert_non_null(own);
+    assert_true(own->de == 99.0f);
+    cm__room_free(&own);
+    assert_null(own);
+    assert_null(cm__room_new(0.0f));
+}
+
 /* A random colour image with a large random mark applied within a budget:
  * every pixel within it exactly (after rounding), and cm_image_delta_e
  * reports the same. */
@@ -214,7 +235,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sharma_pairs),       cmocka_unit_test(test_srgb_to_lab),
-        cmocka_unit_test(test_room),               cmocka_unit_test(test_apply_within_budget),
+        cmocka_unit_test(test_room),               cmocka_unit_test(test_room_cache),
+        cmocka_unit_test(test_apply_within_budget),
         cmocka_unit_test(test_delta_e_stats),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
