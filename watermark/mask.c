@@ -39,6 +39,9 @@
  * long against the 384 px tile, so every chip is strong somewhere (on
  * black frames periods of 200, 480 and 900 px all helped, 900 most). */
 #define ENV_PERIOD 900.0
+/* Below this luma (code values) texture off fills takes the amplitude its
+ * colour room allows (mask_row). */
+#define DARK_LUMA 48.0f
 
 /* The vertical pass of both box filters: running column sums (in double)
  * over the horizontally filtered rows in tmp, edge rows clamped. Out of
@@ -437,6 +440,11 @@ mask_row(const cm__mask *m, int y, const float *restrict py, const float *restri
         float room_lo = has_room ? pl[x] : py[x];
         float room_hi = has_room ? ph[x] : 255.0f - py[x];
         float both = (room_lo < room_hi ? room_lo : room_hi) * inv_peak;
+        /* texture in the dark, where the eye is blindest (the colour
+         * budget's room is widest): the amplitude fills a third of the
+         * room whatever the activity */
+        float dark = (float)(py[x] < DARK_LUMA) * (1.0f - (float)frow[x]);
+        v = v > both * dark ? v : both * dark;
         float wide = (room_lo > room_hi ? room_lo : room_hi) * inv_peak;
         /* near 0 or full scale the mark can only go one way: a reduced
          * one-sided mark (see CM__EXTREME_WHITE / CM__EXTREME_BLACK) */
