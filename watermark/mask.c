@@ -42,6 +42,7 @@
 /* Below this luma (code values) texture off fills takes the amplitude its
  * colour room allows (mask_row). */
 #define DARK_LUMA 48.0f
+#define DARK_FILL 0.8f
 
 /* The vertical pass of both box filters: running column sums (in double)
  * over the horizontally filtered rows in tmp, edge rows clamped. Out of
@@ -444,7 +445,7 @@ mask_row(const cm__mask *m, int y, const float *restrict py, const float *restri
          * budget's room is widest): the amplitude fills a third of the
          * room whatever the activity */
         float dark = (float)(py[x] < DARK_LUMA) * (1.0f - (float)frow[x]);
-        v = v > both * dark ? v : both * dark;
+        v = v > DARK_FILL * both * dark ? v : DARK_FILL * both * dark;
         float wide = (room_lo > room_hi ? room_lo : room_hi) * inv_peak;
         /* near 0 or full scale the mark can only go one way: a reduced
          * one-sided mark (see CM__EXTREME_WHITE / CM__EXTREME_BLACK) */
