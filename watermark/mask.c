@@ -442,10 +442,14 @@ mask_row(const cm__mask *m, int y, const float *restrict py, const float *restri
         float room_hi = has_room ? ph[x] : 255.0f - py[x];
         float both = (room_lo < room_hi ? room_lo : room_hi) * inv_peak;
         /* texture in the dark, where the eye is blindest (the colour
-         * budget's room is widest): the amplitude fills a third of the
-         * room whatever the activity */
+         * budget's room is widest): the amplitude fills DARK_FILL of a
+         * third of the room whatever the activity */
         float dark = (float)(py[x] < DARK_LUMA) * (1.0f - (float)frow[x]);
-        v = v > DARK_FILL * both * dark ? v : DARK_FILL * both * dark;
+        float fill_dark = DARK_FILL * both * dark;
+        /* never past the caps: the profile's, and the ink lines' */
+        float cap = maxv + (edge - maxv) * (float)nrow[x >> 1];
+        fill_dark = fill_dark < cap ? fill_dark : cap;
+        v = v > fill_dark ? v : fill_dark;
         float wide = (room_lo > room_hi ? room_lo : room_hi) * inv_peak;
         /* near 0 or full scale the mark can only go one way: a reduced
          * one-sided mark (see CM__EXTREME_WHITE / CM__EXTREME_BLACK) */
