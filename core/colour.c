@@ -349,24 +349,25 @@ int cm_image_delta_e(cm_ctx *ctx, const cm_image *a, const cm_image *b, cm_de_st
             double de = 0;
             if (ca[0] != cb[0] || ca[1] != cb[1] || ca[2] != cb[2]) {
                 pair_slot *slot = NULL;
+                uint64_t key = 0;
                 if (memo) {
-                    uint64_t key = 1ull << 48 |
-                                   (uint64_t)((uint32_t)ca[0] << 16 | (uint32_t)ca[1] << 8 |
-                                              (uint32_t)ca[2])
-                                       << 24 |
-                                   ((uint32_t)cb[0] << 16 | (uint32_t)cb[1] << 8 | (uint32_t)cb[2]);
+                    key = 1ull << 48 |
+                          (uint64_t)((uint32_t)ca[0] << 16 | (uint32_t)ca[1] << 8 |
+                                     (uint32_t)ca[2])
+                              << 24 |
+                          ((uint32_t)cb[0] << 16 | (uint32_t)cb[1] << 8 | (uint32_t)cb[2]);
                     slot = &memo[(key * 0x9e3779b97f4a7c15ull) >> (64 - PAIR_BITS)];
-                    if (slot->key == key) {
-                        de = slot->de;
-                        goto have;
-                    }
-                    slot->key = key;
                 }
-                de = cm__de00_rgb(ca, cb);
-                if (slot)
-                    slot->de = de;
+                if (slot && slot->key == key) {
+                    de = slot->de;
+                } else {
+                    de = cm__de00_rgb(ca, cb);
+                    if (slot) {
+                        slot->key = key;
+                        slot->de = de;
+                    }
+                }
             }
-        have:
             size_t bin = (size_t)(de / DE_BIN);
             hist[bin < nbins ? bin : nbins - 1]++;
             sum += de;
