@@ -1632,9 +1632,12 @@ int cm_video_stamp(cm_ctx *ctx, cm_stamper *s, const char *in_path, const char *
         goto done;
     }
     j.oc->pb = pb;
-    /* no run-dependent identifiers (MXF UMIDs, Matroska segment UIDs) and
-     * no build details: same key, id, options and input, same bytes */
-    j.oc->flags |= AVFMT_FLAG_BITEXACT;
+    /* no run-dependent identifiers (MXF UMIDs, Matroska segment UIDs):
+     * same key, id, options and input, same bytes. Only where a muxer
+     * draws them: bit-exact, the MOV muxer would drop the source's
+     * encoder tag */
+    if (cm__video_mux_bitexact(j.oc->oformat))
+        j.oc->flags |= AVFMT_FLAG_BITEXACT;
     /* audio gathered into PES packets as ffmpeg's own -muxdelay 0.7 does
      * (MPEG-TS/PS): the layout of most sources */
     j.oc->max_delay = 700000;

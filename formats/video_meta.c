@@ -214,6 +214,15 @@ int cm__video_copy_programs(const AVFormatContext *ic, AVFormatContext *oc, cons
     return 0;
 }
 
+int cm__video_mux_bitexact(const AVOutputFormat *of)
+{
+    static const char *const drawn[] = {"mxf", "mxf_d10", "mxf_opatom", "matroska", "webm"};
+    for (size_t i = 0; i < sizeof(drawn) / sizeof(drawn[0]); i++)
+        if (!strcmp(of->name, drawn[i]))
+            return 1;
+    return 0;
+}
+
 /* A MOV/MP4 "mdta" key: reverse-DNS names (com.apple.quicktime.artist). */
 static int has_mdta_keys(const AVFormatContext *ic)
 {
