@@ -197,6 +197,14 @@ fidelity avi-mpeg4 avi '' '' -- $V -c:v mpeg4 -q:v 3
 
 # 5. H.264 VUI timing: 24 fps stays time_scale 48, packet durations kept
 fidelity h264-timing mp4 '' '' -- $V -c:v libx264
+# NTSC rate (30000/1001) on the one-frame grid; variable frame rate (a
+# held frame, then a jump) keeps the source's time base; interlaced H.264
+fidelity ntsc-mp4 mp4 '' '' -- -f lavfi -i testsrc2=size=320x240:rate=30000/1001:duration=0.4 \
+    -c:v libx264
+fidelity vfr-mkv mkv '' '' -- $V -vf "setpts='N/(24*TB)+gte(N,6)*0.03/TB'" -fps_mode passthrough \
+    -c:v libx264
+fidelity interlaced-ts ts '' '' -- -f lavfi -i testsrc2=size=320x240:rate=25:duration=0.5 \
+    -vf setfield=tff -c:v libx264 -flags +ildct+ilme -x264-params tff=1
 es_timing() {
     ffmpeg -v error -i "$1" -map 0:v -c copy -f h264 - |
         ffprobe -v error -show_entries stream=r_frame_rate,avg_frame_rate,time_base:packet=duration -of flat -
