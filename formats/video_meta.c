@@ -560,7 +560,8 @@ int cm__video_on_grid(const char *path, const AVFormatContext *ic, int vi, AVRat
     int64_t n = 0, first = AV_NOPTS_VALUE;
     int64_t key1 = -1, key2 = -1; /* the first two key frames' packet numbers */
     ok = 1;
-    while (n <= max_packets && av_read_frame(fc, pkt) >= 0) {
+    /* off the grid with both key frames seen: nothing more to learn */
+    while (n <= max_packets && (ok || key2 < 0) && av_read_frame(fc, pkt) >= 0) {
         if (pkt->stream_index == vi) {
             n++;
             if ((pkt->flags & AV_PKT_FLAG_KEY) && key2 < 0)
