@@ -20,8 +20,9 @@
  * a constant frame rate, one frame as its time base (the stream's own
  * timing is then the source's). What else a copy keeps (chapters, programs,
  * timecode tracks, HDR10, FFV1 settings, MXF UMIDs) and what it announces
- * instead is video_meta.c's. Muxers and encoders run bit-exact: the same
- * stamp of the same input gives the same bytes.
+ * instead is video_meta.c's. Encoders run bit-exact, and so do the muxers
+ * that would draw random identifiers (MXF, Matroska): the same stamp of the
+ * same input gives the same bytes.
  *
  * Quality matched to the source (override with crf / qscale / codec):
  *
