@@ -1286,10 +1286,21 @@ static int open_encoder(stamp_job *j, AVStream *is, AVStream *os)
     if (par->codec_id == e->codec_id && j->oc->oformat->codec_tag &&
         av_codec_get_id(j->oc->oformat->codec_tag, par->codec_tag) == e->codec_id)
         os->codecpar->codec_tag = par->codec_tag;
-    os->time_base = is->time_base; /* the muxer's choice, as for the source */
+    /* into the source's own kind of container, its time base (an MP4's
+     * timescale); into another, the encoder's, as the new container's
+     * muxer expects (MXF and AVI take it as the frame rate) */
+    os->time_base = strstr(j->in.fc->iformat->name, j->oc->oformat->name) ? is->time_base
+                                                                           : e->time_base;
     os->avg_frame_rate = is->avg_frame_rate;
     os->r_frame_rate = is->r_frame_rate;
     os->sample_aspect_ratio = e->sample_aspect_ratio;
+    /* reordered (B) frames need presentation times the container keeps */
+    if (e->has_b_frames > 0 && !strstr(j->in.fc->iformat->name, j->oc->oformat->name) &&
+        (!strcmp(j->oc->oformat->name, "avi") || !strncmp(j->oc->oformat->name, "mxf", 3)))
+        cm__video_not_kept(j->info, "presentation times of reordered frames",
+                           "%s", !strcmp(j->oc->oformat->name, "avi")
+                                     ? "the avi container stores decoding times only"
+                                     : "libav's MXF muxer writes no temporal offsets for them");
     if (j->info) {
         snprintf(j->info->codec, sizeof(j->info->codec), "%s", codec->name);
         snprintf(j->info->pix_fmt, sizeof(j->info->pix_fmt), "%s",
@@ -1646,6 +1657,15 @@ int cm_video_stamp(cm_ctx *ctx, cm_stamper *s, const char *in_path, const char *
     cm__video_mux_options(j.in.fc, j.oc, &mopts);
     int err = avformat_write_header(j.oc, &mopts);
     av_dict_free(&mopts);
+    if (err < 0 && !j.write_errno && err != AVERROR(ENOMEM)) {
+        /* the muxer refuses a stream or setting: the output container's
+         * limit, not damage in the source */
+        char detail[512];
+        cm__av_describe_error(err, detail, sizeof(detail));
+        ret = cm__error(ctx, CM_E_UNSUPPORTED, "%s: the %s muxer refuses this copy: %s",
+                        out_path, j.oc->oformat->name, detail);
+        goto done;
+    }
     if (err < 0) {
         ret = mux_fail(&j, err, "write the output header");
         goto done;

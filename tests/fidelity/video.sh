@@ -307,11 +307,46 @@ announces() {
     rm -f "$out"
 }
 announces chapters-to-ts "$D/chapters-mkv src.mkv" ts 'chapters'
-announces chapters-to-avi "$D/chapters-mp4 src.mp4" avi 'chapters'
+announces chapters-to-avi "$D/chapters-mp4 src.mp4" avi 'chapters|presentation times'
 announces attachment-to-mp4 "$D/attachments-mkv src.mkv" mp4 \
     'stream [12] \((subtitle ass|attachment ttf celmark sans\.ttf)\)'
 announces timecodes-to-mp4 "$D/tc2-mov src.mov" mp4 "(a second timecode track|reel name)"
 
+
+# into another container: the same frames at the same rate, their times
+# from the first (to the millisecond: Matroska counts in milliseconds; an
+# MPEG-TS starts where its muxer's delay puts it); AVI and MXF cannot hold
+# the presentation times of H.264's reordered frames, and say so
+# (an MPEG-TS lists its streams once more under its program: sort -u)
+frame_count() {
+    ffprobe -v error -select_streams v:0 -count_frames \
+        -show_entries stream=r_frame_rate,nb_read_frames -of csv=p=0 "$1" | grep . | sort -u
+}
+frame_list() {
+    frame_count "$1"
+    ffprobe -v error -select_streams v:0 -show_entries frame=pts_time -of csv=p=0 "$1" |
+        awk 'NF == 0 { next } !n++ { t0 = $1 } { printf "%.3f\n", $1 - t0 }'
+}
+src="$D/h264-timing src.mp4"
+for ext in mov mkv ts mxf avi; do
+    [ -f "$src" ] || break
+    out="$D/to-$ext copy.$ext"
+    case $ext in
+    mxf | avi)
+        expect 0 "^celmark: warning: .*to-$ext copy\.$ext: presentation times of reordered frames not kept: " \
+            -- "$CELMARK" stamp -k "$D/k.key" --id $ID "$src" "$out" &&
+            check "mp4 to $ext: only that announced" one_line_err &&
+            check "mp4 to $ext: as many frames at the same rate" differ frame_count "$src" "$out" ""
+        ;;
+    *)
+        expect 0 '' -- "$CELMARK" stamp -k "$D/k.key" --id $ID "$src" "$out" &&
+            check "mp4 to $ext: the same frames at the same rate and times" \
+                differ frame_list "$src" "$out" ""
+        ;;
+    esac
+    check "mp4 to $ext: the copy plays without a warning" plays "$src" "$out"
+    rm -f "$out"
+done
 
 finish_all() {
     if [ "$RAN" -eq 0 ]; then
