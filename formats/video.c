@@ -110,6 +110,14 @@
  * encoder's -g; archives use 1, ffmpeg's default is 12). */
 #define FFV1_GOP_SCAN 1000
 
+/* Encoder threads where their number changes the bytes written, fixed so
+ * a stamp gives the same bytes on any machine: x264 frame threads (its own
+ * default on 4 cores is 6), x265 frame threads (its default on 8-15 cores),
+ * slices of the MPEG-1/2/4 and MJPEG encoders (one per thread). */
+#define X264_THREADS 8
+#define X265_FRAME_THREADS 3
+#define SLICE_THREADS 4
+
 /* AVIO buffer for the output file. */
 #define AVIO_BUFFER_BYTES (256 * 1024)
 
@@ -1161,6 +1169,16 @@ static int open_encoder(stamp_job *j, AVStream *is, AVStream *os)
     e->thread_count = 0;
     if (codec->capabilities & AV_CODEC_CAP_SLICE_THREADS)
         e->thread_type = FF_THREAD_SLICE;
+    /* ... but the same bytes on any machine: where the thread count shapes
+     * the stream (x264's frame threads; the MPEG-1/2/4 and MJPEG encoders
+     * cut one slice per thread), a fixed one. ProRes, DNxHD and FFV1 cut
+     * their slices by the format, not the threads */
+    if (!strcmp(codec->name, "libx264"))
+        e->thread_count = X264_THREADS;
+    else if ((codec->capabilities & AV_CODEC_CAP_SLICE_THREADS) &&
+             strcmp(codec->name, "prores_ks") && strcmp(codec->name, "dnxhd") &&
+             strcmp(codec->name, "ffv1"))
+        e->thread_count = SLICE_THREADS;
     if (j->oc->oformat->flags & AVFMT_GLOBALHEADER)
         e->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
     if (codec->pix_fmts) {
@@ -1223,7 +1241,10 @@ static int open_encoder(stamp_job *j, AVStream *is, AVStream *os)
             av_dict_set(&opts, "profile", x264_profile(par->profile), 0);
         if (!strcmp(codec->name, "libx265")) {
             char x265[320];
-            int n = snprintf(x265, sizeof(x265), "log-level=error");
+            /* frame threads shape x265's stream too (it picks them by
+             * the number of cores): fixed */
+            int n = snprintf(x265, sizeof(x265), "log-level=error:frame-threads=%d",
+                             X265_FRAME_THREADS);
             if (hdr.has_md || hdr.has_cl)
                 x265[n++] = ':';
             cm__video_x265_hdr(&hdr, x265 + n, sizeof(x265) - (size_t)n);

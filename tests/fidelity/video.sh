@@ -19,6 +19,14 @@ ID=0123456789abcdef
 "$CELMARK" keygen "$D/k.key" >/dev/null || exit 1
 RAN=0
 SKIPPED=0
+# the second stamp of each case runs on one core: the same bytes whatever
+# the number of cores (encoders that cut their work by threads are given
+# a fixed number)
+PIN="" PINNED=""
+if command -v taskset >/dev/null && taskset -c 0 true 2>/dev/null &&
+    [ "$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)" -gt 1 ]; then
+    PIN="taskset -c 0" PINNED=" (on one core)"
+fi
 
 ENCODERS=$(ffmpeg -hide_banner -encoders 2>/dev/null)
 MUXERS=$(ffmpeg -hide_banner -muxers 2>/dev/null)
@@ -132,8 +140,8 @@ fidelity() {
         differ frames "$src" "$a" ""
     check "$name: every other stream's packets kept" differ others "$src" "$a" ""
     check "$name: the copy plays without a warning" plays "$src" "$a"
-    "$CELMARK" stamp -k "$D/k.key" --id $ID "$src" "$b" >/dev/null 2>&1
-    check "$name: stamping twice gives the same bytes" cmp -s "$a" "$b"
+    $PIN "$CELMARK" stamp -k "$D/k.key" --id $ID "$src" "$b" >/dev/null 2>&1
+    check "$name: stamping twice gives the same bytes$PINNED" cmp -s "$a" "$b"
     rm -f "$a" "$b"
 }
 
