@@ -9,8 +9,8 @@
 # expects to be announced, and only those report lines may differ.
 # A case whose encoder or tool is missing is skipped with one line.
 . "$CELMARK_SRC/tests/cli/common.shlib"
-command -v ffmpeg >/dev/null || { echo "SKIP: no ffmpeg"; exit 77; }
-command -v ffprobe >/dev/null || { echo "SKIP: no ffprobe"; exit 77; }
+command -v ffmpeg >/dev/null || { echo "SKIP: no ffmpeg"; rm -rf "$T"; exit 77; }
+command -v ffprobe >/dev/null || { echo "SKIP: no ffprobe"; rm -rf "$T"; exit 77; }
 
 # paths with spaces and non-ASCII characters
 D="$T/fidélité dir"
