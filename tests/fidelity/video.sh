@@ -353,6 +353,9 @@ for ext in mov mkv ts mxf avi; do
     rm -f "$out"
 done
 
+# every stamp above went through a temporary file: none is left behind
+check "no temporary file left" test -z "$(find "$D" -name '.*.tmp-*' -print)"
+
 finish_all() {
     if [ "$RAN" -eq 0 ]; then
         echo "SKIP: every case ($SKIPPED) skipped"
