@@ -1310,18 +1310,18 @@ static int open_encoder(stamp_job *j, AVStream *is, AVStream *os)
     /* into the source's own kind of container, its time base (an MP4's
      * timescale); into another, the encoder's, as the new container's
      * muxer expects (MXF and AVI take it as the frame rate) */
-    os->time_base = strstr(j->in.fc->iformat->name, j->oc->oformat->name) ? is->time_base
-                                                                           : e->time_base;
+    os->time_base =
+        strstr(j->in.fc->iformat->name, j->oc->oformat->name) ? is->time_base : e->time_base;
     os->avg_frame_rate = is->avg_frame_rate;
     os->r_frame_rate = is->r_frame_rate;
     os->sample_aspect_ratio = e->sample_aspect_ratio;
     /* reordered (B) frames need presentation times the container keeps */
     if (e->has_b_frames > 0 && !strstr(j->in.fc->iformat->name, j->oc->oformat->name) &&
         (!strcmp(j->oc->oformat->name, "avi") || !strncmp(j->oc->oformat->name, "mxf", 3)))
-        cm__video_not_kept(j->info, "presentation times of reordered frames",
-                           "%s", !strcmp(j->oc->oformat->name, "avi")
-                                     ? "the avi container stores decoding times only"
-                                     : "libav's MXF muxer writes no temporal offsets for them");
+        cm__video_not_kept(j->info, "presentation times of reordered frames", "%s",
+                           !strcmp(j->oc->oformat->name, "avi")
+                               ? "the avi container stores decoding times only"
+                               : "libav's MXF muxer writes no temporal offsets for them");
     if (j->info) {
         snprintf(j->info->codec, sizeof(j->info->codec), "%s", codec->name);
         snprintf(j->info->pix_fmt, sizeof(j->info->pix_fmt), "%s",
@@ -1683,8 +1683,8 @@ int cm_video_stamp(cm_ctx *ctx, cm_stamper *s, const char *in_path, const char *
          * limit, not damage in the source */
         char detail[512];
         cm__av_describe_error(err, detail, sizeof(detail));
-        ret = cm__error(ctx, CM_E_UNSUPPORTED, "%s: the %s muxer refuses this copy: %s",
-                        out_path, j.oc->oformat->name, detail);
+        ret = cm__error(ctx, CM_E_UNSUPPORTED, "%s: the %s muxer refuses this copy: %s", out_path,
+                        j.oc->oformat->name, detail);
         goto done;
     }
     if (err < 0) {
