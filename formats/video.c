@@ -20,8 +20,9 @@
  * a constant frame rate, one frame as its time base (the stream's own
  * timing is then the source's). What else a copy keeps (chapters, programs,
  * timecode tracks, HDR10, FFV1 settings, MXF UMIDs) and what it announces
- * instead is video_meta.c's. Muxers and encoders run bit-exact: the same
- * stamp of the same input gives the same bytes.
+ * instead is video_meta.c's. Encoders run bit-exact, and so do the muxers
+ * that would draw random identifiers (MXF, Matroska): the same stamp of the
+ * same input gives the same bytes.
  *
  * Quality matched to the source (override with crf / qscale / codec):
  *
@@ -110,6 +111,14 @@
 /* Packets of an FFV1 source read to find its key frame interval (its
  * encoder's -g; archives use 1, ffmpeg's default is 12). */
 #define FFV1_GOP_SCAN 1000
+
+/* Encoder threads where their number changes the bytes written, fixed so
+ * a stamp gives the same bytes on any machine: x264 frame threads (its own
+ * default on 4 cores is 6), x265 frame threads (its default on 8-15 cores),
+ * slices of the MPEG-1/2/4 and MJPEG encoders (one per thread). */
+#define X264_THREADS 8
+#define X265_FRAME_THREADS 3
+#define SLICE_THREADS 4
 
 /* AVIO buffer for the output file. */
 #define AVIO_BUFFER_BYTES (256 * 1024)
@@ -1203,6 +1212,16 @@ static int open_encoder(stamp_job *j, AVStream *is, AVStream *os)
     e->thread_count = 0;
     if (codec->capabilities & AV_CODEC_CAP_SLICE_THREADS)
         e->thread_type = FF_THREAD_SLICE;
+    /* ... but the same bytes on any machine: where the thread count shapes
+     * the stream (x264's frame threads; the MPEG-1/2/4 and MJPEG encoders
+     * cut one slice per thread), a fixed one. ProRes, DNxHD and FFV1 cut
+     * their slices by the format, not the threads */
+    if (!strcmp(codec->name, "libx264"))
+        e->thread_count = X264_THREADS;
+    else if ((codec->capabilities & AV_CODEC_CAP_SLICE_THREADS) &&
+             strcmp(codec->name, "prores_ks") && strcmp(codec->name, "dnxhd") &&
+             strcmp(codec->name, "ffv1"))
+        e->thread_count = SLICE_THREADS;
     if (j->oc->oformat->flags & AVFMT_GLOBALHEADER)
         e->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
     if (codec->pix_fmts) {
@@ -1265,7 +1284,10 @@ static int open_encoder(stamp_job *j, AVStream *is, AVStream *os)
             av_dict_set(&opts, "profile", x264_profile(par->profile), 0);
         if (!strcmp(codec->name, "libx265")) {
             char x265[320];
-            int n = snprintf(x265, sizeof(x265), "log-level=error");
+            /* frame threads shape x265's stream too (it picks them by
+             * the number of cores): fixed */
+            int n = snprintf(x265, sizeof(x265), "log-level=error:frame-threads=%d",
+                             X265_FRAME_THREADS);
             if (hdr.has_md || hdr.has_cl)
                 x265[n++] = ':';
             cm__video_x265_hdr(&hdr, x265 + n, sizeof(x265) - (size_t)n);
@@ -1328,10 +1350,21 @@ static int open_encoder(stamp_job *j, AVStream *is, AVStream *os)
     if (par->codec_id == e->codec_id && j->oc->oformat->codec_tag &&
         av_codec_get_id(j->oc->oformat->codec_tag, par->codec_tag) == e->codec_id)
         os->codecpar->codec_tag = par->codec_tag;
-    os->time_base = is->time_base; /* the muxer's choice, as for the source */
+    /* into the source's own kind of container, its time base (an MP4's
+     * timescale); into another, the encoder's, as the new container's
+     * muxer expects (MXF and AVI take it as the frame rate) */
+    os->time_base =
+        strstr(j->in.fc->iformat->name, j->oc->oformat->name) ? is->time_base : e->time_base;
     os->avg_frame_rate = is->avg_frame_rate;
     os->r_frame_rate = is->r_frame_rate;
     os->sample_aspect_ratio = e->sample_aspect_ratio;
+    /* reordered (B) frames need presentation times the container keeps */
+    if (e->has_b_frames > 0 && !strstr(j->in.fc->iformat->name, j->oc->oformat->name) &&
+        (!strcmp(j->oc->oformat->name, "avi") || !strncmp(j->oc->oformat->name, "mxf", 3)))
+        cm__video_not_kept(j->info, "presentation times of reordered frames", "%s",
+                           !strcmp(j->oc->oformat->name, "avi")
+                               ? "the avi container stores decoding times only"
+                               : "libav's MXF muxer writes no temporal offsets for them");
     if (j->info) {
         snprintf(j->info->codec, sizeof(j->info->codec), "%s", codec->name);
         snprintf(j->info->pix_fmt, sizeof(j->info->pix_fmt), "%s",
@@ -1683,9 +1716,12 @@ int cm_video_stamp(cm_ctx *ctx, cm_stamper *s, const char *in_path, const char *
         goto done;
     }
     j.oc->pb = pb;
-    /* no run-dependent identifiers (MXF UMIDs, Matroska segment UIDs) and
-     * no build details: same key, id, options and input, same bytes */
-    j.oc->flags |= AVFMT_FLAG_BITEXACT;
+    /* no run-dependent identifiers (MXF UMIDs, Matroska segment UIDs):
+     * same key, id, options and input, same bytes. Only where a muxer
+     * draws them: bit-exact, the MOV muxer would drop the source's
+     * encoder tag */
+    if (cm__video_mux_bitexact(j.oc->oformat))
+        j.oc->flags |= AVFMT_FLAG_BITEXACT;
     /* audio gathered into PES packets as ffmpeg's own -muxdelay 0.7 does
      * (MPEG-TS/PS): the layout of most sources */
     j.oc->max_delay = 700000;
@@ -1693,6 +1729,15 @@ int cm_video_stamp(cm_ctx *ctx, cm_stamper *s, const char *in_path, const char *
     cm__video_mux_options(j.in.fc, j.oc, &mopts);
     int err = avformat_write_header(j.oc, &mopts);
     av_dict_free(&mopts);
+    if (err < 0 && !j.write_errno && err != AVERROR(ENOMEM)) {
+        /* the muxer refuses a stream or setting: the output container's
+         * limit, not damage in the source */
+        char detail[512];
+        cm__av_describe_error(err, detail, sizeof(detail));
+        ret = cm__error(ctx, CM_E_UNSUPPORTED, "%s: the %s muxer refuses this copy: %s", out_path,
+                        j.oc->oformat->name, detail);
+        goto done;
+    }
     if (err < 0) {
         ret = mux_fail(&j, err, "write the output header");
         goto done;

@@ -2,14 +2,22 @@
  * What a stamped video copy carries over besides its pictures: a copy must
  * read in every downstream tool as its source did.
  *
+ *   streams       which ones a container holds (Matroska attachments, MOV
+ *                 timecode tracks), fixes for libav's remux quirks
  *   chapters      copied with their tags into containers that hold them
  *                 (a MOV/MP4 chapter track is written anew from them)
  *   programs      MPEG-TS services: id, service name and provider, PIDs
- *   muxer flags   MOV "mdta" keys need use_metadata_tags to be written back
- *   HDR10         mastering display and content light level, from the
- *                 stream side data or the first frame's SEI, handed to x265
+ *   muxer flags   MOV "mdta" keys need use_metadata_tags to be written back;
+ *                 MPEG-TS keeps the source's timestamps
+ *   HDR10         mastering display and content light level of the first
+ *                 frame's SEI, handed to x265
  *   FFV1          the coder, slices and slice CRCs read from the source's
- *                 extradata (its range-coded configuration record)
+ *                 extradata (its range-coded configuration record), the
+ *                 context model from the first slice header
+ *   timing        whether the source's timestamps lie on a one-frame grid;
+ *                 where a Matroska stream ends
+ *   MXF UMIDs     put back into the written copy
+ *   frame data    per-frame side data the encoder cannot write, announced
  *
  * Whatever cannot be kept is listed in cm_video_stamp_info.not_kept (the
  * command prints it as a warning): nothing is lost silently.
@@ -214,6 +222,15 @@ int cm__video_copy_programs(const AVFormatContext *ic, AVFormatContext *oc, cons
     return 0;
 }
 
+int cm__video_mux_bitexact(const AVOutputFormat *of)
+{
+    static const char *const drawn[] = {"mxf", "mxf_d10", "mxf_opatom", "matroska", "webm"};
+    for (size_t i = 0; i < sizeof(drawn) / sizeof(drawn[0]); i++)
+        if (!strcmp(of->name, drawn[i]))
+            return 1;
+    return 0;
+}
+
 /* A MOV/MP4 "mdta" key: reverse-DNS names (com.apple.quicktime.artist). */
 static int has_mdta_keys(const AVFormatContext *ic)
 {
@@ -230,8 +247,9 @@ void cm__video_mux_options(const AVFormatContext *ic, const AVFormatContext *oc,
     const char *of = oc->oformat->name;
     if (is_mov_family(of) && strstr(ic->iformat->name, "mov") && has_mdta_keys(ic))
         av_dict_set(opts, "movflags", "+use_metadata_tags", AV_DICT_APPEND);
-    /* the source's timestamps as they are, not offset by the mux delay */
-    if (!strcmp(of, "mpegts"))
+    /* a TS source's timestamps as they are, not offset again by the mux
+     * delay (the source's muxer offset them already) */
+    if (!strcmp(of, "mpegts") && !strcmp(ic->iformat->name, "mpegts"))
         av_dict_set(opts, "mpegts_copyts", "1", 0);
     if (!strcmp(of, "mpegts") && ic->nb_programs > 0 && ic->programs[0]->pmt_pid > 0) {
         char num[16];
@@ -551,7 +569,8 @@ int cm__video_on_grid(const char *path, const AVFormatContext *ic, int vi, AVRat
     int64_t n = 0, first = AV_NOPTS_VALUE;
     int64_t key1 = -1, key2 = -1; /* the first two key frames' packet numbers */
     ok = 1;
-    while (n <= max_packets && av_read_frame(fc, pkt) >= 0) {
+    /* off the grid with both key frames seen: nothing more to learn */
+    while (n <= max_packets && (ok || key2 < 0) && av_read_frame(fc, pkt) >= 0) {
         if (pkt->stream_index == vi) {
             n++;
             if ((pkt->flags & AV_PKT_FLAG_KEY) && key2 < 0)

@@ -55,6 +55,10 @@ CM__HIDDEN int cm__video_copy_chapters(const AVFormatContext *ic, AVFormatContex
 CM__HIDDEN int cm__video_copy_programs(const AVFormatContext *ic, AVFormatContext *oc,
                                        const int *map);
 
+/* Whether of's muxer draws random identifiers (MXF UMIDs, Matroska
+ * segment UIDs) unless it runs bit-exact. */
+CM__HIDDEN int cm__video_mux_bitexact(const AVOutputFormat *of);
+
 /* Muxer options that keep what the source had: MOV "mdta" keys
  * (use_metadata_tags), MPEG-TS PMT PID. Set into *opts. */
 CM__HIDDEN void cm__video_mux_options(const AVFormatContext *ic, const AVFormatContext *oc,
