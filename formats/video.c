@@ -1467,7 +1467,7 @@ static int setup_output(stamp_job *j, const char *name_for_format)
         if (j->map[i] >= 0)
             j->oc->streams[j->map[i]]->id = ic->streams[i]->id;
     if ((err = cm__video_copy_chapters(ic, j->oc, j->info)) < 0 ||
-        (err = cm__video_copy_programs(ic, j->oc, j->map)) < 0)
+        (err = cm__video_copy_programs(ic, j->oc, j->map, j->info)) < 0)
         return av_fail(j->ctx, j->out_path, err, "copy the chapters and programs");
     return CM_OK;
 }

@@ -196,12 +196,17 @@ void cm__video_fix_copied(const AVOutputFormat *of, AVCodecParameters *par)
 
 /* ---- programs and muxer options ----------------------------------------- */
 
-int cm__video_copy_programs(const AVFormatContext *ic, AVFormatContext *oc, const int *map)
+int cm__video_copy_programs(const AVFormatContext *ic, AVFormatContext *oc, const int *map,
+                            cm_video_stamp_info *info)
 {
     /* only MPEG-TS writes programs (services); elsewhere they are the
      * demuxer's view of one file and nothing is lost */
     if (strcmp(oc->oformat->name, "mpegts"))
         return 0;
+    if (!strcmp(ic->iformat->name, "mpegts"))
+        cm__video_not_kept(info, "the transport stream id, original network id and service type",
+                           "libav's MPEG-TS reader does not pass them on; its writer's "
+                           "defaults are written");
     for (unsigned i = 0; i < ic->nb_programs; i++) {
         const AVProgram *ip = ic->programs[i];
         AVProgram *op = av_new_program(oc, ip->id);

@@ -51,9 +51,10 @@ CM__HIDDEN int cm__video_copy_chapters(const AVFormatContext *ic, AVFormatContex
                                        cm_video_stamp_info *info);
 
 /* Copy ic's programs (ids, service name and provider tags, their streams
- * through map: input stream -> output stream or -1) into oc. */
+ * through map: input stream -> output stream or -1) into oc; what a TS
+ * source had that libav does not expose is listed in info. */
 CM__HIDDEN int cm__video_copy_programs(const AVFormatContext *ic, AVFormatContext *oc,
-                                       const int *map);
+                                       const int *map, cm_video_stamp_info *info);
 
 /* Whether of's muxer draws random identifiers (MXF UMIDs, Matroska
  * segment UIDs) unless it runs bit-exact. */
