@@ -54,7 +54,7 @@ check "grey tRNS key: the same pixels transparent" same_alpha "$T/gkey.png" "$T/
 stamp "$T/pal.png" "$T/pal out.png" && {
     CHECKS=$((CHECKS + 1))
     grep -q 'palette source written as RGB' "$T/stamp.err" || fail "palette: no conversion note"
-    # the layout differs by design (README): compare all but IHDR/PLTE fields
+    # the layout differs by design (docs/formats.md): compare all but IHDR/PLTE fields
     norm_pal() { norm_exiftool | grep -Ev '\] *(ColorType|Palette|BitDepth) ' || true; }
     same_report pal.png norm_pal "$T/pal.png" "$T/pal out.png" -- exiftool -a -G1 -s
 }
