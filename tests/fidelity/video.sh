@@ -195,7 +195,9 @@ fidelity mxf-dnxhr mxf '' '' -- -f lavfi -i testsrc2=size=640x352:rate=24:durati
     -map 0:v -map 1:a -c:v dnxhd -profile:v dnxhr_hq -pix_fmt yuv422p -c:a pcm_s16le -ar 48000
 fidelity mxf-mpeg2 mxf '' '' -- $V $A -map 0:v -map 1:a -c:v mpeg2video -pix_fmt yuv422p \
     -timecode 10:00:00:00 -c:a pcm_s16le -ar 48000
-fidelity ts-h264 ts '' '' -- $V $A -map 0:v -map 1:a -c:v libx264 -c:a aac \
+# a TS source's transport stream id, network id and service type: libav's
+# reader does not pass them on, so the stamp announces them
+fidelity ts-h264 ts 'transport.stream.id' '' -- $V $A -map 0:v -map 1:a -c:v libx264 -c:a aac \
     -metadata service_name="Studio feed" -metadata service_provider="Celmark tests"
 fidelity avi-mjpeg avi '' '' -- $V $A -map 0:v -map 1:a -c:v mjpeg -q:v 3 -c:a pcm_s16le
 fidelity avi-mpeg4 avi '' '' -- $V -c:v mpeg4 -q:v 3
@@ -208,7 +210,7 @@ fidelity ntsc-mp4 mp4 '' '' -- -f lavfi -i testsrc2=size=320x240:rate=30000/1001
     -c:v libx264
 fidelity vfr-mkv mkv '' '' -- $V -vf "setpts='N/(24*TB)+gte(N,6)*0.03/TB'" -fps_mode passthrough \
     -c:v libx264
-fidelity interlaced-ts ts '' '' -- -f lavfi -i testsrc2=size=320x240:rate=25:duration=0.5 \
+fidelity interlaced-ts ts 'transport.stream.id' '' -- -f lavfi -i testsrc2=size=320x240:rate=25:duration=0.5 \
     -vf setfield=tff -c:v libx264 -flags +ildct+ilme -x264-params tff=1
 es_timing() {
     ffmpeg -v error -i "$1" -map 0:v -c copy -f h264 - |
