@@ -344,9 +344,12 @@ int cm__mask_init(cm__mask *m, const cm_plane *luma, const cm__mask_params *mp)
     m->flat = malloc((size_t)w * h);
     m->row_half = malloc(sizeof(float) * (size_t)m->wd);
     m->row_full = malloc(sizeof(float) * (size_t)w);
+    m->cap_half = malloc(sizeof(float) * (size_t)m->wd);
+    m->cap_full = malloc(sizeof(float) * (size_t)w);
     m->env_col = malloc(sizeof(float) * (size_t)w);
     int ret = CM_E_NOMEM;
-    if (!tmp || !m->act || !m->flat || !m->row_half || !m->row_full || !m->env_col)
+    if (!tmp || !m->act || !m->flat || !m->row_half || !m->row_full || !m->cap_half ||
+        !m->cap_full || !m->env_col)
         goto fail;
     for (int x = 0; x < w; x++)
         m->env_col[x] = (float)cos(2 * M_PI * x / ENV_PERIOD);
@@ -385,6 +388,8 @@ void cm__mask_free(cm__mask *m)
 {
     free(m->row_half);
     free(m->row_full);
+    free(m->cap_half);
+    free(m->cap_full);
     free(m->env_col);
     free(m->near);
     free(m->act);
@@ -425,15 +430,19 @@ mask_row(const cm__mask *m, int y, const float *restrict py, const float *restri
     /* the amplitude off fills, at half resolution, then expanded to full
      * resolution so the per-pixel loop reads memory in order */
     float *restrict half = m->row_half, *restrict base = m->row_full;
+    float *restrict caph = m->cap_half, *restrict capf = m->cap_full;
     for (int x = 0; x < m->wd; x++) {
         /* ink lines and fill edges: capped, or the mark ripples along the
          * line; texture away from fills: the full gain */
         float cap = maxv + (edge - maxv) * (float)nrow[x];
         float v = floor_ + gain * arow[x];
         half[x] = v < cap ? v : cap;
+        caph[x] = cap;
     }
-    for (int x = 0; x < m->w; x++)
+    for (int x = 0; x < m->w; x++) {
         base[x] = half[x >> 1];
+        capf[x] = caph[x >> 1];
+    }
     /* written without branches so the loop vectorises */
     for (int x = 0; x < m->w; x++) {
         /* inside a fill: the floor (nothing if cel-safe) */
@@ -447,8 +456,7 @@ mask_row(const cm__mask *m, int y, const float *restrict py, const float *restri
         float dark = (float)(py[x] < DARK_LUMA) * (1.0f - (float)frow[x]);
         float fill_dark = DARK_FILL * both * dark;
         /* never past the caps: the profile's, and the ink lines' */
-        float cap = maxv + (edge - maxv) * (float)nrow[x >> 1];
-        fill_dark = fill_dark < cap ? fill_dark : cap;
+        fill_dark = fill_dark < capf[x] ? fill_dark : capf[x];
         v = v > fill_dark ? v : fill_dark;
         float wide = (room_lo > room_hi ? room_lo : room_hi) * inv_peak;
         /* near 0 or full scale the mark can only go one way: a reduced

@@ -58,7 +58,8 @@ typedef struct cm__mask {
     float *act;    /* ceil(w/2) * ceil(h/2) */
     uint8_t *flat; /* w * h */
     uint8_t *near; /* ceil(w/2) * ceil(h/2): close to a fill */
-    float *row_half, *row_full; /* scratch rows of cm__mask_row (not thread-safe) */
+    float *row_half, *row_full; /* scratch rows of cm__mask_row (not thread-safe): */
+    float *cap_half, *cap_full; /* the amplitude, and its cap, off fills */
     float *env_col;             /* w: column factor of the one-sided envelope */
 } cm__mask;
 
