@@ -101,17 +101,15 @@ static int yuv_alloc(yuv *f, int w, int h)
 static int convert(const cm_image *rgb, yuv *f, int to_yuv)
 {
     struct SwsContext *s =
-        to_yuv ? sws_getContext(rgb->width, rgb->height, AV_PIX_FMT_RGB24, f->w, f->h,
-                                AV_PIX_FMT_YUV420P, SWS_BICUBIC | SWS_ACCURATE_RND, NULL, NULL,
-                                NULL)
-               : sws_getContext(f->w, f->h, AV_PIX_FMT_YUV420P, rgb->width, rgb->height,
-                                AV_PIX_FMT_RGB24, SWS_BICUBIC | SWS_ACCURATE_RND, NULL, NULL,
-                                NULL);
+        to_yuv
+            ? sws_getContext(rgb->width, rgb->height, AV_PIX_FMT_RGB24, f->w, f->h,
+                             AV_PIX_FMT_YUV420P, SWS_BICUBIC | SWS_ACCURATE_RND, NULL, NULL, NULL)
+            : sws_getContext(f->w, f->h, AV_PIX_FMT_YUV420P, rgb->width, rgb->height,
+                             AV_PIX_FMT_RGB24, SWS_BICUBIC | SWS_ACCURATE_RND, NULL, NULL, NULL);
     if (!s)
         return CM_E_INTERNAL;
     const int *coef = sws_getCoefficients(SWS_CS_ITU709);
-    sws_setColorspaceDetails(s, coef, to_yuv ? 1 : 0, coef, to_yuv ? 0 : 1, 0, 1 << 16,
-                             1 << 16);
+    sws_setColorspaceDetails(s, coef, to_yuv ? 1 : 0, coef, to_yuv ? 0 : 1, 0, 1 << 16, 1 << 16);
     const uint8_t *rs[1] = {rgb->data};
     int rls[1] = {(int)rgb->stride};
     if (to_yuv)
@@ -270,7 +268,8 @@ int main(int argc, char **argv)
             printf(", share > 2.3 <= %.2f %%", 100 * t->over23);
         printf(" (every still; video frames: %s)\n",
                tv == t ? "the same" : "the default profile's limits");
-        printf("kind  frm style      mean   p99 p99.9   max    >1.0     >2.3 dY<32 psnr_y  ssim_y\n");
+        printf(
+            "kind  frm style      mean   p99 p99.9   max    >1.0     >2.3 dY<32 psnr_y  ssim_y\n");
         cm_de_stats worst_s[2] = {{0}};
         for (int fi = 1; fi <= frames; fi++) {
             cel_params p;

@@ -338,8 +338,20 @@ int cm_image_delta_e(cm_ctx *ctx, const cm_image *a, const cm_image *b, cm_de_st
     pair_slot *memo = a->bit_depth == 8 ? calloc(PAIR_SLOTS, sizeof(pair_slot)) : NULL;
     double sum = 0;
     uint64_t n = 0, over1 = 0, over23 = 0;
+    const size_t pxb = (size_t)a->channels * (size_t)(a->bit_depth / 8);
     for (int y = 0; y < a->height; y++)
         for (int x = 0; x < a->width; x++) {
+            const uint8_t *pa = a->data + (ptrdiff_t)y * a->stride + x * pxb;
+            if (!memcmp(pa, b->data + (ptrdiff_t)y * b->stride + x * pxb, pxb)) {
+                /* unchanged (most of a cel's fills): ΔE 0, unless not shown */
+                int hidden =
+                    a->has_alpha &&
+                    (a->bit_depth == 16 ? !((const uint16_t *)(const void *)pa)[a->channels - 1]
+                                        : !pa[a->channels - 1]);
+                hist[0] += !hidden;
+                n += !hidden;
+                continue;
+            }
             float ca[3], cb[3], la, lb;
             int ha, hb;
             pixel_of(a, x, y, ca, &la, &ha);
@@ -352,8 +364,7 @@ int cm_image_delta_e(cm_ctx *ctx, const cm_image *a, const cm_image *b, cm_de_st
                 uint64_t key = 0;
                 if (memo) {
                     key = 1ull << 48 |
-                          (uint64_t)((uint32_t)ca[0] << 16 | (uint32_t)ca[1] << 8 |
-                                     (uint32_t)ca[2])
+                          (uint64_t)((uint32_t)ca[0] << 16 | (uint32_t)ca[1] << 8 | (uint32_t)ca[2])
                               << 24 |
                           ((uint32_t)cb[0] << 16 | (uint32_t)cb[1] << 8 | (uint32_t)cb[2]);
                     slot = &memo[(key * 0x9e3779b97f4a7c15ull) >> (64 - PAIR_BITS)];

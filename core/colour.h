@@ -44,9 +44,9 @@ typedef struct cm__room_cell {
 } cm__room_cell;
 
 typedef struct cm__room {
-    float de;              /* the budget, CIEDE2000 units */
-    uint8_t node_of[256];  /* 8-bit value -> index of the node at or below it */
-    cm__room_cell *cell;   /* (CM__ROOM_NODES - 1)^3 cells, r major */
+    float de;             /* the budget, CIEDE2000 units */
+    uint8_t node_of[256]; /* 8-bit value -> index of the node at or below it */
+    cm__room_cell *cell;  /* (CM__ROOM_NODES - 1)^3 cells, r major */
 } cm__room;
 
 /* The table for budget de (> 0), built on first use and kept for the life of

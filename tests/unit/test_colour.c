@@ -75,12 +75,9 @@ static void test_srgb_to_lab(void **state)
         float rgb[3];
         double lab[3];
     } known[] = {
-        {{255, 255, 255}, {100.0, 0.0, 0.0}},
-        {{0, 0, 0}, {0.0, 0.0, 0.0}},
-        {{255, 0, 0}, {53.2408, 80.0925, 67.2032}},
-        {{0, 255, 0}, {87.7347, -86.1827, 83.1793}},
-        {{0, 0, 255}, {32.2970, 79.1875, -107.8602}},
-        {{128, 128, 128}, {53.5850, 0.0, 0.0}},
+        {{255, 255, 255}, {100.0, 0.0, 0.0}},         {{0, 0, 0}, {0.0, 0.0, 0.0}},
+        {{255, 0, 0}, {53.2408, 80.0925, 67.2032}},   {{0, 255, 0}, {87.7347, -86.1827, 83.1793}},
+        {{0, 0, 255}, {32.2970, 79.1875, -107.8602}}, {{128, 128, 128}, {53.5850, 0.0, 0.0}},
     };
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
         double lab[3];
@@ -113,8 +110,8 @@ static void test_room(void **state)
             cm__colour_move(rgb, luma[k], blue[k], moved);
             double e = cm__de00_rgb(rgb, moved);
             if (e > de * 1.05)
-                fail_msg("rgb %g %g %g, direction %d: room %g %g gives %.3f > %.2f", rgb[0],
-                         rgb[1], rgb[2], k, (double)luma[k], (double)blue[k], e, (double)de);
+                fail_msg("rgb %g %g %g, direction %d: room %g %g gives %.3f > %.2f", rgb[0], rgb[1],
+                         rgb[2], k, (double)luma[k], (double)blue[k], e, (double)de);
         }
     }
     float dark[3] = {20, 20, 20};
@@ -234,8 +231,10 @@ static void test_delta_e_stats(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sharma_pairs),       cmocka_unit_test(test_srgb_to_lab),
-        cmocka_unit_test(test_room),               cmocka_unit_test(test_room_cache),
+        cmocka_unit_test(test_sharma_pairs),
+        cmocka_unit_test(test_srgb_to_lab),
+        cmocka_unit_test(test_room),
+        cmocka_unit_test(test_room_cache),
         cmocka_unit_test(test_apply_within_budget),
         cmocka_unit_test(test_delta_e_stats),
     };
