@@ -1,5 +1,5 @@
 /*
- * Images in memory, the luma plane, and atomic output (formats/image.c,
+ * Images in memory, the luma plane, and atomic output (formats/image.c, formats/planes.c,
  * core/fileio.c).
  *
  * Covers argument checks, luma weights, the exact no-op of an unmodified
