@@ -223,6 +223,9 @@ static cm__room *room_build(float de)
         while (i + 1 < n && node_value(i + 1) <= (float)v)
             i++;
         t->node_of[v] = (uint8_t)i;
+        t->cell_r[v] = (uint32_t)(i * n * n);
+        t->cell_g[v] = (uint32_t)(i * n);
+        t->cell_b[v] = (uint32_t)i;
     }
     for (int r = 0; r < N; r++)
         for (int g = 0; g < N; g++)

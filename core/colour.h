@@ -46,6 +46,7 @@ typedef struct cm__room_cell {
 typedef struct cm__room {
     float de;             /* the budget, CIEDE2000 units */
     uint8_t node_of[256]; /* 8-bit value -> index of the node at or below it */
+    uint32_t cell_r[256], cell_g[256], cell_b[256]; /* ... as offsets into cell */
     cm__room_cell *cell;  /* (CM__ROOM_NODES - 1)^3 cells, r major */
 } cm__room;
 
@@ -67,6 +68,14 @@ static inline const cm__room_cell *cm__room_at(const cm__room *t, const float rg
     }
     const int n = CM__ROOM_NODES - 1;
     return &t->cell[((size_t)i[0] * n + i[1]) * n + i[2]];
+}
+
+/* The room of the cell holding an RGB colour given as samples of 8 bits, or
+ * of 16 bits (shift 8: the high byte). */
+static inline const cm__room_cell *cm__room_at_samples(const cm__room *t, unsigned r, unsigned g,
+                                                       unsigned b, int shift)
+{
+    return &t->cell[t->cell_r[r >> shift] + t->cell_g[g >> shift] + t->cell_b[b >> shift]];
 }
 
 /* The same colour moved by d along luma and c along blue (8-bit scale). */

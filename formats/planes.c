@@ -113,6 +113,18 @@ CM__ALWAYS_INLINE void pixel_rgb(const int depth, const int nc, const uint8_t *r
         rgb[k] = (float)sample_get(row, depth, i + (nc == 3 ? k : 0)) * inv;
 }
 
+/* The colour budget's room of the pixel at sample i. */
+CM__ALWAYS_INLINE const cm__room_cell *pixel_room(const int depth, const int nc,
+                                                  const uint8_t *row, int i, const cm__room *room)
+{
+    const unsigned r = sample_get(row, depth, i);
+    const int shift = depth == 16 ? 8 : 0;
+    if (nc < 3)
+        return cm__room_at_samples(room, r, r, r, shift);
+    return cm__room_at_samples(room, r, sample_get(row, depth, i + 1),
+                               sample_get(row, depth, i + 2), shift);
+}
+
 /* How far luma may move down (pl) and up (ph) before a channel clips, and,
  * given a colour budget (room, may be NULL), before the pixel's colour
  * difference exceeds it. */
@@ -136,9 +148,7 @@ CM__ALWAYS_INLINE void headroom_row(const int depth, const int ch, const int alp
         pl[x] = hidden ? 0.0f : (float)down * inv;
         ph[x] = hidden ? 0.0f : (float)up * inv;
         if (room) {
-            float rgb[3];
-            pixel_rgb(depth, nc, row, i, rgb);
-            const cm__room_cell *cell = cm__room_at(room, rgb);
+            const cm__room_cell *cell = pixel_room(depth, nc, row, i, room);
             pl[x] = pl[x] < cell->luma_down ? pl[x] : cell->luma_down;
             ph[x] = ph[x] < cell->luma_up ? ph[x] : cell->luma_up;
         }
@@ -253,9 +263,7 @@ CM__ALWAYS_INLINE void apply_row(const int depth, const int ch, const int alpha,
              * add up). Within ROOM_RADIUS (1 / 1.36, rounded down) it is
              * within; beyond, the rounded pixel is checked exactly and
              * shrunk if it is past. */
-            float orig[3];
-            pixel_rgb(depth, nc, row, i, orig);
-            const cm__room_cell *cell = cm__room_at(room, orig);
+            const cm__room_cell *cell = pixel_room(depth, nc, row, i, room);
             /* the luma share's part of the radius, and the chroma share
              * kept to what is left: where a colour shows blue most (dark
              * neutrals) it gets least */
@@ -269,8 +277,12 @@ CM__ALWAYS_INLINE void apply_row(const int depth, const int ch, const int alpha,
             int clamped = moved_samples(depth, nc, row, i, d, c, out);
             /* exactly where it could be near: the luma share past the
              * radius, or a channel clipped */
-            if ((clamped || !(ld <= ROOM_RADIUS)) && samples_de(depth, nc, orig, out) > room->de)
-                fit_budget(depth, nc, row, i, orig, d, c, room->de, out);
+            if (clamped || !(ld <= ROOM_RADIUS)) {
+                float orig[3];
+                pixel_rgb(depth, nc, row, i, orig);
+                if (samples_de(depth, nc, orig, out) > room->de)
+                    fit_budget(depth, nc, row, i, orig, d, c, room->de, out);
+            }
         }
         for (int k = 0; k < nc; k++)
             sample_set(row, depth, i + k, out[k]);
