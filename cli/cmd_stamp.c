@@ -260,7 +260,6 @@ static int stamp_sequence(cm_ctx *ctx, stamp_job *job, const char *in, const cha
         } else if (i == 0) {
             w0 = res.width;
             h0 = res.height;
-            worst = res.de;
         } else if (res.width != w0 || res.height != h0) {
             fprintf(stderr,
                     "celmark: %s: frame is %dx%d, the sequence's first frame %dx%d; a "
@@ -268,7 +267,7 @@ static int stamp_sequence(cm_ctx *ctx, stamp_job *job, const char *in, const cha
                     src, res.width, res.height, w0, h0);
             ret = CM_E_FORMAT;
         }
-        if (!ret && i > 0) {
+        if (!ret) {
             worst.p999 = res.de.p999 > worst.p999 ? res.de.p999 : worst.p999;
             worst.max = res.de.max > worst.max ? res.de.max : worst.max;
         }
