@@ -23,18 +23,20 @@
  * fixed "core" tags libtiff keeps in its directory struct (table below,
  * each with its own TIFFGetField signature) and every custom tag, known or
  * unknown (TIFFGetTagListCount/Entry; unknown tags are registered on the
- * output with the source's type and count rules). The EXIF and GPS IFDs are
- * copied as custom directories and their pointers rewritten. Only the
+ * output with the source's type and count rules). The EXIF and GPS IFDs,
+ * and the Interoperability IFD inside the EXIF one, are copied as custom
+ * directories and their pointers rewritten (with the source's entry type:
+ * LONG stays LONG though libtiff writes IFD). Only the
  * pixel data of the first page changes: it is encoded with the source's
  * compression, predictor, planar configuration, byte order, BigTIFF-ness and
  * strip or tile size; a strip or tile whose pixels did not change is copied
  * byte for byte instead (not for JPEG, whose re-encoded strips replace the
  * shared tables), so an unmarked round trip keeps the very compressed bytes.
  * Further pages are copied unchanged (tags and raw strips): they are NOT
- * marked. Dropped, and listed in the "dropped" info tag: SubIFDs (reduced
- * resolution copies would carry the unmarked picture) and pointers to other
- * private IFDs (Interoperability, or any tag of type IFD), which would point
- * into the old file.
+ * marked. Dropped, and listed in the "dropped_tags" info tag: SubIFDs
+ * (reduced resolution copies would carry the unmarked picture) and pointers
+ * to other private IFDs (any other tag of type IFD), which would point into
+ * the old file.
  *
  * An image without TIFF meta (made in memory, read from another format, or
  * whose layout was changed) is written as a plain TIFF: host byte order,
@@ -668,7 +670,7 @@ static void text_tag(tiff_meta *m, TIFF *tif, uint32_t tag, const char *key)
 }
 
 /* 1 if the EXIF IFD of the IFD at ifd points to an Interoperability IFD
- * (which the writer does not carry: see copy_sub_ifd). */
+ * (which the writer copies with it: see copy_interop). */
 static int exif_has_interop(const uint8_t *f, size_t size, int be, int big, uint64_t ifd)
 {
     cm__tiff_entry e, i;
@@ -744,7 +746,11 @@ static int describe_page(reader *r)
             meta_tag(m, "iptc", "%llu bytes", (unsigned long long)bytes);
             break;
         case TIFFTAG_EXIFIFD:
-            meta_tag(m, "exif", "yes");
+            meta_tag(m, "exif", "%s",
+                     exif_has_interop(r->io.data, r->io.size, m->big_endian, m->bigtiff,
+                                      TIFFCurrentDirOffset(tif))
+                         ? "yes, with an Interoperability IFD (kept)"
+                         : "yes");
             break;
         case TIFFTAG_GPSIFD:
             meta_tag(m, "gps", "yes");
@@ -775,12 +781,6 @@ static int describe_page(reader *r)
                                      *len ? ", " : "", f ? TIFFFieldName(f) : "unknown",
                                      (unsigned)in_file[i]);
     }
-    if (exif_has_interop(r->io.data, r->io.size, m->big_endian, m->bigtiff,
-                         TIFFCurrentDirOffset(tif)) &&
-        lens[0] + 48 < sizeof(lists[0]))
-        lens[0] += (size_t)snprintf(lists[0] + lens[0], sizeof(lists[0]) - lens[0],
-                                    "%sInteroperabilityIFD (40965, in the EXIF IFD)",
-                                    lens[0] ? ", " : "");
     if (lens[0])
         meta_tag(m, "dropped_tags", "%s", lists[0]);
     if (lens[1])
@@ -1250,7 +1250,12 @@ typedef struct writer {
     TIFF *src, *dst;
     uint8_t *sbuf, *ebuf, *raw; /* decoded source block, block to encode, raw bytes */
     size_t raw_cap;
-    uint16_t *iptc_type; /* per page: the source's IPTC entry type, 0 none */
+    /* per page: the source's entry types that libtiff does not write as
+     * stored (0: no such entry), put back by restore_types */
+    struct src_types {
+        uint16_t iptc;     /* IPTC: LONG (libtiff writes UNDEFINED) */
+        uint16_t exif, gps; /* the pointers: LONG (libtiff writes IFD) */
+    } *types;
 } writer;
 
 static int write_failure(writer *w, const char *what)
@@ -1271,7 +1276,7 @@ static int source_failure(writer *w, const char *what)
 }
 
 /* IPTC from the source's bytes, not from libtiff (see formats/tiff_raw.c);
- * the entry's type is put back after writing (restore_iptc_types). */
+ * the entry's type is put back after writing (restore_types). */
 static int copy_iptc(writer *w)
 {
     const tiff_meta *m = w->meta;
@@ -1284,30 +1289,80 @@ static int copy_iptc(writer *w)
         return write_failure(w, "cannot copy the IPTC tag");
     tdir_t page = TIFFCurrentDirectory(w->src);
     if ((int)page < m->pages)
-        w->iptc_type[page] = e.type;
+        w->types[page].iptc = e.type;
     return CM_OK;
 }
 
-/* The copy's IPTC entries get the source's type back (libtiff writes
- * UNDEFINED; exiftool and Photoshop write LONG). */
-static int restore_iptc_types(writer *w)
+/* Bytes of one IFD pointer of type t; 0 if t is no pointer type. */
+static unsigned pointer_size(uint16_t t)
+{
+    return t == TIFF_LONG || t == TIFF_IFD ? 4 : t == TIFF_LONG8 || t == TIFF_IFD8 ? 8 : 0;
+}
+
+/* The copy's entry `tag` (an EXIF or GPS pointer) of the IFD at ifd gets
+ * the source's type t back if it is one value of the same size (LONG and
+ * IFD: a BigTIFF's LONG8 may not be written back as a LONG, nor the
+ * reverse). */
+static int restore_pointer_type(writer *w, uint64_t ifd, uint16_t tag, uint16_t t)
+{
+    const tiff_meta *m = w->meta;
+    cm__tiff_entry e;
+    if (!t || cm__tiff_raw_entry(w->out.data, w->out.size, m->big_endian, m->bigtiff, ifd, tag,
+                                 &e) != 1 ||
+        e.type == t || e.count != 1 || e.bytes != pointer_size(t))
+        return CM_OK;
+    return cm__tiff_retype(w->out.data, w->out.size, m->big_endian, m->bigtiff, ifd, tag, t);
+}
+
+/* The copy's entries get the source's types back where libtiff writes its
+ * own: IPTC (libtiff writes UNDEFINED; exiftool and Photoshop write LONG)
+ * and the EXIF/GPS pointers (libtiff writes IFD; exiftool, ImageMagick and
+ * most cameras write LONG). The bytes stay as they are. */
+static int restore_types(writer *w)
 {
     const tiff_meta *m = w->meta;
     uint64_t ifd = cm__tiff_first_ifd(w->out.data, w->out.size, m->big_endian, m->bigtiff);
     for (int page = 0; page < m->pages && ifd; page++) {
-        uint16_t t = w->iptc_type[page];
-        if (t && t != TIFF_UNDEFINED &&
+        const struct src_types *t = &w->types[page];
+        if (t->iptc && t->iptc != TIFF_UNDEFINED &&
             cm__tiff_retype(w->out.data, w->out.size, m->big_endian, m->bigtiff, ifd,
-                            TIFFTAG_RICHTIFFIPTC, t) < 0)
+                            TIFFTAG_RICHTIFFIPTC, t->iptc) < 0)
             return write_failure(w, "cannot restore the IPTC tag's type");
+        if (restore_pointer_type(w, ifd, TIFFTAG_EXIFIFD, t->exif) < 0 ||
+            restore_pointer_type(w, ifd, TIFFTAG_GPSIFD, t->gps) < 0)
+            return write_failure(w, "cannot restore the EXIF/GPS pointer's type");
         ifd = cm__tiff_next_ifd(w->out.data, w->out.size, m->big_endian, m->bigtiff, ifd);
     }
     return CM_OK;
 }
 
+/* dst's field for src's field f (same tag): the one dst knows, or f's
+ * description registered on dst as libtiff registered it on src (unknown
+ * tags); NULL if it cannot be registered. */
+static const TIFFField *dst_field(writer *w, const TIFFField *f)
+{
+    const uint32_t tag = TIFFFieldTag(f);
+    const TIFFField *df = TIFFFindField(w->dst, tag, TIFF_ANY);
+    if (df)
+        return df;
+    /* libtiff keeps the name pointer: src outlives dst */
+    TIFFFieldInfo fi = {tag,
+                        (short)TIFFFieldReadCount(f),
+                        (short)TIFFFieldWriteCount(f),
+                        TIFFFieldDataType(f),
+                        FIELD_CUSTOM,
+                        1,
+                        (unsigned char)TIFFFieldPassCount(f),
+                        (char *)TIFFFieldName(f)};
+    if (TIFFMergeFieldInfo(w->dst, &fi, 1) != 0)
+        return NULL;
+    return TIFFFindField(w->dst, tag, TIFF_ANY);
+}
+
 /* Every custom tag of src's current directory onto dst's. In image
- * directories the EXIF/GPS pointers are left to the caller; other IFD
- * pointers are dropped (they would point into the old file). Unknown tags
+ * directories the EXIF/GPS pointers are left to the caller, in EXIF ones
+ * the Interoperability pointer (copy_sub_ifd); other IFD pointers are
+ * dropped (they would point into the old file). Unknown tags
  * are registered on dst as libtiff registered them on src. */
 static int copy_custom_tags(writer *w, int image_dir)
 {
@@ -1327,23 +1382,11 @@ static int copy_custom_tags(writer *w, int image_dir)
                 return ret;
             continue;
         }
-        const TIFFField *df = TIFFFindField(w->dst, tag, TIFF_ANY);
+        const TIFFField *df = dst_field(w, f);
         if (!df) {
-            /* libtiff keeps the name pointer: src outlives dst */
-            TIFFFieldInfo fi = {tag,
-                                (short)TIFFFieldReadCount(f),
-                                (short)TIFFFieldWriteCount(f),
-                                type,
-                                FIELD_CUSTOM,
-                                1,
-                                (unsigned char)TIFFFieldPassCount(f),
-                                (char *)TIFFFieldName(f)};
-            if (TIFFMergeFieldInfo(w->dst, &fi, 1) != 0 ||
-                !(df = TIFFFindField(w->dst, tag, TIFF_ANY))) {
-                char what[64];
-                snprintf(what, sizeof(what), "cannot register tag %lu", (unsigned long)tag);
-                return write_failure(w, what);
-            }
+            char what[64];
+            snprintf(what, sizeof(what), "cannot register tag %lu", (unsigned long)tag);
+            return write_failure(w, what);
         }
         if (!copy_custom(w->src, w->dst, f, df)) {
             char what[96];
@@ -1355,15 +1398,94 @@ static int copy_custom_tags(writer *w, int image_dir)
     return CM_OK;
 }
 
+/* Set the one-value IFD pointer df (LONG or IFD, LONG8 or IFD8, passed
+ * with a count if libtiff registered it so) to off. 1 ok, 0 failed. */
+static int set_ifd_pointer(TIFF *dst, const TIFFField *df, uint64_t off)
+{
+    const uint32_t tag = TIFFFieldTag(df);
+    const int wide = TIFFFieldSetGetSize(df) == 8;
+    uint32_t v32 = (uint32_t)off;
+    uint64_t v64 = off;
+    void *p = wide ? (void *)&v64 : (void *)&v32;
+    if (!wide && off > UINT32_MAX)
+        return 0;
+    if (TIFFFieldPassCount(df))
+        return TIFFFieldWriteCount(df) == TIFF_VARIABLE2 ? TIFFSetField(dst, tag, (uint32_t)1, p)
+                                                         : TIFFSetField(dst, tag, 1, p);
+    return wide ? TIFFSetField(dst, tag, v64) : TIFFSetField(dst, tag, v32);
+}
+
+/* The Interoperability IFD that the EXIF IFD at exif_off (of page `page`)
+ * points to, written to dst as a custom directory before that EXIF IFD;
+ * *off receives its new offset, 0 if there is none or it cannot be kept
+ * (announced). libtiff has no schema for this IFD, and the EXIF one
+ * serves: its entries (InteropIndex, InteropVersion, RelatedImage...) are
+ * unknown tags to it, read and written with their stored type and count.
+ * An entry libtiff cannot read is announced by name, the others kept.
+ * Leaves src on another directory. */
+static int copy_interop(writer *w, tdir_t page, uint64_t exif_off, uint64_t *off)
+{
+    const tiff_meta *m = w->meta;
+    cm__tiff_entry e;
+    char what[96];
+    *off = 0;
+    if (cm__tiff_raw_entry(w->in.data, w->in.size, m->big_endian, m->bigtiff, exif_off,
+                           TIFFTAG_INTEROPERABILITYIFD, &e) != 1)
+        return CM_OK;
+    snprintf(what, sizeof(what), "InteroperabilityIFD (in the EXIF IFD of page %d)",
+             (int)page + 1);
+    if (e.count != 1 || (e.type != TIFF_LONG && e.type != TIFF_IFD && e.type != TIFF_LONG8 &&
+                         e.type != TIFF_IFD8)) {
+        cm__not_kept(w->ctx, what, "its pointer is %llu value(s) of type %u, not one offset",
+                     (unsigned long long)e.count, (unsigned)e.type);
+        return CM_OK;
+    }
+    const uint64_t src_off = rd_uint(e.value, (int)e.bytes, m->big_endian);
+    uint16_t in_file[MAX_IFD_TAGS];
+    int nfile = ifd_tags(w->in.data, w->in.size, m->big_endian, m->bigtiff, src_off, in_file);
+    if (nfile < 0 || !TIFFReadEXIFDirectory(w->src, src_off)) {
+        cm__not_kept(w->ctx, what, "it cannot be read (damaged file?)");
+        return CM_OK;
+    }
+    for (int i = 0; i < nfile; i++) {
+        const TIFFField *f = TIFFFindField(w->src, in_file[i], TIFF_ANY);
+        const int readable = is_custom(w->src, in_file[i]) && f;
+        if (readable && TIFFFieldDataType(f) != TIFF_IFD && TIFFFieldDataType(f) != TIFF_IFD8)
+            continue;
+        char entry[128];
+        snprintf(entry, sizeof(entry), "tag %u of the InteroperabilityIFD (in the EXIF IFD of "
+                 "page %d)", (unsigned)in_file[i], (int)page + 1);
+        cm__not_kept(w->ctx, entry, readable ? "it points to another IFD, which celmark does "
+                                               "not copy"
+                                             : "libtiff cannot read it (unknown type, or a "
+                                               "value outside the file)");
+    }
+    /* libtiff 4.5 does not free the current directory's custom values when
+     * creating another (see copy_sub_ifd) */
+    TIFFFreeDirectory(w->dst);
+    if (TIFFCreateEXIFDirectory(w->dst) != 0)
+        return write_failure(w, "cannot create a private IFD");
+    int ret = copy_custom_tags(w, 0);
+    if (ret < 0)
+        return ret;
+    if (!TIFFWriteCustomDirectory(w->dst, off))
+        return write_failure(w, "cannot write the Interoperability IFD");
+    return CM_OK;
+}
+
 /* An EXIF or GPS IFD of page `page`: copied as a custom directory written
- * before the page itself; *off receives its new offset. */
+ * before the page itself (an EXIF IFD's Interoperability IFD before it);
+ * *off receives its new offset. */
 static int copy_sub_ifd(writer *w, tdir_t page, uint32_t pointer_tag, uint64_t *off)
 {
-    uint64_t src_off = 0;
+    uint64_t src_off = 0, interop = 0;
+    int ret;
     *off = 0;
     if (!TIFFGetField(w->src, pointer_tag, &src_off) || !src_off)
         return CM_OK;
     const int exif = pointer_tag == TIFFTAG_EXIFIFD;
+    if (exif && (ret = copy_interop(w, page, src_off, &interop)) < 0)
+        return ret;
     if (!(exif ? TIFFReadEXIFDirectory(w->src, src_off) : TIFFReadGPSDirectory(w->src, src_off)))
         return source_failure(w, exif ? "has an unreadable EXIF IFD"
                                       : "has an unreadable GPS IFD");
@@ -1379,17 +1501,21 @@ static int copy_sub_ifd(writer *w, tdir_t page, uint32_t pointer_tag, uint64_t *
                              "TIFF is unreadable (damaged file?) and would be lost",
                              w->path, (unsigned)in_file[i], exif ? "EXIF" : "GPS",
                              (int)page + 1);
-    if (exif && has_tag(in_file, nfile, TIFFTAG_INTEROPERABILITYIFD))
-        cm__not_kept(w->ctx, "InteroperabilityIFD (in the EXIF IFD)",
-                     "celmark copies the EXIF and GPS IFDs only; libtiff has no "
-                     "schema to read it by");
-    int ret = CM_OK;
+    ret = CM_OK;
     /* libtiff 4.5 does not free the current directory's custom values when
      * creating another (fixed later; freeing twice is harmless) */
     TIFFFreeDirectory(w->dst);
-    if ((exif ? TIFFCreateEXIFDirectory(w->dst) : TIFFCreateGPSDirectory(w->dst)) != 0)
+    if ((exif ? TIFFCreateEXIFDirectory(w->dst) : TIFFCreateGPSDirectory(w->dst)) != 0) {
         ret = write_failure(w, "cannot create a private IFD");
-    else if ((ret = copy_custom_tags(w, 0)) == CM_OK && !TIFFWriteCustomDirectory(w->dst, off))
+    } else if ((ret = copy_custom_tags(w, 0)) == CM_OK && interop) {
+        /* the pointer, with the source's type (unknown to libtiff's EXIF
+         * schema: registered as on src) and the new offset */
+        const TIFFField *f = TIFFFindField(w->src, TIFFTAG_INTEROPERABILITYIFD, TIFF_ANY);
+        const TIFFField *df = f ? dst_field(w, f) : NULL;
+        if (!df || !set_ifd_pointer(w->dst, df, interop))
+            ret = write_failure(w, "cannot link the Interoperability IFD");
+    }
+    if (ret == CM_OK && !TIFFWriteCustomDirectory(w->dst, off))
         ret = write_failure(w, exif ? "cannot write the EXIF IFD" : "cannot write the GPS IFD");
     /* back to the page for its own tags */
     if (!TIFFSetDirectory(w->src, page) && ret == CM_OK)
@@ -1579,6 +1705,15 @@ static int copy_page(writer *w, tdir_t page)
     if ((exif && !TIFFSetField(w->dst, TIFFTAG_EXIFIFD, exif)) ||
         (gps && !TIFFSetField(w->dst, TIFFTAG_GPSIFD, gps)))
         return write_failure(w, "cannot link the EXIF/GPS IFD");
+    cm__tiff_entry e;
+    if (exif && cm__tiff_raw_entry(w->in.data, w->in.size, w->meta->big_endian,
+                                   w->meta->bigtiff, TIFFCurrentDirOffset(w->src),
+                                   TIFFTAG_EXIFIFD, &e) == 1)
+        w->types[page].exif = e.type;
+    if (gps && cm__tiff_raw_entry(w->in.data, w->in.size, w->meta->big_endian,
+                                  w->meta->bigtiff, TIFFCurrentDirOffset(w->src),
+                                  TIFFTAG_GPSIFD, &e) == 1)
+        w->types[page].gps = e.type;
     if (page == 0) {
         uint16_t comp = COMPRESSION_NONE;
         TIFFGetFieldDefaulted(w->dst, TIFFTAG_COMPRESSION, &comp);
@@ -1677,8 +1812,7 @@ static int write_tiff(cm_ctx *ctx, const cm_image *img, FILE *fp, const char *pa
     if (img->meta && img->meta->format == &cm__format_tiff &&
         layout_matches(img->meta->priv, img))
         w.meta = img->meta->priv;
-    if (w.meta && !(w.iptc_type = cm__calloc_array((size_t)w.meta->pages,
-                                                   sizeof(*w.iptc_type))))
+    if (w.meta && !(w.types = cm__calloc_array((size_t)w.meta->pages, sizeof(*w.types))))
         return cm__error(ctx, CM_E_NOMEM, "%s: out of memory writing TIFF", path);
 
     /* the source's byte order and classic/BigTIFF; plain files in host order */
@@ -1702,7 +1836,7 @@ static int write_tiff(cm_ctx *ctx, const cm_image *img, FILE *fp, const char *pa
         ret = write_failure(&w, "libtiff failed");
         goto done;
     }
-    if (w.meta && (ret = restore_iptc_types(&w)) < 0)
+    if (w.meta && (ret = restore_types(&w)) < 0)
         goto done;
     if (fwrite(w.out.data, 1, w.out.size, fp) != w.out.size) {
         ret = cm__error(ctx, CM_E_IO, "%s: cannot write output: %s", path,
@@ -1721,7 +1855,7 @@ done:
     free(w.sbuf);
     free(w.ebuf);
     free(w.raw);
-    free(w.iptc_type);
+    free(w.types);
     return ret;
 }
 

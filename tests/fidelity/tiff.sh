@@ -4,6 +4,24 @@
 . "$(dirname "$0")/common.shlib"
 need tiffinfo tiffdump tiffcp exiftool "$CONVERT"
 
+# has_interop FILE: exiftool finds InteropIndex R98 in its InteropIFD
+has_interop() {
+    exiftool -a -G1 -s "$1" | grep -q '^\[InteropIFD\] *InteropIndex *: R98'
+}
+
+# dump_private_ifds FILE: tiffdump of the first page's EXIF IFD and of the
+# Interoperability IFD it points to
+dump_private_ifds() {
+    exif=$(tiffdump "$1" | sed -n 's/^\(ExifIFD (34665)\|34665 (0x8769)\) [^<]*<\([0-9a-fx]*\)>$/\2/p')
+    [ -n "$exif" ] || { echo "no EXIF IFD"; return; }
+    echo "EXIF IFD:"
+    tiffdump -o "$exif" "$1"
+    iop=$(tiffdump -o "$exif" "$1" | sed -n 's/^\([A-Za-z]* (40965)\|40965 (0xa005)\) [^<]*<\([0-9a-fx]*\)>$/\2/p')
+    [ -n "$iop" ] || { echo "no Interoperability IFD"; return; }
+    echo "Interoperability IFD:"
+    tiffdump -o "$iop" "$1"
+}
+
 compare_tiff() {
     same_report "$(basename "$1")" norm_tiffinfo "$1" "$2" -- tiffinfo
     same_report "$(basename "$1")" norm_tiffdump "$1" "$2" -- tiffdump
@@ -13,8 +31,8 @@ compare_tiff() {
 printf '\000\000\000\204none\002\020\000\000mntrRGB XYZ \007\352\000\001\000\001\000\000\000\000\000\000acsp' >"$T/p.icc"
 head -c 92 /dev/zero >>"$T/p.icc"
 
-# 16-bit RGB with EXIF (and its Interoperability IFD, announced), XMP,
-# ICC and IPTC, little- and big-endian (tiffcp -B), LZW with predictor
+# 16-bit RGB with EXIF tags, XMP, ICC and IPTC, little- and big-endian
+# (tiffcp -B), LZW with predictor
 "$CONVERT" -seed 2 -size 320x240 plasma: -depth 16 "$T/le16.tif" || fail "make le16"
 exiftool -q -overwrite_original "-ICC_Profile<=$T/p.icc" -IPTC:Keywords=plate \
     -XMP:Title="titre é" -EXIF:Artist=someone -EXIF:Make=X -IFD0:ImageDescription=desc \
@@ -36,18 +54,25 @@ stamp "$T/ga be.tif" "$T/ga out.tif" && compare_tiff "$T/ga be.tif" "$T/ga out.t
 "$CONVERT" -seed 8 -size 320x240 plasma: plasma: -depth 8 "$T/pages.tif" || fail "make pages"
 stamp "$T/pages.tif" "$T/pages out.tif" && compare_tiff "$T/pages.tif" "$T/pages out.tif"
 
-# an Interoperability IFD in the EXIF IFD: not kept, and said so
-exiftool -q -overwrite_original -InteropIndex=R98 "-InteropVersion=0100" \
-    -o "$T/interop.tif" "$T/le16.tif" 2>/dev/null || cp "$T/le16.tif" "$T/interop.tif"
-exiftool -q -overwrite_original -InteropIndex=R98 "$T/interop.tif"
-stamp "$T/interop.tif" "$T/interop out.tif" 'InteroperabilityIFD .* not kept' && {
-    CHECKS=$((CHECKS + 1))
-    grep -q 'interop out.tif: InteroperabilityIFD (in the EXIF IFD) not kept' "$T/stamp.err" ||
-        fail "InteropIFD dropped without a warning"
-    CHECKS=$((CHECKS + 1))
-    "$CELMARK" info "$T/interop.tif" | grep -q '^dropped_tags: .*InteroperabilityIFD' ||
-        fail "info does not list the InteropIFD"
-}
+# an Interoperability IFD in the EXIF IFD (as exiftool writes it: LONG
+# pointers), little- and big-endian: kept entry for entry, no warning.
+# tiffdump does not follow private IFDs: dump_private_ifds dumps them too.
+"$CONVERT" -seed 3 -size 64x48 plasma: -depth 8 "$T/iop.tif" &&
+    tiffcp -B "$T/iop.tif" "$T/iop be.tif" || fail "make iop"
+for f in iop "iop be"; do
+    exiftool -q -overwrite_original -InteropIndex=R98 -InteropVersion=0100 \
+        "-DateTimeOriginal=2024:01:02 03:04:05" "$T/$f.tif" || fail "tag $f"
+    check "$f: the source has no InteropIFD" has_interop "$T/$f.tif"
+    check "$f: info does not list the InteropIFD as kept" sh -c \
+        '"$1" info "$2" | grep -q "^exif: yes, with an Interoperability IFD (kept)$"' \
+        - "$CELMARK" "$T/$f.tif"
+    stamp "$T/$f.tif" "$T/$f out.tif" && {
+        compare_tiff "$T/$f.tif" "$T/$f out.tif"
+        same_report "$f (EXIF and Interop IFDs)" norm_tiffdump "$T/$f.tif" "$T/$f out.tif" \
+            -- dump_private_ifds
+        check "$f: the copy has no InteropIFD" has_interop "$T/$f out.tif"
+    }
+done
 
 # palette and float TIFFs are read through libav: written as plain RGB,
 # their tags announced (never dropped silently)

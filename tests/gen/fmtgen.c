@@ -39,14 +39,46 @@ static void merge_private_tags(TIFF *t)
         }                                                                     \
     } while (0)
 
-/* EXIF and GPS IFDs, written before the image directory. */
-static int write_private_ifds(TIFF *t, uint64_t *exif, uint64_t *gps)
+/* An Interoperability IFD: libtiff has no schema for it, so its tags are
+ * registered on the EXIF one (as a camera would write them). */
+static int write_interop_ifd(TIFF *t, uint64_t *off)
+{
+    static TIFFFieldInfo fi[3] = {
+        {1, TIFF_VARIABLE2, TIFF_VARIABLE2, TIFF_ASCII, FIELD_CUSTOM, 1, 1,
+         "InteroperabilityIndex"},
+        {2, TIFF_VARIABLE2, TIFF_VARIABLE2, TIFF_UNDEFINED, FIELD_CUSTOM, 1, 1,
+         "InteroperabilityVersion"},
+        {0x1001, 1, 1, TIFF_LONG, FIELD_CUSTOM, 1, 0, "RelatedImageWidth"},
+    };
+    CHECK(TIFFCreateEXIFDirectory(t) == 0, "TIFFCreateEXIFDirectory (interop)");
+    CHECK(TIFFMergeFieldInfo(t, fi, 3) == 0, "interop tags");
+    CHECK(TIFFSetField(t, 1, (uint32_t)4, "R98"), "InteroperabilityIndex");
+    CHECK(TIFFSetField(t, 2, (uint32_t)4, "0100"), "InteroperabilityVersion");
+    CHECK(TIFFSetField(t, 0x1001, (uint32_t)640), "RelatedImageWidth");
+    CHECK(TIFFWriteCustomDirectory(t, off), "Interoperability IFD");
+    TIFFFreeDirectory(t);
+    return 0;
+fail:
+    return -1;
+}
+
+/* EXIF (with an Interoperability IFD if asked) and GPS IFDs, written
+ * before the image directory. */
+static int write_private_ifds(TIFF *t, int interop, uint64_t *exif, uint64_t *gps)
 {
     static const uint16_t iso[1] = {400};
     static const char comment[16] = "ASCII\0\0\0key pose";
     static const uint8_t version[4] = {2, 2, 0, 0};
+    static TIFFFieldInfo iop_ptr = {TIFFTAG_INTEROPERABILITYIFD, 1, 1, TIFF_LONG, FIELD_CUSTOM,
+                                    1, 0, "InteroperabilityIFD"};
+    uint64_t iop = 0;
+    CHECK(!interop || write_interop_ifd(t, &iop) == 0, "Interoperability IFD");
     /* libtiff 4.5 leaks a custom directory's values unless freed first */
     CHECK(TIFFCreateEXIFDirectory(t) == 0, "TIFFCreateEXIFDirectory");
+    if (interop)
+        CHECK(TIFFMergeFieldInfo(t, &iop_ptr, 1) == 0 &&
+                  TIFFSetField(t, TIFFTAG_INTEROPERABILITYIFD, (uint32_t)iop),
+              "InteroperabilityIFD pointer");
     CHECK(TIFFSetField(t, EXIFTAG_DATETIMEORIGINAL, "2024:05:17 10:42:00"), "DateTimeOriginal");
     CHECK(TIFFSetField(t, EXIFTAG_ISOSPEEDRATINGS, 1, iso), "ISOSpeedRatings");
     CHECK(TIFFSetField(t, EXIFTAG_EXPOSURETIME, 1.0 / 48.0), "ExposureTime");
@@ -190,7 +222,7 @@ int gen_write_tiff(const char *path, const cm_image *img, const gen_tiff *s)
     const int pages = 1 + s->extra_pages;
     uint64_t exif = 0, gps = 0;
     if (s->exif)
-        CHECK(write_private_ifds(t, &exif, &gps) == 0, "EXIF/GPS");
+        CHECK(write_private_ifds(t, s->interop, &exif, &gps) == 0, "EXIF/GPS");
     CHECK(TIFFSetField(t, TIFFTAG_IMAGEWIDTH, (uint32_t)img->width), "ImageWidth");
     CHECK(TIFFSetField(t, TIFFTAG_IMAGELENGTH, (uint32_t)img->height), "ImageLength");
     CHECK(TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, img->bit_depth), "BitsPerSample");

@@ -31,6 +31,10 @@ typedef struct gen_tiff {
                              the two private tags */
     uint32_t icc_bytes;   /* size of the (synthetic) ICC profile; default 3000 */
     int exif;             /* EXIF and GPS IFDs */
+    int interop;          /* with exif: an Interoperability IFD in the EXIF IFD
+                             (InteropIndex "R98", InteropVersion "0100",
+                             RelatedImageWidth), pointed to by a LONG as
+                             exiftool and cameras write it */
     int extra_pages;      /* 0..2 further pages: grey 8-bit LZW, then palette */
 } gen_tiff;
 

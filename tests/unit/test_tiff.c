@@ -6,13 +6,14 @@
  * tests/gen/fmtgen.c in many layouts: 8/16 bit, grey/grey+alpha/RGB/RGBA,
  * LZW/Deflate/PackBits/none, strips and tiles, contiguous and separate
  * planes, both byte orders, BigTIFF, min-is-white, with text, resolution,
- * ICC, XMP, two private tags, EXIF and GPS IFDs and further pages.
+ * ICC, XMP, two private tags, EXIF (with an Interoperability IFD) and GPS
+ * IFDs and further pages.
  *
  * Faithfulness is checked below libtiff: a small IFD walker compares every
  * directory entry (tag, type, count, value bytes) of source and output,
- * follows the EXIF/GPS pointers into their IFDs, and compares the strip or
- * tile bytes themselves where they must not change. Only the offsets of the
- * data (which move) are exempt.
+ * follows the EXIF/GPS/Interoperability pointers into their IFDs, and
+ * compares the strip or tile bytes themselves where they must not change.
+ * Only the offsets of the data (which move) are exempt.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -203,7 +204,8 @@ static int ignored(const uint16_t *ignore, uint16_t tag)
     return 0;
 }
 
-/* Entry by entry; EXIF/GPS IFDs followed; data offsets only counted. */
+/* Entry by entry; EXIF/GPS IFDs, and an EXIF IFD's Interoperability IFD,
+ * followed; data offsets only counted. */
 static void compare_entries(const rawfile *a, const entry *ea, int na, const rawfile *b,
                             const entry *eb, int nb, int dir, const uint16_t *ignore)
 {
@@ -227,7 +229,8 @@ static void compare_entries(const rawfile *a, const entry *ea, int na, const raw
             fail_msg("directory %d tag %d: type %d count %llu, was type %d count %llu", dir,
                      x->tag, y->type, (unsigned long long)y->count, x->type,
                      (unsigned long long)x->count);
-        if (x->tag == TIFFTAG_EXIFIFD || x->tag == TIFFTAG_GPSIFD) {
+        if (x->tag == TIFFTAG_EXIFIFD || x->tag == TIFFTAG_GPSIFD ||
+            (dir >= 100 && x->tag == TIFFTAG_INTEROPERABILITYIFD)) {
             compare_ifd(a, entry_uint(a, x, 0), b, entry_uint(b, y, 0), 100 + dir, 0, NULL);
             continue;
         }
@@ -390,6 +393,22 @@ static void s_everything(gen_tiff *s)
     s->tile = 48;
 }
 
+static void s_interop(gen_tiff *s)
+{
+    s->exif = 1;
+    s->interop = 1;
+}
+static void s_interop_be(gen_tiff *s)
+{
+    s_interop(s);
+    s->big_endian = 1;
+}
+static void s_interop_bigtiff(gen_tiff *s)
+{
+    s_interop(s);
+    s->bigtiff = 1;
+}
+
 static const rt_case rt_cases[] = {
     {"rgb8 lzw strips tags", 3, 8, CEL_FLAT, s_rgb_lzw},
     {"rgba8 deflate tiles separate big-endian", 4, 8, CEL_GRADIENT, s_rgba_deflate_tiles_sep_be},
@@ -400,6 +419,9 @@ static const rt_case rt_cases[] = {
     {"rgb16 deflate separate strips", 3, 16, CEL_TEXTURED, s_rgb16_sep_strips},
     {"grey8 min-is-white", 1, 8, CEL_WHITE, s_min_is_white},
     {"rgb8 everything", 3, 8, CEL_MIXED, s_everything},
+    {"rgb8 exif with interop", 3, 8, CEL_FLAT, s_interop},
+    {"rgb8 exif with interop big-endian", 3, 8, CEL_FLAT, s_interop_be},
+    {"rgb8 exif with interop BigTIFF", 3, 8, CEL_FLAT, s_interop_bigtiff},
 };
 
 static void test_unchanged_round_trips(void **state)
@@ -587,6 +609,26 @@ static void test_info(void **state)
     assert_string_equal(info_tag(&info, "gps"), "yes");
     assert_string_equal(info_tag(&info, "private_tags"), "65000,65001");
     assert_non_null(strstr(info_tag(&info, "pages"), "3 (only the first is marked"));
+    cm_image_free(&orig);
+    cm_image_free(&img);
+    unlink(p.s);
+}
+
+/* An EXIF IFD's Interoperability IFD is listed as kept, not dropped. */
+static void test_info_interop(void **state)
+{
+    (void)state;
+    gen_tiff s;
+    gen_tiff_default(&s);
+    s_interop_be(&s);
+    cm_image *orig = test_frame(32, 24, 2, 3, 8, CEL_FLAT);
+    path_buf p = tmp_path("interop.tif");
+    assert_int_equal(gen_write_tiff(p.s, orig, &s), 0);
+    cm_image *img = test_must_read(NULL, p.s);
+    cm_image_info info;
+    assert_int_equal(cm_image_get_info(img, &info), CM_OK);
+    assert_string_equal(info_tag(&info, "exif"), "yes, with an Interoperability IFD (kept)");
+    assert_null(info_tag(&info, "dropped_tags"));
     cm_image_free(&orig);
     cm_image_free(&img);
     unlink(p.s);
@@ -922,6 +964,7 @@ int main(void)
         cmocka_unit_test(test_stamp_rgba16_tiles_separate),
         cmocka_unit_test(test_stamp_grey_min_is_white),
         cmocka_unit_test(test_info),
+        cmocka_unit_test(test_info_interop),
         cmocka_unit_test(test_plain_write),
         cmocka_unit_test(test_other_layouts),
         cmocka_unit_test(test_bad_input),
