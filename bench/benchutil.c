@@ -37,3 +37,12 @@ int bench_key(cm_key **out, unsigned n)
         seed[i] = (uint8_t)bench_splitmix64(&s);
     return cm__key_from_bytes(out, secret, seed);
 }
+
+void bench_frame_params(cel_params *p, int index)
+{
+    cel_params_default(p);
+    p->width = BENCH_FRAME_W;
+    p->height = BENCH_FRAME_H;
+    p->seed = (uint32_t)index;
+    p->style = (cel_style)(CEL_FLAT + (index - 1) % (CEL_STYLE_COUNT - CEL_FLAT));
+}

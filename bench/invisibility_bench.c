@@ -30,7 +30,7 @@
 #include "benchutil.h"
 #include "celmark/celmark.h"
 #include "invisibility.h"
-#include "tests/gen/cel.h"
+#include "cel.h"
 
 #include "core/colour.h"
 
@@ -41,8 +41,8 @@
 
 #include <libswscale/swscale.h>
 
-#define FRAME_W 1920
-#define FRAME_H 1080
+#define FRAME_W BENCH_FRAME_W /* corpus frame size, pixels (benchutil.h) */
+#define FRAME_H BENCH_FRAME_H
 
 typedef struct target {
     double p999, max, over23; /* < 0: none */
@@ -273,11 +273,7 @@ int main(int argc, char **argv)
         cm_de_stats worst_s[2] = {{0}};
         for (int fi = 1; fi <= frames; fi++) {
             cel_params p;
-            cel_params_default(&p);
-            p.width = FRAME_W;
-            p.height = FRAME_H;
-            p.seed = (uint32_t)fi;
-            p.style = (cel_style)(CEL_FLAT + (fi - 1) % (CEL_STYLE_COUNT - CEL_FLAT));
+            bench_frame_params(&p, fi);
             cm_image *img = NULL, *marked = NULL, *ref = NULL, *vmarked = NULL;
             cm_stamper *st = NULL;
             cm_stamp_params sp;

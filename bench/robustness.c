@@ -58,8 +58,8 @@
 
 /* ---- corpus and decision ---------------------------------------------- */
 
-#define FRAME_W 1920            /* corpus frame size, pixels */
-#define FRAME_H 1080
+#define FRAME_W BENCH_FRAME_W /* corpus frame size, pixels (benchutil.h) */
+#define FRAME_H BENCH_FRAME_H
 #define DEFAULT_FRAMES 20       /* issue 3: a corpus of at least 20 frames */
 #define NCANDIDATES 1000        /* ids scored per verify (true one among them) */
 #define MAX_FPR 1e-9            /* claim threshold, false-positive probability */
@@ -299,11 +299,7 @@ typedef struct frame_data {
 static int make_frame(frame_data *f, int index, uint32_t seed)
 {
     cel_params p;
-    cel_params_default(&p);
-    p.width = FRAME_W;
-    p.height = FRAME_H;
-    p.seed = (uint32_t)index;
-    p.style = (cel_style)(CEL_FLAT + (index - 1) % (CEL_STYLE_COUNT - CEL_FLAT));
+    bench_frame_params(&p, index);
     f->style = p.style;
     int ret = cel_generate(&f->img, &p);
     if (ret)
