@@ -222,7 +222,6 @@ static cm__room *room_build(float de)
     for (int v = 0, i = 0; v < 256; v++) {
         while (i + 1 < n && node_value(i + 1) <= (float)v)
             i++;
-        t->node_of[v] = (uint8_t)i;
         t->cell_r[v] = (uint32_t)(i * n * n);
         t->cell_g[v] = (uint32_t)(i * n);
         t->cell_b[v] = (uint32_t)i;
@@ -434,18 +433,6 @@ static float chroma_sample(const cm__yuv_chroma *c, const uint8_t *plane, int x,
     return c->limited ? v * (255.0f / 224.0f) : v;
 }
 
-/* lo/hi of one pixel limited to a cell's luma room, times share, less
- * margin */
-static inline void room_limit(const cm__room_cell *cell, float share, float margin, float *pl,
-                              float *ph)
-{
-    float down = cell->luma_down * share - margin, up = cell->luma_up * share - margin;
-    down = down > 0 ? down : 0;
-    up = up > 0 ? up : 0;
-    *pl = *pl < down ? *pl : down;
-    *ph = *ph < up ? *ph : up;
-}
-
 /* A decoder's chroma upsampling blends the neighbouring chroma samples, so
  * the colour shown may be any blend of the pixel's sample and the next one
  * across and down: the room is the least of the four. No pixel is checked
@@ -480,8 +467,8 @@ void cm__yuv_luma_room(const cm__room *room, const cm_plane *luma, const cm__yuv
                 rgb[0] = l[x] + 2.0f * (1.0f - kr) * cr;
                 rgb[2] = l[x] + 2.0f * (1.0f - kb) * cb;
                 rgb[1] = (l[x] - kr * rgb[0] - kb * rgb[2]) / kg;
-                room_limit(cm__room_at(room, rgb), YUV_ROOM_SHARE, YUV_ROUND_MARGIN, &pl[x],
-                           &ph[x]);
+                cm__room_limit(cm__room_at(room, rgb), YUV_ROOM_SHARE, YUV_ROUND_MARGIN, &pl[x],
+                               &ph[x]);
             }
         }
     }
@@ -494,7 +481,8 @@ void cm__grey_luma_room(const cm__room *room, const cm_plane *luma, cm_plane *lo
         float *pl = lo->data + y * lo->stride, *ph = hi->data + y * hi->stride;
         for (int x = 0; x < luma->width; x++) {
             float rgb[3] = {l[x], l[x], l[x]};
-            room_limit(cm__room_at(room, rgb), YUV_ROOM_SHARE, YUV_ROUND_MARGIN, &pl[x], &ph[x]);
+            cm__room_limit(cm__room_at(room, rgb), YUV_ROOM_SHARE, YUV_ROUND_MARGIN, &pl[x],
+                           &ph[x]);
         }
     }
 }

@@ -45,8 +45,9 @@ typedef struct cm__room_cell {
 
 typedef struct cm__room {
     float de;             /* the budget, CIEDE2000 units */
-    uint8_t node_of[256]; /* 8-bit value -> index of the node at or below it */
-    uint32_t cell_r[256], cell_g[256], cell_b[256]; /* ... as offsets into cell */
+    /* 8-bit value -> its node's (the one at or below it) offset into cell,
+     * for the red, green and blue axes */
+    uint32_t cell_r[256], cell_g[256], cell_b[256];
     cm__room_cell *cell;  /* (CM__ROOM_NODES - 1)^3 cells, r major */
 } cm__room;
 
@@ -58,18 +59,6 @@ CM__HIDDEN const cm__room *cm__room_get(float de);
 CM__HIDDEN cm__room *cm__room_new(float de);
 CM__HIDDEN void cm__room_free(cm__room **t);
 
-/* The room of the cell holding an 8-bit-scale RGB colour. */
-static inline const cm__room_cell *cm__room_at(const cm__room *t, const float rgb[3])
-{
-    int i[3];
-    for (int k = 0; k < 3; k++) {
-        float v = rgb[k] < 0 ? 0 : (rgb[k] > 255 ? 255 : rgb[k]);
-        i[k] = t->node_of[(int)v];
-    }
-    const int n = CM__ROOM_NODES - 1;
-    return &t->cell[((size_t)i[0] * n + i[1]) * n + i[2]];
-}
-
 /* The room of the cell holding an RGB colour given as samples of 8 bits, or
  * of 16 bits (shift 8: the high byte). */
 static inline const cm__room_cell *cm__room_at_samples(const cm__room *t, unsigned r, unsigned g,
@@ -78,10 +67,35 @@ static inline const cm__room_cell *cm__room_at_samples(const cm__room *t, unsign
     return &t->cell[t->cell_r[r >> shift] + t->cell_g[g >> shift] + t->cell_b[b >> shift]];
 }
 
+/* The room of the cell holding an 8-bit-scale RGB colour (clamped to 0..255). */
+static inline const cm__room_cell *cm__room_at(const cm__room *t, const float rgb[3])
+{
+    unsigned v[3];
+    for (int k = 0; k < 3; k++)
+        v[k] = (unsigned)(rgb[k] < 0 ? 0 : (rgb[k] > 255 ? 255 : rgb[k]));
+    return cm__room_at_samples(t, v[0], v[1], v[2], 0);
+}
+
+/* Limit how far luma may move down (*pl) and up (*ph) to a cell's luma room,
+ * times share, less margin (code values). */
+static inline void cm__room_limit(const cm__room_cell *cell, float share, float margin,
+                                  float *pl, float *ph)
+{
+    float down = cell->luma_down * share - margin, up = cell->luma_up * share - margin;
+    down = down > 0 ? down : 0;
+    up = up > 0 ? up : 0;
+    *pl = *pl < down ? *pl : down;
+    *ph = *ph < up ? *ph : up;
+}
+
+/* The blue-yellow axis at constant luma: B moves by c, R and G the other way
+ * by c * 0.114/0.886 (0.299 + 0.587 of luma lost, 0.114 gained: net 0). */
+#define CM__CHROMA_RG (0.114f / 0.886f)
+
 /* The same colour moved by d along luma and c along blue (8-bit scale). */
 static inline void cm__colour_move(const float rgb[3], float d, float c, float out[3])
 {
-    const float k = 0.114f / 0.886f;
+    const float k = CM__CHROMA_RG;
     out[0] = rgb[0] + d - k * c;
     out[1] = rgb[1] + d - k * c;
     out[2] = rgb[2] + d + c;

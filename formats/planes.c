@@ -83,10 +83,6 @@ static inline void sample_set(uint8_t *row, int depth, int i, unsigned v)
  */
 #define CM__ALWAYS_INLINE static inline __attribute__((always_inline))
 
-/* The blue-yellow axis at constant luma: B += d, R and G -= d * 0.114/0.886
- * (0.299 + 0.587 of luma lost, 0.114 gained: net 0). */
-#define CM__CHROMA_RG (0.114f / 0.886f)
-
 CM__ALWAYS_INLINE void luma_row(const int depth, const int ch, const int alpha,
                                 const uint8_t *row, float *dst, int w)
 {
@@ -148,9 +144,7 @@ CM__ALWAYS_INLINE void headroom_row(const int depth, const int ch, const int alp
         pl[x] = hidden ? 0.0f : (float)down * inv;
         ph[x] = hidden ? 0.0f : (float)up * inv;
         if (room) {
-            const cm__room_cell *cell = pixel_room(depth, nc, row, i, room);
-            pl[x] = pl[x] < cell->luma_down ? pl[x] : cell->luma_down;
-            ph[x] = ph[x] < cell->luma_up ? ph[x] : cell->luma_up;
+            cm__room_limit(pixel_room(depth, nc, row, i, room), 1.0f, 0.0f, &pl[x], &ph[x]);
         }
     }
 }

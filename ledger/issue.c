@@ -161,8 +161,8 @@ int cm_ledger_reconcile(cm_ctx *ctx, cm_ledger *lg, int *cleaned)
     if (cleaned)
         *cleaned = 0;
     sqlite3_stmt *st;
-    int ret = cm__ledger_prepare(ctx, lg,
-                      "SELECT issue_id, output_path, temp_path, output_sha256 FROM pending", &st);
+    int ret = cm__ledger_prepare(
+        ctx, lg, "SELECT issue_id, output_path, temp_path, output_sha256 FROM pending", &st);
     if (ret)
         return ret;
     pend *p = NULL;
@@ -247,9 +247,9 @@ static int id_used(cm_ctx *ctx, cm_ledger *lg, uint64_t id)
 {
     sqlite3_stmt *st;
     int ret = cm__ledger_prepare(ctx, lg,
-                      "SELECT 1 FROM issues WHERE issue_id=?1 UNION ALL "
-                      "SELECT 1 FROM pending WHERE issue_id=?1",
-                      &st);
+                                 "SELECT 1 FROM issues WHERE issue_id=?1 UNION ALL "
+                                 "SELECT 1 FROM pending WHERE issue_id=?1",
+                                 &st);
     if (ret)
         return ret;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
@@ -343,10 +343,11 @@ int cm_ledger_reserve(cm_ctx *ctx, cm_ledger *lg, const char *out_path, cm_ledge
             utc_now(now);
             snprintf(iss->temp_path, dl + bl + 40, "%s/.celmark-%016llx.%s",
                      strcmp(iss->dir, "/") ? iss->dir : "", (unsigned long long)id, base);
-            r = cm__ledger_prepare(ctx, lg,
-                        "INSERT INTO pending(issue_id, output_path, temp_path, created_at) "
-                        "VALUES(?,?,?,?)",
-                        &st);
+            r = cm__ledger_prepare(
+                ctx, lg,
+                "INSERT INTO pending(issue_id, output_path, temp_path, created_at) "
+                "VALUES(?,?,?,?)",
+                &st);
             if (!r) {
                 sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
                 sqlite3_bind_text(st, 2, iss->out_path, -1, SQLITE_STATIC);
@@ -466,9 +467,10 @@ static int insert_row(cm_ctx *ctx, cm_ledger *lg, const cm_ledger_row *r)
 {
     sqlite3_stmt *st;
     int ret = cm__ledger_prepare(ctx, lg,
-                      "INSERT INTO issues(" ROW_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-                      "?,?,?,?,?)",
-                      &st);
+                                 "INSERT INTO issues(" ROW_COLS
+                                 ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
+                                 "?,?,?,?,?)",
+                                 &st);
     if (ret)
         return ret;
     int i = 1;
@@ -667,4 +669,3 @@ int cm_ledger_append(cm_ctx *ctx, cm_ledger *lg, uint64_t issue_id, const cm_led
                   : cm__ledger_exec(ctx, lg, "COMMIT");
     return ret;
 }
-

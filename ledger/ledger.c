@@ -414,10 +414,11 @@ int cm_ledger_list(cm_ctx *ctx, cm_ledger *lg, const char *recipient, const char
     if (!lg || !fn)
         return CM_E_INVAL;
     sqlite3_stmt *st;
-    int ret = cm__ledger_prepare(ctx, lg,
-                      "SELECT " ROW_COLS " FROM issues WHERE (?1 IS NULL OR recipient=?1) "
-                      "AND (?2 IS NULL OR asset=?2) ORDER BY seq",
-                      &st);
+    int ret =
+        cm__ledger_prepare(ctx, lg,
+                           "SELECT " ROW_COLS " FROM issues WHERE (?1 IS NULL OR recipient=?1) "
+                           "AND (?2 IS NULL OR asset=?2) ORDER BY seq",
+                           &st);
     if (ret)
         return ret;
     if (recipient)
@@ -450,10 +451,9 @@ int cm_ledger_candidates(cm_ctx *ctx, cm_ledger *lg, const char *asset, uint64_t
     *ids = NULL;
     *n = 0;
     sqlite3_stmt *st;
-    int ret = cm__ledger_prepare(ctx, lg,
-                      asset ? "SELECT issue_id FROM issues WHERE asset=?"
-                            : "SELECT issue_id FROM issues",
-                      &st);
+    int ret = cm__ledger_prepare(
+        ctx, lg,
+        asset ? "SELECT issue_id FROM issues WHERE asset=?" : "SELECT issue_id FROM issues", &st);
     if (ret)
         return ret;
     if (asset)
