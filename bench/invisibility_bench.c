@@ -180,7 +180,9 @@ typedef struct worst {
     cm_image *orig, *marked; /* copies of the frame holding it */
 } worst;
 
-static void find_worst(const cm_image *a, const cm_image *b, int frame, worst *w)
+/* Frame `frame` holds a new worst pixel, of ΔE00 de (the frame's maximum,
+ * cm_image_delta_e): find where it is and keep copies of both frames. */
+static void keep_worst(const cm_image *a, const cm_image *b, int frame, double de, worst *w)
 {
     for (int y = 0; y < a->height; y++)
         for (int x = 0; x < a->width; x++) {
@@ -188,17 +190,17 @@ static void find_worst(const cm_image *a, const cm_image *b, int frame, worst *w
             if (p[0] == q[0] && p[1] == q[1] && p[2] == q[2])
                 continue;
             float ca[3] = {p[0], p[1], p[2]}, cb[3] = {q[0], q[1], q[2]};
-            double de = cm__de00_rgb(ca, cb);
-            if (de > w->de) {
-                w->de = de;
-                w->frame = frame;
-                w->x = x;
-                w->y = y;
-                cm_image_free(&w->orig);
-                cm_image_free(&w->marked);
-                cm_image_copy_pixels(a, &w->orig);
-                cm_image_copy_pixels(b, &w->marked);
-            }
+            if (cm__de00_rgb(ca, cb) < de)
+                continue;
+            w->de = de;
+            w->frame = frame;
+            w->x = x;
+            w->y = y;
+            cm_image_free(&w->orig);
+            cm_image_free(&w->marked);
+            cm_image_copy_pixels(a, &w->orig);
+            cm_image_copy_pixels(b, &w->marked);
+            return;
         }
 }
 
@@ -307,8 +309,9 @@ int main(int argc, char **argv)
             rows++;
             worst_s[0].max = fmax(worst_s[0].max, s.max);
             worst_s[0].p999 = fmax(worst_s[0].p999, s.p999);
-            if (crop && profiles[pi].profile == CM_PROFILE_DEFAULT && p.style >= CEL_PAINTED)
-                find_worst(img, marked, fi, &w);
+            if (crop && profiles[pi].profile == CM_PROFILE_DEFAULT && p.style >= CEL_PAINTED &&
+                s.max > w.de)
+                keep_worst(img, marked, fi, s.max, &w);
             if (video) {
                 if ((ret = video_frames(st, img, &ref, &vmarked)) ||
                     (ret = cm_image_delta_e(ctx, ref, vmarked, &s))) {
