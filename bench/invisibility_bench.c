@@ -9,7 +9,7 @@
  *          blue-yellow share)
  *   video  the frame as a 4:2:0 video frame (BT.709, limited range, as
  *          swscale makes it for an encoder), its luma stamped the way
- *          formats/video.c does (cm_stamper_plane, headroom limited by the
+ *          pipeline/stamp_video.c does (cm_stamper_plane, headroom limited by the
  *          colour budget of each pixel's colour), then both it and the
  *          unmarked 4:2:0 frame back to RGB: the difference is the mark's
  *          alone, not the chroma subsampling's
@@ -32,7 +32,8 @@
 #include "invisibility.h"
 #include "cel.h"
 
-#include "core/colour.h"
+#include "pixels/colour.h"
+#include "watermark/embed.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -120,7 +121,7 @@ static int convert(const cm_image *rgb, yuv *f, int to_yuv)
     return CM_OK;
 }
 
-/* Mark f's luma as formats/video.c does: L = (Y - 16) * 255 / 219, headroom
+/* Mark f's luma as pipeline/stamp_video.c does: L = (Y - 16) * 255 / 219, headroom
  * to the nominal range then to the colour budget, cm_stamper_plane, Y back
  * rounded. */
 static int mark_yuv(cm_stamper *st, yuv *f)

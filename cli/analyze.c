@@ -237,20 +237,17 @@ int analyze_file(analyzer *a, const char *path, file_result *r)
     } else {
         r->kind = FILE_STILL;
         cm_image *img = NULL;
-        if ((ret = cm_image_read(a->ctx, path, &a->limits, &img)))
+        if ((ret = cm_verify_still(a->ctx, a->ver, path, &a->limits, &r->claim, &img)))
             return fail(a, r, ret);
         cm_image_info info;
         if (!cm_image_get_info(img, &info))
             copy_text(r->type, sizeof(r->type), info.format);
-        ret = cm_verifier_image(a->ver, img, &r->claim);
         r->frames = 1;
         r->width = img->width;
         r->height = img->height;
-        if (!ret && a->want_thumb && r->claim.marked)
+        if (a->want_thumb && r->claim.marked)
             image_thumb(img, &r->thumb, &r->thumb_len); /* optional */
         cm_image_free(&img);
-        if (ret)
-            return fail(a, r, ret);
     }
     ledger_facts(a, r);
     return CM_OK;

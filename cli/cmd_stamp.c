@@ -9,16 +9,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Say on stderr when the output layout differs from the source's (palette
- * or YUV sources are written as RGB/RGBA). */
-static void note_conversion(const char *in, const cm_image *img)
-{
-    cm_image_info info;
-    if (!cm_image_get_info(img, &info) && info.converted)
-        fprintf(stderr, "celmark: %s: %s source written as %s\n", in, info.color_type,
-                img->has_alpha ? "RGBA" : (img->channels >= 3 ? "RGB" : "grey"));
-}
-
 /* How to stamp a video (options of the command). */
 typedef struct video_opts {
     const char *codec;
@@ -32,7 +22,7 @@ typedef struct stamped {
     const char *layer;
     int video;
     cm_video_stamp_info vinfo;
-    cm_de_stats de; /* a still: how far the copy's colours are from the input's */
+    cm_still_stamp_info sinfo; /* a still: its colour difference, its check */
 } stamped;
 
 /* One issue: its stamper, and the key and id to check the result with
@@ -45,25 +35,36 @@ typedef struct stamp_job {
     cm_verifier *ver; /* owned; free with cm_verifier_free */
 } stamp_job;
 
-/* Decode the stamped still as an investigator would and say on stderr when
- * the mark could not be found again: a frame of flat fills stamped with
- * --cel-safe, or a nearly empty page, may have too little room for it. The
- * stamp itself stands (the copy is valid); this is a warning. */
-static void check_mark(cm_ctx *ctx, stamp_job *job, const cm_image *img, const char *out)
+/* The verifier that decodes each stamped still as an investigator would
+ * (made on the first still, it serves a whole sequence), or NULL with a
+ * line on stderr when it cannot be made. */
+static cm_verifier *checker(cm_ctx *ctx, stamp_job *job, const char *out)
 {
     cm_verify_params vp;
     cm_verify_params_default(&vp);
     vp.candidates = &job->id;
     vp.ncandidates = 1;
-    cm_verify_result r;
-    int ret = job->ver ? CM_OK : cm_verifier_new(ctx, job->key, &vp, &job->ver);
-    if (!ret)
-        ret = cm_verifier_image(job->ver, img, &r);
-    if (ret) { /* the check is advice; not running it is not the stamp's failure */
+    if (!job->ver && cm_verifier_new(ctx, job->key, &vp, &job->ver))
         fprintf(stderr, "celmark: %s: could not check the mark: %s\n", out,
                 cm_ctx_last_error(ctx));
+    return job->ver;
+}
+
+/* Say on stderr when the stamped still's mark could not be found again: a
+ * frame of flat fills stamped with --cel-safe, or a nearly empty page, may
+ * have too little room for it. The stamp itself stands (the copy is valid);
+ * this is a warning. */
+static void check_mark(const stamp_job *job, const cm_still_stamp_info *si, const char *out)
+{
+    if (!si->checked) {
+        if (si->check_error[0]) /* advice: not running it is not the stamp's failure */
+            fprintf(stderr, "celmark: %s: could not check the mark: %s\n", out,
+                    si->check_error);
         return;
     }
+    cm_verify_params vp;
+    cm_verify_params_default(&vp);
+    const cm_verify_result r = si->check_result;
     if (r.blind_crc_ok && r.blind_id == job->id && r.blind_fpr <= vp.max_fpr)
         return;
     const char *hint = job->cel_safe ? "; --cel-safe leaves flat fills unmarked, the default "
@@ -82,7 +83,7 @@ static void check_mark(cm_ctx *ctx, stamp_job *job, const cm_image *img, const c
 }
 
 /* Stamp in into path (the output, or the ledger's temp file for out):
- * a still through cm_image, a video through cm_video_stamp. */
+ * a still through cm_stamp_still, a video through cm_video_stamp. */
 static int stamp_file(cm_ctx *ctx, stamp_job *job, const char *in, const char *path,
                       const char *out, int flags, const video_opts *vo, stamped *res)
 {
@@ -115,29 +116,21 @@ static int stamp_file(cm_ctx *ctx, stamp_job *job, const char *in, const char *p
         res->layer = "luma";
         return ret;
     }
-    cm_image *img = NULL, *orig = NULL;
-    cm_ctx_clear_warnings(ctx);
-    ret = cm_image_read(ctx, in, &vo->limits, &img);
-    if (!ret) /* the input's pixels, to tell the producer what was done to them */
-        ret = cm_image_copy_pixels(img, &orig);
-    if (!ret)
-        ret = cm_stamper_image(st, img);
-    if (!ret)
-        ret = cm_image_delta_e(ctx, orig, img, &res->de);
-    cm_image_free(&orig);
+    cm_still_stamp_info *si = &res->sinfo;
+    ret = cm_stamp_still(ctx, st, checker(ctx, job, out), in, path, &vo->limits, flags, si);
     if (!ret) {
-        note_conversion(in, img);
-        check_mark(ctx, job, img, out);
-        res->width = img->width;
-        res->height = img->height;
-        /* colour images also carry the blue-yellow share (watermark/embed.c) */
-        res->layer = cm_image_is_colour(img) ? "luma+chroma" : "luma";
-        ret = cm_image_write(ctx, img, path, flags);
+        /* palette or YUV sources are written as RGB/RGBA */
+        if (si->converted)
+            fprintf(stderr, "celmark: %s: %s source written as %s\n", in, si->source_layout,
+                    si->has_alpha ? "RGBA" : (si->channels >= 3 ? "RGB" : "grey"));
+        check_mark(job, si, out);
+        res->width = si->width;
+        res->height = si->height;
+        res->layer = si->colour ? "luma+chroma" : "luma";
     }
     /* what the copy could not carry: never lost silently */
     for (int i = 0; !ret && i < cm_ctx_warning_count(ctx); i++)
         fprintf(stderr, "celmark: warning: %s: %s\n", out, cm_ctx_warning(ctx, i));
-    cm_image_free(&img);
     return ret;
 }
 
@@ -146,8 +139,8 @@ static int stamp_file(cm_ctx *ctx, stamp_job *job, const char *in, const char *p
 static void print_result(const stamped *r)
 {
     if (!r->video) {
-        printf("delta_e00_p99.9: %.2f\n", r->de.p999);
-        printf("delta_e00_max: %.2f\n", r->de.max);
+        printf("delta_e00_p99.9: %.2f\n", r->sinfo.de.p999);
+        printf("delta_e00_max: %.2f\n", r->sinfo.de.max);
         return;
     }
     printf("frames: %lld\n", (long long)r->vinfo.frames);
@@ -268,8 +261,8 @@ static int stamp_sequence(cm_ctx *ctx, stamp_job *job, const char *in, const cha
             ret = CM_E_FORMAT;
         }
         if (!ret) {
-            worst.p999 = res.de.p999 > worst.p999 ? res.de.p999 : worst.p999;
-            worst.max = res.de.max > worst.max ? res.de.max : worst.max;
+            worst.p999 = res.sinfo.de.p999 > worst.p999 ? res.sinfo.de.p999 : worst.p999;
+            worst.max = res.sinfo.de.max > worst.max ? res.sinfo.de.max : worst.max;
         }
         cli_progress_update(&prog, (int64_t)i + 1, (int64_t)is->nframes);
     }

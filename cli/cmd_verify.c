@@ -305,12 +305,8 @@ static int verify_one(verify_job *j, const char *path, int *any_unmarked)
         if (!ret)
             return code;
     } else if (!ret) {
-        cm_image *img = NULL;
         cm_verify_result r;
-        ret = cm_image_read(j->ctx, path, &j->vvp->limits, &img);
-        if (!ret)
-            ret = cm_verifier_image(j->ver, img, &r);
-        cm_image_free(&img);
+        ret = cm_verify_still(j->ctx, j->ver, path, &j->vvp->limits, &r, NULL);
         if (!ret) {
             ledger_info li;
             int e = ledger_lookup(j->ctx, j->lg, &r, &li);

@@ -18,6 +18,7 @@
 
 #include "celmark/image.h"
 #include "internal.h"
+#include "pixels/pixels.h"
 
 #include <stdarg.h>
 #include <stdint.h>
@@ -58,12 +59,6 @@ typedef struct cm__format {
     int (*colour_key)(const cm_image *img, unsigned key[3]);
 } cm__format;
 
-/* Source metadata attached to a cm_image (opaque in the public API). */
-struct cm_image_meta {
-    const cm__format *format; /* the format the image was read from */
-    void *priv;               /* format-specific, freed by format->meta_free */
-};
-
 extern CM__HIDDEN const cm__format cm__format_png;
 extern CM__HIDDEN const cm__format cm__format_tiff;
 extern CM__HIDDEN const cm__format cm__format_dpx;
@@ -79,24 +74,11 @@ CM__HIDDEN const cm__format *cm__format_probe(const uint8_t *head, size_t len);
 /* Format by name ("png"), or NULL. */
 CM__HIDDEN const cm__format *cm__format_by_name(const char *name);
 
-/* Attach a new meta {format, priv} to img (img->meta must be NULL). On
- * failure priv is freed with format->meta_free. */
+/* Attach a new meta {format, priv} to img (img->meta must be NULL): the
+ * pixel layer frees priv with format->meta_free and asks format->colour_key
+ * for a transparent colour. On failure priv is freed with meta_free. */
 CM__HIDDEN int cm__image_attach_meta(cm_image *img, const cm__format *format,
                                      void *priv);
-
-/* Free a meta and its private part; accepts NULL. */
-CM__HIDDEN void cm__image_meta_free(cm_image_meta *meta);
-
-/* cm_image_new() with an explicit pixel limit (readers pass the caller's
- * cm_limits.max_pixels): CM_OK, CM_E_INVAL, CM_E_LIMIT or CM_E_NOMEM. No
- * message is recorded. */
-CM__HIDDEN int cm__image_alloc(cm_image **out, int width, int height,
-                               int channels, int has_alpha, int bit_depth,
-                               uint64_t max_pixels);
-
-/* Check that img is a well-formed image (geometry, layout, buffer):
- * 0 or CM_E_INVAL. */
-CM__HIDDEN int cm__image_check(const cm_image *img);
 
 /* Append a printf-formatted tag to a list of *ntags of at most max tags
  * (a format's own metadata, collected while reading); ignored when full.
@@ -144,7 +126,7 @@ CM__HIDDEN int cm__tiff_retype(uint8_t *f, size_t size, int be, int big, uint64_
 CM__HIDDEN void cm__av_set_lost(cm_image *img, const char *list);
 CM__HIDDEN const char *cm__av_lost(const cm_image *img);
 
-/* libav's log, shared by av.c and video.c: cm__av_log_reset() installs a
+/* libav's log, shared by av.c and the video_*.c files: cm__av_log_reset() installs a
  * silent callback once per process and forgets the last error line of this
  * thread; cm__av_describe_error() is av_strerror(err) plus that line. */
 CM__HIDDEN void cm__av_log_reset(void);

@@ -6,8 +6,9 @@
  * the format named by the output's extension (".png"), else the format the
  * image was read from (PNG for images made in memory), through an atomic
  * temporary file (core/fileio.c). Read-only formats (JPEG, WebP... through
- * libav) must be written under a writable format's extension. The luma
- * plane and the marks' way back into the samples are in formats/planes.c.
+ * libav) must be written under a writable format's extension. The image
+ * itself, its luma plane and the marks' way back into the samples are the
+ * pixel layer's (pixels/).
  */
 #include "format.h"
 
@@ -19,10 +20,9 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-/* Default limits (cm_limits): 268 Mpixel is 16k x 16k, far above any
- * production frame; 4 GiB per file; 64 MiB of ancillary metadata (large ICC
- * profiles are ~1 MiB, big XMP/EXIF blocks a few MiB). */
-#define DEFAULT_MAX_PIXELS (UINT64_C(1) << 28)
+/* Default limits (cm_limits): pixels as many as cm_image_new() allows;
+ * 4 GiB per file; 64 MiB of ancillary metadata (large ICC profiles are
+ * ~1 MiB, big XMP/EXIF blocks a few MiB). */
 #define DEFAULT_MAX_FILE_BYTES (UINT64_C(4) << 30)
 #define DEFAULT_MAX_META_BYTES (UINT64_C(64) << 20)
 /* Video: 1,000,000 frames is 11.5 h at 24 fps and 4.6 h at 60 fps, longer
@@ -68,94 +68,17 @@ const cm__format *cm__format_by_name(const char *name)
     return NULL;
 }
 
-/* ---- images ----------------------------------------------------------- */
+/* ---- limits and metadata --------------------------------------------- */
 
 void cm_limits_default(cm_limits *l)
 {
     if (!l)
         return;
-    l->max_pixels = DEFAULT_MAX_PIXELS;
+    l->max_pixels = CM__DEFAULT_MAX_PIXELS;
     l->max_file_bytes = DEFAULT_MAX_FILE_BYTES;
     l->max_meta_bytes = DEFAULT_MAX_META_BYTES;
     l->max_frames = DEFAULT_MAX_FRAMES;
     l->max_decode_seconds = DEFAULT_MAX_DECODE_SECONDS;
-}
-
-static int layout_ok(int channels, int has_alpha, int bit_depth)
-{
-    if (channels < 1 || channels > 4 || (bit_depth != 8 && bit_depth != 16))
-        return 0;
-    return has_alpha == (channels == 2 || channels == 4);
-}
-
-int cm__image_alloc(cm_image **out, int width, int height, int channels,
-                    int has_alpha, int bit_depth, uint64_t max_pixels)
-{
-    cm_image *img = NULL;
-    size_t row, total;
-
-    if (!out)
-        return CM_E_INVAL;
-    *out = NULL;
-    if (width <= 0 || height <= 0 || !layout_ok(channels, has_alpha, bit_depth))
-        return CM_E_INVAL;
-    if ((uint64_t)width * (uint64_t)height > max_pixels)
-        return CM_E_LIMIT;
-    if (cm__mul_size((size_t)width, (size_t)channels * (size_t)(bit_depth / 8),
-                     &row) ||
-        row > PTRDIFF_MAX || cm__mul_size(row, (size_t)height, &total))
-        return CM_E_LIMIT;
-
-    if (!(img = calloc(1, sizeof(*img))))
-        goto fail;
-    if (!(img->data = calloc(1, total)))
-        goto fail;
-    img->width = width;
-    img->height = height;
-    img->channels = channels;
-    img->has_alpha = has_alpha;
-    img->bit_depth = bit_depth;
-    img->sample = bit_depth == 16 ? CM_SAMPLE_U16 : CM_SAMPLE_U8;
-    img->stride = (ptrdiff_t)row;
-    *out = img;
-    return CM_OK;
-
-fail:
-    free(img);
-    return CM_E_NOMEM;
-}
-
-int cm_image_copy_pixels(const cm_image *in, cm_image **out)
-{
-    if (!out)
-        return CM_E_INVAL;
-    *out = NULL;
-    if (cm__image_check(in) < 0)
-        return CM_E_INVAL;
-    int ret = cm_image_new(out, in->width, in->height, in->channels, in->has_alpha,
-                           in->bit_depth);
-    if (ret)
-        return ret;
-    size_t row = (size_t)in->width * in->channels * (in->bit_depth / 8);
-    for (int y = 0; y < in->height; y++)
-        memcpy((*out)->data + y * (*out)->stride, in->data + y * in->stride, row);
-    return CM_OK;
-}
-
-int cm_image_new(cm_image **out, int width, int height, int channels,
-                 int has_alpha, int bit_depth)
-{
-    return cm__image_alloc(out, width, height, channels, has_alpha, bit_depth,
-                           DEFAULT_MAX_PIXELS);
-}
-
-void cm__image_meta_free(cm_image_meta *meta)
-{
-    if (!meta)
-        return;
-    if (meta->format && meta->format->meta_free)
-        meta->format->meta_free(meta->priv);
-    free(meta);
 }
 
 int cm__image_attach_meta(cm_image *img, const cm__format *format, void *priv)
@@ -174,35 +97,9 @@ int cm__image_attach_meta(cm_image *img, const cm__format *format, void *priv)
     }
     m->format = format;
     m->priv = priv;
+    m->priv_free = format->meta_free;
+    m->colour_key = format->colour_key;
     img->meta = m;
-    return CM_OK;
-}
-
-void cm_image_free(cm_image **img)
-{
-    if (!img || !*img)
-        return;
-    cm__image_meta_free((*img)->meta);
-    free((*img)->data);
-    free(*img);
-    *img = NULL;
-}
-
-int cm__image_check(const cm_image *img)
-{
-    size_t row;
-
-    if (!img || !img->data || img->width <= 0 || img->height <= 0 ||
-        !layout_ok(img->channels, img->has_alpha, img->bit_depth))
-        return CM_E_INVAL;
-    if (img->sample != (img->bit_depth == 16 ? CM_SAMPLE_U16 : CM_SAMPLE_U8))
-        return CM_E_INVAL;
-    if (cm__mul_size((size_t)img->width,
-                     (size_t)img->channels * (size_t)(img->bit_depth / 8), &row) ||
-        img->stride <= 0 || (size_t)img->stride < row)
-        return CM_E_INVAL;
-    if (img->bit_depth == 16 && img->stride % 2)
-        return CM_E_INVAL; /* rows of uint16_t must stay aligned */
     return CM_OK;
 }
 
@@ -338,7 +235,7 @@ int cm_image_write(cm_ctx *ctx, const cm_image *img, const char *path,
 
     const cm__format *fmt = writer_for_name(path);
     if (!fmt)
-        fmt = img->meta && img->meta->format ? img->meta->format
+        fmt = img->meta && img->meta->format ? (const cm__format *)img->meta->format
                                              : &cm__format_png;
     if (fmt->write && !writer_for_name(path) && names_unwritable_format(path))
         return cm__error(ctx, CM_E_UNSUPPORTED,
@@ -413,7 +310,8 @@ int cm_image_get_info(const cm_image *img, cm_image_info *info)
     info->bit_depth = img->bit_depth;
     info->channels = img->channels;
     info->has_alpha = img->has_alpha;
-    if (img->meta && img->meta->format && img->meta->format->info)
-        img->meta->format->info(img, info);
+    const cm__format *source = img->meta ? img->meta->format : NULL;
+    if (source && source->info)
+        source->info(img, info);
     return CM_OK;
 }

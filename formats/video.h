@@ -1,6 +1,8 @@
 /*
- * Video decoding for the verifier (formats/video.c): frames of the first
- * video stream as luma planes in 8-bit code values, with their times.
+ * Video files for the pipeline (pipeline/): frames of the first video
+ * stream as luma planes with their times (video_read.c), and a transcoder
+ * that hands each decoded frame's luma to a hook and encodes what the hook
+ * made of it (video_write.c). Nothing here knows what the hook does.
  * Library-internal, not installed.
  */
 #ifndef CELMARK_FORMATS_VIDEO_H
@@ -9,6 +11,9 @@
 #include "celmark/image.h"
 #include "celmark/video.h"
 #include "internal.h"
+#include "pixels/colour.h"
+
+/* ---- reading (video_read.c) -------------------------------------------- */
 
 typedef struct cm__video_reader cm__video_reader;
 
@@ -31,5 +36,31 @@ CM__HIDDEN int cm__video_next(cm__video_reader *r, const cm_plane **luma, double
 /* "HH:MM:SS:FF" for frame offset frames after timecode tc0 ("" = 0) at fps. */
 CM__HIDDEN void cm__timecode_add(const char *tc0, int64_t frames, double fps, char *out,
                                  size_t size);
+
+/* ---- transcoding with a frame hook (video_write.c) --------------------- */
+
+/* One decoded frame's luma as the transcoder lends it to the hook: in
+ * 8-bit code values of the nominal range (limited range 16..235 scaled to
+ * 0..255), how far each sample may move down (lo) and up (hi) before it
+ * leaves that range, and the frame's chroma planes (NULL for grey). The
+ * hook changes luma in place (and may narrow lo/hi for its own use); the
+ * transcoder writes the change back into the samples. */
+typedef struct cm__video_luma {
+    cm_plane *luma, *lo, *hi;
+    const cm__yuv_chroma *chroma;
+} cm__video_luma;
+
+/* The hook: CM_OK or a CM_E code (which stops the transcode). It must give
+ * the same result for the same samples: a frame whose samples equal the
+ * last one's (a held drawing) gets the last result back without a call. */
+typedef int (*cm__video_hook)(void *opaque, cm__video_luma *frame);
+
+/* Re-encode in's video through hook into out (atomically; flags:
+ * CM_WRITE_FORCE), every other stream copied, with p's encoder settings
+ * and limits (p required); what was kept and announced goes into info (may be NULL). */
+CM__HIDDEN int cm__video_transcode(cm_ctx *ctx, const char *in, const char *out,
+                                   const cm_video_stamp_params *p, int flags,
+                                   cm_video_stamp_info *info, cm__video_hook hook,
+                                   void *opaque);
 
 #endif

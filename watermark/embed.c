@@ -6,7 +6,7 @@
  */
 #include "celmark/stamp.h"
 
-#include "colour.h"
+#include "embed.h"
 #include "key_internal.h"
 #include "mask.h"
 #include "pattern.h"

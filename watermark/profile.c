@@ -15,7 +15,7 @@
  * gain/max: amplitude per unit of activity and its cap, off fills (ink
  * lines and fill edges are capped lower, see mask.c). psnr_floor: the
  * frame-wide cap; textured frames reach it, cel frames stay well above.
- * de_max: the per-pixel colour budget (core/colour.h): a CIEDE2000 of 2.3
+ * de_max: the per-pixel colour budget (pixels/colour.h): a CIEDE2000 of 2.3
  * is the usual just-noticeable difference side by side; default stays
  * under it on every pixel, subtle well under, robust trades some
  * visibility on the worst pixels for strength.

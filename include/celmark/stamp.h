@@ -8,6 +8,7 @@
 #include "celmark/common.h"
 #include "celmark/image.h"
 #include "celmark/key.h"
+#include "celmark/verify.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -58,6 +59,34 @@ CM_API int cm_stamper_plane(cm_stamper *s, cm_plane *luma, const cm_plane *lo,
 
 /** Convenience: stamp a decoded image in place (alpha untouched). */
 CM_API int cm_stamper_image(cm_stamper *s, cm_image *img);
+
+/** What cm_stamp_still did. */
+typedef struct cm_still_stamp_info {
+    int width, height, channels, has_alpha; /**< the copy's layout */
+    int colour;         /**< a colour copy: it carries the chroma share too */
+    int converted;      /**< the source's layout was converted (palette, YUV) */
+    char source_layout[24]; /**< the source's color_type ("palette", ...) */
+    cm_de_stats de;     /**< CIEDE2000 of the copy against the input */
+    int checked;        /**< 1 when check ran: check_result is the copy's
+                             decoding; 0 when no verifier was given or it
+                             failed (check_error says why) */
+    cm_verify_result check_result;
+    char check_error[256];
+} cm_still_stamp_info;
+
+/**
+ * Stamp the still file in into out (any format cm_image_read reads, written
+ * as cm_image_write writes; flags: CM_WRITE_FORCE). The copy's colour
+ * difference from the input is measured, and when check is given the
+ * stamped pixels are decoded by it before writing (a frame with too little
+ * room for the mark shows there; not finding it is not a failure).
+ * What the copy could not carry is in ctx's warnings (cm_ctx_warning).
+ *  CM_OK with *info filled, or a CM_E code (message in ctx, no
+ *         output left behind).
+ */
+CM_API int cm_stamp_still(cm_ctx *ctx, cm_stamper *s, cm_verifier *check, const char *in,
+                          const char *out, const cm_limits *limits, int flags,
+                          cm_still_stamp_info *info);
 
 #ifdef __cplusplus
 }

@@ -79,6 +79,15 @@ CM_API int cm_verifier_plane(cm_verifier *v, const cm_plane *luma, cm_verify_res
 CM_API int cm_verifier_image(cm_verifier *v, const cm_image *img, cm_verify_result *res);
 
 /**
+ * Read the still file path (within limits; NULL = defaults) and detect in
+ * it. When keep is not NULL the decoded image is handed over in *keep (free
+ * with cm_image_free), for callers that describe or show it.
+ *  CM_OK with *res filled, or a CM_E code (message in ctx).
+ */
+CM_API int cm_verify_still(cm_ctx *ctx, cm_verifier *v, const char *path,
+                           const cm_limits *limits, cm_verify_result *res, cm_image **keep);
+
+/**
  * Evidence gathered over several frames of one clip. A mark is the same on
  * every frame of one issue, so the frames' whitened residuals add: the mark
  * grows with the number of frames, the content and codec noise of changing

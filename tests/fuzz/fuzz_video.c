@@ -1,5 +1,5 @@
 /*
- * Fuzz target: the video reader the verifier uses (formats/video.c:
+ * Fuzz target: the video reader the verifier uses (formats/video_read.c:
  * cm_media_probe, cm__video_open, cm__video_next): demuxers of every
  * container in VIDEO_DEMUXERS, their decoders and the luma extraction.
  */

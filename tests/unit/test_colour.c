@@ -1,5 +1,5 @@
 /* Unit tests: CIEDE2000, sRGB -> CIELAB, the colour budget and the
- * per-image comparison (core/colour.c). */
+ * per-image comparison (pixels/colour.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "celmark/celmark.h"
-#include "core/colour.h"
+#include "pixels/colour.h"
 
 /* Sharma, Wu and Dalal (2005), Table 1: the 34 published pairs
  * (L1 a1 b1, L2 a2 b2, ΔE00), chosen to straddle every branch of the

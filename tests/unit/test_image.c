@@ -1,6 +1,6 @@
 /*
- * Images in memory, the luma plane, and atomic output (formats/image.c, formats/planes.c,
- * core/fileio.c).
+ * Images in memory, the luma plane, and atomic output (pixels/image.c,
+ * pixels/planes.c, formats/image.c, core/fileio.c).
  *
  * Covers argument checks, luma weights, the exact no-op of an unmodified
  * plane for every layout, how a luma change lands on the colour channels

@@ -568,7 +568,7 @@ static void grey_trns_case(int depth)
 
 /* Marks never change which pixels a tRNS colour key hides: keyed pixels
  * keep their samples, and a pixel the mark moves onto the key is nudged
- * off it (formats/planes.c cm_image_apply_marks). */
+ * off it (pixels/planes.c cm_image_apply_marks). */
 static void trns_marks_case(int channels)
 {
     cm_ctx *ctx = new_ctx();

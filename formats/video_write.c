@@ -1,18 +1,13 @@
 /*
- * Video through libavformat / libavcodec: stamping a clip frame by frame in
- * its own pixel format, and decoding clips for the verifier.
+ * Re-encoding a video through a frame hook (cm__video_transcode):
  *
- * Stamping (cm_video_stamp):
- *
- *   demux --+-- video packets --> decode --> mark Y in place --> encode --+--> mux
- *           +-- every other stream (audio, subtitles, timecode, data) ----+
+ *   demux --+-- video packets --> decode --> hook on Y in place --> encode --+--> mux
+ *           +-- every other stream (audio, subtitles, timecode, data) ------+
  *                                copied packet for packet
  *
  * One pass, streaming: memory is a few frames whatever the clip's length.
- * The luma plane is marked where it lies (8-12 bit planar YUV or grey):
- * samples are read as 8-bit code values of the nominal range (limited range
- * 16..235 scaled to 0..255, so "paper white" is white to the mask), the
- * mark is added by the stamper and the change goes back into the samples;
+ * The luma plane is handed to the hook where it lies (8-12 bit planar YUV
+ * or grey, video_luma.c) and its change goes back into the samples;
  * chroma and alpha planes are not touched, so they stay bit-exact until the
  * encoder. Frames keep their timestamps (variable frame rate, frame count
  * and field order survive) and key frames, and the encoder gets the
@@ -36,32 +31,10 @@
  *   FFV1           lossless, same level
  *   VP9, AV1       crf as for H.264 (same scale) when not given
  *   MJPEG, MPEG-4  qscale 2 (visually lossless) when not given
- *
- * Decoding for the verifier (cm__video_*): the same luma extraction, any
- * other pixel format through libswscale to grey float.
- *
- * Input safety: the path goes to libav as "file:PATH" with only the file
- * protocol whitelisted (no "concat:", no network, no nested opens), the
- * demuxer must be one of VIDEO_DEMUXERS, the decoder refuses pictures over
- * the pixel limit before allocating them, and the file size is checked first.
- * cm_limits bounds the rest (see input_open):
- *
- *   max_pixels          the size the container declares is checked before
- *                       any frame is decoded (stream probing included: the
- *                       probing decoders get max_pixels too), and every
- *                       decoder refuses a larger picture before allocating
- *   max_frames          a declared frame count over it is refused at open;
- *                       decoding stops with CM_E_LIMIT at frame max + 1
- *   max_decode_seconds  time inside libav's demuxer and decoder calls is
- *                       added up; the demuxer's reads are interrupted
- *                       (AVIOInterruptCB) and the next decode call refused
- *                       once it is spent
  */
-#include "video.h"
+#include "video_internal.h"
 #include "format.h"
 #include "video_meta.h"
-
-#include "colour.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -70,29 +43,12 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <time.h>
 
-#include <libavcodec/avcodec.h>
-#include <libavformat/avformat.h>
 #include <libavutil/avstring.h>
 #include <libavutil/imgutils.h>
 #include <libavutil/opt.h>
 #include <libavutil/pixdesc.h>
-#include <libavutil/timecode.h>
 #include <libswscale/swscale.h>
-
-/* Demuxers a video may come through: the containers studios and review
- * tools write, and raw elementary streams. Anything else is not a video
- * here (image demuxers are formats/av.c's). */
-#define VIDEO_DEMUXERS                                                                   \
-    "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,mxf,avi,mpegts,mpeg,h264,hevc,m4v,ivf,flv,nut," \
-    "yuv4mpegpipe,asf,dv,gxf,obu"
-
-/* Head bytes probed to tell a video from anything else (MP4's ftyp and
- * moov, Matroska's EBML header and MXF's partition pack all show within
- * the first few KiB). */
-#define PROBE_BYTES 4096
-#define PROBE_MIN_SCORE 25 /* AVPROBE_SCORE_MAX / 4: extension-free evidence */
 
 /* Matched-quality mapping, see the file comment. */
 #define CRF_ANCHOR 18.0
@@ -103,10 +59,6 @@
 
 /* Bytes of the first packets searched for an x264/x265 settings string. */
 #define SEI_SEARCH_BYTES 4096
-
-/* Frames from this size (half of UHD) are decoded by slices, not frames,
- * to bound memory (see input_open). */
-#define LARGE_FRAME_PIXELS (3840 * 2160 / 2)
 
 /* Packets of an FFV1 source read to find its key frame interval (its
  * encoder's -g; archives use 1, ffmpeg's default is 12). */
@@ -123,421 +75,6 @@
 /* AVIO buffer for the output file. */
 #define AVIO_BUFFER_BYTES (256 * 1024)
 
-void cm_video_stamp_params_default(cm_video_stamp_params *p)
-{
-    if (!p)
-        return;
-    memset(p, 0, sizeof(*p));
-    p->crf = -1;
-    p->qscale = -1;
-    cm_limits_default(&p->limits);
-}
-
-/* ---- opening ---------------------------------------------------------- */
-
-typedef struct input {
-    cm_ctx *ctx;
-    const char *path;
-    AVFormatContext *fc;
-    AVCodecContext *dec;
-    int vi; /* video stream index */
-    cm_limits limits;
-    double spent;   /* seconds spent in libav's demuxer and decoder so far */
-    double started; /* clock at the start of the current call, 0 outside */
-} input;
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* Bracket every demuxer/decoder call: the time between counts against
- * max_decode_seconds. */
-static void decode_begin(input *in)
-{
-    in->started = now_seconds();
-}
-
-static void decode_end(input *in)
-{
-    if (in->started > 0)
-        in->spent += now_seconds() - in->started;
-    in->started = 0;
-}
-
-static int decode_time_over(const input *in)
-{
-    double t = in->spent + (in->started > 0 ? now_seconds() - in->started : 0);
-    return in->limits.max_decode_seconds > 0 && t > in->limits.max_decode_seconds;
-}
-
-/* libav's interrupt callback: nonzero stops a blocking demuxer read. */
-static int interrupt_cb(void *opaque)
-{
-    return decode_time_over(opaque);
-}
-
-static int time_error(input *in)
-{
-    return cm__error(in->ctx, CM_E_LIMIT,
-                     "%s: decoding took more than %g s, the limit of decoding time per file",
-                     in->path, in->limits.max_decode_seconds);
-}
-
-/* declared: the count the container claims, or 0 when decoding went past
- * the limit. */
-static int frames_error(input *in, int64_t declared)
-{
-    if (declared > 0)
-        return cm__error(in->ctx, CM_E_LIMIT,
-                         "%s: declares %lld frames, above the limit of %llu frames", in->path,
-                         (long long)declared, (unsigned long long)in->limits.max_frames);
-    return cm__error(in->ctx, CM_E_LIMIT, "%s: more than %llu frames, the limit per file",
-                     in->path, (unsigned long long)in->limits.max_frames);
-}
-
-static int pixels_error(input *in, uint64_t w, uint64_t h)
-{
-    return cm__error(in->ctx, CM_E_LIMIT,
-                     "%s: frames of %llu x %llu, above the limit of %llu pixels", in->path,
-                     (unsigned long long)w, (unsigned long long)h,
-                     (unsigned long long)in->limits.max_pixels);
-}
-
-/* Refuse a stream whose declared frame size is over max_pixels. */
-static int check_declared_size(input *in, const AVStream *s)
-{
-    uint64_t w = (uint64_t)(s->codecpar->width > 0 ? s->codecpar->width : 0);
-    uint64_t h = (uint64_t)(s->codecpar->height > 0 ? s->codecpar->height : 0);
-    if (s->codecpar->codec_type == AVMEDIA_TYPE_VIDEO && w * h > in->limits.max_pixels)
-        return pixels_error(in, w, h);
-    return CM_OK;
-}
-
-static int av_fail(cm_ctx *ctx, const char *path, int err, const char *what)
-{
-    char detail[512];
-    if (err == AVERROR(ENOMEM))
-        return cm__error(ctx, CM_E_NOMEM, "%s: out of memory %s", path, what);
-    cm__av_describe_error(err, detail, sizeof(detail));
-    int st = (err == AVERROR_DECODER_NOT_FOUND || err == AVERROR_ENCODER_NOT_FOUND ||
-              err == AVERROR_PATCHWELCOME || err == AVERROR(ENOSYS))
-                 ? CM_E_UNSUPPORTED
-                 : CM_E_CORRUPT;
-    return cm__error(ctx, st, "%s: cannot %s: %s", path, what, detail);
-}
-
-static void input_close(input *in)
-{
-    avcodec_free_context(&in->dec);
-    avformat_close_input(&in->fc);
-}
-
-/* Open path's first (best) video stream and its decoder. */
-static int input_open(cm_ctx *ctx, const char *path, const cm_limits *limits, int threads,
-                      input *in)
-{
-    memset(in, 0, sizeof(*in));
-    in->ctx = ctx;
-    in->path = path;
-    in->vi = -1;
-    cm_limits def;
-    if (!limits) {
-        cm_limits_default(&def);
-        limits = &def;
-    }
-    in->limits = *limits;
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return cm__error(ctx, CM_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return cm__error(ctx, CM_E_IO, "%s: not a regular file", path);
-    if ((uint64_t)st.st_size > limits->max_file_bytes)
-        return cm__error(ctx, CM_E_LIMIT, "%s: %lld bytes, above the limit of %llu", path,
-                         (long long)st.st_size, (unsigned long long)limits->max_file_bytes);
-    cm__av_log_reset();
-    size_t ulen = strlen(path) + 6;
-    char *url = malloc(ulen);
-    if (!url)
-        return cm__error(ctx, CM_E_NOMEM, "%s: out of memory", path);
-    snprintf(url, ulen, "file:%s", path);
-    AVDictionary *opts = NULL;
-    av_dict_set(&opts, "protocol_whitelist", "file", 0);
-    av_dict_set(&opts, "format_whitelist", VIDEO_DEMUXERS, 0);
-    char mp[32];
-    snprintf(mp, sizeof(mp), "%llu", (unsigned long long)limits->max_pixels);
-    if (!(in->fc = avformat_alloc_context())) {
-        av_dict_free(&opts);
-        free(url);
-        return cm__error(ctx, CM_E_NOMEM, "%s: out of memory", path);
-    }
-    in->fc->interrupt_callback.callback = interrupt_cb;
-    in->fc->interrupt_callback.opaque = in;
-    decode_begin(in);
-    int err = avformat_open_input(&in->fc, url, NULL, &opts);
-    decode_end(in);
-    av_dict_free(&opts);
-    free(url);
-    unsigned rw, rh;
-    if (err < 0) {
-        if (decode_time_over(in))
-            return time_error(in);
-        /* a header claiming a size libav itself refuses (over 2^28
-         * pixels): a limit, not damage */
-        if (cm__av_refused_size(&rw, &rh))
-            return pixels_error(in, rw, rh);
-        if (err == AVERROR_INVALIDDATA) {
-            char detail[512];
-            cm__av_describe_error(err, detail, sizeof(detail));
-            return cm__error(ctx, CM_E_FORMAT, "%s: not a readable video: %s", path, detail);
-        }
-        return av_fail(ctx, path, err, "open the video");
-    }
-    /* Sizes the header declares, before find_stream_info decodes frames
-     * to probe (a Y4M or Matroska header can claim any size). */
-    for (unsigned i = 0; i < in->fc->nb_streams; i++) {
-        int ret = check_declared_size(in, in->fc->streams[i]);
-        if (ret)
-            return ret;
-    }
-    /* the probing decoders refuse oversized pictures too */
-    AVDictionary **sopts = NULL;
-    if (in->fc->nb_streams) {
-        if (!(sopts = calloc(in->fc->nb_streams, sizeof(*sopts))))
-            return cm__error(ctx, CM_E_NOMEM, "%s: out of memory", path);
-        for (unsigned i = 0; i < in->fc->nb_streams; i++)
-            av_dict_set(&sopts[i], "max_pixels", mp, 0);
-    }
-    decode_begin(in);
-    err = avformat_find_stream_info(in->fc, sopts);
-    decode_end(in);
-    for (unsigned i = 0; sopts && i < in->fc->nb_streams; i++)
-        av_dict_free(&sopts[i]);
-    free(sopts);
-    if (decode_time_over(in))
-        return time_error(in);
-    if (err < 0 && cm__av_refused_size(&rw, &rh))
-        return pixels_error(in, rw, rh);
-    if (err < 0)
-        return av_fail(ctx, path, err, "read the stream information");
-    const AVCodec *codec = NULL;
-    in->vi = av_find_best_stream(in->fc, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
-    if (in->vi == AVERROR_STREAM_NOT_FOUND)
-        return cm__error(ctx, CM_E_FORMAT, "%s: no video stream", path);
-    if (in->vi < 0 || !codec) {
-        AVStream *s0 = in->vi >= 0 ? in->fc->streams[in->vi] : NULL;
-        return cm__error(ctx, CM_E_UNSUPPORTED, "%s: cannot decode its video (%s) in this build",
-                         path, s0 ? avcodec_get_name(s0->codecpar->codec_id) : "unknown codec");
-    }
-    AVStream *vs = in->fc->streams[in->vi];
-    uint64_t w = (uint64_t)(vs->codecpar->width > 0 ? vs->codecpar->width : 0);
-    uint64_t h = (uint64_t)(vs->codecpar->height > 0 ? vs->codecpar->height : 0);
-    if (w * h > limits->max_pixels)
-        return pixels_error(in, w, h);
-    if (vs->nb_frames > 0 && (uint64_t)vs->nb_frames > limits->max_frames)
-        return frames_error(in, vs->nb_frames);
-    if (!(in->dec = avcodec_alloc_context3(codec)))
-        return cm__error(ctx, CM_E_NOMEM, "%s: out of memory", path);
-    if ((err = avcodec_parameters_to_context(in->dec, vs->codecpar)) < 0)
-        return av_fail(ctx, path, err, "set up the decoder");
-    in->dec->pkt_timebase = vs->time_base;
-    in->dec->thread_count = threads;
-    /* big frames by slices where the decoder can (ProRes, DNxHD): each
-     * frame thread holds frames of its own, 66 MB apiece at 4K 4444 */
-    if (w * h >= LARGE_FRAME_PIXELS && (codec->capabilities & AV_CODEC_CAP_SLICE_THREADS))
-        in->dec->thread_type = FF_THREAD_SLICE;
-    AVDictionary *dopts = NULL;
-    av_dict_set(&dopts, "max_pixels", mp, 0);
-    err = avcodec_open2(in->dec, codec, &dopts);
-    av_dict_free(&dopts);
-    if (err < 0)
-        return av_fail(ctx, path, err, "open the video decoder");
-    return CM_OK;
-}
-
-/* ---- luma in place ---------------------------------------------------- */
-
-/* How a frame's luma is stored, when it can be marked where it lies. */
-typedef struct luma_fmt {
-    int native;   /* planar YUV / grey with luma alone in plane 0 */
-    int bits;     /* bits per sample (8..16) */
-    int bytes;    /* 1 or 2 per sample */
-    int limited;  /* nominal range 16..235 (scaled by bits) */
-    int alpha;    /* has an alpha plane (kept) */
-} luma_fmt;
-
-static luma_fmt describe_luma(const AVFrame *f)
-{
-    luma_fmt lf = {0};
-    const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(f->format);
-    if (!d)
-        return lf;
-    lf.alpha = !!(d->flags & AV_PIX_FMT_FLAG_ALPHA);
-    if (d->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL | AV_PIX_FMT_FLAG_BITSTREAM |
-                    AV_PIX_FMT_FLAG_FLOAT | AV_PIX_FMT_FLAG_BAYER | AV_PIX_FMT_FLAG_HWACCEL))
-        return lf;
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    if (d->flags & AV_PIX_FMT_FLAG_BE && d->comp[0].depth > 8)
-        return lf; /* samples in the other byte order */
-#else
-    if (!(d->flags & AV_PIX_FMT_FLAG_BE) && d->comp[0].depth > 8)
-        return lf;
-#endif
-    const AVComponentDescriptor *c = &d->comp[0];
-    int bytes = c->depth > 8 ? 2 : 1;
-    if (c->plane != 0 || c->offset != 0 || c->shift != 0 || c->step != bytes || c->depth < 8 ||
-        c->depth > 16)
-        return lf;
-    /* luma alone in its plane: no other component shares plane 0 */
-    for (int i = 1; i < d->nb_components; i++)
-        if (d->comp[i].plane == 0)
-            return lf;
-    lf.native = 1;
-    lf.bits = c->depth;
-    lf.bytes = bytes;
-    lf.limited = f->color_range != AVCOL_RANGE_JPEG && f->format != AV_PIX_FMT_YUVJ420P &&
-                 f->format != AV_PIX_FMT_YUVJ422P && f->format != AV_PIX_FMT_YUVJ444P &&
-                 f->format != AV_PIX_FMT_YUVJ440P && f->format != AV_PIX_FMT_YUVJ411P &&
-                 !(d->nb_components <= 2); /* grey is full range unless tagged */
-    if (d->nb_components <= 2 && f->color_range == AVCOL_RANGE_MPEG)
-        lf.limited = 1;
-    return lf;
-}
-
-/* Sample value <-> 8-bit code value of the nominal range:
- *   full     L = v * 255 / (2^bits - 1)
- *   limited  L = (v / 2^(bits-8) - 16) * 255 / 219 */
-typedef struct luma_map {
-    float a, b; /* L = a * v + b */
-    float vmax;
-} luma_map;
-
-static luma_map make_map(const luma_fmt *lf)
-{
-    luma_map m;
-    m.vmax = (float)((1 << lf->bits) - 1);
-    if (lf->limited) {
-        float s = (float)(1 << (lf->bits - 8));
-        m.a = 255.0f / (219.0f * s);
-        m.b = -16.0f * 255.0f / 219.0f;
-    } else {
-        m.a = 255.0f / m.vmax;
-        m.b = 0;
-    }
-    return m;
-}
-
-static void read_luma(const AVFrame *f, const luma_fmt *lf, const luma_map *m, cm_plane *p)
-{
-    for (int y = 0; y < p->height; y++) {
-        const uint8_t *src = f->data[0] + (ptrdiff_t)y * f->linesize[0];
-        float *d = p->data + y * p->stride;
-        if (lf->bytes == 1)
-            for (int x = 0; x < p->width; x++)
-                d[x] = m->a * src[x] + m->b;
-        else
-            for (int x = 0; x < p->width; x++) {
-                uint16_t v;
-                memcpy(&v, src + 2 * x, 2);
-                d[x] = m->a * v + m->b;
-            }
-    }
-}
-
-/* Headroom in code values: how far L may go down and up before the sample
- * leaves the nominal range (limited) or the sample range (full). */
-static void luma_headroom(const cm_plane *l, cm_plane *lo, cm_plane *hi)
-{
-    for (int y = 0; y < l->height; y++) {
-        const float *s = l->data + y * l->stride;
-        float *a = lo->data + y * lo->stride, *b = hi->data + y * hi->stride;
-        for (int x = 0; x < l->width; x++) {
-            a[x] = s[x] > 0 ? s[x] : 0;
-            b[x] = s[x] < 255 ? 255 - s[x] : 0;
-        }
-    }
-}
-
-/* The frame's chroma planes, for the colour budget: 1 when it has planar Cb
- * and Cr of luma's depth (every native YUV format; 0 for grey). */
-static int frame_chroma(const AVFrame *f, const luma_fmt *lf, cm__yuv_chroma *c)
-{
-    const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(f->format);
-    if (!d || d->nb_components < 3 || d->comp[1].plane != 1 || d->comp[2].plane != 2 ||
-        d->comp[1].depth != lf->bits || d->comp[2].depth != lf->bits ||
-        d->comp[1].step != lf->bytes || f->linesize[1] != f->linesize[2])
-        return 0;
-    memset(c, 0, sizeof(*c));
-    c->cb = f->data[1];
-    c->cr = f->data[2];
-    c->stride = f->linesize[1];
-    c->bytes = lf->bytes;
-    c->bits = lf->bits;
-    c->sx = d->log2_chroma_w;
-    c->sy = d->log2_chroma_h;
-    c->limited = lf->limited;
-    /* the matrix's luma weights; untagged: BT.709 from 720 lines up */
-    switch (f->colorspace) {
-    case AVCOL_SPC_BT470BG:
-    case AVCOL_SPC_SMPTE170M:
-        c->kr = 0.299f, c->kb = 0.114f;
-        break;
-    case AVCOL_SPC_BT2020_NCL:
-    case AVCOL_SPC_BT2020_CL:
-        c->kr = 0.2627f, c->kb = 0.0593f;
-        break;
-    case AVCOL_SPC_BT709:
-        c->kr = 0.2126f, c->kb = 0.0722f;
-        break;
-    default:
-        if (f->height >= 720)
-            c->kr = 0.2126f, c->kb = 0.0722f;
-        else
-            c->kr = 0.299f, c->kb = 0.114f;
-        break;
-    }
-    return 1;
-}
-
-/* v' = clamp(round(v + (marked - L(v)) / a)): the original L is recomputed
- * from the untouched sample exactly as read_luma did, so an unchanged L
- * leaves v unchanged. */
-static void write_luma(AVFrame *f, const luma_fmt *lf, const luma_map *m, const cm_plane *marked)
-{
-    float inv = 1.0f / m->a;
-    for (int y = 0; y < marked->height; y++) {
-        uint8_t *dst = f->data[0] + (ptrdiff_t)y * f->linesize[0];
-        const float *k = marked->data + y * marked->stride;
-        for (int x = 0; x < marked->width; x++) {
-            float v;
-            uint16_t s16 = 0;
-            if (lf->bytes == 1)
-                v = dst[x];
-            else {
-                memcpy(&s16, dst + 2 * x, 2);
-                v = s16;
-            }
-            float d = (k[x] - (m->a * v + m->b)) * inv;
-            if (d == 0)
-                continue;
-            v = floorf(v + d + 0.5f);
-            v = v < 0 ? 0 : (v > m->vmax ? m->vmax : v);
-            if (lf->bytes == 1) {
-                dst[x] = (uint8_t)v;
-            } else {
-                s16 = (uint16_t)v;
-                memcpy(dst + 2 * x, &s16, 2);
-            }
-        }
-    }
-}
-
-/* The last frame's luma samples before and after marking: animation holds
- * each drawing for two or more frames, and a held frame gets the previous
- * result back without running the stamper (the stamper is deterministic,
- * so this is exactly what it would give, at the cost of a memcmp). */
 typedef struct held {
     uint8_t *in, *out; /* rows of width * bytes, packed */
     size_t row;
@@ -573,348 +110,15 @@ static void held_free(held *c)
     memset(c, 0, sizeof(*c));
 }
 
-/* ---- probing ---------------------------------------------------------- */
+/* ---- transcoding ------------------------------------------------------ */
 
-int cm_media_probe(cm_ctx *ctx, const char *path, cm_media_kind *kind)
-{
-    if (!path || !kind)
-        return cm__error(ctx, CM_E_INVAL, "probe: missing path");
-    *kind = CM_MEDIA_UNKNOWN;
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return cm__error(ctx, CM_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    uint8_t *buf = calloc(1, PROBE_BYTES + AVPROBE_PADDING_SIZE);
-    if (!buf) {
-        fclose(fp);
-        return cm__error(ctx, CM_E_NOMEM, "%s: out of memory", path);
-    }
-    size_t n = fread(buf, 1, PROBE_BYTES, fp);
-    int rerr = ferror(fp);
-    fclose(fp);
-    if (rerr) {
-        free(buf);
-        return cm__error(ctx, CM_E_IO, "%s: cannot read", path);
-    }
-    if (cm__format_probe(buf, n < CM__PROBE_BYTES ? n : CM__PROBE_BYTES)) {
-        *kind = CM_MEDIA_STILL;
-    } else if (n > 0) {
-        cm__av_log_reset();
-        AVProbeData pd = {.filename = "", .buf = buf, .buf_size = (int)n};
-        int score = 0;
-        const AVInputFormat *f = av_probe_input_format2(&pd, 1, &score);
-        if (f && score >= PROBE_MIN_SCORE && av_match_name(f->name, VIDEO_DEMUXERS))
-            *kind = CM_MEDIA_VIDEO;
-        /* MP4/MOV names several demuxers in one ("mov,mp4,m4a,3gp,3g2,mj2") */
-        else if (f && score >= PROBE_MIN_SCORE && strstr(f->name, "mov"))
-            *kind = CM_MEDIA_VIDEO;
-    }
-    free(buf);
-    return CM_OK;
-}
-
-/* ---- info --------------------------------------------------------------- */
-
-static void find_timecode(AVFormatContext *fc, int vi, char *out, size_t size);
-
-int cm_video_get_info(cm_ctx *ctx, const char *path, const cm_limits *limits,
-                      cm_image_info *info)
-{
-    if (!path || !info)
-        return cm__error(ctx, CM_E_INVAL, "video info: missing path");
-    memset(info, 0, sizeof(*info));
-    input in;
-    int ret = input_open(ctx, path, limits, 1, &in);
-    if (ret) {
-        input_close(&in);
-        return ret;
-    }
-    AVStream *vs = in.fc->streams[in.vi];
-    AVCodecParameters *par = vs->codecpar;
-    const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(par->format);
-    char name[sizeof(info->format)];
-    snprintf(name, sizeof(name), "%s", in.fc->iformat->name);
-    name[strcspn(name, ",")] = '\0'; /* "mov,mp4,m4a..." -> "mov" */
-    snprintf(info->format, sizeof(info->format), "%s", name);
-    info->width = par->width;
-    info->height = par->height;
-    info->bit_depth = d ? d->comp[0].depth : 0;
-    info->channels = d ? d->nb_components : 0;
-    info->has_alpha = d && (d->flags & AV_PIX_FMT_FLAG_ALPHA);
-    info->interlaced = par->field_order != AV_FIELD_PROGRESSIVE &&
-                       par->field_order != AV_FIELD_UNKNOWN;
-    const char *layout = !d ? "unknown"
-                         : (d->flags & AV_PIX_FMT_FLAG_RGB) ? "rgb"
-                         : d->nb_components <= 2         ? "gray"
-                                                         : "yuv";
-    snprintf(info->color_type, sizeof(info->color_type), "%s%s", layout,
-             info->has_alpha ? "+alpha" : "");
-    const char *prof = avcodec_profile_name(par->codec_id, par->profile);
-    cm__info_add_tag(info, "codec", "%s", avcodec_get_name(par->codec_id));
-    if (prof)
-        cm__info_add_tag(info, "profile", "%s", prof);
-    cm__info_add_tag(info, "pix_fmt", "%s", d ? d->name : "unknown");
-    AVRational fr = av_guess_frame_rate(in.fc, vs, NULL);
-    if (fr.num > 0 && fr.den > 0)
-        cm__info_add_tag(info, "fps", "%.3f", av_q2d(fr));
-    if (vs->nb_frames > 0)
-        cm__info_add_tag(info, "frames", "%lld", (long long)vs->nb_frames);
-    if (in.fc->duration > 0)
-        cm__info_add_tag(info, "duration", "%.3f", in.fc->duration / (double)AV_TIME_BASE);
-    char tc[AV_TIMECODE_STR_SIZE];
-    find_timecode(in.fc, in.vi, tc, sizeof(tc));
-    if (tc[0])
-        cm__info_add_tag(info, "timecode", "%s", tc);
-    if (par->color_range != AVCOL_RANGE_UNSPECIFIED)
-        cm__info_add_tag(info, "color_range", "%s", av_color_range_name(par->color_range));
-    if (par->color_space != AVCOL_SPC_UNSPECIFIED)
-        cm__info_add_tag(info, "color_space", "%s", av_color_space_name(par->color_space));
-    if (par->color_primaries != AVCOL_PRI_UNSPECIFIED)
-        cm__info_add_tag(info, "color_primaries", "%s",
-                         av_color_primaries_name(par->color_primaries));
-    if (par->color_trc != AVCOL_TRC_UNSPECIFIED)
-        cm__info_add_tag(info, "color_transfer", "%s", av_color_transfer_name(par->color_trc));
-    for (unsigned i = 0; i < in.fc->nb_streams; i++) {
-        if ((int)i == in.vi)
-            continue;
-        AVCodecParameters *p = in.fc->streams[i]->codecpar;
-        char key[32];
-        snprintf(key, sizeof(key), "stream.%u", i);
-        const char *type = av_get_media_type_string(p->codec_type);
-        if (p->codec_type == AVMEDIA_TYPE_AUDIO)
-            cm__info_add_tag(info, key, "audio %s %d Hz %d ch", avcodec_get_name(p->codec_id),
-                             p->sample_rate, p->ch_layout.nb_channels);
-        else
-            cm__info_add_tag(info, key, "%s %s", type ? type : "data",
-                             p->codec_tag == MKTAG('t', 'm', 'c', 'd')
-                                 ? "timecode"
-                                 : avcodec_get_name(p->codec_id));
-    }
-    input_close(&in);
-    return CM_OK;
-}
-
-/* ---- the reader for the verifier -------------------------------------- */
-
-struct cm__video_reader {
-    input in;
-    AVPacket *pkt;
-    AVFrame *frame;
-    struct SwsContext *sws;
-    cm_plane luma;
-    float *conv; /* swscale output for non-native formats */
-    int conv_w, conv_h;
-    int eof_sent;
-    int64_t first_pts;
-    int64_t nframes; /* frames returned so far */
-    char tc[AV_TIMECODE_STR_SIZE];
-};
-
-void cm__video_close(cm__video_reader **pr)
-{
-    if (!pr || !*pr)
-        return;
-    cm__video_reader *r = *pr;
-    av_packet_free(&r->pkt);
-    av_frame_free(&r->frame);
-    sws_freeContext(r->sws);
-    cm_plane_free(&r->luma);
-    av_free(r->conv);
-    input_close(&r->in);
-    free(r);
-    *pr = NULL;
-}
-
-/* The start timecode: the video stream's or the container's "timecode"
- * tag (MOV/MP4 tmcd tracks and MXF are exposed this way). */
-static void find_timecode(AVFormatContext *fc, int vi, char *out, size_t size)
-{
-    out[0] = '\0';
-    AVDictionaryEntry *e = av_dict_get(fc->streams[vi]->metadata, "timecode", NULL, 0);
-    if (!e)
-        e = av_dict_get(fc->metadata, "timecode", NULL, 0);
-    for (unsigned i = 0; !e && i < fc->nb_streams; i++)
-        e = av_dict_get(fc->streams[i]->metadata, "timecode", NULL, 0);
-    if (e && strlen(e->value) < size)
-        snprintf(out, size, "%s", e->value);
-}
-
-int cm__video_open(cm_ctx *ctx, const char *path, const cm_limits *limits, int threads,
-                   cm__video_reader **out)
-{
-    *out = NULL;
-    cm__video_reader *r = calloc(1, sizeof(*r));
-    if (!r)
-        return cm__error(ctx, CM_E_NOMEM, "%s: out of memory", path);
-    int ret = input_open(ctx, path, limits, threads, &r->in);
-    if (ret)
-        goto fail;
-    r->pkt = av_packet_alloc();
-    r->frame = av_frame_alloc();
-    if (!r->pkt || !r->frame) {
-        ret = cm__error(ctx, CM_E_NOMEM, "%s: out of memory", path);
-        goto fail;
-    }
-    r->first_pts = AV_NOPTS_VALUE;
-    find_timecode(r->in.fc, r->in.vi, r->tc, sizeof(r->tc));
-    *out = r;
-    return CM_OK;
-fail:
-    cm__video_close(&r);
-    return ret;
-}
-
-double cm__video_fps(const cm__video_reader *r)
-{
-    AVRational q = av_guess_frame_rate(r->in.fc, r->in.fc->streams[r->in.vi], NULL);
-    return q.num > 0 && q.den > 0 ? av_q2d(q) : 25.0;
-}
-
-int64_t cm__video_frames_hint(const cm__video_reader *r)
-{
-    AVStream *s = r->in.fc->streams[r->in.vi];
-    if (s->nb_frames > 0)
-        return s->nb_frames;
-    if (r->in.fc->duration > 0)
-        return (int64_t)(r->in.fc->duration / (double)AV_TIME_BASE * cm__video_fps(r) + 0.5);
-    return -1;
-}
-
-const char *cm__video_timecode(const cm__video_reader *r)
-{
-    return r->tc;
-}
-
-/* Luma of r->frame into r->luma (allocated at the frame's size). */
-static int frame_luma(cm__video_reader *r)
-{
-    AVFrame *f = r->frame;
-    if (f->width <= 0 || f->height <= 0)
-        return cm__error(r->in.ctx, CM_E_CORRUPT, "%s: a frame without size", r->in.path);
-    if ((uint64_t)f->width * (uint64_t)f->height > r->in.limits.max_pixels)
-        return pixels_error(&r->in, (uint64_t)f->width, (uint64_t)f->height);
-    if (r->luma.width != f->width || r->luma.height != f->height) {
-        cm_plane_free(&r->luma);
-        if (cm_plane_alloc(&r->luma, f->width, f->height))
-            return cm__error(r->in.ctx, CM_E_NOMEM, "%s: out of memory", r->in.path);
-    }
-    luma_fmt lf = describe_luma(f);
-    if (lf.native) {
-        luma_map m = make_map(&lf);
-        read_luma(f, &lf, &m, &r->luma);
-        return CM_OK;
-    }
-    /* any other layout: libswscale to grey float (full range) */
-    r->sws = sws_getCachedContext(r->sws, f->width, f->height, f->format, f->width, f->height,
-                                  AV_PIX_FMT_GRAYF32, SWS_BILINEAR, NULL, NULL, NULL);
-    if (!r->sws)
-        return cm__error(r->in.ctx, CM_E_UNSUPPORTED, "%s: cannot convert %s frames",
-                         r->in.path, av_get_pix_fmt_name(f->format));
-    if (r->conv_w != f->width || r->conv_h != f->height) {
-        av_freep(&r->conv);
-        size_t n;
-        if (cm__mul_size((size_t)f->width, (size_t)f->height, &n) ||
-            !(r->conv = av_malloc(n * sizeof(float) + 64)))
-            return cm__error(r->in.ctx, CM_E_NOMEM, "%s: out of memory", r->in.path);
-        r->conv_w = f->width;
-        r->conv_h = f->height;
-    }
-    uint8_t *dst[4] = {(uint8_t *)r->conv};
-    int dst_ls[4] = {f->width * (int)sizeof(float)};
-    sws_scale(r->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, dst, dst_ls);
-    for (int y = 0; y < f->height; y++)
-        for (int x = 0; x < f->width; x++)
-            r->luma.data[y * r->luma.stride + x] = 255.0f * r->conv[(size_t)y * f->width + x];
-    return CM_OK;
-}
-
-int cm__video_next(cm__video_reader *r, const cm_plane **luma, double *t)
-{
-    for (;;) {
-        if (decode_time_over(&r->in))
-            return time_error(&r->in);
-        decode_begin(&r->in);
-        int err = avcodec_receive_frame(r->in.dec, r->frame);
-        decode_end(&r->in);
-        if (err == 0) {
-            if ((uint64_t)r->nframes >= r->in.limits.max_frames) {
-                av_frame_unref(r->frame);
-                return frames_error(&r->in, 0);
-            }
-            r->nframes++;
-            int64_t pts = r->frame->best_effort_timestamp;
-            AVRational tb = r->in.fc->streams[r->in.vi]->time_base;
-            if (pts != AV_NOPTS_VALUE && r->first_pts == AV_NOPTS_VALUE)
-                r->first_pts = pts;
-            *t = pts != AV_NOPTS_VALUE ? (pts - r->first_pts) * av_q2d(tb) : -1;
-            int ret = frame_luma(r);
-            av_frame_unref(r->frame);
-            if (ret)
-                return ret;
-            *luma = &r->luma;
-            return 1;
-        }
-        if (err == AVERROR_EOF)
-            return 0;
-        if (err != AVERROR(EAGAIN))
-            return av_fail(r->in.ctx, r->in.path, err, "decode a frame");
-        if (r->eof_sent)
-            return 0;
-        /* feed the decoder */
-        for (;;) {
-            if (decode_time_over(&r->in))
-                return time_error(&r->in);
-            decode_begin(&r->in);
-            err = av_read_frame(r->in.fc, r->pkt);
-            decode_end(&r->in);
-            if (err == AVERROR_EOF) {
-                r->eof_sent = 1;
-                avcodec_send_packet(r->in.dec, NULL);
-                break;
-            }
-            if (decode_time_over(&r->in))
-                return time_error(&r->in);
-            if (err < 0)
-                return av_fail(r->in.ctx, r->in.path, err, "read the video");
-            if (r->pkt->stream_index != r->in.vi) {
-                av_packet_unref(r->pkt);
-                continue;
-            }
-            decode_begin(&r->in);
-            err = avcodec_send_packet(r->in.dec, r->pkt);
-            decode_end(&r->in);
-            av_packet_unref(r->pkt);
-            if (err < 0 && err != AVERROR(EAGAIN) && err != AVERROR_INVALIDDATA)
-                return av_fail(r->in.ctx, r->in.path, err, "decode a frame");
-            break;
-        }
-    }
-}
-
-void cm__timecode_add(const char *tc0, int64_t frames, double fps, char *out, size_t size)
-{
-    int rate = (int)(fps + 0.5);
-    if (rate < 1)
-        rate = 1;
-    AVTimecode tc;
-    AVRational q = av_d2q(fps, 100000);
-    int ok = tc0 && *tc0 && av_timecode_init_from_string(&tc, q, tc0, NULL) == 0;
-    if (!ok && av_timecode_init(&tc, q, 0, 0, NULL) != 0) {
-        snprintf(out, size, "%lld", (long long)frames);
-        return;
-    }
-    char buf[AV_TIMECODE_STR_SIZE];
-    av_timecode_make_string(&tc, buf, (int)(frames > INT32_MAX ? INT32_MAX : frames));
-    snprintf(out, size, "%s", buf);
-}
-
-/* ---- stamping --------------------------------------------------------- */
-
-typedef struct stamp_job {
+typedef struct transcode_job {
     cm_ctx *ctx;
-    cm_stamper *st;
+    cm__video_hook hook;
+    void *opaque;
     const cm_video_stamp_params *p;
     const char *out_path;
-    input in;
+    cm__video_input in;
     AVFormatContext *oc;
     AVCodecContext *enc;
     int *map;          /* input stream -> output stream, -1 = dropped */
@@ -939,11 +143,11 @@ typedef struct stamp_job {
     int64_t pts0;
     int gop;               /* the source's first key frame interval (packets), 0 = unknown */
     unsigned sd_announced; /* frame side data types announced as not kept */
-} stamp_job;
+} transcode_job;
 
 static int out_write(void *opaque, uint8_t *buf, int size)
 {
-    stamp_job *j = opaque;
+    transcode_job *j = opaque;
     errno = 0;
     if (fwrite(buf, 1, (size_t)size, j->out.fp) == (size_t)size)
         return size;
@@ -953,17 +157,17 @@ static int out_write(void *opaque, uint8_t *buf, int size)
 
 /* A muxer call failed: when our writes to the output failed (a full disk,
  * a file size limit), that is the cause to report, not a damaged input. */
-static int mux_fail(stamp_job *j, int err, const char *what)
+static int mux_fail(transcode_job *j, int err, const char *what)
 {
     if (j->write_errno)
         return cm__error(j->ctx, CM_E_IO, "%s: cannot write output: %s", j->out_path,
                          strerror(j->write_errno));
-    return av_fail(j->ctx, j->out_path, err, what);
+    return cm__video_av_fail(j->ctx, j->out_path, err, what);
 }
 
 static int64_t out_seek(void *opaque, int64_t offset, int whence)
 {
-    stamp_job *j = opaque;
+    transcode_job *j = opaque;
     FILE *fp = j->out.fp;
     whence &= ~AVSEEK_FORCE;
     if (whence == AVSEEK_SIZE) {
@@ -1050,7 +254,7 @@ static const char *default_encoder(enum AVCodecID id)
 /* The crf in the settings string of the first video packet, or -1. The
  * file is opened a second time, demuxer only, so the transcode itself
  * starts from the first packet. */
-static double first_packet_crf(const input *in)
+static double first_packet_crf(const cm__video_input *in)
 {
     AVFormatContext *fc = NULL;
     AVPacket *pkt = av_packet_alloc();
@@ -1082,7 +286,7 @@ static double first_packet_crf(const input *in)
 }
 
 /* The matched crf: the source's own, else from its bits per pixel. */
-static int matched_crf(stamp_job *j, AVStream *is, char *why, size_t size)
+static int matched_crf(transcode_job *j, AVStream *is, char *why, size_t size)
 {
     AVCodecParameters *par = is->codecpar;
     double crf = par->extradata_size > 0
@@ -1112,7 +316,7 @@ static int matched_crf(stamp_job *j, AVStream *is, char *why, size_t size)
  * timecode track's): 1 when found. */
 static int find_tc(AVFormatContext *fc, int vi, char *out, size_t size)
 {
-    find_timecode(fc, vi, out, size);
+    cm__video_find_timecode(fc, vi, out, size);
     return out[0] != '\0';
 }
 
@@ -1120,7 +324,7 @@ static int find_tc(AVFormatContext *fc, int vi, char *out, size_t size)
  * timing, MPEG-4 time increments) get one frame as their time base, as the
  * source's encoder had, when every source timestamp lies on that grid
  * (a constant frame rate); the others keep the source's time base. */
-static int on_frame_grid(stamp_job *j, AVStream *is, const AVCodec *codec, AVRational fr)
+static int on_frame_grid(transcode_job *j, AVStream *is, const AVCodec *codec, AVRational fr)
 {
     static const char *const timed[] = {"libx264", "libx265", "mpeg4", "mpeg2video"};
     int timing = 0;
@@ -1142,7 +346,7 @@ static int on_frame_grid(stamp_job *j, AVStream *is, const AVCodec *codec, AVRat
 
 /* FFV1: the source's coder, slices and slice CRCs (from its configuration
  * record); what cannot be read is announced. */
-static void ffv1_options(stamp_job *j, const AVCodecParameters *par, AVCodecContext *e,
+static void ffv1_options(transcode_job *j, const AVCodecParameters *par, AVCodecContext *e,
                          AVDictionary **opts)
 {
     cm__ffv1_settings fs;
@@ -1172,7 +376,7 @@ static void ffv1_options(stamp_job *j, const AVCodecParameters *par, AVCodecCont
 }
 
 /* Open the encoder for the video stream, from the source's parameters. */
-static int open_encoder(stamp_job *j, AVStream *is, AVStream *os)
+static int open_encoder(transcode_job *j, AVStream *is, AVStream *os)
 {
     const cm_video_stamp_params *p = j->p;
     AVCodecParameters *par = is->codecpar;
@@ -1345,7 +549,7 @@ static int open_encoder(stamp_job *j, AVStream *is, AVStream *os)
                          j->in.path, codec->name, detail);
     }
     if ((err = avcodec_parameters_from_context(os->codecpar, e)) < 0)
-        return av_fail(j->ctx, j->in.path, err, "set up the output stream");
+        return cm__video_av_fail(j->ctx, j->in.path, err, "set up the output stream");
     /* keep the source's tag when the container takes it (hvc1 vs hev1, apch...) */
     if (par->codec_id == e->codec_id && j->oc->oformat->codec_tag &&
         av_codec_get_id(j->oc->oformat->codec_tag, par->codec_tag) == e->codec_id)
@@ -1391,7 +595,7 @@ static int copy_stream_info(AVStream *is, AVStream *os)
 }
 
 /* Create the output's streams: copies of every stream but the video. */
-static int setup_output(stamp_job *j, const char *name_for_format)
+static int setup_output(transcode_job *j, const char *name_for_format)
 {
     AVFormatContext *ic = j->in.fc;
     const AVOutputFormat *of = av_guess_format(NULL, name_for_format, NULL);
@@ -1406,7 +610,7 @@ static int setup_output(stamp_job *j, const char *name_for_format)
                          j->out_path);
     int err = avformat_alloc_output_context2(&j->oc, of, NULL, NULL);
     if (err < 0)
-        return av_fail(j->ctx, j->out_path, err, "set up the output");
+        return cm__video_av_fail(j->ctx, j->out_path, err, "set up the output");
     av_dict_copy(&j->oc->metadata, ic->metadata, 0);
     j->map = cm__malloc_array(ic->nb_streams ? ic->nb_streams : 1, sizeof(*j->map));
     j->ends = cm__malloc_array(ic->nb_streams ? ic->nb_streams : 1, sizeof(*j->ends));
@@ -1435,7 +639,7 @@ static int setup_output(stamp_job *j, const char *name_for_format)
             return cm__error(j->ctx, CM_E_NOMEM, "out of memory");
         j->map[i] = os->index;
         if ((err = copy_stream_info(is, os)) < 0)
-            return av_fail(j->ctx, j->out_path, err, "copy stream metadata");
+            return cm__video_av_fail(j->ctx, j->out_path, err, "copy stream metadata");
         if ((int)i == j->in.vi) {
             j->vo = os->index;
             if (keep_tmcd && ntmcd)
@@ -1446,7 +650,7 @@ static int setup_output(stamp_job *j, const char *name_for_format)
             continue;
         }
         if ((err = avcodec_parameters_copy(os->codecpar, is->codecpar)) < 0)
-            return av_fail(j->ctx, j->out_path, err, "copy a stream");
+            return cm__video_av_fail(j->ctx, j->out_path, err, "copy a stream");
         cm__video_fix_copied(of, os->codecpar);
         /* keep the tag where this container knows it for this codec (and
          * for data streams: a MOV timecode track is known by its tmcd tag) */
@@ -1468,18 +672,18 @@ static int setup_output(stamp_job *j, const char *name_for_format)
             j->oc->streams[j->map[i]]->id = ic->streams[i]->id;
     if ((err = cm__video_copy_chapters(ic, j->oc, j->info)) < 0 ||
         (err = cm__video_copy_programs(ic, j->oc, j->map, j->info)) < 0)
-        return av_fail(j->ctx, j->out_path, err, "copy the chapters and programs");
+        return cm__video_av_fail(j->ctx, j->out_path, err, "copy the chapters and programs");
     return CM_OK;
 }
 
-static int write_packets(stamp_job *j)
+static int write_packets(transcode_job *j)
 {
     for (;;) {
         int err = avcodec_receive_packet(j->enc, j->opkt);
         if (err == AVERROR(EAGAIN) || err == AVERROR_EOF)
             return CM_OK;
         if (err < 0)
-            return av_fail(j->ctx, j->in.path, err, "encode a frame");
+            return cm__video_av_fail(j->ctx, j->in.path, err, "encode a frame");
         AVStream *os = j->oc->streams[j->vo];
         if (j->grid && !j->opkt->duration)
             j->opkt->duration = 1; /* one frame */
@@ -1499,9 +703,9 @@ static int write_packets(stamp_job *j)
     }
 }
 
-/* Mark f's luma (native layout) with the stamper; remember it for held
- * frames. */
-static int mark_luma(stamp_job *j, AVFrame *f, const luma_fmt *lf)
+/* Hand f's luma (native layout) to the hook and write its change back;
+ * remember it for held frames. */
+static int run_hook(transcode_job *j, AVFrame *f, const cm__luma_fmt *lf)
 {
     cm_plane *planes[] = {&j->luma, &j->lo, &j->hi};
     held *c = &j->hold;
@@ -1520,46 +724,42 @@ static int mark_luma(stamp_job *j, AVFrame *f, const luma_fmt *lf)
         c->w = f->width;
         c->h = f->height;
     }
-    luma_map m = make_map(lf);
-    read_luma(f, lf, &m, &j->luma);
-    luma_headroom(&j->luma, &j->lo, &j->hi);
-    /* the colour budget: no pixel's colour moves further than the
-     * profile's CIEDE2000 allows (grey frames: by luma alone) */
+    cm__luma_map m = cm__luma_map_make(lf);
+    cm__luma_read(f, lf, &m, &j->luma);
+    cm__luma_headroom(&j->luma, &j->lo, &j->hi);
     cm__yuv_chroma chroma;
-    const cm__room *room = cm__stamper_room(j->st);
-    if (frame_chroma(f, lf, &chroma))
-        cm__yuv_luma_room(room, &j->luma, &chroma, &j->lo, &j->hi);
-    else
-        cm__grey_luma_room(room, &j->luma, &j->lo, &j->hi);
-    int ret = cm_stamper_plane(j->st, &j->luma, &j->lo, &j->hi);
+    cm__video_luma frame = {&j->luma, &j->lo, &j->hi, NULL};
+    if (cm__luma_chroma(f, lf, &chroma))
+        frame.chroma = &chroma;
+    int ret = j->hook(j->opaque, &frame);
     if (ret)
         return ret;
     held_rows(c->in, c->row, f, 0);
-    write_luma(f, lf, &m, &j->luma);
+    cm__luma_write(f, lf, &m, &j->luma);
     held_rows(c->out, c->row, f, 0);
     c->fmt = f->format;
     c->valid = 1;
     return CM_OK;
 }
 
-/* Mark one decoded frame in place and send it to the encoder. */
-static int stamp_frame(stamp_job *j, AVFrame *f)
+/* Run the hook on one decoded frame in place and send it to the encoder. */
+static int encode_frame(transcode_job *j, AVFrame *f)
 {
     if ((uint64_t)j->frames >= j->in.limits.max_frames)
-        return frames_error(&j->in, 0);
+        return cm__video_frames_error(&j->in, 0);
     if ((uint64_t)f->width * (uint64_t)f->height > j->in.limits.max_pixels)
-        return pixels_error(&j->in, (uint64_t)f->width, (uint64_t)f->height);
+        return cm__video_pixels_error(&j->in, (uint64_t)f->width, (uint64_t)f->height);
     if (j->sws) {
         int err = av_frame_make_writable(j->conv);
         if (err < 0)
-            return av_fail(j->ctx, j->in.path, err, "convert a frame");
+            return cm__video_av_fail(j->ctx, j->in.path, err, "convert a frame");
         sws_scale(j->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height,
                   j->conv->data, j->conv->linesize);
         av_frame_copy_props(j->conv, f);
         j->conv->color_range = f->color_range;
         f = j->conv;
     }
-    luma_fmt lf = describe_luma(f);
+    cm__luma_fmt lf = cm__luma_describe(f);
     if (!lf.native)
         return cm__error(j->ctx, CM_E_UNSUPPORTED,
                          "%s: %s frames cannot be marked in place (planar YUV or grey, 8-16 "
@@ -1567,11 +767,11 @@ static int stamp_frame(stamp_job *j, AVFrame *f)
                          j->in.path, av_get_pix_fmt_name(f->format));
     int err = av_frame_make_writable(f);
     if (err < 0)
-        return av_fail(j->ctx, j->in.path, err, "copy a frame");
+        return cm__video_av_fail(j->ctx, j->in.path, err, "copy a frame");
     if (held_match(&j->hold, f)) {
         held_rows(j->hold.out, j->hold.row, f, 1);
     } else {
-        int ret = mark_luma(j, f, &lf);
+        int ret = run_hook(j, f, &lf);
         if (ret)
             return ret;
     }
@@ -1584,57 +784,57 @@ static int stamp_frame(stamp_job *j, AVFrame *f)
     f->pict_type = f->key_frame ? AV_PICTURE_TYPE_I : AV_PICTURE_TYPE_NONE;
     if ((err = cm__video_frame_side_data(f, j->enc->codec->name, j->in.fc->streams[j->in.vi],
                                          &j->sd_announced, j->info)) < 0)
-        return av_fail(j->ctx, j->in.path, err, "copy a frame's side data");
+        return cm__video_av_fail(j->ctx, j->in.path, err, "copy a frame's side data");
     if ((err = avcodec_send_frame(j->enc, f)) < 0)
-        return av_fail(j->ctx, j->in.path, err, "encode a frame");
+        return cm__video_av_fail(j->ctx, j->in.path, err, "encode a frame");
     j->frames++;
     if (j->p->progress)
         j->p->progress(j->p->progress_opaque, j->frames, j->total);
     return write_packets(j);
 }
 
-static int drain_decoder(stamp_job *j)
+static int drain_decoder(transcode_job *j)
 {
     for (;;) {
-        if (decode_time_over(&j->in))
-            return time_error(&j->in);
-        decode_begin(&j->in);
+        if (cm__video_time_over(&j->in))
+            return cm__video_time_error(&j->in);
+        cm__video_decode_begin(&j->in);
         int err = avcodec_receive_frame(j->in.dec, j->frame);
-        decode_end(&j->in);
+        cm__video_decode_end(&j->in);
         if (err == AVERROR(EAGAIN) || err == AVERROR_EOF)
             return CM_OK;
         if (err < 0)
-            return av_fail(j->ctx, j->in.path, err, "decode a frame");
-        int ret = stamp_frame(j, j->frame);
+            return cm__video_av_fail(j->ctx, j->in.path, err, "decode a frame");
+        int ret = encode_frame(j, j->frame);
         av_frame_unref(j->frame);
         if (ret)
             return ret;
     }
 }
 
-static int transcode(stamp_job *j)
+static int transcode(transcode_job *j)
 {
     int err, ret;
     for (;;) {
-        if (decode_time_over(&j->in))
-            return time_error(&j->in);
-        decode_begin(&j->in);
+        if (cm__video_time_over(&j->in))
+            return cm__video_time_error(&j->in);
+        cm__video_decode_begin(&j->in);
         err = av_read_frame(j->in.fc, j->pkt);
-        decode_end(&j->in);
+        cm__video_decode_end(&j->in);
         if (err == AVERROR_EOF)
             break;
-        if (decode_time_over(&j->in))
-            return time_error(&j->in);
+        if (cm__video_time_over(&j->in))
+            return cm__video_time_error(&j->in);
         if (err < 0)
-            return av_fail(j->ctx, j->in.path, err, "read the video");
+            return cm__video_av_fail(j->ctx, j->in.path, err, "read the video");
         int si = j->pkt->stream_index;
         if (si == j->in.vi) {
-            decode_begin(&j->in);
+            cm__video_decode_begin(&j->in);
             err = avcodec_send_packet(j->in.dec, j->pkt);
-            decode_end(&j->in);
+            cm__video_decode_end(&j->in);
             av_packet_unref(j->pkt);
             if (err < 0 && err != AVERROR(EAGAIN))
-                return av_fail(j->ctx, j->in.path, err, "decode a frame");
+                return cm__video_av_fail(j->ctx, j->in.path, err, "decode a frame");
             if ((ret = drain_decoder(j)))
                 return ret;
             continue;
@@ -1659,7 +859,7 @@ static int transcode(stamp_job *j)
     if ((ret = drain_decoder(j)))
         return ret;
     if ((err = avcodec_send_frame(j->enc, NULL)) < 0)
-        return av_fail(j->ctx, j->in.path, err, "finish the encoding");
+        return cm__video_av_fail(j->ctx, j->in.path, err, "finish the encoding");
     if ((ret = write_packets(j)))
         return ret;
     if (!j->frames)
@@ -1669,20 +869,17 @@ static int transcode(stamp_job *j)
     return CM_OK;
 }
 
-int cm_video_stamp(cm_ctx *ctx, cm_stamper *s, const char *in_path, const char *out_path,
-                   const cm_video_stamp_params *p, int flags, cm_video_stamp_info *info)
+int cm__video_transcode(cm_ctx *ctx, const char *in_path, const char *out_path,
+                        const cm_video_stamp_params *p, int flags, cm_video_stamp_info *info,
+                        cm__video_hook hook, void *opaque)
 {
-    if (!s || !in_path || !out_path)
-        return cm__error(ctx, CM_E_INVAL, "video stamp: missing stamper or path");
-    cm_video_stamp_params def;
-    if (!p) {
-        cm_video_stamp_params_default(&def);
-        p = &def;
-    }
-    stamp_job j;
+    if (!hook || !in_path || !out_path || !p)
+        return cm__error(ctx, CM_E_INVAL, "video: missing hook, path or parameters");
+    transcode_job j;
     memset(&j, 0, sizeof(j));
     j.ctx = ctx;
-    j.st = s;
+    j.hook = hook;
+    j.opaque = opaque;
     j.p = p;
     j.out_path = out_path;
     j.info = info;
@@ -1690,7 +887,7 @@ int cm_video_stamp(cm_ctx *ctx, cm_stamper *s, const char *in_path, const char *
         memset(info, 0, sizeof(*info));
     AVIOContext *pb = NULL;
     uint8_t *iobuf = NULL;
-    int ret = input_open(ctx, in_path, &p->limits, 0, &j.in);
+    int ret = cm__video_input_open(ctx, in_path, &p->limits, 0, &j.in);
     if (ret)
         goto done;
     j.pkt = av_packet_alloc();
@@ -1769,7 +966,7 @@ done:
         j.oc->pb = NULL;
     avformat_free_context(j.oc);
     avcodec_free_context(&j.enc);
-    input_close(&j.in);
+    cm__video_input_close(&j.in);
     av_packet_free(&j.pkt);
     av_packet_free(&j.opkt);
     av_frame_free(&j.frame);

@@ -134,9 +134,4 @@ CM__HIDDEN void cm__yuv_luma_room(const cm__room *room, const cm_plane *luma,
 CM__HIDDEN void cm__grey_luma_room(const cm__room *room, const cm_plane *luma, cm_plane *lo,
                                    cm_plane *hi);
 
-/* The colour budget of a stamper's profile and strength (watermark/embed.c),
- * made with the stamper. */
-struct cm_stamper;
-CM__HIDDEN const cm__room *cm__stamper_room(const struct cm_stamper *s);
-
 #endif

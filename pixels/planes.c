@@ -13,10 +13,10 @@
  *
  * Alpha is never changed, and fully transparent pixels keep their colour
  * (their headroom is 0 both ways, so the core puts no energy there). With a
- * colour budget (core/colour.h) the headroom and the written pixels also
+ * colour budget (pixels/colour.h) the headroom and the written pixels also
  * keep each pixel's CIEDE2000 within it.
  */
-#include "format.h"
+#include "pixels.h"
 
 #include "colour.h"
 
@@ -472,7 +472,7 @@ int cm_image_apply_luma(cm_ctx *ctx, cm_image *img, const cm_plane *marked)
 static int colour_key(const cm_image *img, unsigned key[3])
 {
     const cm_image_meta *m = img->meta;
-    return m && m->format && m->format->colour_key && m->format->colour_key(img, key);
+    return m && m->colour_key && m->colour_key(img, key);
 }
 
 static int is_key(const uint8_t *row, int depth, int i, int nc, const unsigned key[3])

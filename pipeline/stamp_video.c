@@ -1,0 +1,47 @@
+/*
+ * Stamping a video: the transcoder of formats/ (video_write.c) with the
+ * stamper as its frame hook. Each frame's luma gets the colour budget from
+ * its own chroma (no pixel's colour moves further than the profile's
+ * CIEDE2000 allows; grey frames by luma alone) and then the mark.
+ */
+#include "celmark/stamp.h"
+#include "celmark/video.h"
+
+#include "formats/video.h"
+#include "watermark/embed.h"
+
+#include <string.h>
+
+void cm_video_stamp_params_default(cm_video_stamp_params *p)
+{
+    if (!p)
+        return;
+    memset(p, 0, sizeof(*p));
+    p->crf = -1;
+    p->qscale = -1;
+    cm_limits_default(&p->limits);
+}
+
+static int stamp_luma(void *opaque, cm__video_luma *f)
+{
+    cm_stamper *st = opaque;
+    const cm__room *room = cm__stamper_room(st);
+    if (f->chroma)
+        cm__yuv_luma_room(room, f->luma, f->chroma, f->lo, f->hi);
+    else
+        cm__grey_luma_room(room, f->luma, f->lo, f->hi);
+    return cm_stamper_plane(st, f->luma, f->lo, f->hi);
+}
+
+int cm_video_stamp(cm_ctx *ctx, cm_stamper *s, const char *in_path, const char *out_path,
+                   const cm_video_stamp_params *p, int flags, cm_video_stamp_info *info)
+{
+    if (!s || !in_path || !out_path)
+        return cm__error(ctx, CM_E_INVAL, "video stamp: missing stamper or path");
+    cm_video_stamp_params def;
+    if (!p) {
+        cm_video_stamp_params_default(&def);
+        p = &def;
+    }
+    return cm__video_transcode(ctx, in_path, out_path, p, flags, info, stamp_luma, s);
+}
