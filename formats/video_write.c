@@ -78,9 +78,48 @@
 typedef struct held {
     uint8_t *in, *out; /* rows of width * bytes, packed */
     size_t row;
+    uint8_t *chroma;   /* the chroma planes the hook was lent, packed */
+    size_t chroma_cap;
     int w, h, fmt, valid;
 } held;
 
+/* Bytes per row of f's chroma plane p (1 or 2) and its rows; 0 when f
+ * has none (grey). */
+static size_t chroma_rows(const AVFrame *f, int p, int *rows)
+{
+    const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(f->format);
+    *rows = 0;
+    if (!d || d->nb_components < 3 || !f->data[p])
+        return 0;
+    int ls = av_image_get_linesize(f->format, f->width, p);
+    if (ls <= 0)
+        return 0;
+    *rows = AV_CEIL_RSHIFT(f->height, d->log2_chroma_h);
+    return (size_t)ls;
+}
+
+/* f's chroma planes packed into buf (dir 0) or compared with it (dir 1:
+ * 1 when equal); buf NULL: only the bytes they take. */
+static size_t held_chroma(uint8_t *buf, const AVFrame *f, int dir)
+{
+    size_t off = 0;
+    for (int p = 1; p <= 2; p++) {
+        int rows;
+        size_t row = chroma_rows(f, p, &rows);
+        for (int y = 0; buf && y < rows; y++) {
+            const uint8_t *s = f->data[p] + (ptrdiff_t)y * f->linesize[p];
+            if (!dir)
+                memcpy(buf + off + row * y, s, row);
+            else if (memcmp(buf + off + row * y, s, row))
+                return 0;
+        }
+        off += row * (size_t)rows;
+    }
+    return dir ? 1 : off;
+}
+
+/* The hook gives the same result for the same samples: luma and the
+ * chroma it was lent must both match the last frame's. */
 static int held_match(const held *c, const AVFrame *f)
 {
     if (!c->valid || c->w != f->width || c->h != f->height || c->fmt != f->format)
@@ -107,6 +146,7 @@ static void held_free(held *c)
 {
     free(c->in);
     free(c->out);
+    free(c->chroma);
     memset(c, 0, sizeof(*c));
 }
 
@@ -734,6 +774,16 @@ static int run_hook(transcode_job *j, AVFrame *f, const cm__luma_fmt *lf)
     int ret = j->hook(j->opaque, &frame);
     if (ret)
         return ret;
+    c->valid = 0;
+    size_t cb = held_chroma(NULL, f, 0);
+    if (cb > c->chroma_cap) {
+        free(c->chroma);
+        c->chroma_cap = 0;
+        if (!(c->chroma = malloc(cb)))
+            return cm__error(j->ctx, CM_E_NOMEM, "out of memory");
+        c->chroma_cap = cb;
+    }
+    held_chroma(c->chroma, f, 0);
     held_rows(c->in, c->row, f, 0);
     cm__luma_write(f, lf, &m, &j->luma);
     held_rows(c->out, c->row, f, 0);

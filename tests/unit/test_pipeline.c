@@ -1,0 +1,252 @@
+/*
+ * The pipeline layer (pipeline/): a still stamped and verified through its
+ * file, bad inputs refused with nothing left behind, and the video
+ * transcoder's frame hook (formats/video_write.c) as the pipeline uses it.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "clip.h"
+#include "formats/video.h"
+#include "testmedia.h"
+#include "testutil.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ID UINT64_C(0x5eed5eed12345678)
+
+static cm_verifier *candidate_verifier(cm_ctx *ctx, const cm_key *key, const uint64_t *id)
+{
+    cm_verify_params vp;
+    cm_verify_params_default(&vp);
+    vp.candidates = id;
+    vp.ncandidates = 1;
+    cm_verifier *v = NULL;
+    assert_int_equal(cm_verifier_new(ctx, key, &vp, &v), CM_OK);
+    return v;
+}
+
+static void test_still_round_trip(void **state)
+{
+    (void)state;
+    cm_ctx *ctx = NULL;
+    assert_int_equal(cm_ctx_new(&ctx), CM_OK);
+    cm_key *key = test_key(1);
+    cm_image *frame = test_frame(640, 480, 7, 3, 8, CEL_FLAT);
+    path_buf in = test_tmp_path("pipeline_", "in.png");
+    path_buf out = test_tmp_path("pipeline_", "out.png");
+    test_must_write(ctx, frame, in.s);
+    remove(out.s);
+
+    cm_stamp_params sp;
+    cm_stamp_params_default(&sp);
+    cm_stamper *st = NULL;
+    assert_int_equal(cm_stamper_new(ctx, key, ID, &sp, &st), CM_OK);
+    const uint64_t id = ID;
+    cm_verifier *check = candidate_verifier(ctx, key, &id);
+    cm_still_stamp_info si;
+    assert_int_equal(cm_stamp_still(ctx, st, check, in.s, out.s, NULL, 0, &si), CM_OK);
+    assert_int_equal(si.width, 640);
+    assert_int_equal(si.height, 480);
+    assert_int_equal(si.channels, 3);
+    assert_true(si.colour);
+    assert_false(si.converted);
+    /* the copy moved, within the default profile's colour budget */
+    assert_true(si.de.max > 0 && si.de.max <= 2.0 + 1e-6);
+    assert_true(si.checked);
+    assert_true(si.check_result.blind_crc_ok);
+    assert_true(si.check_result.blind_id == ID);
+    assert_true(test_file_exists(out.s));
+
+    /* the copy as an investigator reads it */
+    cm_verify_result r;
+    cm_image *kept = NULL;
+    assert_int_equal(cm_verify_still(ctx, check, out.s, NULL, &r, &kept), CM_OK);
+    assert_true(r.marked);
+    assert_true(r.issue_id == ID);
+    assert_non_null(kept);
+    assert_int_equal(kept->width, 640);
+    cm_image_free(&kept);
+    /* the original carries no mark */
+    assert_int_equal(cm_verify_still(ctx, check, in.s, NULL, &r, NULL), CM_OK);
+    assert_false(r.marked);
+
+    /* an existing output is kept unless forced */
+    assert_int_not_equal(cm_stamp_still(ctx, st, NULL, in.s, out.s, NULL, 0, &si), CM_OK);
+    assert_int_equal(cm_stamp_still(ctx, st, NULL, in.s, out.s, NULL, CM_WRITE_FORCE, &si),
+                     CM_OK);
+    assert_false(si.checked); /* no verifier: no check */
+    assert_int_equal(si.check_error[0], '\0');
+
+    cm_verifier_free(&check);
+    cm_stamper_free(&st);
+    cm_image_free(&frame);
+    cm_key_free(&key);
+    cm_ctx_free(&ctx);
+    remove(in.s);
+    remove(out.s);
+}
+
+static void test_still_bad_input(void **state)
+{
+    (void)state;
+    cm_ctx *ctx = NULL;
+    assert_int_equal(cm_ctx_new(&ctx), CM_OK);
+    cm_key *key = test_key(2);
+    cm_stamp_params sp;
+    cm_stamp_params_default(&sp);
+    cm_stamper *st = NULL;
+    assert_int_equal(cm_stamper_new(ctx, key, ID, &sp, &st), CM_OK);
+    const uint64_t id = ID;
+    cm_verifier *v = candidate_verifier(ctx, key, &id);
+    path_buf out = test_tmp_path("pipeline_", "bad_out.png");
+    remove(out.s);
+    cm_still_stamp_info si;
+    cm_verify_result r;
+
+    /* missing file */
+    path_buf none = test_tmp_path("pipeline_", "does_not_exist.png");
+    assert_int_equal(cm_stamp_still(ctx, st, v, none.s, out.s, NULL, 0, &si), CM_E_IO);
+    assert_false(test_file_exists(out.s));
+    cm_image *kept = (cm_image *)&kept; /* must come back NULL */
+    assert_int_equal(cm_verify_still(ctx, v, none.s, NULL, &r, &kept), CM_E_IO);
+    assert_null(kept);
+
+    /* a PNG cut short */
+    cm_image *frame = test_frame(256, 256, 3, 3, 8, CEL_FLAT);
+    path_buf whole = test_tmp_path("pipeline_", "whole.png");
+    path_buf cut = test_tmp_path("pipeline_", "cut.png");
+    test_must_write(ctx, frame, whole.s);
+    size_t len = 0;
+    uint8_t *bytes = test_load_file(whole.s, &len);
+    test_save_file(cut.s, bytes, len / 2);
+    int ret = cm_stamp_still(ctx, st, v, cut.s, out.s, NULL, 0, &si);
+    assert_true(ret < 0);
+    assert_true(strlen(cm_ctx_last_error(ctx)) > 0);
+    assert_false(test_file_exists(out.s));
+    assert_true(cm_verify_still(ctx, v, cut.s, NULL, &r, NULL) < 0);
+
+    /* not an image at all */
+    test_save_file(cut.s, "not an image, only words\n", 25);
+    assert_true(cm_stamp_still(ctx, st, v, cut.s, out.s, NULL, 0, &si) < 0);
+    assert_false(test_file_exists(out.s));
+
+    /* missing arguments */
+    assert_int_equal(cm_stamp_still(ctx, NULL, v, whole.s, out.s, NULL, 0, &si), CM_E_INVAL);
+    assert_int_equal(cm_stamp_still(ctx, st, v, whole.s, out.s, NULL, 0, NULL), CM_E_INVAL);
+    assert_int_equal(cm_verify_still(ctx, NULL, whole.s, NULL, &r, NULL), CM_E_INVAL);
+    assert_false(test_file_exists(out.s));
+
+    free(bytes);
+    cm_image_free(&frame);
+    cm_verifier_free(&v);
+    cm_stamper_free(&st);
+    cm_key_free(&key);
+    cm_ctx_free(&ctx);
+    remove(whole.s);
+    remove(cut.s);
+}
+
+/* A hook that lifts luma by 3 code values where the headroom allows, and
+ * counts its calls. */
+typedef struct lift {
+    int calls, chroma;
+} lift;
+
+static int lift_luma(void *opaque, cm__video_luma *f)
+{
+    lift *l = opaque;
+    l->calls++;
+    l->chroma += f->chroma != NULL;
+    for (int y = 0; y < f->luma->height; y++)
+        for (int x = 0; x < f->luma->width; x++) {
+            float up = f->hi->data[y * f->hi->stride + x];
+            f->luma->data[y * f->luma->stride + x] += up < 3 ? up : 3;
+        }
+    return CM_OK;
+}
+
+static int fail_third(void *opaque, cm__video_luma *f)
+{
+    (void)f;
+    return ++*(int *)opaque == 3 ? CM_E_INTERNAL : CM_OK;
+}
+
+/* Mean luma of every frame of path. */
+static int mean_luma(cm_ctx *ctx, const char *path, double *means, int max)
+{
+    cm__video_reader *r = NULL;
+    assert_int_equal(cm__video_open(ctx, path, NULL, 1, &r), CM_OK);
+    const cm_plane *p;
+    double t;
+    int n = 0;
+    while (cm__video_next(r, &p, &t) == 1 && n < max) {
+        double s = 0;
+        for (int y = 0; y < p->height; y++)
+            for (int x = 0; x < p->width; x++)
+                s += p->data[y * p->stride + x];
+        means[n++] = s / ((double)p->width * p->height);
+    }
+    cm__video_close(&r);
+    return n;
+}
+
+static void test_transcode_hook(void **state)
+{
+    (void)state;
+    cm_ctx *ctx = NULL;
+    assert_int_equal(cm_ctx_new(&ctx), CM_OK);
+    path_buf in = test_tmp_path("pipeline_", "clip.mkv");
+    path_buf out = test_tmp_path("pipeline_", "clip_out.mkv");
+    clip_params cp;
+    clip_params_default(&cp);
+    cp.width = 160;
+    cp.height = 96;
+    cp.frames = 12;
+    cp.codec = "ffv1"; /* lossless: the hook's change is read back exactly */
+    assert_int_equal(clip_write(in.s, &cp), 0);
+    remove(out.s);
+
+    cm_video_stamp_params p;
+    cm_video_stamp_params_default(&p);
+    cm_video_stamp_info info;
+    lift l = {0, 0};
+    assert_int_equal(cm__video_transcode(ctx, in.s, out.s, &p, 0, &info, lift_luma, &l), CM_OK);
+    assert_int_equal(info.frames, 12);
+    /* drawings held on twos: the hook runs once per drawing */
+    assert_true(l.calls >= 6 && l.calls < 12);
+    assert_int_equal(l.chroma, l.calls); /* yuv420p: chroma lent */
+
+    double a[16], b[16];
+    assert_int_equal(mean_luma(ctx, in.s, a, 16), 12);
+    assert_int_equal(mean_luma(ctx, out.s, b, 16), 12);
+    for (int k = 0; k < 12; k++) /* lifted, by at most 3 and a rounding */
+        assert_true(b[k] - a[k] > 1.0 && b[k] - a[k] < 3.6);
+
+    /* a hook's error stops the transcode and leaves no output */
+    remove(out.s);
+    int n = 0;
+    assert_int_equal(cm__video_transcode(ctx, in.s, out.s, &p, 0, NULL, fail_third, &n),
+                     CM_E_INTERNAL);
+    assert_false(test_file_exists(out.s));
+    assert_int_equal(cm__video_transcode(ctx, in.s, out.s, &p, 0, NULL, NULL, NULL), CM_E_INVAL);
+
+    cm_ctx_free(&ctx);
+    remove(in.s);
+    remove(out.s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_still_round_trip),
+        cmocka_unit_test(test_still_bad_input),
+        cmocka_unit_test(test_transcode_hook),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
