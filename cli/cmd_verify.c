@@ -80,7 +80,86 @@ static json_t *str_or_null(const char *s)
     return s ? json_string(s) : json_null();
 }
 
-static json_t *result_json(const char *path, const cm_verify_result *r, const ledger_info *li)
+/* Look a claimed id up in the ledger (when one is open; marked 0: no
+ * claim). Returns an exit code for a ledger failure, else EXIT_OK. */
+static int ledger_lookup(cm_ctx *ctx, cm_ledger *lg, int marked, uint64_t issue_id,
+                         ledger_info *li)
+{
+    memset(li, 0, sizeof(*li));
+    li->used = lg != NULL;
+    if (!lg || !marked)
+        return EXIT_OK;
+    int f = cm_ledger_get(ctx, lg, issue_id, &li->row);
+    li->found = f == 1;
+    li->sig_ok = li->found && cm_ledger_row_signature_ok(&li->row) == 1;
+    return f < 0 ? cli_fail(ctx, f) : EXIT_OK;
+}
+
+/* Every claim of r looked up (li[0] is the top-level claim's); the first
+ * ledger failure's exit code, else EXIT_OK. Clear with ledger_clear. */
+static int ledger_lookup_claims(cm_ctx *ctx, cm_ledger *lg, const cm_verify_result *r,
+                                ledger_info li[CM_MAX_CLAIMS])
+{
+    int e = ledger_lookup(ctx, lg, r->marked, r->issue_id, &li[0]);
+    for (int i = 1; i < CM_MAX_CLAIMS; i++) {
+        int ei = ledger_lookup(ctx, lg, i < r->nclaims, i < r->nclaims ? r->claims[i].issue_id : 0,
+                               &li[i]);
+        e = e ? e : ei;
+    }
+    return e;
+}
+
+static void ledger_clear(ledger_info li[CM_MAX_CLAIMS])
+{
+    for (int i = 0; i < CM_MAX_CLAIMS; i++)
+        cm_ledger_row_clear(&li[i].row);
+}
+
+/* The claims, strongest first: id, how found, score, fpr, share and region
+ * (and, with -l, whose copy each is). */
+static json_t *claims_json(const cm_verify_result *r, const ledger_info *li)
+{
+    char id[17];
+    json_t *a = json_array();
+    for (int i = 0; i < r->nclaims; i++) {
+        const cm_claim *c = &r->claims[i];
+        json_t *o = json_object();
+        cli_format_id(c->issue_id, id);
+        json_object_set_new(o, "issue_id", json_string(id));
+        json_object_set_new(o, "source", json_string(source_name(c->source)));
+        json_object_set_new(o, "score", json_real(c->score));
+        json_object_set_new(o, "fpr", json_real(c->fpr));
+        json_object_set_new(o, "share", json_real(c->share));
+        json_object_set_new(o, "region", json_pack("{s:i,s:i,s:i,s:i}", "x", c->x, "y", c->y,
+                                                   "w", c->w, "h", c->h));
+        if (li[i].used) {
+            json_object_set_new(o, "recipient", str_or_null(li[i].found ? li[i].row.recipient
+                                                                        : NULL));
+            json_object_set_new(o, "asset", str_or_null(li[i].found ? li[i].row.asset : NULL));
+            json_object_set_new(o, "ledger_row", json_string(ledger_status(&li[i])));
+        }
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
+static void claims_text(const cm_verify_result *r, const ledger_info *li)
+{
+    char id[17];
+    for (int i = 0; i < r->nclaims; i++) {
+        const cm_claim *c = &r->claims[i];
+        cli_format_id(c->issue_id, id);
+        printf("claim: %s found_by=%s score=%.2f fpr=%.3g share=%.2f region=%dx%d+%d+%d", id,
+               source_name(c->source), c->score, c->fpr, c->share, c->w, c->h, c->x, c->y);
+        if (li[i].used && li[i].found)
+            printf(" recipient=\"%s\" asset=\"%s\"", li[i].row.recipient, li[i].row.asset);
+        putchar('\n');
+    }
+}
+
+/* mixed: several ids in the frame, or (a video) in its segments. */
+static json_t *result_json(const char *path, const cm_verify_result *r, const ledger_info *li,
+                           int mixed)
 {
     char id[17];
     json_t *o = json_object();
@@ -116,21 +195,9 @@ static json_t *result_json(const char *path, const cm_verify_result *r, const le
         json_object_set_new(o, "stamped_at", str_or_null(have ? li->row.stamped_at : NULL));
         json_object_set_new(o, "ledger_row", str_or_null(r->marked ? ledger_status(li) : NULL));
     }
+    json_object_set_new(o, "claims", claims_json(r, li));
+    json_object_set_new(o, "mixed", json_boolean(mixed));
     return o;
-}
-
-/* Look a claimed id up in the ledger (when one is open). Returns an exit
- * code for a ledger failure, else EXIT_OK. */
-static int ledger_lookup(cm_ctx *ctx, cm_ledger *lg, const cm_verify_result *r, ledger_info *li)
-{
-    memset(li, 0, sizeof(*li));
-    li->used = lg != NULL;
-    if (!lg || !r->marked)
-        return EXIT_OK;
-    int f = cm_ledger_get(ctx, lg, r->issue_id, &li->row);
-    li->found = f == 1;
-    li->sig_ok = li->found && cm_ledger_row_signature_ok(&li->row) == 1;
-    return f < 0 ? cli_fail(ctx, f) : EXIT_OK;
 }
 
 /* One segment of a video, as JSON: times, frames and the claim. */
@@ -159,6 +226,8 @@ static json_t *segment_json(const cm_video_segment *s, const ledger_info *li)
         json_object_set_new(o, "recipient", str_or_null(have ? li->row.recipient : NULL));
         json_object_set_new(o, "asset", str_or_null(have ? li->row.asset : NULL));
     }
+    json_object_set_new(o, "claims", claims_json(r, li));
+    json_object_set_new(o, "mixed", json_boolean(r->mixed));
     return o;
 }
 
@@ -180,7 +249,7 @@ static void segment_text(const char *what, const cm_video_segment *s, const ledg
 }
 
 static void result_text(const char *path, const cm_verify_result *r, int first,
-                        const ledger_info *li)
+                        const ledger_info *li, int mixed)
 {
     char id[17];
     if (!first)
@@ -202,6 +271,8 @@ static void result_text(const char *path, const cm_verify_result *r, int first,
     }
     printf("score: %.2f\n", r->score);
     printf("fpr: %.3g\n", r->fpr);
+    claims_text(r, li);
+    printf("mixed: %s\n", mixed ? "yes" : "no");
     printf("scale: %.3f\n", r->scale);
     printf("rotation_deg: %.2f\n", r->rotation_deg);
     printf("flipped: %s\n", r->flipped ? "yes" : "no");
@@ -243,27 +314,26 @@ static int verify_video(verify_job *j, const char *path, int *any_unmarked, int 
     if (ret)
         return ret;
     int e;
-    ledger_info li;
-    if ((e = ledger_lookup(j->ctx, j->lg, &rep.claim, &li)))
+    ledger_info li[CM_MAX_CLAIMS];
+    if ((e = ledger_lookup_claims(j->ctx, j->lg, &rep.claim, li)))
         *code = e;
     if (!rep.claim.marked)
         *any_unmarked = 1;
     json_t *o = NULL;
+    int mixed = rep.nids > 1 || rep.claim.mixed;
     if (j->json) {
-        o = result_json(path, &rep.claim, &li);
-        json_object_set_new(o, "mixed", json_boolean(rep.nids > 1));
+        o = result_json(path, &rep.claim, li, mixed);
         json_object_set_new(o, "type", json_string(type));
         json_object_set_new(o, "frames", json_integer(rep.frames));
         json_object_set_new(o, "duration", json_real(rep.duration));
         json_object_set_new(o, "fps", json_real(rep.fps));
     } else {
-        result_text(path, &rep.claim, j->first, &li);
+        result_text(path, &rep.claim, j->first, li, mixed);
         printf("type: %s\n", type);
-        printf("mixed: %s\n", rep.nids > 1 ? "yes" : "no");
         printf("frames: %lld\n", (long long)rep.frames);
         printf("duration: %.3f\n", rep.duration);
     }
-    cm_ledger_row_clear(&li.row);
+    ledger_clear(li);
     const struct {
         const char *name;
         const cm_video_segment *s;
@@ -275,13 +345,13 @@ static int verify_video(verify_job *j, const char *path, int *any_unmarked, int 
         json_t *arr = j->json ? json_array() : NULL;
         for (size_t i = 0; i < lists[k].n; i++) {
             const cm_video_segment *sg = &lists[k].s[i];
-            if ((e = ledger_lookup(j->ctx, j->lg, &sg->result, &li)))
+            if ((e = ledger_lookup_claims(j->ctx, j->lg, &sg->result, li)))
                 *code = e;
             if (arr)
-                json_array_append_new(arr, segment_json(sg, &li));
+                json_array_append_new(arr, segment_json(sg, li));
             else
-                segment_text("segment", sg, &li);
-            cm_ledger_row_clear(&li.row);
+                segment_text("segment", sg, li);
+            ledger_clear(li);
         }
         if (arr)
             json_object_set_new(o, lists[k].name, arr);
@@ -308,15 +378,15 @@ static int verify_one(verify_job *j, const char *path, int *any_unmarked)
         cm_verify_result r;
         ret = cm_verify_still(j->ctx, j->ver, path, &j->vvp->limits, &r, NULL);
         if (!ret) {
-            ledger_info li;
-            int e = ledger_lookup(j->ctx, j->lg, &r, &li);
+            ledger_info li[CM_MAX_CLAIMS];
+            int e = ledger_lookup_claims(j->ctx, j->lg, &r, li);
             if (!r.marked)
                 *any_unmarked = 1;
             if (j->json)
-                cli_print_json(result_json(path, &r, &li));
+                cli_print_json(result_json(path, &r, li, r.mixed));
             else
-                result_text(path, &r, j->first, &li);
-            cm_ledger_row_clear(&li.row);
+                result_text(path, &r, j->first, li, r.mixed);
+            ledger_clear(li);
             return e;
         }
     }

@@ -34,5 +34,10 @@ CM__HIDDEN int cm__sync_search(const float *r, int w, int h, double N, cm__geom 
  * P residual pixels for N tile pixels (reference kernel). */
 CM__HIDDEN void cm__fold_c(const float *r, int w, int h, const cm__geom *g, int N,
                            float *sum, float *count);
+/* Add the rectangle (x0, y0, w, h) of r (rows of stride floats) into sum and
+ * count, each pixel where it lies in the whole frame's fold (a cell of the
+ * claim map, a region of a mix); sum and count are not cleared. */
+CM__HIDDEN void cm__fold_rect(const float *r, int stride, int x0, int y0, int w, int h,
+                              const cm__geom *g, int N, float *sum, float *count);
 
 #endif

@@ -14,16 +14,22 @@ void cm__fold_c(const float *r, int w, int h, const cm__geom *g, int N, float *s
 {
     memset(sum, 0, sizeof(float) * (size_t)N * N);
     memset(count, 0, sizeof(float) * (size_t)N * N);
+    cm__fold_rect(r, w, 0, 0, w, h, g, N, sum, count);
+}
+
+void cm__fold_rect(const float *r, int stride, int x0, int y0, int w, int h,
+                   const cm__geom *g, int N, float *sum, float *count)
+{
     double k = N / g->period;
     double c = cos(g->theta) * k, s = sin(g->theta) * k;
     /* fixed point: 16 fractional bits keep rounding error far below a pixel */
     const double FP = 65536.0;
     int64_t modn = (int64_t)N << 16;
-    for (int y = 0; y < h; y++) {
-        double u0 = y * s, v0 = y * c;
+    for (int y = y0; y < y0 + h; y++) {
+        double u0 = y * s + x0 * c, v0 = y * c - x0 * s;
         int64_t u = (int64_t)llround(u0 * FP), v = (int64_t)llround(v0 * FP);
         int64_t du = (int64_t)llround(c * FP), dv = (int64_t)llround(-s * FP);
-        const float *row = r + (size_t)y * w;
+        const float *row = r + (size_t)y * stride + x0;
         u %= modn;
         if (u < 0)
             u += modn;

@@ -264,9 +264,10 @@ static void refine_peak(const AVComplexFloat *c, int M, size_t arg, double *dx, 
  * cycles per tile), so the phase correlation surface is band-limited too:
  * it is computed on an M x M grid (M = N / CORR_DECIM) from the band bins
  * alone, and the peak refined by a parabola through its neighbours. */
-static void evaluate_fold(cm_verifier *v, work *wk, const cm__geom *g, hypo *best, int nbest)
+/* The fold in wk (sum, count) as a tile: mean per tile pixel, less the
+ * mean, into wk->spec as its forward FFT. */
+static void fold_spectrum(work *wk, int N)
 {
-    int N = v->N, T = TILE_T, M = N / CORR_DECIM;
     size_t n = (size_t)N * N;
     double mean = 0, cnt = 0;
     for (size_t i = 0; i < n; i++)
@@ -281,6 +282,12 @@ static void evaluate_fold(cm_verifier *v, work *wk, const cm__geom *g, hypo *bes
         wk->spec[i].im = 0;
     }
     cm__fft2_run(&wk->fft, wk->spec, 0);
+}
+
+static void evaluate_fold(cm_verifier *v, work *wk, const cm__geom *g, hypo *best, int nbest)
+{
+    int N = v->N, T = TILE_T, M = N / CORR_DECIM;
+    fold_spectrum(wk, N);
     for (int flip = 0; flip < 2; flip++) {
         memset(wk->corr, 0, sizeof(AVComplexFloat) * (size_t)M * M);
         for (int ky = 0; ky < T; ky++)
@@ -367,7 +374,10 @@ static double chip_correlate(const cm__layout *l, const float *soft, const uint8
     return s / norm;
 }
 
-static int score_payload(cm_verifier *v, const hypo *hs, int nh, cm_verify_result *res)
+/* Score the payload of nh hypotheses: the best CRC-valid blind decode and
+ * the best candidate, and which hypothesis gave each (*blind_k, *cand_k). */
+static int score_payload(cm_verifier *v, const hypo *hs, int nh, cm_verify_result *res,
+                         int *blind_k, int *cand_k)
 {
     float b[CM_PAYLOAD_CODED_BITS];
     uint8_t coded[CM_PAYLOAD_CODED_BITS];
@@ -406,6 +416,7 @@ static int score_payload(cm_verifier *v, const hypo *hs, int nh, cm_verify_resul
                 res->blind_id = ids[j];
                 res->blind_score = z;
                 res->blind_fpr = f;
+                *blind_k = k;
             }
         }
         for (size_t c = 0; c < v->params.ncandidates; c++) {
@@ -414,6 +425,7 @@ static int score_payload(cm_verifier *v, const hypo *hs, int nh, cm_verify_resul
             if (z > res->candidate_score) {
                 res->candidate_score = z;
                 res->best_candidate = (long)c;
+                *cand_k = k;
             }
         }
     }
@@ -463,8 +475,339 @@ static void result_init(cm_verify_result *res)
     res->best_candidate = -1;
 }
 
-/* Sync, fold, decode and decide on a residual of wd x hd (decimated) px. */
-static int detect(cm_verifier *v, const float *r, int wd, int hd, cm_verify_result *res)
+/* ---- several marks in one frame ----------------------------------------
+ *
+ * A frame may hold several copies' marks: an average of copies (collusion,
+ * a blend), or a composite (halves, an inset). They share the key, so their
+ * tiles share the lattice, origin and sync chips; only the payload chips
+ * differ. After the strongest id is claimed, its contribution is cancelled
+ * from the demodulated payload chips (u_k minus its least-squares share
+ * alpha c_k, alpha = sum u_k c_k / K) and the rest decoded again, blind and
+ * against the candidates not yet claimed, until nothing more passes
+ * max_fpr or CM_MAX_CLAIMS are claimed.
+ *
+ * What a later claim's fpr counts: every hypothesis scored (H), each claim
+ * round (CM_MAX_CLAIMS, whether or not they all run) and each region its
+ * evidence may come from (REGIONS: the whole frame, and the cells where no
+ * claim dominates, see below), times the ids (2^64 blind, n candidates):
+ *
+ *   fpr = H * CM_MAX_CLAIMS * REGIONS * (2^64 or n) * C Q(z)
+ *
+ * On a frame that carries one mark, the cancelled chips are the noise with
+ * one direction (the claimed codeword) removed: for another codeword c,
+ * sum u'_k c_k = sum n_k (c_k - rho c1_k) with rho the two codewords'
+ * correlation, a sum of the noise's fair signs with weights that differ
+ * from |n_k| only by (1 - rho c_k c1_k), so the same bound holds up to that
+ * factor; test_calibration checks P(fpr <= a) <= a for second claims on
+ * single-marked frames.
+ *
+ * Where: the frame is cut into cells of about one tile; each cell is folded
+ * alone, demodulated at the claims' geometry and origin, and scored against
+ * each claimed codeword. A cell belongs to the id with the highest z if that
+ * z reaches CELL_Z. When one id is claimed and the rest still shows a
+ * candidate at REGION_GATE_Z or more, the cells that id does not dominate
+ * form a region whose own fold is decoded the same way: a quarter pasted
+ * from another copy then counts on its own area, not diluted by the whole
+ * frame's noise. */
+
+#define REGIONS 2           /* the whole frame; the cells no claim dominates */
+#define CELL_Z 3.0          /* a cell's z that names its owner */
+#define REGION_GATE_Z 4.0   /* a candidate left at this z after cancelling
+                               the first claim: look in the region it does
+                               not dominate (the best of 1,000 noise
+                               candidates exceeds it 3 % of the time) */
+#define MAP_MAX_SIDE 32     /* cells per side, at most */
+
+/* The fold in wk demodulated at h's origin and mirror into soft. */
+static void demod_at(cm_verifier *v, work *wk, const hypo *h, float *soft)
+{
+    fold_spectrum(wk, v->N);
+    cm__render_adjoint(&v->render, wk->spec, h->flipped, h->dx, h->dy, soft);
+}
+
+/* Remove codeword coded's least-squares share from the payload chips. */
+static void cancel(const cm__layout *l, float *soft, const uint8_t *coded)
+{
+    double s = 0;
+    for (int k = 0; k < l->npay; k++) {
+        double u = soft[l->pay_idx[k]] * l->pay_sign[k];
+        s += coded[l->pay_bit[k]] ? u : -u;
+    }
+    double alpha = s / l->npay;
+    for (int k = 0; k < l->npay; k++) {
+        double c = coded[l->pay_bit[k]] ? 1 : -1;
+        soft[l->pay_idx[k]] -= (float)(alpha * c * l->pay_sign[k]);
+    }
+}
+
+static int claimed(const cm_verify_result *res, uint64_t id)
+{
+    for (int i = 0; i < res->nclaims; i++)
+        if (res->claims[i].issue_id == id)
+            return 1;
+    return 0;
+}
+
+/* The best id in soft that is not claimed in res yet, blind or candidate,
+ * with its fpr over e^ln_tries more codeword sets; *cand_z: the best
+ * unclaimed candidate's z. */
+static int round_best(cm_verifier *v, const float *soft, double ln_tries,
+                      const cm_verify_result *res, cm_claim *out, double *cand_z)
+{
+    const cm__layout *l = v->layout;
+    float b[CM_PAYLOAD_CODED_BITS];
+    uint8_t coded[CM_PAYLOAD_CODED_BITS];
+    memset(out, 0, sizeof(*out));
+    out->fpr = 1;
+    *cand_z = -1e9;
+    double norm = chip_norm(l, soft);
+    despread(l, soft, b);
+    uint64_t ids[LIST_SIZE];
+    float metric;
+    int nvalid = cm__payload_decode(b, &ids[0], &metric);
+    double ln_blind = ln_tries + LN_2_POW_64;
+    if (claim_fpr(metric / norm + 1e-3, ln_blind) > v->params.max_fpr)
+        nvalid = 0; /* even the best path could not make a claim */
+    else if (!nvalid && (nvalid = cm__payload_decode_list(b, LIST_SIZE, ids)) < 0)
+        return CM_E_NOMEM;
+    for (int j = 0; j < nvalid; j++) {
+        if (claimed(res, ids[j]))
+            continue;
+        cm__payload_encode(ids[j], coded);
+        double z = chip_correlate(l, soft, coded, norm);
+        double f = claim_fpr(z, ln_blind);
+        if (f < out->fpr) {
+            *out = (cm_claim){.issue_id = ids[j], .source = CM_ID_BLIND, .score = z, .fpr = f};
+        }
+    }
+    double ln_cand = ln_tries + log((double)v->params.ncandidates);
+    for (size_t c = 0; c < v->params.ncandidates; c++) {
+        if (claimed(res, v->cands[c]))
+            continue;
+        double z = chip_correlate(l, soft, v->cand_coded + c * CM_PAYLOAD_CODED_BITS, norm);
+        if (z > *cand_z)
+            *cand_z = z;
+        double f = claim_fpr(z, ln_cand);
+        if (f < out->fpr) {
+            *out = (cm_claim){.issue_id = v->cands[c], .source = CM_ID_CANDIDATE, .score = z,
+                              .fpr = f};
+        }
+    }
+    return CM_OK;
+}
+
+/* Cancel every claim of res from soft, then claim what passes, round by
+ * round; *cand_z: the best unclaimed candidate's z in the last round. */
+static int claim_rounds(cm_verifier *v, float *soft, double ln_tries, cm_verify_result *res,
+                        double *cand_z)
+{
+    uint8_t coded[CM_PAYLOAD_CODED_BITS];
+    for (int i = 0; i < res->nclaims; i++) {
+        cm__payload_encode(res->claims[i].issue_id, coded);
+        cancel(v->layout, soft, coded);
+    }
+    *cand_z = -1e9;
+    while (res->nclaims < CM_MAX_CLAIMS) {
+        cm_claim c;
+        int ret = round_best(v, soft, ln_tries, res, &c, cand_z);
+        if (ret)
+            return ret;
+        if (c.source == CM_ID_NONE || c.fpr > v->params.max_fpr)
+            break;
+        res->claims[res->nclaims++] = c;
+        cm__payload_encode(c.issue_id, coded);
+        cancel(v->layout, soft, coded);
+    }
+    return CM_OK;
+}
+
+/* The frame cut into cells of about one tile (residual px), each cell
+ * folded alone and demodulated at h: soft[cell * T*T]. */
+typedef struct cells {
+    int cols, rows;
+    double cw, ch; /* cell size, residual px */
+    float *soft;
+} cells;
+
+static int cells_make(cm_verifier *v, const float *r, int wd, int hd, const hypo *h, cells *cs)
+{
+    const int TT = TILE_T * TILE_T;
+    cs->cw = h->g.period > (double)wd / MAP_MAX_SIDE ? h->g.period : (double)wd / MAP_MAX_SIDE;
+    cs->ch = h->g.period > (double)hd / MAP_MAX_SIDE ? h->g.period : (double)hd / MAP_MAX_SIDE;
+    cs->cols = (int)ceil(wd / cs->cw - 1e-9);
+    cs->rows = (int)ceil(hd / cs->ch - 1e-9);
+    cs->soft = cm__malloc_array((size_t)cs->cols * cs->rows, sizeof(float) * TT);
+    if (!cs->soft)
+        return CM_E_NOMEM;
+    size_t nn = (size_t)v->N * v->N;
+    for (int cy = 0; cy < cs->rows; cy++)
+        for (int cx = 0; cx < cs->cols; cx++) {
+            int x0 = (int)(cx * cs->cw), y0 = (int)(cy * cs->ch);
+            int x1 = (int)((cx + 1) * cs->cw), y1 = (int)((cy + 1) * cs->ch);
+            x1 = x1 < wd ? x1 : wd;
+            y1 = y1 < hd ? y1 : hd;
+            memset(v->wk.sum, 0, sizeof(float) * nn);
+            memset(v->wk.count, 0, sizeof(float) * nn);
+            cm__fold_rect(r, wd, x0, y0, x1 - x0, y1 - y0, &h->g, v->N, v->wk.sum,
+                          v->wk.count);
+            demod_at(v, &v->wk, h, cs->soft + (size_t)(cy * cs->cols + cx) * TT);
+        }
+    return CM_OK;
+}
+
+/* Each cell's owner among res's claims (z >= CELL_Z, the highest), into
+ * res->map, and each claim's share and bounding box (frame px fw x fh). */
+static void cells_map(cm_verifier *v, const cells *cs, int fw, int fh, cm_verify_result *res)
+{
+    const int TT = TILE_T * TILE_T;
+    uint8_t coded[CM_MAX_CLAIMS][CM_PAYLOAD_CODED_BITS];
+    for (int i = 0; i < res->nclaims; i++)
+        cm__payload_encode(res->claims[i].issue_id, coded[i]);
+    cm_claim_map *m = &res->map;
+    m->cols = cs->cols;
+    m->rows = cs->rows;
+    m->cell_w = cs->cw * CM__DECIM;
+    m->cell_h = cs->ch * CM__DECIM;
+    double area[CM_MAX_CLAIMS] = {0}, total = 0;
+    int box[CM_MAX_CLAIMS][4];
+    for (int i = 0; i < res->nclaims; i++)
+        box[i][0] = box[i][1] = INT32_MAX, box[i][2] = box[i][3] = -1;
+    for (int c = 0; c < cs->cols * cs->rows; c++) {
+        const float *soft = cs->soft + (size_t)c * TT;
+        double norm = chip_norm(v->layout, soft), bz = CELL_Z;
+        int owner = -1;
+        for (int i = 0; i < res->nclaims; i++) {
+            double z = chip_correlate(v->layout, soft, coded[i], norm);
+            if (z >= bz)
+                bz = z, owner = i;
+        }
+        m->owner[c] = (signed char)owner;
+        m->score[c] = owner >= 0 ? (float)bz : 0;
+        int x0 = (int)((c % cs->cols) * m->cell_w), y0 = (int)((c / cs->cols) * m->cell_h);
+        int x1 = (int)((c % cs->cols + 1) * m->cell_w), y1 = (int)((c / cs->cols + 1) * m->cell_h);
+        x1 = x1 < fw ? x1 : fw;
+        y1 = y1 < fh ? y1 : fh;
+        double a = (double)(x1 - x0) * (y1 - y0);
+        total += a;
+        if (owner < 0)
+            continue;
+        area[owner] += a;
+        int *b = box[owner];
+        b[0] = x0 < b[0] ? x0 : b[0];
+        b[1] = y0 < b[1] ? y0 : b[1];
+        b[2] = x1 > b[2] ? x1 : b[2];
+        b[3] = y1 > b[3] ? y1 : b[3];
+    }
+    for (int i = 0; i < res->nclaims; i++) {
+        cm_claim *c = &res->claims[i];
+        c->share = total > 0 ? area[i] / total : 0;
+        if (box[i][2] > box[i][0]) {
+            c->x = box[i][0], c->y = box[i][1];
+            c->w = box[i][2] - box[i][0], c->h = box[i][3] - box[i][1];
+        } else {
+            c->x = c->y = c->w = c->h = 0;
+        }
+    }
+}
+
+/* The region of cells no claim dominates, folded together and demodulated
+ * at h into soft; 0 when it is empty or the whole frame. */
+static int region_soft(cm_verifier *v, const float *r, int wd, int hd, const hypo *h,
+                       const cells *cs, const cm_claim_map *m, float *soft)
+{
+    int n = cs->cols * cs->rows, free_cells = 0;
+    for (int c = 0; c < n; c++)
+        free_cells += m->owner[c] < 0;
+    if (free_cells == 0 || free_cells == n)
+        return 0;
+    size_t nn = (size_t)v->N * v->N;
+    memset(v->wk.sum, 0, sizeof(float) * nn);
+    memset(v->wk.count, 0, sizeof(float) * nn);
+    for (int c = 0; c < n; c++) {
+        if (m->owner[c] >= 0)
+            continue;
+        int cx = c % cs->cols, cy = c / cs->cols;
+        int x0 = (int)(cx * cs->cw), y0 = (int)(cy * cs->ch);
+        int x1 = (int)((cx + 1) * cs->cw), y1 = (int)((cy + 1) * cs->ch);
+        x1 = x1 < wd ? x1 : wd;
+        y1 = y1 < hd ? y1 : hd;
+        cm__fold_rect(r, wd, x0, y0, x1 - x0, y1 - y0, &h->g, v->N, v->wk.sum, v->wk.count);
+    }
+    demod_at(v, &v->wk, h, soft);
+    return 1;
+}
+
+/* After the first claim (made on hypothesis h of nh): the later claims,
+ * and the cell map when several ids are claimed or params.map asks. */
+static int more_claims(cm_verifier *v, const float *r, int wd, int hd, int fw, int fh,
+                       const hypo *h, int nh, cm_verify_result *res)
+{
+    double ln_tries = log((double)nh) + log((double)CM_MAX_CLAIMS) + log((double)REGIONS);
+    float soft[TILE_T * TILE_T];
+    memcpy(soft, h->soft, sizeof(soft));
+    double cand_z;
+    int ret = claim_rounds(v, soft, ln_tries, res, &cand_z);
+    if (ret)
+        return ret;
+    int region = res->nclaims == 1 && cand_z >= REGION_GATE_Z;
+    cells cs = {0};
+    if (res->nclaims > 1 || region || v->params.map) {
+        if ((ret = cells_make(v, r, wd, hd, h, &cs)))
+            return ret;
+        cells_map(v, &cs, fw, fh, res);
+    }
+    if (region && region_soft(v, r, wd, hd, h, &cs, &res->map, soft)) {
+        int before = res->nclaims;
+        if ((ret = claim_rounds(v, soft, ln_tries, res, &cand_z)))
+            goto done;
+        if (res->nclaims > before)
+            cells_map(v, &cs, fw, fh, res);
+    }
+    if (res->nclaims == 1 && !cs.soft) { /* one claim, no map: the whole frame */
+        res->claims[0].share = 1;
+        res->claims[0].w = fw;
+        res->claims[0].h = fh;
+    }
+    if (res->nclaims == 1 && !v->params.map)
+        memset(&res->map, 0, sizeof(res->map)); /* scored only to look for a region */
+done:
+    free(cs.soft);
+    return ret;
+}
+
+/* Claims strongest (lowest fpr) first, the map's owners renumbered with
+ * them; the top-level claim is the strongest. */
+static void sort_claims(cm_verify_result *res)
+{
+    int order[CM_MAX_CLAIMS], rank[CM_MAX_CLAIMS];
+    cm_claim sorted[CM_MAX_CLAIMS];
+    for (int i = 0; i < res->nclaims; i++)
+        order[i] = i;
+    for (int i = 1; i < res->nclaims; i++) /* insertion: stable, at most 8 */
+        for (int k = i; k > 0 && res->claims[order[k]].fpr < res->claims[order[k - 1]].fpr; k--) {
+            int t = order[k];
+            order[k] = order[k - 1];
+            order[k - 1] = t;
+        }
+    for (int i = 0; i < res->nclaims; i++) {
+        sorted[i] = res->claims[order[i]];
+        rank[order[i]] = i;
+    }
+    memcpy(res->claims, sorted, sizeof(cm_claim) * (size_t)res->nclaims);
+    for (int c = 0; c < res->map.cols * res->map.rows; c++)
+        if (res->map.owner[c] >= 0)
+            res->map.owner[c] = (signed char)rank[(int)res->map.owner[c]];
+    res->issue_id = res->claims[0].issue_id;
+    res->source = res->claims[0].source;
+    res->score = res->claims[0].score;
+    res->fpr = res->claims[0].fpr;
+    res->mixed = res->nclaims > 1;
+}
+
+/* Sync, fold, decode and decide on a residual of wd x hd (decimated) px
+ * of a frame of fw x fh px. */
+static int detect(cm_verifier *v, const float *r, int wd, int hd, int fw, int fh,
+                  cm_verify_result *res)
 {
     int N = v->N;
     work *wk = &v->wk;
@@ -495,7 +838,7 @@ static int detect(cm_verifier *v, const float *r, int wd, int hd, cm_verify_resu
             evaluate_fold(v, wk, &geoms[k], best, PAYLOAD_HYPS);
         }
     }
-    int nh = 0;
+    int nh = 0, blind_k = 0, cand_k = 0;
     while (nh < PAYLOAD_HYPS && best[nh].sync_z > -1e29)
         nh++;
     if (nh > 0) {
@@ -504,7 +847,7 @@ static int detect(cm_verifier *v, const float *r, int wd, int hd, cm_verify_resu
         res->rotation_deg = -best[0].g.theta * 180 / M_PI;
         res->flipped = best[0].flipped;
         res->hypotheses = nh;
-        if ((ret = score_payload(v, best, nh, res)))
+        if ((ret = score_payload(v, best, nh, res, &blind_k, &cand_k)))
             goto done;
     }
     /* decide: the stronger of the two claims, if it passes max_fpr */
@@ -523,8 +866,16 @@ static int detect(cm_verifier *v, const float *r, int wd, int hd, cm_verify_resu
         res->fpr = 1;
     }
     res->marked = res->source != CM_ID_NONE && res->fpr <= v->params.max_fpr;
-    if (!res->marked)
+    if (!res->marked) {
         res->source = CM_ID_NONE;
+        goto done;
+    }
+    res->nclaims = 1;
+    res->claims[0] = (cm_claim){.issue_id = res->issue_id, .source = res->source,
+                                .score = res->score, .fpr = res->fpr};
+    ret = more_claims(v, r, wd, hd, fw, fh, &best[res->source == CM_ID_BLIND ? blind_k : cand_k],
+                      nh, res);
+    sort_claims(res);
 done:
     free(best);
     return ret;
@@ -553,7 +904,7 @@ static int verify_planes(cm_verifier *v, const cm_plane *luma, const cm_plane *c
     float *r = NULL;
     int ret = residual(luma, chroma, &r);
     if (!ret)
-        ret = detect(v, r, w / CM__DECIM, h / CM__DECIM, res);
+        ret = detect(v, r, w / CM__DECIM, h / CM__DECIM, w, h, res);
     if (ret)
         cm__error(v->ctx, ret, "verify: %s", cm_strerror(ret));
     free(r);
@@ -766,11 +1117,11 @@ int cm_verifier_evidence(cm_verifier *v, const cm_evidence *e, cm_verify_result 
         for (size_t i = 0; i < n; i++)
             r[i] += CHROMA_WEIGHT * rc[i];
     }
-    if ((ret = detect(v, r, wd, hd, res)) || e->usable == 1)
+    if ((ret = detect(v, r, wd, hd, e->w, e->h, res)) || e->usable == 1)
         goto done; /* one frame: both sums are the same */
     cm_verify_result alt;
     result_init(&alt);
-    if ((ret = detect(v, e->wsum, wd, hd, &alt)))
+    if ((ret = detect(v, e->wsum, wd, hd, e->w, e->h, &alt)))
         goto done;
     if (alt.sync_score > res->sync_score)
         *res = alt;

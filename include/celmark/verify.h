@@ -18,6 +18,9 @@ typedef struct cm_verify_params {
     const uint64_t *candidates; /**< issue ids to score (e.g. from the ledger); may be NULL */
     size_t ncandidates;         /**< default 0 */
     double max_fpr;             /**< claim only when fpr <= this; default 1e-9 */
+    int map;                    /**< 1: score the cells of every frame with a claim (the
+                                     cell map); default 0: only when several ids
+                                     are claimed */
 } cm_verify_params;
 
 /** Fill *p with the documented defaults. */
@@ -29,6 +32,33 @@ typedef enum cm_id_source {
     CM_ID_BLIND = 1,     /**< decoded without prior knowledge (Viterbi + CRC) */
     CM_ID_CANDIDATE = 2, /**< one of the candidates scored above the threshold */
 } cm_id_source;
+
+/** Most ids claimed in one frame (a mix of copies). */
+#define CM_MAX_CLAIMS 8
+/** Most cells of the claim map (a grid of about one tile each). */
+#define CM_MAP_MAX_CELLS 1024
+
+/** One id whose own evidence passed the threshold. */
+typedef struct cm_claim {
+    uint64_t issue_id;
+    cm_id_source source;
+    double score;  /**< z of its codeword, in the evidence left after the
+                        stronger claims were cancelled */
+    double fpr;    /**< its false-positive probability: every id, hypothesis,
+                        claim round and region tried is counted */
+    double share;  /**< fraction of the frame's area (cells) where it dominates;
+                        1 when it is the only claim and no map was scored */
+    int x, y, w, h; /**< bounding box of those cells in the frame's pixels */
+} cm_claim;
+
+/** Which claim dominates each cell of a grid over the frame. */
+typedef struct cm_claim_map {
+    int cols, rows;          /**< 0 when no map was scored */
+    double cell_w, cell_h;   /**< cell size, frame pixels (the last row and column
+                                  may be cut by the frame's edge) */
+    signed char owner[CM_MAP_MAX_CELLS]; /**< row-major: claim index, -1 none */
+    float score[CM_MAP_MAX_CELLS];       /**< the owner's z in the cell (0 if none) */
+} cm_claim_map;
 
 typedef struct cm_verify_result {
     int marked;              /**< 1 when a claim passed max_fpr */
@@ -51,6 +81,11 @@ typedef struct cm_verify_result {
     double rotation_deg;     /**< found rotation, degrees, counter-clockwise */
     int flipped;             /**< found mirrored */
     int hypotheses;          /**< geometry hypotheses whose payload was scored */
+    int nclaims;             /**< ids claimed, strongest first; claims[0] is the
+                                  top-level issue_id / source / score / fpr */
+    cm_claim claims[CM_MAX_CLAIMS];
+    int mixed;               /**< nclaims > 1 */
+    cm_claim_map map;        /**< where each claim dominates (see params.map) */
 } cm_verify_result;
 
 typedef struct cm_verifier cm_verifier;
