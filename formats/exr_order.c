@@ -1,5 +1,6 @@
 /*
- * Physical chunk order of a written EXR (library-internal, for exr.c).
+ * Physical chunk order of a written EXR (library-internal, for
+ * formats/exr_write.c).
  *
  * OpenEXR 3.1's Core writer accepts the chunks of a scanline part only in
  * increasing y (its decreasing-y branch is commented out), whatever the

@@ -1,7 +1,7 @@
 /*
  * TIFF directory entries read and patched as bytes (library-internal, for
- * formats/tiff.c), where libtiff's own view of a tag differs from what the
- * file stores.
+ * formats/tiff_read.c and formats/tiff_write.c), where libtiff's own view
+ * of a tag differs from what the file stores.
  *
  * IPTC (RichTIFFIPTC, 33723) is a byte stream that many writers (exiftool,
  * Photoshop) store as an array of LONGs. libtiff 4.5 reads such an entry as

@@ -1,63 +1,21 @@
 /*
- * PNG reader and writer (libpng).
- *
- * Reading decodes every PNG layout to 8- or 16-bit grey, grey+alpha, RGB or
- * RGBA (16-bit samples in host byte order):
- *
- *   source                       decoded as         written back as
- *   grey/GA/RGB/RGBA 8, 16 bit   same               same
- *   grey 1/2/4 bit               grey 8 bit         grey 8 bit   (converted)
- *   palette                      RGB 8 bit          RGB          (converted)
- *   palette + tRNS               RGBA 8 bit         RGBA         (converted)
- *   grey/RGB + tRNS              same, tRNS kept    same + tRNS
- *
- * and keeps the chunks that describe the image in a png_meta so the writer
- * can emit them again: colour (iCCP, sRGB, gAMA, cHRM), pHYs, text (tEXt,
- * zTXt, iTXt with their compression), eXIf, sBIT, bKGD, tIME, a suggested
- * palette, and unknown ancillary chunks, each before or after the image data
- * as in the source. iCCP is carried byte for byte as an "unknown" chunk: the
- * profile applies unchanged to every layout we convert to, and libpng
- * 1.6.39-2+deb12u6 (Debian's current security build) rejects every iCCP
- * chunk on read with "iCCP: too short", which would silently drop the
- * profile. Unknown chunks marked unsafe-to-copy (PNG spec 14.2: they
- * depend on the image data, e.g. Apple's iDOT or APNG's acTL) are dropped and
- * listed in the "dropped_chunks" info tag, except a few known chunks that do
- * not depend on the pixel layout (iCCP, sPLT, sTER, cICP). Layout-dependent values
- * (tRNS, bKGD, sBIT) are translated when the layout is converted.
- *
- * Which colour chunks were really in the file is tracked from the read
- * callback (png_get_io_chunk_type), because libpng 1.6 reports gAMA and
- * cHRM as valid when only sRGB or a matching sRGB ICC profile was present.
- *
- * libpng reports errors with longjmp: every setjmp lives in this file, in a
- * small *_inner() function whose state is entirely in a struct owned by its
- * caller, so nothing indeterminate is read after the jump and the caller
- * frees everything on every path. libpng's message is translated to a
- * one-line "<file>: <problem>" in the context.
+ * PNG reader (see formats/png_common.h): probe, read (every layout decoded
+ * to 8/16-bit grey, GA, RGB or RGBA, the chunks kept in a png_meta), what
+ * `celmark info` shows of the source, and its tRNS colour key.
  */
-#include "format.h"
+#include "png_common.h"
 
 #include <errno.h>
-#include <png.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define PNG_SIG_BYTES 8
-
-/* zlib level for IDAT: libpng's and most tools' default; good size/speed. */
-#define WRITE_ZLIB_LEVEL 6
-
-/* Largest width or height accepted (libpng's own default is 1e6). */
-#define MAX_DIMENSION (1u << 24)
 
 /* A chunk type as a 32-bit big-endian number, as png_get_io_chunk_type()
  * returns it. */
 #define CHUNK_TYPE(a, b, c, d)                                                \
     (((png_uint_32)(a) << 24) | ((png_uint_32)(b) << 16) |                   \
      ((png_uint_32)(c) << 8) | (png_uint_32)(d))
-
-/* Colour chunks seen in the source (see the file comment). */
-enum { SEEN_gAMA = 1, SEEN_cHRM = 2, SEEN_sRGB = 4 };
 
 /* Known chunks carried byte for byte as "unknown" chunks: their content does
  * not depend on the pixel layout. */
@@ -73,76 +31,6 @@ static const char *const unsafe_ok[] = {"iCCP", "sPLT", "sTER", "cICP", "sCAL",
 /* APNG frames: skipped (the still writer would pass unmarked frames on). */
 static const png_byte skipped_chunks[] = "fcTL\0fdAT\0";
 #define N_SKIPPED 2
-
-typedef struct meta_text {
-    int compression; /* PNG_TEXT_COMPRESSION_* / PNG_ITXT_COMPRESSION_* */
-    int after;       /* 1 if after the image data */
-    char *key, *text, *lang, *lang_key;
-} meta_text;
-
-typedef struct meta_chunk {
-    char name[5];
-    png_byte location; /* PNG_HAVE_IHDR, PNG_HAVE_PLTE or PNG_AFTER_IDAT */
-    uint8_t *data;
-    size_t size;
-} meta_chunk;
-
-typedef struct png_meta {
-    /* source layout */
-    int color_type, bit_depth, interlace;
-    int converted;
-    /* decoded layout the layout-dependent values below refer to */
-    int channels, depth;
-
-    unsigned seen; /* SEEN_* */
-    int srgb_intent;
-    png_fixed_point gamma;
-    png_fixed_point chrm[8]; /* white x,y red x,y green x,y blue x,y */
-
-    int has_phys, phys_unit;
-    png_uint_32 phys_x, phys_y;
-    int has_trns;
-    png_color_16 trns;
-    int has_sbit;
-    png_color_8 sbit;
-    int has_bkgd;
-    png_color_16 bkgd;
-    png_color *plte; /* suggested palette of an RGB(A) image */
-    int nplte;
-    int has_time, time_after;
-    png_time time;
-    uint8_t *exif;
-    png_uint_32 exif_len;
-    int exif_after;
-
-    meta_text *text;
-    int ntext;
-    meta_chunk *chunks;
-    int nchunks;
-    char dropped[64]; /* comma-separated names of dropped unsafe chunks */
-} png_meta;
-
-/* I/O state shared with the libpng callbacks. */
-typedef struct png_io {
-    FILE *fp;
-    int64_t left;       /* read: bytes of the file not read yet, -1 unknown */
-    uint64_t max_chunk; /* read: largest ancillary chunk (max_meta_bytes) */
-    unsigned seen;
-    int eof;      /* read: the file ended early */
-    int past_end; /* read: a chunk claims more bytes than the file has */
-    int err_no;   /* read/write: errno of a failed stdio call, else 0 */
-    char msg[200];
-    char warn[200]; /* last warning: libpng explains "Invalid IHDR data" there */
-    cm_ctx *ctx;      /* where what libpng skipped is announced (not kept) */
-    int writing;
-    char dropped[64]; /* read: chunks libpng skipped, for the meta */
-} png_io;
-
-static int host_is_little_endian(void)
-{
-    const uint16_t one = 1;
-    return *(const uint8_t *)&one == 1;
-}
 
 static char *str_dup(const char *s)
 {
@@ -194,56 +82,6 @@ static void free_png_meta(void *priv)
 
 /* ---- libpng callbacks ------------------------------------------------- */
 
-static void error_fn(png_structp png, png_const_charp msg)
-{
-    png_io *io = png_get_error_ptr(png);
-    snprintf(io->msg, sizeof(io->msg), "%s", msg ? msg : "unknown error");
-    png_longjmp(png, 1);
-}
-
-static void add_name(char *list, size_t size, const char *name)
-{
-    if (strstr(list, name))
-        return;
-    size_t len = strlen(list);
-    if (len + 6 < size)
-        snprintf(list + len, size - len, "%s%s", len ? "," : "", name);
-}
-
-/* The library never prints: a warning explains a following error, and
- * otherwise says what libpng skipped (a damaged ancillary chunk on
- * reading, a value it will not write), which the copy then lacks. */
-static void warning_fn(png_structp png, png_const_charp msg)
-{
-    png_io *io = png_get_error_ptr(png);
-    snprintf(io->warn, sizeof(io->warn), "%s", msg ? msg : "");
-    if (!io->ctx || !msg)
-        return;
-    if (io->writing) {
-        /* written all the same */
-        if (strstr(msg, "Unrecognized unit type for"))
-            return;
-        cm__not_kept(io->ctx, "PNG data", "libpng would not write it (%s)", msg);
-        return;
-    }
-    /* libpng names the chunk: "sBIT: invalid" */
-    char name[5] = "";
-    if (strlen(msg) > 5 && msg[4] == ':') {
-        memcpy(name, msg, 4);
-        for (int i = 0; i < 4; i++)
-            if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z')))
-                name[0] = '\0';
-    }
-    if (name[0]) {
-        add_name(io->dropped, sizeof(io->dropped), name);
-        char what[32];
-        snprintf(what, sizeof(what), "%s chunk", name);
-        cm__not_kept(io->ctx, what, "%s (libpng skipped it)", msg + 6);
-    } else {
-        cm__not_kept(io->ctx, "PNG data", "libpng skipped it on reading (%s)", msg);
-    }
-}
-
 static void read_fn(png_structp png, png_bytep data, size_t len)
 {
     png_io *io = png_get_io_ptr(png);
@@ -289,20 +127,6 @@ static void read_fn(png_structp png, png_bytep data, size_t len)
         io->eof = 1;
         png_error(png, "unexpected end of file");
     }
-}
-
-static void write_fn(png_structp png, png_bytep data, size_t len)
-{
-    png_io *io = png_get_io_ptr(png);
-    if (fwrite(data, 1, len, io->fp) != len) {
-        io->err_no = errno ? errno : EIO;
-        png_error(png, "write error");
-    }
-}
-
-static void flush_fn(png_structp png)
-{
-    (void)png; /* cm__atomic_commit flushes and syncs */
 }
 
 /* ---- probe ------------------------------------------------------------ */
@@ -411,7 +235,7 @@ static int is_unsafe_ok(const char *name)
 
 static void note_dropped(png_meta *m, const char *name)
 {
-    add_name(m->dropped, sizeof(m->dropped), name);
+    cm__png_add_name(m->dropped, sizeof(m->dropped), name);
 }
 
 /* Why libpng's writer would refuse or change a keyword (tEXt, zTXt, iTXt;
@@ -669,7 +493,7 @@ static int read_inner(reader *r)
         png_set_palette_to_rgb(png); /* tRNS becomes alpha */
     else if (ct == PNG_COLOR_TYPE_GRAY && depth < 8)
         png_set_expand_gray_1_2_4_to_8(png); /* tRNS stays a chunk */
-    if (depth == 16 && host_is_little_endian())
+    if (depth == 16 && cm__png_host_is_little_endian())
         png_set_swap(png);
     (void)png_set_interlace_handling(png);
     png_read_update_info(png, info);
@@ -759,8 +583,8 @@ static int read_png(cm_ctx *ctx, const char *path, FILE *fp,
     if (end >= start)
         r.io.left = (int64_t)(end - start) - (int64_t)n;
 
-    r.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &r.io, error_fn,
-                                   warning_fn);
+    r.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &r.io, cm__png_error_fn,
+                                   cm__png_warning_fn);
     if (!r.png || !(r.info = png_create_info_struct(r.png)) ||
         !(r.end = png_create_info_struct(r.png))) {
         ret = cm__error(ctx, CM_E_NOMEM, "%s: out of memory", path);
@@ -792,218 +616,6 @@ fail:
     free(r.rows);
     cm_image_free(&r.img);
     free_png_meta(r.meta);
-    return ret;
-}
-
-/* ---- writing ---------------------------------------------------------- */
-
-typedef struct writer {
-    png_io io;
-    cm_ctx *ctx;
-    const char *path;
-    const cm_image *img;
-    const png_meta *meta; /* NULL: pixels only */
-    png_structp png;
-    png_infop info;
-    png_bytep *rows;
-    png_text *text; /* scratch copies handed to png_set_text */
-    png_unknown_chunk *chunks;
-} writer;
-
-static int write_failure(writer *w)
-{
-    if (w->io.err_no)
-        return cm__error(w->ctx, CM_E_IO, "%s: cannot write output: %s",
-                         w->path, strerror(w->io.err_no));
-    if (strstr(w->io.msg, "Out of memory") || strstr(w->io.msg, "Out of Memory"))
-        return cm__error(w->ctx, CM_E_NOMEM, "%s: out of memory writing PNG",
-                         w->path);
-    return cm__error(w->ctx, CM_E_INTERNAL, "%s: cannot encode PNG: %s",
-                     w->path, w->io.msg);
-}
-
-/* Hand the texts located before (after = 0) or after the image data to
- * libpng. */
-static void set_texts(writer *w, int after)
-{
-    const png_meta *m = w->meta;
-    int n = 0;
-    for (int i = 0; i < m->ntext; i++) {
-        const meta_text *t = &m->text[i];
-        if (t->after != after)
-            continue;
-        png_text *d = &w->text[n++];
-        memset(d, 0, sizeof(*d));
-        d->compression = t->compression;
-        d->key = t->key;
-        d->text = t->text;
-        d->text_length = strlen(t->text);
-        d->lang = t->lang;
-        d->lang_key = t->lang_key;
-    }
-    if (n)
-        png_set_text(w->png, w->info, w->text, n);
-}
-
-static void set_meta_pre(writer *w)
-{
-    const png_meta *m = w->meta;
-    const cm_image *img = w->img;
-    png_structp png = w->png;
-    png_infop info = w->info;
-    /* tRNS, sBIT, bKGD and the suggested palette refer to the decoded
-     * layout; they are dropped if the image no longer has it. */
-    int same_layout = m->channels == img->channels && m->depth == img->bit_depth;
-
-    if (m->seen & SEEN_gAMA)
-        png_set_gAMA_fixed(png, info, m->gamma);
-    if (m->seen & SEEN_cHRM)
-        png_set_cHRM_fixed(png, info, m->chrm[0], m->chrm[1], m->chrm[2],
-                           m->chrm[3], m->chrm[4], m->chrm[5], m->chrm[6],
-                           m->chrm[7]);
-    if (m->seen & SEEN_sRGB)
-        png_set_sRGB(png, info, m->srgb_intent);
-    if (m->has_phys)
-        png_set_pHYs(png, info, m->phys_x, m->phys_y, m->phys_unit);
-    if (same_layout) {
-        if (m->has_sbit) {
-            png_color_8 sb = m->sbit;
-            png_set_sBIT(png, info, &sb);
-        }
-        if (m->has_bkgd) {
-            png_color_16 bg = m->bkgd;
-            png_set_bKGD(png, info, &bg);
-        }
-        if (m->has_trns && (img->channels == 1 || img->channels == 3)) {
-            png_color_16 tc = m->trns;
-            png_set_tRNS(png, info, NULL, 0, &tc);
-        }
-        if (m->plte && img->channels >= 3)
-            png_set_PLTE(png, info, m->plte, m->nplte);
-    }
-    if (m->has_time && !m->time_after) {
-        png_time t = m->time;
-        png_set_tIME(png, info, &t);
-    }
-    if (m->exif && !m->exif_after)
-        png_set_eXIf_1(png, info, m->exif_len, m->exif);
-    set_texts(w, 0);
-    if (m->nchunks) {
-        for (int i = 0; i < m->nchunks; i++) {
-            png_unknown_chunk *c = &w->chunks[i];
-            memset(c, 0, sizeof(*c));
-            memcpy(c->name, m->chunks[i].name, 5);
-            c->data = m->chunks[i].data;
-            c->size = m->chunks[i].size;
-            c->location = m->chunks[i].location;
-        }
-        /* Write every chunk handed over, whatever its copy-safety bit. */
-        png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_ALWAYS, NULL, 0);
-        png_set_unknown_chunks(png, info, w->chunks, m->nchunks);
-    }
-}
-
-static void set_meta_post(writer *w)
-{
-    const png_meta *m = w->meta;
-    if (m->has_time && m->time_after) {
-        png_time t = m->time;
-        png_set_tIME(w->png, w->info, &t);
-    }
-    if (m->exif && m->exif_after)
-        png_set_eXIf_1(w->png, w->info, m->exif_len, m->exif);
-    set_texts(w, 1);
-}
-
-static int write_inner(writer *w)
-{
-    png_structp png = w->png;
-    const cm_image *img = w->img;
-    static const int color_types[5] = {0, PNG_COLOR_TYPE_GRAY,
-                                       PNG_COLOR_TYPE_GRAY_ALPHA,
-                                       PNG_COLOR_TYPE_RGB,
-                                       PNG_COLOR_TYPE_RGB_ALPHA};
-
-    if (setjmp(png_jmpbuf(png)))
-        return write_failure(w);
-
-    png_set_write_fn(png, &w->io, write_fn, flush_fn);
-    png_set_benign_errors(png, 1);
-    png_set_compression_level(png, WRITE_ZLIB_LEVEL);
-    png_set_IHDR(png, w->info, (png_uint_32)img->width, (png_uint_32)img->height,
-                 img->bit_depth, color_types[img->channels],
-                 w->meta ? w->meta->interlace : PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_BASE, PNG_FILTER_TYPE_BASE);
-    if (w->meta)
-        set_meta_pre(w);
-    png_write_info(png, w->info);
-    /* libpng 1.6.39 writes eXIf again in png_write_end (no "written" flag):
-     * drop it from info once it is out. */
-    if (w->meta && w->meta->exif && !w->meta->exif_after)
-        png_free_data(png, w->info, PNG_FREE_EXIF, 0);
-    if (img->bit_depth == 16 && host_is_little_endian())
-        png_set_swap(png);
-    if (w->meta && w->meta->interlace != PNG_INTERLACE_NONE)
-        (void)png_set_interlace_handling(png);
-    png_write_image(png, w->rows);
-    if (w->meta)
-        set_meta_post(w);
-    png_write_end(png, w->info);
-    return CM_OK;
-}
-
-static int write_png(cm_ctx *ctx, const cm_image *img, FILE *fp,
-                     const char *path)
-{
-    writer w;
-    int ret;
-
-    if (!path)
-        path = "(output)";
-    if (!img || !fp)
-        return cm__error(ctx, CM_E_INVAL, "%s: png write: invalid argument", path);
-    if (cm__image_check(img) < 0)
-        return cm__error(ctx, CM_E_INVAL, "%s: invalid image", path);
-    if ((unsigned)img->width > MAX_DIMENSION || (unsigned)img->height > MAX_DIMENSION)
-        return cm__error(ctx, CM_E_LIMIT, "%s: image too large for PNG", path);
-
-    memset(&w, 0, sizeof(w));
-    w.io.fp = fp;
-    w.io.ctx = ctx;
-    w.io.writing = 1;
-    w.ctx = ctx;
-    w.path = path;
-    w.img = img;
-    if (img->meta && img->meta->format == &cm__format_png)
-        w.meta = img->meta->priv;
-
-    w.rows = cm__malloc_array((size_t)img->height, sizeof(*w.rows));
-    if (!w.rows)
-        goto nomem;
-    for (int y = 0; y < img->height; y++)
-        w.rows[y] = img->data + (size_t)y * (size_t)img->stride;
-    if (w.meta && w.meta->ntext &&
-        !(w.text = cm__calloc_array((size_t)w.meta->ntext, sizeof(*w.text))))
-        goto nomem;
-    if (w.meta && w.meta->nchunks &&
-        !(w.chunks = cm__calloc_array((size_t)w.meta->nchunks, sizeof(*w.chunks))))
-        goto nomem;
-
-    w.png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &w.io, error_fn,
-                                    warning_fn);
-    if (!w.png || !(w.info = png_create_info_struct(w.png)))
-        goto nomem;
-    ret = write_inner(&w);
-    goto done;
-
-nomem:
-    ret = cm__error(ctx, CM_E_NOMEM, "%s: out of memory writing PNG", path);
-done:
-    if (w.png)
-        png_destroy_write_struct(&w.png, w.info ? &w.info : NULL);
-    free(w.rows);
-    free(w.text);
-    free(w.chunks);
     return ret;
 }
 
@@ -1160,7 +772,7 @@ const cm__format cm__format_png = {
     .extensions = "png",
     .probe = probe_png,
     .read = read_png,
-    .write = write_png,
+    .write = cm__png_write,
     .meta_free = free_png_meta,
     .info = describe_png,
     .colour_key = png_colour_key,
