@@ -17,7 +17,7 @@
  *                format" (CM_E_FORMAT), so text, random bytes and weak
  *                two-byte signatures never reach a decoder.
  *
- * Not claimed: png_pipe (formats/png.c reads PNG faithfully, with its
+ * Not claimed: png_pipe (formats/png_read.c reads PNG faithfully, with its
  * chunks), svg_pipe (a vector XML document rendered by librsvg: not a frame,
  * and a large parser to expose) and xbm_pipe (any text starting "#define").
  *

@@ -1,5 +1,5 @@
 /*
- * Fuzz target: the PNG reader (formats/png.c) and, for what it accepts,
+ * Fuzz target: the PNG reader (formats/png_read.c) and, for what it accepts,
  * the writer that carries the source's chunks back out (stamp writes a
  * hostile file's metadata back), the info tags and the luma plane.
  */

@@ -1,7 +1,7 @@
 /*
  * TIFF and DPX test files (see fmtgen.h). TIFFs are written with plain
  * libtiff calls (scanlines and tiles), DPX headers byte by byte from the
- * SMPTE 268M layout, independently of formats/tiff.c and formats/dpx.c.
+ * SMPTE 268M layout, independently of formats/tiff_*.c and formats/dpx.c.
  */
 #include "fmtgen.h"
 

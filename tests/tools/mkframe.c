@@ -10,7 +10,7 @@
  *               bytes of user data, image at offset 4096; DEPTH 8, 10, 12
  *               or 16 (default 10)
  *   otherwise   cm_image_write(): a plain PNG, or for .exr a plain half EXR
- *               (the samples decoded to linear light: formats/exr.c) */
+ *               (the samples decoded to linear light: formats/exr_common.c) */
 #include "cel.h"
 #include "fmtgen.h"
 

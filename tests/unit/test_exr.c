@@ -1,5 +1,5 @@
 /*
- * OpenEXR reading and writing (formats/exr.c through the cm_image API).
+ * OpenEXR reading and writing (formats/exr_*.c through the cm_image API).
  *
  * Every test file is made here with the OpenEXR Core API: cel frames from
  * tests/gen turned into linear light (flat fills, anti-aliased ink lines,

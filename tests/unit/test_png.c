@@ -1,5 +1,5 @@
 /*
- * PNG reading and writing (formats/png.c through the cm_image API).
+ * PNG reading and writing (formats/png_*.c through the cm_image API).
  *
  * Every test image is made here: simple layouts with cm_image_new(), and
  * layouts or chunks celmark's writer never produces (palette, 1/2/4-bit

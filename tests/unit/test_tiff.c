@@ -1,5 +1,5 @@
 /*
- * TIFF reading and writing (formats/tiff.c through the cm_image API).
+ * TIFF reading and writing (formats/tiff_*.c through the cm_image API).
  *
  * Test files are cel frames (tests/gen/cel.c: flat fills, anti-aliased ink
  * lines, gradients, texture) written with plain libtiff by
