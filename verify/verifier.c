@@ -47,15 +47,10 @@
 #define TILE_T 32               /* must match watermark/profile.c */
 #define TILE_S 12
 #define MAX_GEOMS 3             /* lattice hypotheses folded */
-#define CHROMA_WEIGHT 0.5f      /* chroma residual added to luma's (both whitened): codecs
-                                   quantise chroma harder, so it is noisier than luma;
-                                   bench: H.264 CRF 35 blind 7 -> 10 of 20 at 0.5
-                                   (0.5 / 1 / 2: 6, 4, 3 of 12), no row lost */
 #define EARLY_SYNC_Z 9.0        /* sync score at the untouched geometry that
                                    skips the lattice search: unmarked frames
                                    peak at 4-5.5 over all origins and mirrors */
 #define PAYLOAD_HYPS 2          /* geometry hypotheses whose payload is scored */
-#define MIN_SIDE 64             /* smaller frames cannot hold a detectable mark */
 #define CORR_DECIM 2            /* correlation surface sampled every 2 tile px:
                                    its band (< 16 cycles per tile) needs >= 32
                                    samples per side; 192 gives a smooth peak */
@@ -455,7 +450,7 @@ static int residual(const cm_plane *luma, const cm_plane *chroma, float **out)
         if ((ret = cm__prefilter(chroma, rc)))
             goto fail;
         for (size_t i = 0; i < nd; i++)
-            r[i] += CHROMA_WEIGHT * rc[i];
+            r[i] += CM__CHROMA_WEIGHT * rc[i];
     }
     free(rc);
     *out = r;
@@ -466,7 +461,7 @@ fail:
     return ret;
 }
 
-static void result_init(cm_verify_result *res)
+void cm__result_init(cm_verify_result *res)
 {
     memset(res, 0, sizeof(*res));
     res->fpr = 1;
@@ -806,8 +801,8 @@ static void sort_claims(cm_verify_result *res)
 
 /* Sync, fold, decode and decide on a residual of wd x hd (decimated) px
  * of a frame of fw x fh px. */
-static int detect(cm_verifier *v, const float *r, int wd, int hd, int fw, int fh,
-                  cm_verify_result *res)
+int cm__detect(cm_verifier *v, const float *r, int wd, int hd, int fw, int fh,
+               cm_verify_result *res)
 {
     int N = v->N;
     work *wk = &v->wk;
@@ -881,7 +876,7 @@ done:
     return ret;
 }
 
-static int check_planes(const cm_plane *luma, const cm_plane *chroma)
+int cm__check_planes(const cm_plane *luma, const cm_plane *chroma)
 {
     if (!luma || !luma->data || luma->width <= 0 || luma->height <= 0 ||
         luma->stride < luma->width)
@@ -895,16 +890,16 @@ static int check_planes(const cm_plane *luma, const cm_plane *chroma)
 static int verify_planes(cm_verifier *v, const cm_plane *luma, const cm_plane *chroma,
                          cm_verify_result *res)
 {
-    if (!v || !res || check_planes(luma, chroma))
+    if (!v || !res || cm__check_planes(luma, chroma))
         return CM_E_INVAL;
-    result_init(res);
+    cm__result_init(res);
     int w = luma->width, h = luma->height;
-    if (w < MIN_SIDE || h < MIN_SIDE)
+    if (w < CM__MIN_SIDE || h < CM__MIN_SIDE)
         return CM_OK;
     float *r = NULL;
     int ret = residual(luma, chroma, &r);
     if (!ret)
-        ret = detect(v, r, w / CM__DECIM, h / CM__DECIM, w, h, res);
+        ret = cm__detect(v, r, w / CM__DECIM, h / CM__DECIM, w, h, res);
     if (ret)
         cm__error(v->ctx, ret, "verify: %s", cm_strerror(ret));
     free(r);
@@ -932,203 +927,7 @@ int cm_verifier_image(cm_verifier *v, const cm_image *img, cm_verify_result *res
     return ret;
 }
 
-/* ---- evidence over many frames ---------------------------------------- */
-
-/* Two ways to add frames up, because frames differ in two ways:
- *
- *   wsum  every frame whitened by its own local variance, then summed: right
- *         when the content changes from frame to frame (each frame's edges
- *         weigh only in that frame)
- *   sum   the linear residuals summed, whitened once when decided: right
- *         when the content holds still (held drawings, static backgrounds)
- *         and only the noise changes, because the host's interference is
- *         then the same in every frame and whitening must see it next to
- *         the averaged-down noise (see verify/prefilter.c)
- *
- * cm_verifier_evidence decides on the one whose sync is stronger. The
- * choice looks at sync chips only, never at the payload, so the payload's
- * statistic and its fpr are as for one frame (the same argument as for
- * geometry hypotheses, see the file comment). */
-struct cm_evidence {
-    int w, h;        /* frame size (0 until the first frame) */
-    int64_t frames;  /* frames added */
-    int64_t usable;  /* of which large enough to carry a mark */
-    int64_t chroma_frames; /* of which with a chroma plane */
-    float *sum;      /* (w/CM__DECIM) x (h/CM__DECIM) summed luma residual */
-    float *csum;     /* the same for chroma, allocated with the first chroma */
-    float *wsum;     /* frames whitened one by one (luma + chroma), summed */
-};
-
-static size_t evidence_n(const cm_evidence *e)
+cm_ctx *cm__verifier_ctx(const cm_verifier *v)
 {
-    return (size_t)(e->w / CM__DECIM) * (e->h / CM__DECIM);
-}
-
-int cm_evidence_new(cm_evidence **out)
-{
-    if (!out)
-        return CM_E_INVAL;
-    *out = calloc(1, sizeof(cm_evidence));
-    return *out ? CM_OK : CM_E_NOMEM;
-}
-
-void cm_evidence_free(cm_evidence **pe)
-{
-    if (!pe || !*pe)
-        return;
-    free((*pe)->sum);
-    free((*pe)->csum);
-    free((*pe)->wsum);
-    free(*pe);
-    *pe = NULL;
-}
-
-void cm_evidence_reset(cm_evidence *e)
-{
-    if (!e)
-        return;
-    e->frames = e->usable = e->chroma_frames = 0;
-    if (e->sum)
-        memset(e->sum, 0, sizeof(float) * evidence_n(e));
-    if (e->csum)
-        memset(e->csum, 0, sizeof(float) * evidence_n(e));
-    if (e->wsum)
-        memset(e->wsum, 0, sizeof(float) * evidence_n(e));
-}
-
-int64_t cm_evidence_frames(const cm_evidence *e)
-{
-    return e ? e->frames : 0;
-}
-
-/* Make e ready for frames of w x h (and chroma if asked): CM_E_INVAL if it
- * holds frames of another size. */
-static int evidence_size(cm_evidence *e, int w, int h, int chroma)
-{
-    if (e->sum && (e->w != w || e->h != h)) {
-        if (e->usable)
-            return CM_E_INVAL;
-        free(e->sum); /* emptied: take the new size */
-        free(e->csum);
-        free(e->wsum);
-        e->sum = e->csum = e->wsum = NULL;
-    }
-    e->w = w;
-    e->h = h;
-    if (!e->sum && !(e->sum = cm__calloc_array(evidence_n(e), sizeof(float))))
-        return CM_E_NOMEM;
-    if (!e->wsum && !(e->wsum = cm__calloc_array(evidence_n(e), sizeof(float))))
-        return CM_E_NOMEM;
-    if (chroma && !e->csum && !(e->csum = cm__calloc_array(evidence_n(e), sizeof(float))))
-        return CM_E_NOMEM;
-    return CM_OK;
-}
-
-static void add_to(float *restrict d, const float *restrict s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        d[i] += s[i];
-}
-
-int cm_evidence_add(cm_evidence *e, const cm_plane *luma, const cm_plane *chroma)
-{
-    if (!e || check_planes(luma, chroma))
-        return CM_E_INVAL;
-    int w = luma->width, h = luma->height;
-    if (w < MIN_SIDE || h < MIN_SIDE) {
-        e->frames++;
-        return CM_OK;
-    }
-    int ret = evidence_size(e, w, h, chroma != NULL);
-    if (ret)
-        return ret;
-    size_t n = evidence_n(e);
-    int wd = w / CM__DECIM, hd = h / CM__DECIM;
-    float *r = cm__malloc_array(n, sizeof(float));
-    float *rc = chroma ? cm__malloc_array(n, sizeof(float)) : NULL;
-    if (!r || (chroma && !rc)) {
-        ret = CM_E_NOMEM;
-        goto done;
-    }
-    if ((ret = cm__prefilter_raw(luma, r)))
-        goto done;
-    add_to(e->sum, r, n);
-    if ((ret = cm__prefilter_whiten(r, wd, hd)))
-        goto done;
-    if (chroma) {
-        if ((ret = cm__prefilter_raw(chroma, rc)))
-            goto done;
-        add_to(e->csum, rc, n);
-        if ((ret = cm__prefilter_whiten(rc, wd, hd)))
-            goto done;
-        for (size_t i = 0; i < n; i++)
-            r[i] += CHROMA_WEIGHT * rc[i];
-    }
-    add_to(e->wsum, r, n);
-    e->frames++;
-    e->usable++;
-    e->chroma_frames += chroma != NULL;
-done:
-    free(r);
-    free(rc);
-    return ret;
-}
-
-int cm_evidence_merge(cm_evidence *dst, const cm_evidence *src)
-{
-    if (!dst || !src)
-        return CM_E_INVAL;
-    if (src->usable) {
-        int ret = evidence_size(dst, src->w, src->h, src->csum != NULL);
-        if (ret)
-            return ret;
-        add_to(dst->sum, src->sum, evidence_n(src));
-        add_to(dst->wsum, src->wsum, evidence_n(src));
-        if (src->csum)
-            add_to(dst->csum, src->csum, evidence_n(src));
-    }
-    dst->frames += src->frames;
-    dst->usable += src->usable;
-    dst->chroma_frames += src->chroma_frames;
-    return CM_OK;
-}
-
-int cm_verifier_evidence(cm_verifier *v, const cm_evidence *e, cm_verify_result *res)
-{
-    if (!v || !e || !res)
-        return CM_E_INVAL;
-    result_init(res);
-    if (!e->usable)
-        return CM_OK;
-    int wd = e->w / CM__DECIM, hd = e->h / CM__DECIM;
-    size_t n = evidence_n(e);
-    float *r = cm__malloc_array(n, sizeof(float));
-    float *rc = e->chroma_frames ? cm__malloc_array(n, sizeof(float)) : NULL;
-    int ret = CM_E_NOMEM;
-    if (!r || (e->chroma_frames && !rc))
-        goto done;
-    memcpy(r, e->sum, n * sizeof(float));
-    if ((ret = cm__prefilter_whiten(r, wd, hd)))
-        goto done;
-    if (rc) {
-        memcpy(rc, e->csum, n * sizeof(float));
-        if ((ret = cm__prefilter_whiten(rc, wd, hd)))
-            goto done;
-        for (size_t i = 0; i < n; i++)
-            r[i] += CHROMA_WEIGHT * rc[i];
-    }
-    if ((ret = detect(v, r, wd, hd, e->w, e->h, res)) || e->usable == 1)
-        goto done; /* one frame: both sums are the same */
-    cm_verify_result alt;
-    result_init(&alt);
-    if ((ret = detect(v, e->wsum, wd, hd, e->w, e->h, &alt)))
-        goto done;
-    if (alt.sync_score > res->sync_score)
-        *res = alt;
-done:
-    if (ret)
-        cm__error(v->ctx, ret, "verify: %s", cm_strerror(ret));
-    free(r);
-    free(rc);
-    return ret;
+    return v->ctx;
 }
