@@ -6,6 +6,15 @@
  * frames marked under ANOTHER key), each scored against one candidate id: the fraction with candidate fpr <= a must not exceed a (plus 3
  * binomial standard deviations), no claim may be made, and the blind decoder
  * must not pass its CRC more than by chance (expected 1,200 / 2^24 ~ 0).
+ *
+ * Second claims (several marks in one frame, verify/verifier.c): on frames
+ * that carry ONE mark, the fpr of a later claim must be honest the same
+ * way. 600 single-marked cel frames (six true ids, a hundred frames each,
+ * half with noise added), each verified with candidates {true id, one
+ * wrong id} and max_fpr = 1 so every later round reports its best: the
+ * fraction of frames where the wrong id's fpr falls at or below a must not
+ * exceed a (plus 3 binomial standard deviations); at the default max_fpr
+ * no frame may show a second claim.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -110,10 +119,92 @@ static void test_fpr_is_honest(void **state)
     cm_key_free(&other);
 }
 
+/* The wrong candidate's fpr in r (1 when it was not claimed). */
+static double claim_fpr_of(const cm_verify_result *r, uint64_t id)
+{
+    for (int i = 0; i < r->nclaims; i++)
+        if (r->claims[i].issue_id == id)
+            return r->claims[i].fpr;
+    return 1;
+}
+
+static void test_second_claims_are_honest(void **state)
+{
+    (void)state;
+    cm_key *key = key_with(3);
+    static const double levels[] = {0.5, 0.2, 0.05, 0.01};
+    int below[4] = {0}, n = 0, seconds = 0, firsts = 0;
+    uint64_t s = 0x2545f4914f6cdd1dULL;
+    for (int t = 0; t < 6; t++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        uint64_t truth = s;
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        uint64_t cands[2] = {truth, s};
+        cm_stamper *st = NULL;
+        assert_int_equal(cm_stamper_new(NULL, key, truth, NULL, &st), 0);
+        cm_verify_params loose, strict;
+        cm_verify_params_default(&loose);
+        loose.candidates = cands;
+        loose.ncandidates = 2;
+        loose.max_fpr = 1;
+        strict = loose;
+        strict.max_fpr = 1e-9;
+        cm_verifier *vl = NULL, *vs = NULL;
+        assert_int_equal(cm_verifier_new(NULL, key, &loose, &vl), 0);
+        assert_int_equal(cm_verifier_new(NULL, key, &strict, &vs), 0);
+        for (int i = 0; i < 100; i++) {
+            cel_params cp;
+            cel_params_default(&cp);
+            cp.width = 384;
+            cp.height = 384;
+            cp.seed = (uint32_t)(1000 * t + i + 1);
+            cp.style = (cel_style)(1 + i % CEL_MIXED_COUNT);
+            cm_image *img = NULL;
+            assert_int_equal(cel_generate(&img, &cp), 0);
+            assert_int_equal(cm_stamper_image(st, img), 0);
+            if (i % 2) { /* noise of 3 code values: weaker marks, other residuals */
+                for (size_t k = 0; k < (size_t)img->height * img->stride; k++) {
+                    s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+                    int v = img->data[k] + (int)(s % 7) - 3;
+                    img->data[k] = (uint8_t)(v < 0 ? 0 : (v > 255 ? 255 : v));
+                }
+            }
+            cm_verify_result r;
+            assert_int_equal(cm_verifier_image(vs, img, &r), 0);
+            if (r.marked) {
+                firsts++;
+                assert_true(r.claims[0].issue_id == truth);
+                seconds += r.nclaims > 1;
+            }
+            assert_int_equal(cm_verifier_image(vl, img, &r), 0);
+            double f = claim_fpr_of(&r, cands[1]);
+            for (int l = 0; l < 4; l++)
+                below[l] += f <= levels[l];
+            n++;
+            cm_image_free(&img);
+        }
+        cm_verifier_free(&vl);
+        cm_verifier_free(&vs);
+        cm_stamper_free(&st);
+    }
+    print_message("%d single-marked frames: first claims %d, second claims %d\n", n, firsts,
+                  seconds);
+    for (int l = 0; l < 4; l++) {
+        double expect = levels[l] * n, slack = 3 * sqrt(levels[l] * (1 - levels[l]) * n);
+        print_message("  P(second fpr <= %.2f): %d of %d (honest if <= %.0f)\n", levels[l],
+                      below[l], n, expect + slack);
+        assert_true(below[l] <= expect + slack);
+    }
+    assert_true(firsts > n * 9 / 10); /* the test means something only on marked frames */
+    assert_int_equal(seconds, 0);
+    cm_key_free(&key);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fpr_is_honest),
+        cmocka_unit_test(test_second_claims_are_honest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
