@@ -15,6 +15,8 @@ void file_result_clear(file_result *r)
 {
     free(r->segments);
     free(r->thumb);
+    free(r->map);
+    cli_ledger_clear(r->claim_li);
     memset(r, 0, sizeof(*r));
 }
 
@@ -84,27 +86,31 @@ static int encode_png(const uint8_t *rows, int w, int h, int channels, uint8_t *
     return CM_OK;
 }
 
-/* An image box-averaged to at most THUMB_WIDTH columns, as 8-bit grey or
- * RGB (alpha composited over white, as a viewer shows a cel). */
-static int image_thumb(const cm_image *img, uint8_t **out, size_t *len)
+/* An image box-averaged to at most max_width columns, as 8-bit grey or RGB
+ * (alpha composited over white, as a viewer shows a cel): *rows (malloc'ed)
+ * of *tw x *th x *ch, and the box side *k. */
+static int image_rows(const cm_image *img, int max_width, uint8_t **out, int *tw, int *th,
+                      int *ch, int *k)
 {
-    int k = (img->width + THUMB_WIDTH - 1) / THUMB_WIDTH;
-    int tw = img->width / k, th = img->height / k;
-    int colour = img->channels >= 3, ch = colour ? 3 : 1;
-    if (tw < 1 || th < 1)
+    *k = (img->width + max_width - 1) / max_width;
+    *tw = img->width / *k, *th = img->height / *k;
+    int colour = img->channels >= 3;
+    *ch = colour ? 3 : 1;
+    if (*tw < 1 || *th < 1)
         return CM_E_INVAL;
-    uint8_t *rows = malloc((size_t)tw * th * ch);
+    uint8_t *rows = malloc((size_t)*tw * *th * *ch);
     if (!rows)
         return CM_E_NOMEM;
     double maxv = img->bit_depth == 16 ? 65535.0 : 255.0;
-    for (int y = 0; y < th; y++)
-        for (int x = 0; x < tw; x++)
-            for (int c = 0; c < ch; c++) {
+    int kk = *k;
+    for (int y = 0; y < *th; y++)
+        for (int x = 0; x < *tw; x++)
+            for (int c = 0; c < *ch; c++) {
                 double s = 0;
-                for (int j = 0; j < k; j++) {
-                    const uint8_t *row = img->data + (ptrdiff_t)(y * k + j) * img->stride;
-                    for (int i = 0; i < k; i++) {
-                        size_t px = (size_t)(x * k + i) * img->channels;
+                for (int j = 0; j < kk; j++) {
+                    const uint8_t *row = img->data + (ptrdiff_t)(y * kk + j) * img->stride;
+                    for (int i = 0; i < kk; i++) {
+                        size_t px = (size_t)(x * kk + i) * img->channels;
                         double v, a = 1;
                         if (img->bit_depth == 16) {
                             const uint16_t *r16 = (const uint16_t *)row;
@@ -119,27 +125,117 @@ static int image_thumb(const cm_image *img, uint8_t **out, size_t *len)
                         s += v * a + (1 - a);
                     }
                 }
-                rows[((size_t)y * tw + x) * ch + c] = (uint8_t)(255.0 * s / (k * k) + 0.5);
+                rows[((size_t)y * *tw + x) * *ch + c] = (uint8_t)(255.0 * s / (kk * kk) + 0.5);
             }
-    int ret = encode_png(rows, tw, th, ch, out, len);
+    *out = rows;
+    return CM_OK;
+}
+
+static int image_thumb(const cm_image *img, uint8_t **out, size_t *len)
+{
+    uint8_t *rows;
+    int tw, th, ch, k;
+    int ret = image_rows(img, THUMB_WIDTH, &rows, &tw, &th, &ch, &k);
+    if (ret)
+        return ret;
+    ret = encode_png(rows, tw, th, ch, out, len);
     free(rows);
     return ret;
+}
+
+/* A plane's samples (code values) as 8-bit grey rows. */
+static uint8_t *plane_rows(const cm_plane *p)
+{
+    uint8_t *rows = malloc((size_t)p->width * p->height);
+    if (!rows)
+        return NULL;
+    for (int y = 0; y < p->height; y++)
+        for (int x = 0; x < p->width; x++) {
+            float v = p->data[y * p->stride + x];
+            rows[(size_t)y * p->width + x] = (uint8_t)(v < 0 ? 0 : (v > 255 ? 255 : v + 0.5f));
+        }
+    return rows;
 }
 
 static int plane_thumb(const cm_plane *p, uint8_t **out, size_t *len)
 {
     if (!p->data || p->width < 1 || p->height < 1)
         return CM_E_INVAL;
-    uint8_t *rows = malloc((size_t)p->width * p->height);
+    uint8_t *rows = plane_rows(p);
     if (!rows)
         return CM_E_NOMEM;
-    for (int y = 0; y < p->height; y++)
-        for (int x = 0; x < p->width; x++) {
-            float v = p->data[y * p->stride + x];
-            rows[(size_t)y * p->width + x] = (uint8_t)(v < 0 ? 0 : (v > 255 ? 255 : v + 0.5f));
-        }
     int ret = encode_png(rows, p->width, p->height, 1, out, len);
     free(rows);
+    return ret;
+}
+
+/* ---- the claim map: where each copy in a mix dominates ------------------ */
+
+/* One colour per claim (strongest first); cells no claim dominates stay
+ * grey. Chosen apart for the eye and for common colour blindness. */
+static const uint8_t map_colours[CM_MAX_CLAIMS][3] = {
+    {230, 159, 0},  {86, 180, 233}, {0, 158, 115}, {240, 228, 66},
+    {0, 114, 178},  {213, 94, 0},   {204, 121, 167}, {255, 255, 255},
+};
+
+const uint8_t *claim_map_colour(int claim)
+{
+    return map_colours[claim % CM_MAX_CLAIMS];
+}
+
+/* grey rows (ch 1) or RGB (ch 3) of tw x th, a copy of a frame of fw px
+ * wide, into RGB dimmed to 40 % with each cell of r's map tinted with its
+ * owner's colour and outlined. */
+static uint8_t *draw_map(const uint8_t *rows, int tw, int th, int ch, int fw,
+                         const cm_verify_result *r)
+{
+    uint8_t *rgb = malloc((size_t)tw * th * 3);
+    if (!rgb)
+        return NULL;
+    const cm_claim_map *m = &r->map;
+    double k = (double)fw / tw; /* frame px per map px */
+    for (int y = 0; y < th; y++)
+        for (int x = 0; x < tw; x++) {
+            int cx = m->cols ? (int)(x * k / m->cell_w) : 0;
+            int cy = m->rows ? (int)(y * k / m->cell_h) : 0;
+            cx = cx < m->cols ? cx : m->cols - 1;
+            cy = cy < m->rows ? cy : m->rows - 1;
+            int owner = m->cols ? m->owner[cy * m->cols + cx] : -1;
+            int edge = m->cols && ((int)((x + 1) * k / m->cell_w) != (int)(x * k / m->cell_w) ||
+                                   (int)((y + 1) * k / m->cell_h) != (int)(y * k / m->cell_h));
+            for (int c = 0; c < 3; c++) {
+                double v = rows[((size_t)y * tw + x) * ch + (ch == 3 ? c : 0)] * 0.4;
+                double tint = owner >= 0 ? map_colours[owner][c] : 128;
+                v = edge ? 32 : v + 0.5 * (tint - v) * (owner >= 0 ? 1 : 0.3);
+                rgb[((size_t)y * tw + x) * 3 + c] = (uint8_t)(v + 0.5);
+            }
+        }
+    return rgb;
+}
+
+int claim_map_png(const cm_image *img, const cm_plane *plane, int fw, const cm_verify_result *r,
+                  int max_width, uint8_t **out, size_t *len)
+{
+    uint8_t *rows = NULL;
+    int tw, th, ch = 1, k;
+    int ret = CM_OK;
+    if (img) {
+        ret = image_rows(img, max_width, &rows, &tw, &th, &ch, &k);
+        fw = img->width;
+    } else if (plane && plane->data && plane->width > 0 && plane->height > 0) {
+        tw = plane->width, th = plane->height;
+        ret = (rows = plane_rows(plane)) ? CM_OK : CM_E_NOMEM;
+    } else {
+        ret = CM_E_INVAL;
+    }
+    if (ret)
+        return ret;
+    uint8_t *rgb = draw_map(rows, tw, th, ch, fw, r);
+    free(rows);
+    if (!rgb)
+        return CM_E_NOMEM;
+    ret = encode_png(rgb, tw, th, 3, out, len);
+    free(rgb);
     return ret;
 }
 
@@ -172,6 +268,8 @@ static void ledger_facts(analyzer *a, file_result *r)
 {
     if (!a->lg || !r->claim.marked)
         return;
+    if (cli_ledger_lookup_claims(a->ctx, a->lg, &r->claim, r->claim_li) != EXIT_OK)
+        cli_ledger_clear(r->claim_li); /* a ledger that cannot be read names nobody */
     cm_ledger_row row;
     memset(&row, 0, sizeof(row));
     if (cm_ledger_get(a->ctx, a->lg, r->claim.issue_id, &row) == 1) {
@@ -233,6 +331,8 @@ int analyze_file(analyzer *a, const char *path, file_result *r)
         rep.nsegments = 0;
         if (a->want_thumb && r->claim.marked && rep.thumb.data)
             plane_thumb(&rep.thumb, &r->thumb, &r->thumb_len); /* optional */
+        if (a->want_thumb && r->claim.mixed && rep.thumb.data) /* optional */
+            claim_map_png(NULL, &rep.thumb, rep.width, &r->claim, 0, &r->map, &r->map_len);
         cm_video_report_clear(&rep);
     } else {
         r->kind = FILE_STILL;
@@ -247,6 +347,8 @@ int analyze_file(analyzer *a, const char *path, file_result *r)
         r->height = img->height;
         if (a->want_thumb && r->claim.marked)
             image_thumb(img, &r->thumb, &r->thumb_len); /* optional */
+        if (a->want_thumb && r->claim.mixed) /* optional */
+            claim_map_png(img, NULL, 0, &r->claim, THUMB_WIDTH, &r->map, &r->map_len);
         cm_image_free(&img);
     }
     ledger_facts(a, r);
@@ -301,8 +403,9 @@ json_t *file_result_json(const file_result *r)
     json_object_set_new(o, "scale", json_real(c->scale));
     json_object_set_new(o, "rotation_deg", json_real(c->rotation_deg));
     json_object_set_new(o, "flipped", json_boolean(c->flipped));
+    json_object_set_new(o, "claims", cli_claims_json(c, r->claim_li));
+    json_object_set_new(o, "mixed", json_boolean(c->mixed || r->nids > 1));
     if (r->kind == FILE_VIDEO) {
-        json_object_set_new(o, "mixed", json_boolean(r->nids > 1));
         json_t *segs = json_array();
         for (size_t i = 0; i < r->nsegments; i++) {
             const cm_video_segment *s = &r->segments[i];
@@ -316,6 +419,7 @@ json_t *file_result_json(const file_result *r)
             json_object_set_new(so, "issue_id", id_or_null(s->result.marked, s->result.issue_id));
             json_object_set_new(so, "score", json_real(s->result.score));
             json_object_set_new(so, "fpr", json_real(s->result.fpr));
+            json_object_set_new(so, "claims", cli_claims_json(&s->result, NULL));
             json_array_append_new(segs, so);
         }
         json_object_set_new(o, "segments", segs);

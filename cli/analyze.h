@@ -46,13 +46,27 @@ typedef struct file_result {
     cm_video_segment *segments; /* video: segments (owned) */
     size_t nsegments;
     int width, height;
-    /* ledger (when the analyzer has one and the file is marked) */
+    /* ledger (when the analyzer has one and the file is marked): the
+     * file's claim, and each of its claims (a mix names several copies) */
     int in_ledger, sig_ok;
+    cli_ledger_info claim_li[CM_MAX_CLAIMS];
     char recipient[FR_TEXT], asset[FR_TEXT], stamped_at[64];
     /* thumbnail (PNG bytes, owned) when asked and marked */
     uint8_t *thumb;
     size_t thumb_len;
+    /* the claim map over the thumbnail (PNG bytes, owned) when asked and mixed */
+    uint8_t *map;
+    size_t map_len;
 } file_result;
+
+/* The claim map of r (which copy dominates each cell of a mixed frame)
+ * over a dimmed copy of the frame: img (at most max_width columns), or
+ * plane (a video's thumbnail, its frame fw px wide), as PNG bytes in *out
+ * (free). */
+int claim_map_png(const cm_image *img, const cm_plane *plane, int fw, const cm_verify_result *r,
+                  int max_width, uint8_t **out, size_t *len);
+/* The colour of claim i on the map (RGB). */
+const uint8_t *claim_map_colour(int claim);
 
 /* Examine path: fills *r (always; r->status says whether it could be read).
  * Returns r->status. Never stops on a bad file. */
@@ -63,7 +77,7 @@ void file_result_clear(file_result *r);
 
 /* The JSON object of a result (schema "celmark.scan/1"): path, size,
  * sha256, type, frames, marked, issue_id, recipient, asset, stamped_at,
- * score, fpr, scale, rotation_deg, flipped, mixed, segments, error. */
+ * score, fpr, scale, rotation_deg, flipped, claims, mixed, segments, error. */
 json_t *file_result_json(const file_result *r);
 
 #endif

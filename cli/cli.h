@@ -121,4 +121,29 @@ int cmd_key(int argc, char **argv);
 int cmd_scan(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 
+/* ---- claims (cli/claims.c) ---------------------------------------------- */
+
+/* What the ledger says about a claimed id (verify -l, scan -l). */
+typedef struct cli_ledger_info {
+    int used;   /* a ledger was given */
+    int found;  /* the id has a row */
+    int sig_ok; /* its signature verifies */
+    cm_ledger_row row;
+} cli_ledger_info;
+
+/* "signature ok", "signature BAD" or "not in ledger". */
+const char *cli_ledger_status(const cli_ledger_info *li);
+/* Look issue_id up (when lg is open and marked): an exit code for a ledger
+ * failure, else EXIT_OK. */
+int cli_ledger_lookup(cm_ctx *ctx, cm_ledger *lg, int marked, uint64_t issue_id,
+                      cli_ledger_info *li);
+/* Every claim of r (li[0]: the top-level claim); clear with cli_ledger_clear. */
+int cli_ledger_lookup_claims(cm_ctx *ctx, cm_ledger *lg, const cm_verify_result *r,
+                             cli_ledger_info li[CM_MAX_CLAIMS]);
+void cli_ledger_clear(cli_ledger_info li[CM_MAX_CLAIMS]);
+/* The claims as a JSON array (issue_id, source, score, fpr, share, region,
+ * and with a ledger recipient, asset, ledger_row), and as "claim:" lines. */
+json_t *cli_claims_json(const cm_verify_result *r, const cli_ledger_info *li);
+void cli_claims_text(const cm_verify_result *r, const cli_ledger_info *li);
+
 #endif

@@ -3,7 +3,7 @@
  *
  * Each file passes when it carries the expected mark and nothing else:
  *
- *   --expect-recipient R  every id claimed (the file's, and each video
+ *   --expect-recipient R  every id claimed (the file's, every copy in a mix, each video
  *                         segment's) is in the ledger, signed, and issued
  *                         to R; at least one is claimed
  *   --expect-issue ID     every id claimed is ID; at least one is claimed
@@ -289,15 +289,17 @@ static void check_file(checker *ck, const char *path, int from_dir)
         return;
     }
 
-    /* distinct ids claimed: the file's, then each segment's */
+    /* distinct ids claimed: the file's (every copy in a mix), then each
+     * segment's */
     enum { MAX_FOUND = 32 };
     found_id set[MAX_FOUND];
     size_t n = 0;
-    if (r.claim.marked)
-        n = add_found(ck, set, n, MAX_FOUND, r.claim.issue_id, NULL);
+    for (int c = 0; c < r.claim.nclaims; c++)
+        n = add_found(ck, set, n, MAX_FOUND, r.claim.claims[c].issue_id, NULL);
     for (size_t i = 0; i < r.nsegments; i++)
-        if (r.segments[i].result.marked)
-            n = add_found(ck, set, n, MAX_FOUND, r.segments[i].result.issue_id, &r.segments[i]);
+        for (int c = 0; c < r.segments[i].result.nclaims; c++)
+            n = add_found(ck, set, n, MAX_FOUND, r.segments[i].result.claims[c].issue_id,
+                          &r.segments[i]);
     char reason[2048];
     outcome res = decide(ck, &r, set, n, reason, sizeof(reason));
     int video = r.kind == FILE_VIDEO;

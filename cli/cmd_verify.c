@@ -11,6 +11,9 @@
 #include <unistd.h>
 
 /* Read one HEX16 id a line ('#' comments and blank lines allowed). */
+/* --map of a video: drawn over its first frame at this width. */
+#define MAP_VIDEO_WIDTH 960
+
 static int read_candidates(const char *path, uint64_t **ids, size_t *n)
 {
     FILE *f = fopen(path, "r");
@@ -62,103 +65,13 @@ static const char *source_name(cm_id_source s)
     return s == CM_ID_BLIND ? "blind" : (s == CM_ID_CANDIDATE ? "candidate" : "none");
 }
 
-/* What the ledger says about a claimed id (verify -l). */
-typedef struct ledger_info {
-    int used;     /* -l given */
-    int found;    /* the id has a row */
-    int sig_ok;   /* its signature verifies */
-    cm_ledger_row row;
-} ledger_info;
-
-static const char *ledger_status(const ledger_info *li)
-{
-    return !li->found ? "not in ledger" : (li->sig_ok ? "signature ok" : "signature BAD");
-}
-
 static json_t *str_or_null(const char *s)
 {
     return s ? json_string(s) : json_null();
 }
 
-/* Look a claimed id up in the ledger (when one is open; marked 0: no
- * claim). Returns an exit code for a ledger failure, else EXIT_OK. */
-static int ledger_lookup(cm_ctx *ctx, cm_ledger *lg, int marked, uint64_t issue_id,
-                         ledger_info *li)
-{
-    memset(li, 0, sizeof(*li));
-    li->used = lg != NULL;
-    if (!lg || !marked)
-        return EXIT_OK;
-    int f = cm_ledger_get(ctx, lg, issue_id, &li->row);
-    li->found = f == 1;
-    li->sig_ok = li->found && cm_ledger_row_signature_ok(&li->row) == 1;
-    return f < 0 ? cli_fail(ctx, f) : EXIT_OK;
-}
-
-/* Every claim of r looked up (li[0] is the top-level claim's); the first
- * ledger failure's exit code, else EXIT_OK. Clear with ledger_clear. */
-static int ledger_lookup_claims(cm_ctx *ctx, cm_ledger *lg, const cm_verify_result *r,
-                                ledger_info li[CM_MAX_CLAIMS])
-{
-    int e = ledger_lookup(ctx, lg, r->marked, r->issue_id, &li[0]);
-    for (int i = 1; i < CM_MAX_CLAIMS; i++) {
-        int ei = ledger_lookup(ctx, lg, i < r->nclaims, i < r->nclaims ? r->claims[i].issue_id : 0,
-                               &li[i]);
-        e = e ? e : ei;
-    }
-    return e;
-}
-
-static void ledger_clear(ledger_info li[CM_MAX_CLAIMS])
-{
-    for (int i = 0; i < CM_MAX_CLAIMS; i++)
-        cm_ledger_row_clear(&li[i].row);
-}
-
-/* The claims, strongest first: id, how found, score, fpr, share and region
- * (and, with -l, whose copy each is). */
-static json_t *claims_json(const cm_verify_result *r, const ledger_info *li)
-{
-    char id[17];
-    json_t *a = json_array();
-    for (int i = 0; i < r->nclaims; i++) {
-        const cm_claim *c = &r->claims[i];
-        json_t *o = json_object();
-        cli_format_id(c->issue_id, id);
-        json_object_set_new(o, "issue_id", json_string(id));
-        json_object_set_new(o, "source", json_string(source_name(c->source)));
-        json_object_set_new(o, "score", json_real(c->score));
-        json_object_set_new(o, "fpr", json_real(c->fpr));
-        json_object_set_new(o, "share", json_real(c->share));
-        json_object_set_new(o, "region", json_pack("{s:i,s:i,s:i,s:i}", "x", c->x, "y", c->y,
-                                                   "w", c->w, "h", c->h));
-        if (li[i].used) {
-            json_object_set_new(o, "recipient", str_or_null(li[i].found ? li[i].row.recipient
-                                                                        : NULL));
-            json_object_set_new(o, "asset", str_or_null(li[i].found ? li[i].row.asset : NULL));
-            json_object_set_new(o, "ledger_row", json_string(ledger_status(&li[i])));
-        }
-        json_array_append_new(a, o);
-    }
-    return a;
-}
-
-static void claims_text(const cm_verify_result *r, const ledger_info *li)
-{
-    char id[17];
-    for (int i = 0; i < r->nclaims; i++) {
-        const cm_claim *c = &r->claims[i];
-        cli_format_id(c->issue_id, id);
-        printf("claim: %s found_by=%s score=%.2f fpr=%.3g share=%.2f region=%dx%d+%d+%d", id,
-               source_name(c->source), c->score, c->fpr, c->share, c->w, c->h, c->x, c->y);
-        if (li[i].used && li[i].found)
-            printf(" recipient=\"%s\" asset=\"%s\"", li[i].row.recipient, li[i].row.asset);
-        putchar('\n');
-    }
-}
-
 /* mixed: several ids in the frame, or (a video) in its segments. */
-static json_t *result_json(const char *path, const cm_verify_result *r, const ledger_info *li,
+static json_t *result_json(const char *path, const cm_verify_result *r, const cli_ledger_info *li,
                            int mixed)
 {
     char id[17];
@@ -193,15 +106,15 @@ static json_t *result_json(const char *path, const cm_verify_result *r, const le
         json_object_set_new(o, "recipient", str_or_null(have ? li->row.recipient : NULL));
         json_object_set_new(o, "asset", str_or_null(have ? li->row.asset : NULL));
         json_object_set_new(o, "stamped_at", str_or_null(have ? li->row.stamped_at : NULL));
-        json_object_set_new(o, "ledger_row", str_or_null(r->marked ? ledger_status(li) : NULL));
+        json_object_set_new(o, "ledger_row", str_or_null(r->marked ? cli_ledger_status(li) : NULL));
     }
-    json_object_set_new(o, "claims", claims_json(r, li));
+    json_object_set_new(o, "claims", cli_claims_json(r, li));
     json_object_set_new(o, "mixed", json_boolean(mixed));
     return o;
 }
 
 /* One segment of a video, as JSON: times, frames and the claim. */
-static json_t *segment_json(const cm_video_segment *s, const ledger_info *li)
+static json_t *segment_json(const cm_video_segment *s, const cli_ledger_info *li)
 {
     char id[17];
     const cm_verify_result *r = &s->result;
@@ -226,12 +139,12 @@ static json_t *segment_json(const cm_video_segment *s, const ledger_info *li)
         json_object_set_new(o, "recipient", str_or_null(have ? li->row.recipient : NULL));
         json_object_set_new(o, "asset", str_or_null(have ? li->row.asset : NULL));
     }
-    json_object_set_new(o, "claims", claims_json(r, li));
+    json_object_set_new(o, "claims", cli_claims_json(r, li));
     json_object_set_new(o, "mixed", json_boolean(r->mixed));
     return o;
 }
 
-static void segment_text(const char *what, const cm_video_segment *s, const ledger_info *li)
+static void segment_text(const char *what, const cm_video_segment *s, const cli_ledger_info *li)
 {
     char id[17];
     const cm_verify_result *r = &s->result;
@@ -249,7 +162,7 @@ static void segment_text(const char *what, const cm_video_segment *s, const ledg
 }
 
 static void result_text(const char *path, const cm_verify_result *r, int first,
-                        const ledger_info *li, int mixed)
+                        const cli_ledger_info *li, int mixed)
 {
     char id[17];
     if (!first)
@@ -266,12 +179,12 @@ static void result_text(const char *path, const cm_verify_result *r, int first,
                 printf("asset: %s\n", li->row.asset);
                 printf("stamped_at: %s\n", li->row.stamped_at);
             }
-            printf("ledger_row: %s\n", ledger_status(li));
+            printf("ledger_row: %s\n", cli_ledger_status(li));
         }
     }
     printf("score: %.2f\n", r->score);
     printf("fpr: %.3g\n", r->fpr);
-    claims_text(r, li);
+    cli_claims_text(r, li);
     printf("mixed: %s\n", mixed ? "yes" : "no");
     printf("scale: %.3f\n", r->scale);
     printf("rotation_deg: %.2f\n", r->rotation_deg);
@@ -286,7 +199,36 @@ typedef struct verify_job {
     const cm_video_verify_params *vvp;
     const char *range; /* --frames, for sequence patterns */
     double fps;        /* --fps, for sequence patterns */
+    const char *map;   /* --map OUT.png, or NULL */
+    int force;
 } verify_job;
+
+/* --map: the claim map of r over a dimmed copy of the frame (img, or a
+ * video's thumbnail of a frame fw px wide) into j->map. */
+static int write_map(const verify_job *j, const cm_image *img, const cm_plane *thumb, int fw,
+                     const cm_verify_result *r)
+{
+    uint8_t *png = NULL;
+    size_t len = 0;
+    if (claim_map_png(img, thumb, fw, r, img ? img->width : 0, &png, &len)) {
+        fprintf(stderr, "celmark: %s: cannot draw the claim map; free memory\n", j->map);
+        return EXIT_INTERNAL;
+    }
+    cli_out o;
+    int e = cli_out_open(&o, j->map, j->force);
+    if (!e) {
+        if (fwrite(png, 1, len, o.fp) != len) {
+            e = EXIT_INPUT;
+            fprintf(stderr, "celmark: %s: cannot write: %s; %s\n", j->map, strerror(errno),
+                    cli_write_advice(errno));
+            cli_out_abort(&o);
+        } else {
+            e = cli_out_commit(&o);
+        }
+    }
+    free(png);
+    return e;
+}
 
 /* A video: the whole file's claim, then its segments (and, in JSON, its
  * windows). */
@@ -294,6 +236,8 @@ static int verify_video(verify_job *j, const char *path, int *any_unmarked, int 
 {
     cm_video_report rep;
     cm_video_verify_params vp = *j->vvp;
+    if (j->map)
+        vp.thumb_width = MAP_VIDEO_WIDTH;
     cli_progress prog;
     cli_progress_init(&prog, "verify", j->quiet);
     vp.progress = cli_progress_update;
@@ -314,8 +258,8 @@ static int verify_video(verify_job *j, const char *path, int *any_unmarked, int 
     if (ret)
         return ret;
     int e;
-    ledger_info li[CM_MAX_CLAIMS];
-    if ((e = ledger_lookup_claims(j->ctx, j->lg, &rep.claim, li)))
+    cli_ledger_info li[CM_MAX_CLAIMS];
+    if ((e = cli_ledger_lookup_claims(j->ctx, j->lg, &rep.claim, li)))
         *code = e;
     if (!rep.claim.marked)
         *any_unmarked = 1;
@@ -333,7 +277,7 @@ static int verify_video(verify_job *j, const char *path, int *any_unmarked, int 
         printf("frames: %lld\n", (long long)rep.frames);
         printf("duration: %.3f\n", rep.duration);
     }
-    ledger_clear(li);
+    cli_ledger_clear(li);
     const struct {
         const char *name;
         const cm_video_segment *s;
@@ -345,19 +289,21 @@ static int verify_video(verify_job *j, const char *path, int *any_unmarked, int 
         json_t *arr = j->json ? json_array() : NULL;
         for (size_t i = 0; i < lists[k].n; i++) {
             const cm_video_segment *sg = &lists[k].s[i];
-            if ((e = ledger_lookup_claims(j->ctx, j->lg, &sg->result, li)))
+            if ((e = cli_ledger_lookup_claims(j->ctx, j->lg, &sg->result, li)))
                 *code = e;
             if (arr)
                 json_array_append_new(arr, segment_json(sg, li));
             else
                 segment_text("segment", sg, li);
-            ledger_clear(li);
+            cli_ledger_clear(li);
         }
         if (arr)
             json_object_set_new(o, lists[k].name, arr);
     }
     if (o)
         cli_print_json(o);
+    if (j->map && (e = write_map(j, NULL, &rep.thumb, rep.width, &rep.claim)))
+        *code = e;
     cm_video_report_clear(&rep);
     return CM_OK;
 }
@@ -376,18 +322,21 @@ static int verify_one(verify_job *j, const char *path, int *any_unmarked)
             return code;
     } else if (!ret) {
         cm_verify_result r;
-        ret = cm_verify_still(j->ctx, j->ver, path, &j->vvp->limits, &r, NULL);
+        cm_image *img = NULL;
+        ret = cm_verify_still(j->ctx, j->ver, path, &j->vvp->limits, &r, j->map ? &img : NULL);
         if (!ret) {
-            ledger_info li[CM_MAX_CLAIMS];
-            int e = ledger_lookup_claims(j->ctx, j->lg, &r, li);
+            cli_ledger_info li[CM_MAX_CLAIMS];
+            int e = cli_ledger_lookup_claims(j->ctx, j->lg, &r, li);
             if (!r.marked)
                 *any_unmarked = 1;
             if (j->json)
                 cli_print_json(result_json(path, &r, li, r.mixed));
             else
                 result_text(path, &r, j->first, li, r.mixed);
-            ledger_clear(li);
-            return e;
+            cli_ledger_clear(li);
+            int em = j->map ? write_map(j, img, NULL, 0, &r) : EXIT_OK;
+            cm_image_free(&img);
+            return e > em ? e : em;
         }
     }
     if (ret == CM_E_INVAL && cm_sequence_is_pattern(path)) /* bad --frames */
@@ -486,13 +435,14 @@ int cmd_verify(int argc, char **argv)
         {"frames", required_argument, NULL, 'F'},
         {"fps", required_argument, NULL, 'R'},
         {"report", required_argument, NULL, 'r'},
+        {"map", required_argument, NULL, 'M'},
         {"force", no_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
         CLI_LIMIT_OPTIONS,
         {NULL, 0, NULL, 0},
     };
     const char *key_path = NULL, *cand_path = NULL, *ledger_path = NULL, *asset = NULL;
-    const char *report_path = NULL;
+    const char *report_path = NULL, *map_path = NULL;
     int json = 0, quiet = 0, force = 0, c;
     const char *range = NULL;
     double fps = 24;
@@ -510,6 +460,9 @@ int cmd_verify(int argc, char **argv)
         switch (c) {
         case 'r':
             report_path = optarg;
+            break;
+        case 'M':
+            map_path = optarg;
             break;
         case 'f':
             force = 1;
@@ -566,11 +519,16 @@ int cmd_verify(int argc, char **argv)
         return cli_usage_error("verify", "no input file given");
     if (asset && !ledger_path)
         return cli_usage_error("verify", "--asset needs a ledger (-l LEDGER)");
-    if (force && !report_path)
-        return cli_usage_error("verify", "--force only applies to --report OUT.html");
-    /* refuse an existing report before the work, not after */
-    if (report_path && cli_out_check(report_path, force))
+    if (force && !report_path && !map_path)
+        return cli_usage_error("verify", "--force only applies to --report OUT.html and --map "
+                                         "OUT.png");
+    if (map_path && argc - optind != 1)
+        return cli_usage_error("verify", "--map draws one file's claim map: give one input");
+    /* refuse an existing report or map before the work, not after */
+    if ((report_path && cli_out_check(report_path, force)) ||
+        (map_path && cli_out_check(map_path, force)))
         return EXIT_INPUT;
+    vp.map = map_path != NULL;
 
     cm_ctx *ctx = NULL;
     cm_key *key = NULL;
@@ -626,7 +584,8 @@ int cmd_verify(int argc, char **argv)
     }
     int any_unmarked = 0, worst_err = EXIT_OK;
     for (int i = optind; i < argc; i++) {
-        verify_job vj = {ctx, ver, lg, json, i == optind, quiet, &vvp, range, fps};
+        verify_job vj = {ctx, ver, lg, json, i == optind, quiet, &vvp, range, fps, map_path,
+                         force};
         int e = verify_one(&vj, argv[i], &any_unmarked);
         if (e > worst_err)
             worst_err = e;

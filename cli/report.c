@@ -128,7 +128,7 @@ static int collect_ids(report *rp)
         const file_result *r = rp->res[i];
         if (r->status != CM_OK)
             continue;
-        size_t need = n + 1 + r->nsegments;
+        size_t need = n + (size_t)CM_MAX_CLAIMS * (1 + r->nsegments);
         if (need > cap) {
             cap = need * 2;
             uint64_t *p = realloc(all, cap * sizeof(*all));
@@ -138,11 +138,11 @@ static int collect_ids(report *rp)
             }
             all = p;
         }
-        if (r->claim.marked)
-            all[n++] = r->claim.issue_id;
+        for (int c = 0; c < r->claim.nclaims; c++) /* every copy in a mix */
+            all[n++] = r->claim.claims[c].issue_id;
         for (size_t s = 0; s < r->nsegments; s++)
-            if (r->segments[s].result.marked)
-                all[n++] = r->segments[s].result.issue_id;
+            for (int c = 0; c < r->segments[s].result.nclaims; c++)
+                all[n++] = r->segments[s].result.claims[c].issue_id;
     }
     if (n)
         qsort(all, n, sizeof(*all), cmp_u64);
@@ -445,28 +445,53 @@ static const char *source_name(cm_id_source s)
     return s == CM_ID_BLIND ? "blind decode" : (s == CM_ID_CANDIDATE ? "candidate" : "none");
 }
 
-/* The thumbnail as an <img> with a data: URI (PNG only: anything else is
- * not shown). Returns -1 when out of memory. */
-static int thumbnail(report *rp, const file_result *r)
+/* PNG bytes as an <img> with a data: URI (PNG only: anything else is not
+ * shown; what: "thumbnail", "claim map"). Returns -1 when out of memory. */
+static int png_image(report *rp, const uint8_t *png, size_t png_len, const char *what)
 {
     static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     FILE *f = rp->f;
     fputs("<div class=\"thumb\">", f);
-    if (!r->thumb || r->thumb_len < 8 || memcmp(r->thumb, png_sig, 8) != 0 ||
-        r->thumb_len > (size_t)INT32_MAX / 4 * 3) {
-        fputs("<div class=\"none\">no thumbnail</div></div>\n", f);
+    if (!png || png_len < 8 || memcmp(png, png_sig, 8) != 0 ||
+        png_len > (size_t)INT32_MAX / 4 * 3) {
+        fprintf(f, "<div class=\"none\">no %s</div></div>\n", what);
         return 0;
     }
-    size_t out_len = 4 * ((r->thumb_len + 2) / 3) + 1;
+    size_t out_len = 4 * ((png_len + 2) / 3) + 1;
     unsigned char *b64 = malloc(out_len);
     if (!b64)
         return -1;
-    int len = EVP_EncodeBlock(b64, r->thumb, (int)r->thumb_len);
-    fputs("<img alt=\"thumbnail\" src=\"data:image/png;base64,", f);
+    int len = EVP_EncodeBlock(b64, png, (int)png_len);
+    fprintf(f, "<img alt=\"%s\" src=\"data:image/png;base64,", what);
     fwrite(b64, 1, (size_t)(len > 0 ? len : 0), f);
     fputs("\"></div>\n", f);
     free(b64);
     return 0;
+}
+
+/* Every copy found in a mixed frame: its colour on the claim map, id,
+ * recipient, share of the frame, score and fpr. */
+static void claims_table(report *rp, const cm_verify_result *c)
+{
+    FILE *f = rp->f;
+    fputs("<table class=\"segments claims\">\n<tr><th></th><th>issue id</th><th>recipient</th>"
+          "<th>share of the frame</th><th>score (z)</th><th>fpr</th></tr>\n",
+          f);
+    for (int i = 0; i < c->nclaims; i++) {
+        const cm_claim *k = &c->claims[i];
+        const uint8_t *rgb = claim_map_colour(i);
+        fprintf(f,
+                "<tr class=\"claim\"><td><span class=\"swatch\" "
+                "style=\"background:#%02x%02x%02x\"></span></td><td>",
+                rgb[0], rgb[1], rgb[2]);
+        put_id(rp, k->issue_id);
+        fputs("</td><td>", f);
+        const char *who = recipient_of(rp, k->issue_id);
+        esc(rp, who ? who : (rp->lg ? "not in ledger" : "unknown (no ledger)"));
+        fprintf(f, "</td><td>%.0f %%</td><td>%.2f</td><td>%.3g</td></tr>\n", 100 * k->share,
+                k->score, k->fpr);
+    }
+    fputs("</table>\n", f);
 }
 
 static void segment_label(report *rp, const cm_video_segment *s)
@@ -552,7 +577,9 @@ static int hit(report *rp, const file_result *r, size_t index)
     fprintf(f, "<article class=\"hit\" id=\"hit-%zu\">\n<h3><code>", index);
     esc(rp, r->path);
     fputs("</code></h3>\n<div class=\"row\">\n", f);
-    if (thumbnail(rp, r))
+    if (png_image(rp, r->thumb, r->thumb_len, "thumbnail"))
+        return -1;
+    if (c->mixed && png_image(rp, r->map, r->map_len, "claim map"))
         return -1;
     fputs("<table class=\"fields\">\n", f);
     field_code(rp, "path", r->path);
@@ -617,12 +644,19 @@ static int hit(report *rp, const file_result *r, size_t index)
     else
         fputs(rp->lg ? "<span class=\"bad\">not in ledger</span>" : "no ledger given", f);
     fputs("</td></tr>\n", f);
-    if (r->kind == FILE_VIDEO) {
-        fprintf(f, "<tr><th>mixed</th><td>%s</td></tr>\n",
-                r->nids > 1 ? "<span class=\"bad\">yes: segments claim several issue ids</span>"
-                            : "no");
-    }
+    if (r->kind == FILE_VIDEO && r->nids > 1)
+        fputs("<tr><th>mixed</th><td><span class=\"bad\">yes: segments claim several issue "
+              "ids</span></td></tr>\n",
+              f);
+    else if (c->mixed)
+        fprintf(f, "<tr><th>mixed</th><td><span class=\"bad\">yes: %d copies in the frame "
+                   "(see the claim map)</span></td></tr>\n",
+                c->nclaims);
+    else if (r->kind == FILE_VIDEO)
+        fputs("<tr><th>mixed</th><td>no</td></tr>\n", f);
     fputs("</table>\n</div>\n", f);
+    if (c->mixed)
+        claims_table(rp, c);
     if (r->kind == FILE_VIDEO && r->nsegments)
         timeline(rp, r);
     fputs("</article>\n", f);
