@@ -1,0 +1,61 @@
+/*
+ * The transcoder's state, shared by video_write.c (the streaming pass and
+ * its frame hook) and video_encoder.c (the encoder matched to the source).
+ * Library-internal, not installed.
+ */
+#ifndef CELMARK_VIDEO_TRANSCODE_H
+#define CELMARK_VIDEO_TRANSCODE_H
+
+#include "video_internal.h"
+
+/* The last hooked frame's luma samples before and after the hook, and the
+ * chroma it was lent: animation holds each drawing for two or more frames,
+ * and a held frame gets the previous result back without calling the hook
+ * (which gives the same result for the same samples). */
+typedef struct cm__held_frame {
+    uint8_t *in, *out; /* rows of width * bytes, packed */
+    size_t row;
+    uint8_t *chroma;   /* the chroma planes the hook was lent, packed */
+    size_t chroma_cap;
+    int w, h, fmt, valid;
+} cm__held_frame;
+
+typedef struct cm__transcode_job {
+    cm_ctx *ctx;
+    cm__video_hook hook;
+    void *opaque;
+    const cm_video_stamp_params *p;
+    const char *out_path;
+    cm__video_input in;
+    AVFormatContext *oc;
+    AVCodecContext *enc;
+    int *map;          /* input stream -> output stream, -1 = dropped */
+    int64_t *ends;     /* input stream -> where it ends apart from its packets
+                          (cm__video_stream_end), AV_NOPTS_VALUE = unknown */
+    int vo;            /* output video stream */
+    AVPacket *pkt, *opkt;
+    AVFrame *frame;
+    struct SwsContext *sws; /* decoder -> encoder layout, when they differ */
+    AVFrame *conv;
+    cm_plane luma, lo, hi;
+    cm__held_frame hold;
+    cm__atomic out;
+    int write_errno; /* why writing the output failed (ENOSPC, EFBIG...), else 0 */
+    int64_t frames, total;
+    cm_video_stamp_info *info;
+    /* the encoder's time base is one frame (1/fps) when every source
+     * timestamp lies on that grid (H.264/H.265 write it into the stream's
+     * timing); grid: the frames' times are counted from pts0 (source time
+     * base) on it. Otherwise the source's time base, grid 0. */
+    int grid;
+    int64_t pts0;
+    int gop;               /* the source's first key frame interval (packets), 0 = unknown */
+    unsigned sd_announced; /* frame side data types announced as not kept */
+} cm__transcode_job;
+
+/* Open the encoder for the video stream is (output stream os), matched to
+ * the source's codec, profile, pixel format and quality unless j->p says
+ * otherwise: CM_OK, or a CM_E code with the message in j->ctx. */
+CM__HIDDEN int cm__video_open_encoder(cm__transcode_job *j, AVStream *is, AVStream *os);
+
+#endif
