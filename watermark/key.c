@@ -13,7 +13,19 @@
  * ed25519  the 32-byte Ed25519 private key (RFC 8032 seed) that signs
  *          ledger records; the public key is recomputed from it.
  *
- * cm_key_save() writes exactly these 159 bytes. The reader is strict: no
+ * A delegated key (watermark/delegate.c) is "celmark-key 2" with the same
+ * two lines, then
+ *
+ *     layer <N>                 1 .. CM_KEY_MAX_LAYER
+ *     name <name>               the delegate's name (UTF-8, no control
+ *                               characters, no '/')
+ *     cert <lowercase hex>      N lines: the certificate chain, the
+ *                               studio's first (cm_key_cert_encode)
+ *
+ * and is refused when its chain does not hold together (each certificate
+ * signed by the key the one above names, the last naming this key).
+ *
+ * cm_key_save() writes exactly these 159 bytes for a studio key. The reader is strict: no
  * blank lines, no spaces other than the single separator, lowercase hex
  * only, no CR; the only leniency is that the "\n" ending the last line may
  * be missing. Files over 4 KiB are refused before parsing, and the file is
@@ -42,14 +54,8 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
-struct cm_key {
-    uint8_t secret[CM__KEY_SECRET_BYTES];
-    uint8_t seed[CM__KEY_SEED_BYTES];
-    uint8_t pub[CM_KEY_PUBLIC_BYTES]; /* derived from seed at creation */
-    EVP_PKEY *sign;                   /* the Ed25519 key, made once for signing */
-};
-
 #define KEY_MAGIC "celmark-key 1"
+#define KEY_MAGIC_2 "celmark-key 2" /* a delegated key: layer, name, chain */
 #define KEY_MAGIC_PREFIX "celmark-key "
 #define KEY_HEX_CHARS 64 /* 32 bytes as hex */
 /* "celmark-key 1\n" + "secret <64>\n" + "ed25519 <64>\n" = 14 + 72 + 73 */
@@ -172,12 +178,15 @@ fail:
     return rc;
 }
 
-/* The exact file contents (KEY_FILE_BYTES, no NUL). */
-static void format_key_file(const cm_key *key, char text[KEY_FILE_BYTES])
+/* The exact file contents (no NUL): KEY_FILE_BYTES for a studio key, and
+ * a delegated key's layer, name and certificates after them. Returns the
+ * length. */
+static size_t format_key_file(const cm_key *key, char text[KEY_FILE_MAX])
 {
     char *p = text;
 
-    memcpy(p, KEY_MAGIC "\nsecret ", 21);
+    memcpy(p, key->layer ? KEY_MAGIC_2 : KEY_MAGIC, 13);
+    memcpy(p + 13, "\nsecret ", 8);
     p += 21;
     to_hex(key->secret, CM__KEY_SECRET_BYTES, p);
     p += KEY_HEX_CHARS;
@@ -185,17 +194,31 @@ static void format_key_file(const cm_key *key, char text[KEY_FILE_BYTES])
     p += 9;
     to_hex(key->seed, CM__KEY_SEED_BYTES, p);
     p += KEY_HEX_CHARS;
-    *p = '\n';
+    *p++ = '\n';
+    if (key->layer) {
+        p += snprintf(p, 80, "layer %d\nname %s\n", key->layer, key->name);
+        for (int i = 0; i < key->layer; i++) {
+            uint8_t cert[CM_KEY_CERT_MAX];
+            int n = cm_key_cert_encode(&key->chain[i], cert, sizeof(cert));
+            memcpy(p, "cert ", 5);
+            to_hex(cert, (size_t)(n > 0 ? n : 0), p + 5);
+            p += 5 + 2 * (n > 0 ? n : 0);
+            *p++ = '\n';
+        }
+    }
+    return (size_t)(p - text);
 }
 
 int cm_key_save(cm_ctx *ctx, const cm_key *key, const char *path)
 {
-    char text[KEY_FILE_BYTES];
-    size_t done = 0;
+    char text[KEY_FILE_MAX];
+    size_t done = 0, size;
     int fd = -1, rc;
 
     if (!key || !path)
         return cm__error(ctx, CM_E_INVAL, "cm_key_save: NULL argument");
+    if (!key->sign)
+        return cm__error(ctx, CM_E_INVAL, "%s: a layer key (detection only) is not saved", path);
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
     if (fd < 0) {
         if (errno == EEXIST)
@@ -205,9 +228,9 @@ int cm_key_save(cm_ctx *ctx, const cm_key *key, const char *path)
         return cm__error(ctx, CM_E_IO, "%s: cannot create key file: %s", path,
                          strerror(errno));
     }
-    format_key_file(key, text);
-    while (done < sizeof(text)) {
-        ssize_t n = write(fd, text + done, sizeof(text) - done);
+    size = format_key_file(key, text);
+    while (done < size) {
+        ssize_t n = write(fd, text + done, size - done);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
@@ -320,8 +343,61 @@ static int parse_hex_line(cm_ctx *ctx, const char *path, int lineno,
     return CM_OK;
 }
 
+/* "layer N", "name NAME" and N "cert HEX" lines of a delegated key file,
+ * from *pos (line numbers from 4) into d->layer, d->name and d->chain. */
+static int parse_delegation(cm_ctx *ctx, const char *path, const char *buf, size_t size,
+                            size_t *pos, int *has_nl, cm_key *d)
+{
+    const char *line = NULL;
+    size_t len = 0;
+    char text[CM_KEY_NAME_MAX + 8];
+    if (!*has_nl || !next_line(buf, size, pos, &line, &len, has_nl))
+        return cm__error(ctx, CM_E_KEY, "%s: line 4 ('layer N') is missing; the key file is "
+                                        "truncated",
+                         path);
+    if (len != 7 || memcmp(line, "layer ", 6) || line[6] < '1' ||
+        line[6] > '0' + CM_KEY_MAX_LAYER)
+        return cm__error(ctx, CM_E_KEY, "%s: line 4: expected 'layer N' with N from 1 to %d",
+                         path, CM_KEY_MAX_LAYER);
+    d->layer = line[6] - '0';
+    if (!*has_nl || !next_line(buf, size, pos, &line, &len, has_nl))
+        return cm__error(ctx, CM_E_KEY, "%s: line 5 ('name NAME') is missing; the key file is "
+                                        "truncated",
+                         path);
+    if (len < 6 || len - 5 > CM_KEY_NAME_MAX || memcmp(line, "name ", 5))
+        return cm__error(ctx, CM_E_KEY, "%s: line 5: expected 'name NAME' (1 to %d bytes)",
+                         path, CM_KEY_NAME_MAX);
+    memcpy(text, line + 5, len - 5);
+    text[len - 5] = '\0';
+    if (strlen(text) != len - 5 || cm__key_name_check(NULL, path, text))
+        return cm__error(ctx, CM_E_KEY, "%s: line 5: the name has control characters, '/' or "
+                                        "is not UTF-8",
+                         path);
+    snprintf(d->name, sizeof(d->name), "%s", text);
+    for (int i = 0; i < d->layer; i++) {
+        int lineno = 6 + i;
+        uint8_t cert[CM_KEY_CERT_MAX];
+        if (!*has_nl || !next_line(buf, size, pos, &line, &len, has_nl))
+            return cm__error(ctx, CM_E_KEY, "%s: line %d ('cert HEX') is missing; the key file "
+                                            "is truncated",
+                             path, lineno);
+        size_t n = len > 5 ? (len - 5) / 2 : 0;
+        int bad = len < 5 || memcmp(line, "cert ", 5) || (len - 5) % 2 || n > sizeof(cert);
+        for (size_t k = 0; !bad && k < n; k++) {
+            int hi = hex_value(line[5 + 2 * k]), lo = hex_value(line[6 + 2 * k]);
+            bad = hi < 0 || lo < 0;
+            cert[k] = (uint8_t)(hi << 4 | lo);
+        }
+        if (bad || cm_key_cert_decode(cert, n, &d->chain[i]))
+            return cm__error(ctx, CM_E_KEY, "%s: line %d: not a certificate ('cert' and its "
+                                            "lowercase hex)",
+                             path, lineno);
+    }
+    return CM_OK;
+}
+
 static int parse_key_file(cm_ctx *ctx, const char *path, const char *buf,
-                          size_t size, uint8_t secret[32], uint8_t seed[32])
+                          size_t size, uint8_t secret[32], uint8_t seed[32], cm_key *d)
 {
     static const char *const names[2] = {"secret", "ed25519"};
     uint8_t *const outs[2] = {secret, seed};
@@ -335,12 +411,13 @@ static int parse_key_file(cm_ctx *ctx, const char *path, const char *buf,
     if (len == strlen(KEY_MAGIC) + 1 && line[len - 1] == '\r' &&
         memcmp(line, KEY_MAGIC, len - 1) == 0)
         return cr_error(ctx, path, 1);
-    if (len != strlen(KEY_MAGIC) || memcmp(line, KEY_MAGIC, len) != 0) {
+    int delegated = len == strlen(KEY_MAGIC_2) && memcmp(line, KEY_MAGIC_2, len) == 0;
+    if (!delegated && (len != strlen(KEY_MAGIC) || memcmp(line, KEY_MAGIC, len) != 0)) {
         if (len >= strlen(KEY_MAGIC_PREFIX) &&
             memcmp(line, KEY_MAGIC_PREFIX, strlen(KEY_MAGIC_PREFIX)) == 0)
             return cm__error(ctx, CM_E_KEY,
                              "%s: unsupported key file version on line 1 "
-                             "(this celmark reads '" KEY_MAGIC "')",
+                             "(this celmark reads '" KEY_MAGIC "' and '" KEY_MAGIC_2 "')",
                              path);
         return cm__error(
             ctx, CM_E_KEY,
@@ -358,11 +435,11 @@ static int parse_key_file(cm_ctx *ctx, const char *path, const char *buf,
         if (rc)
             return rc;
     }
+    if (delegated && (rc = parse_delegation(ctx, path, buf, size, &pos, &has_nl, d)))
+        return rc;
     if (pos != size)
-        return cm__error(
-            ctx, CM_E_KEY,
-            "%s: unexpected content after line 3 (%zu extra bytes)", path,
-            size - pos);
+        return cm__error(ctx, CM_E_KEY, "%s: unexpected content after line %d (%zu extra bytes)",
+                         path, delegated ? 5 + d->layer : 3, size - pos);
     return CM_OK;
 }
 
@@ -427,7 +504,9 @@ int cm_key_load(cm_ctx *ctx, const char *path, cm_key **out)
             goto fail;
         }
     }
-    rc = parse_key_file(ctx, path, buf, size, secret, seed);
+    cm_key d; /* the delegation part, when there is one */
+    memset(&d, 0, sizeof(d));
+    rc = parse_key_file(ctx, path, buf, size, secret, seed, &d);
     if (rc)
         goto fail;
     rc = cm__key_from_bytes(out, secret, seed);
@@ -435,6 +514,13 @@ int cm_key_load(cm_ctx *ctx, const char *path, cm_key **out)
         cm__error(ctx, rc, "%s: out of memory loading the key", path);
     else if (rc)
         cm__crypto_error(ctx, rc, "cannot set up the Ed25519 key");
+    if (!rc && d.layer) {
+        (*out)->layer = d.layer;
+        memcpy((*out)->name, d.name, sizeof(d.name));
+        memcpy((*out)->chain, d.chain, sizeof(d.chain));
+        if ((rc = cm__key_chain_check(ctx, path, *out)))
+            cm_key_free(out);
+    }
 fail:
     close(fd);
     OPENSSL_cleanse(buf, sizeof(buf));
@@ -534,8 +620,8 @@ int cm__key_sign(const cm_key *key, const uint8_t *msg, size_t len,
     size_t sig_len = CM__ED25519_SIG_BYTES;
     int rc = CM_E_CRYPTO;
 
-    if (!key || !sig || (!msg && len))
-        return CM_E_INVAL;
+    if (!key || !sig || (!msg && len) || !key->sign)
+        return CM_E_INVAL; /* a layer key (cm_key_layer_key) cannot sign */
     if (!msg)
         msg = empty;
     md = EVP_MD_CTX_new();

@@ -19,6 +19,19 @@
 #define CM__KEY_SEED_BYTES 32   /* Ed25519 private key (RFC 8032 seed) */
 #define CM__ED25519_SIG_BYTES 64
 
+/* A key: the studio's (layer 0), a delegate's (cm_key_delegate: its chain
+ * of certificates from the studio down), or a layer key that can only
+ * detect (cm_key_layer_key: no signing key, sign == NULL). */
+struct cm_key {
+    uint8_t secret[CM__KEY_SECRET_BYTES];
+    uint8_t seed[CM__KEY_SEED_BYTES];
+    uint8_t pub[CM_KEY_PUBLIC_BYTES]; /* derived from seed at creation */
+    struct evp_pkey_st *sign;         /* the Ed25519 key, made once for signing */
+    int layer;                        /* 0 = the studio's */
+    char name[CM_KEY_NAME_MAX + 1];   /* "" for the studio's */
+    cm_key_cert chain[CM_KEY_MAX_LAYER]; /* layer certificates, outermost first */
+};
+
 /* Salt of every subkey derivation; changing it changes every mark. */
 #define CM__KEY_SALT "celmark v1"
 
@@ -62,5 +75,15 @@ CM__HIDDEN int cm__key_from_bytes(cm_key **out,
  * Returns status.
  */
 CM__HIDDEN int cm__crypto_error(cm_ctx *ctx, int status, const char *what);
+
+/* delegate.c, for the key file (key.c): the secret's commitment, whether a
+ * delegated key's chain holds together (each certificate signed by the
+ * one above, the last naming this key: its public key, secret, layer and
+ * name), and whether a delegate's name is acceptable: 0 or CM_E_KEY /
+ * CM_E_INVAL with why in ctx (what: the file, for messages). */
+CM__HIDDEN void cm__key_commitment(const uint8_t secret[CM__KEY_SECRET_BYTES],
+                                   uint8_t out[CM_KEY_COMMITMENT_BYTES]);
+CM__HIDDEN int cm__key_chain_check(cm_ctx *ctx, const char *what, const cm_key *key);
+CM__HIDDEN int cm__key_name_check(cm_ctx *ctx, const char *what, const char *name);
 
 #endif

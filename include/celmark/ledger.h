@@ -252,6 +252,34 @@ CM_API int cm_ledger_check(cm_ctx *ctx, cm_ledger *lg, const cm_key *key,
 CM_API int cm_ledger_signer(cm_ctx *ctx, cm_ledger *lg,
                             char out[CM_KEY_FINGERPRINT_CHARS + 1]);
 
+/* ---- delegation (issue 17): a key one layer down the chain ------------- */
+
+/** A delegation recorded in a ledger. */
+typedef struct cm_ledger_delegation {
+    int64_t seq;      /**< its row in the ledger's chain */
+    cm_key_cert cert; /**< name, layer, the delegate's public key, the
+                           commitment to its layer secret, date, issuer */
+    int sig_ok;       /**< 1 when the row's signature and the certificate hold */
+} cm_ledger_delegation;
+
+/**
+ * Record that key delegated `delegate` (made by cm_key_delegate(key, ...)):
+ * a signed row of its own kind in the ledger's hash chain, holding the
+ * delegate's certificate. Rows a delegated key stamps carry its chain of
+ * certificates, so that they can be checked from the studio's public key.
+ * @return CM_OK; CM_E_INVAL (delegate not key's direct delegate);
+ *         CM_E_LEDGER; CM_E_IO.
+ */
+CM_API int cm_ledger_add_delegation(cm_ctx *ctx, cm_ledger *lg, const cm_key *key,
+                                    const cm_key *delegate);
+
+/**
+ * Every delegation in the ledger, in chain order: *out (free with free())
+ * and *n. @return CM_OK; CM_E_INVAL; CM_E_NOMEM; CM_E_LEDGER.
+ */
+CM_API int cm_ledger_delegations(cm_ctx *ctx, cm_ledger *lg, cm_ledger_delegation **out,
+                                 size_t *n);
+
 /**
  * SHA-256 of a whole file (streamed).
  * @param size  receives the file size in bytes (may be NULL)

@@ -382,7 +382,7 @@ static void test_load_damaged(void **state)
 
     /* wrong header */
     memcpy(buf, valid_text, n);
-    buf[12] = '2';
+    buf[12] = '3'; /* 1 and 2 (a delegated key) exist */
     expect_bad("version.key", buf, n, "unsupported key file version");
     expect_bad("header.key", "hello world\n", 12, "not a celmark key file");
     expect_bad("png.key", "\x89PNG\r\n\x1a\n", 8, "not a celmark key file");
@@ -607,6 +607,133 @@ cm_key_free(&key);
 cm_key_free(&other);
 }
 
+/* ---- delegation ---------------------------------------------------------- */
+
+/* The whole text of a key file. */
+static char *read_text(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    static char buf[8192];
+    *len = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[*len] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static void test_delegate_chain(void **state)
+{
+    (void)state;
+    cm_ctx *ctx = NULL;
+    assert_int_equal(cm_ctx_new(&ctx), CM_OK);
+    cm_key *studio = fixed_key(), *a = NULL, *sub = NULL, *la = NULL, *other = NULL;
+    uint8_t root[CM_KEY_PUBLIC_BYTES];
+    assert_int_equal(cm_key_public(studio, root), CM_OK);
+    assert_int_equal(cm_key_delegate(ctx, studio, "vendor-a", "2026-12-04T00:00:00Z", &a), 0);
+    assert_int_equal(cm_key_layer(a), 1);
+    assert_string_equal(cm_key_name(a), "vendor-a");
+    assert_int_equal(cm_key_chain_ok(a, root), 1);
+    assert_int_equal(cm_key_delegate(ctx, a, "sub-x", NULL, &sub), 0);
+    assert_int_equal(cm_key_layer(sub), 2);
+    int n = 0;
+    const cm_key_cert *chain = cm_key_chain(sub, &n);
+    assert_int_equal(n, 2);
+    assert_string_equal(chain[0].name, "vendor-a");
+    assert_string_equal(chain[1].name, "sub-x");
+    assert_int_equal(cm_key_cert_ok(&chain[1]), 1);
+    assert_int_equal(cm_key_chain_ok(sub, root), 1);
+    /* another studio's public key does not root the chain */
+    assert_int_equal(cm_key_generate(ctx, &other), 0);
+    uint8_t wrong[CM_KEY_PUBLIC_BYTES];
+    cm_key_public(other, wrong);
+    assert_int_equal(cm_key_chain_ok(sub, wrong), 0);
+
+    /* the studio derives the vendor's layer secret: same subkeys */
+    assert_int_equal(cm_key_layer_key(ctx, studio, "vendor-a", &la), 0);
+    uint8_t x[32], y[32];
+    assert_int_equal(cm__key_derive(a, "test", x, 32), 0);
+    assert_int_equal(cm__key_derive(la, "test", y, 32), 0);
+    assert_memory_equal(x, y, 32);
+    assert_int_equal(cm__key_derive(studio, "test", y, 32), 0);
+    assert_memory_not_equal(x, y, 32); /* not the studio's own */
+    uint8_t sig[64];
+    assert_int_not_equal(cm__key_sign(la, (const uint8_t *)"m", 1, sig), 0); /* cannot sign */
+    char path[512];
+    tmp_path(path, sizeof(path), "layer.key");
+    unlink(path);
+    assert_int_equal(cm_key_save(ctx, la, path), CM_E_INVAL);
+
+    /* a certificate altered by one byte no longer verifies */
+    cm_key_cert c = chain[1];
+    c.name[0] ^= 1;
+    assert_int_equal(cm_key_cert_ok(&c), 0);
+    uint8_t enc[CM_KEY_CERT_MAX];
+    int len = cm_key_cert_encode(&chain[1], enc, sizeof(enc));
+    assert_true(len > 0);
+    assert_int_equal(cm_key_cert_decode(enc, (size_t)len, &c), CM_OK);
+    assert_memory_equal(&c, &chain[1], sizeof(c));
+    assert_int_equal(cm_key_cert_decode(enc, (size_t)len - 1, &c), CM_E_FORMAT);
+
+    /* bad names, too deep */
+    cm_key *bad = NULL;
+    assert_int_equal(cm_key_delegate(ctx, studio, "a\nb", NULL, &bad), CM_E_INVAL);
+    assert_int_equal(cm_key_delegate(ctx, studio, "a/b", NULL, &bad), CM_E_INVAL);
+    assert_int_equal(cm_key_delegate(ctx, studio, "", NULL, &bad), CM_E_INVAL);
+    assert_int_equal(cm_key_delegate(ctx, studio, "\xc0\xaf", NULL, &bad), CM_E_INVAL);
+    assert_int_equal(cm_key_delegate(ctx, studio, "caf\xc3\xa9", NULL, &bad), CM_OK);
+    cm_key_free(&bad);
+    cm_key *k3 = NULL, *k4 = NULL, *k5 = NULL;
+    assert_int_equal(cm_key_delegate(ctx, sub, "l3", NULL, &k3), 0);
+    assert_int_equal(cm_key_delegate(ctx, k3, "l4", NULL, &k4), 0);
+    assert_int_equal(cm_key_delegate(ctx, k4, "l5", NULL, &k5), CM_E_INVAL);
+    assert_null(k5);
+
+    /* the key file round trip */
+    tmp_path(path, sizeof(path), "sub.key");
+    unlink(path);
+    assert_int_equal(cm_key_save(ctx, sub, path), CM_OK);
+    cm_key *back = NULL;
+    assert_int_equal(cm_key_load(ctx, path, &back), CM_OK);
+    assert_int_equal(cm_key_layer(back), 2);
+    assert_string_equal(cm_key_name(back), "sub-x");
+    assert_int_equal(cm_key_chain_ok(back, root), 1);
+    size_t tlen;
+    char *text = read_text(path, &tlen);
+    assert_true(strncmp(text, "celmark-key 2\n", 14) == 0);
+    char saved[8192];
+    memcpy(saved, text, tlen + 1);
+    unlink(path);
+    cm_key_free(&back);
+
+    /* damaged delegated key files are refused with one line, no key bytes */
+    char buf[8192];
+    char *cert2 = strstr(saved, "\ncert ");
+    assert_non_null(cert2);
+    cert2 = strstr(cert2 + 1, "\ncert ");
+    assert_non_null(cert2);
+    memcpy(buf, saved, tlen);
+    buf[cert2 - saved + 20] = buf[cert2 - saved + 20] == 'a' ? 'b' : 'a'; /* a cert byte */
+    expect_bad("badcert.key", buf, tlen, "certificate");
+    expect_bad("truncdel.key", saved, (size_t)(cert2 - saved) + 1, "missing");
+    memcpy(buf, saved, tlen);
+    char *layer = strstr(buf, "layer 2");
+    layer[6] = '5';
+    expect_bad("deep.key", buf, tlen, "layer N");
+    memcpy(buf, saved, tlen);
+    char *name = strstr(buf, "name sub-x");
+    name[6] = '\x1b';
+    expect_bad("ctrl.key", buf, tlen, "control characters");
+
+    cm_key_free(&k3);
+    cm_key_free(&k4);
+    cm_key_free(&la);
+    cm_key_free(&other);
+    cm_key_free(&sub);
+    cm_key_free(&a);
+    cm_key_free(&studio);
+    cm_ctx_free(&ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -622,6 +749,7 @@ int main(void)
         cmocka_unit_test(test_load_lenient_last_newline),
         cmocka_unit_test(test_sign_verify),
         cmocka_unit_test(test_ed25519_rfc8032),
+        cmocka_unit_test(test_delegate_chain),
         cmocka_unit_test(test_fingerprint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
