@@ -29,8 +29,10 @@
  *   - candidates: fpr = H * n * C * Q(z_best)      (Bonferroni over n ids)
  *   - blind decode: it is a maximum over all 2^64 CRC-valid codewords, so
  *     fpr = H * 2^64 * C * Q(z)                    (union bound)
- *   H = geometry hypotheses whose payload was scored. A claim is made only
- *   when fpr <= max_fpr (default 1e-9).
+ *   H = geometry hypotheses whose payload was scored; both are multiplied
+ *   by params.layers when several keys read the same file (a studio reading
+ *   its own layer and its delegates'). A claim is made only when
+ *   fpr <= max_fpr (default 1e-9).
  */
 #include "celmark/verify.h"
 
@@ -80,6 +82,7 @@ struct cm_verifier {
     cm__layout *layout;
     cm__render render;
     int N;
+    double ln_keys;            /* ln(params.layers): keys tried on the same file */
     AVComplexFloat *sync_spec; /* N*N spectrum of the sync-only tile */
     work wk;
 };
@@ -90,6 +93,7 @@ void cm_verify_params_default(cm_verify_params *p)
         return;
     memset(p, 0, sizeof(*p));
     p->max_fpr = 1e-9;
+    p->layers = 1;
 }
 
 void cm_verifier_free(cm_verifier **pv)
@@ -134,6 +138,7 @@ int cm_verifier_new(cm_ctx *ctx, const cm_key *key, const cm_verify_params *para
         goto fail;
     v->ctx = ctx;
     v->params = *params;
+    v->ln_keys = log(params->layers > 1 ? (double)params->layers : 1.0);
     v->N = TILE_T * TILE_S;
     if (params->ncandidates) {
         v->cands = cm__malloc_array(params->ncandidates, sizeof(uint64_t));
@@ -381,7 +386,7 @@ static int score_payload(cm_verifier *v, const hypo *hs, int nh, cm_verify_resul
     res->best_candidate = -1;
     res->blind_score = -1e9;
     res->candidate_score = -1e9;
-    double ln_blind = log((double)nh) + LN_2_POW_64;
+    double ln_blind = log((double)nh) + v->ln_keys + LN_2_POW_64;
     for (int k = 0; k < nh; k++) {
         despread(v->layout, hs[k].soft, b);
         uint64_t ids[LIST_SIZE];
@@ -426,7 +431,8 @@ static int score_payload(cm_verifier *v, const hypo *hs, int nh, cm_verify_resul
     }
     if (res->best_candidate >= 0) {
         res->candidate_fpr = claim_fpr(res->candidate_score,
-                                       log((double)nh * (double)v->params.ncandidates));
+                                       log((double)nh * (double)v->params.ncandidates) +
+                                           v->ln_keys);
     }
     return CM_OK;
 }
@@ -737,7 +743,8 @@ static int region_soft(cm_verifier *v, const float *r, int wd, int hd, const hyp
 static int more_claims(cm_verifier *v, const float *r, int wd, int hd, int fw, int fh,
                        const hypo *h, int nh, cm_verify_result *res)
 {
-    double ln_tries = log((double)nh) + log((double)CM_MAX_CLAIMS) + log((double)REGIONS);
+    double ln_tries =
+        log((double)nh) + log((double)CM_MAX_CLAIMS) + log((double)REGIONS) + v->ln_keys;
     float soft[TILE_T * TILE_T];
     memcpy(soft, h->soft, sizeof(soft));
     double cand_z;

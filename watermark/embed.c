@@ -24,6 +24,9 @@
 
 /* Rows sampled to estimate the mark's energy for the PSNR cap. */
 #define PSNR_ROW_STEP 8
+/* A delegate's share of the amplitude (and of the colour budget) on a copy
+ * that already carries the studio's layer: bench/chain, default profile. */
+#define LAYER_SHARE 0.75f
 
 struct cm_stamper {
     cm_ctx *ctx;
@@ -73,6 +76,12 @@ int cm_stamper_new(cm_ctx *ctx, const cm_key *key, uint64_t issue_id,
         goto fail;
     s->ctx = ctx;
     s->params = *params;
+    /* a delegate's layer goes over a copy that already carries the layers
+     * above it: it takes a share of the amplitude and of the colour budget,
+     * so that the sum stays within what one stamp may change */
+    if (cm_key_layer(key) > 0)
+        s->params.strength *= LAYER_SHARE;
+    params = &s->params;
     s->prof = prof;
     s->N = prof->T * prof->s;
     s->tile = malloc(sizeof(float) * (size_t)s->N * s->N);

@@ -21,6 +21,9 @@ typedef struct cm_verify_params {
     int map;                    /**< 1: score the cells of every frame with a claim (the
                                      cell map); default 0: only when several ids
                                      are claimed */
+    unsigned layers;            /**< keys tried on the same file (a studio reading its
+                                     own layer and each delegate's): every fpr is
+                                     multiplied by it; default 1 */
 } cm_verify_params;
 
 /** Fill *p with the documented defaults. */
