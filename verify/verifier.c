@@ -61,7 +61,7 @@
                                    highest peak is not always the origin whose
                                    sync chips correlate best (bench: candidates
                                    18 -> 19 of 20, frame 17; 8 peaks: the same) */
-#define LIST_SIZE 128           /* trellis paths tried for a CRC-valid id */
+#define LIST_SIZE 256           /* trellis paths tried for a CRC-valid id */
 #define LN_2_POW_64 44.3614195558365 /* ln(2^64): CRC-valid codewords */
 #define TAIL_C 3.1780538            /* 1 / (4 Q(sqrt 2)): Bentkus-Dzindzalieta */
 

@@ -43,7 +43,7 @@ CM__HIDDEN void cm__viterbi_decode(const float *soft, int n, uint8_t *out,
                                    float *metric);
 
 /* Most paths a list decode keeps per state. */
-#define CM__VITERBI_MAX_LIST 128
+#define CM__VITERBI_MAX_LIST 256
 
 /* List Viterbi: the L best distinct paths through the trellis that start
  * and end in the zero state, best first. out gets L rows of n info bits,
