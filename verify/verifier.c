@@ -17,7 +17,7 @@
  *   are fair coins (each chip has its own keyed spreading sign), so
  *   z(c) ~ N(0,1) (tests/unit/test_calibration.c checks this on unmarked
  *   frames).
- *   Decoding: Viterbi on the 282 per-bit sums, keeping the 128 best trellis
+ *   Decoding: Viterbi on the 282 per-bit sums, keeping the 256 best trellis
  *   paths (list Viterbi); the CRC-valid one with the highest z is the blind
  *   id. How it was found does not matter to the bound below.
  *   Given the |u_k|, z(c) is a weighted sum of Rademacher signs with
