@@ -185,7 +185,7 @@ static void test_tamper_insert(void **state)
            "INSERT INTO issues SELECT 3, 42, recipient, asset, note, input_sha256, "
            "output_sha256, output_path, output_size, width, height, profile, strength, "
            "cel_safe, layer, tool_version, key_fingerprint, signer_pub, stamped_at, operator, "
-           "prev_hash, signature FROM issues WHERE seq=2",
+           "prev_hash, signature, chain FROM issues WHERE seq=2",
            3, "");
 }
 
@@ -204,7 +204,7 @@ static void test_tamper_append_unsigned(void **state)
     tamper("INSERT INTO issues SELECT 6, 43, 'mallory', asset, note, input_sha256, "
            "output_sha256, output_path, output_size, width, height, profile, strength, "
            "cel_safe, layer, tool_version, key_fingerprint, signer_pub, stamped_at, operator, "
-           "prev_hash, signature FROM issues WHERE seq=5",
+           "prev_hash, signature, chain FROM issues WHERE seq=5",
            6, "");
 }
 
