@@ -33,6 +33,7 @@ typedef struct row_view {
     const uint8_t *signer_pub, *prev_hash;
     const cm_key_cert *chain;
     int chain_len;
+    int damaged; /* a stored certificate or chain does not decode */
 } row_view;
 
 static void mark_bad(cm_ledger_report *rep, const row_view *v, const char *fmt, ...)
@@ -84,8 +85,8 @@ static void check_row(cm_ledger_report *rep, const row_view *v, int sig, int64_t
     if (memcmp(v->prev_hash, prev, 32) != 0)
         mark_bad(rep, v, "previous-row hash does not match (a row before it was edited, "
                          "deleted, inserted or moved)");
-    if (v->chain_len < 0)
-        mark_bad(rep, v, "the stored certificate chain is damaged (row edited)");
+    if (v->damaged)
+        mark_bad(rep, v, "a stored certificate is damaged (row edited)");
     if (!sig)
         mark_bad(rep, v, "signature does not match (row edited, forged or moved)");
     check_signer(rep, v, root);
@@ -94,10 +95,8 @@ static void check_row(cm_ledger_report *rep, const row_view *v, int sig, int64_t
 static void check_delegation(cm_ledger_report *rep, const row_view *v, const cm__ledger_drow *d)
 {
     rep->delegations++;
-    if (!d->cert_ok) {
-        mark_bad(rep, v, "the stored certificate is damaged (row edited)");
-        return;
-    }
+    if (!d->cert_ok)
+        return; /* marked damaged already */
     if (!cm_key_cert_ok(&d->cert))
         mark_bad(rep, v, "the certificate of \"%s\" has a bad signature", d->cert.name);
     if (memcmp(d->cert.issuer_pub, d->signer_pub, CM_KEY_PUBLIC_BYTES))
@@ -129,8 +128,9 @@ static int step(cm_ctx *ctx, cm_ledger *lg, sqlite3_stmt *st, cm_ledger_row *r,
 static int check_issue(cm_ctx *ctx, cm_ledger_report *rep, const cm_ledger_row *r,
                        int64_t expect, uint8_t prev[32], const uint8_t root[32])
 {
-    row_view v = {CM_LEDGER_ROW_ISSUE, r->seq,        r->issue_id, r->key_fingerprint,
-                  r->signer_pub,       r->prev_hash,  r->chain,    r->chain_len};
+    row_view v = {CM_LEDGER_ROW_ISSUE, r->seq,       r->issue_id, r->key_fingerprint,
+                  r->signer_pub,       r->prev_hash, r->chain,    r->chain_len,
+                  r->chain_len < 0};
     int sig = cm_ledger_row_signature_ok(r);
     if (sig < 0)
         return cm__crypto_error(ctx, sig, "checking a signature");
@@ -147,7 +147,8 @@ static int check_drow(cm_ctx *ctx, cm_ledger_report *rep, const cm__ledger_drow 
                       int64_t expect, uint8_t prev[32], const uint8_t root[32])
 {
     row_view v = {CM_LEDGER_ROW_DELEGATION, d->seq,       0,        d->key_fingerprint,
-                  d->signer_pub,            d->prev_hash, d->chain, d->chain_len};
+                  d->signer_pub,            d->prev_hash, d->chain, d->chain_len,
+                  !d->cert_ok || d->chain_len < 0};
     int sig = cm__ledger_drow_signature_ok(d);
     if (sig < 0)
         return cm__crypto_error(ctx, sig, "checking a signature");
@@ -210,7 +211,7 @@ int cm_ledger_check_pub(cm_ctx *ctx, cm_ledger *lg, const uint8_t root[CM_KEY_PU
         }
         /* seq is whatever the file says: INT64_MAX + 1 would overflow */
         if (!ret && seq == INT64_MAX) {
-            row_view v = {0, seq, 0, "", prev, prev, NULL, 0};
+            row_view v = {0, seq, 0, "", prev, prev, NULL, 0, 0};
             mark_bad(rep, &v, "row number %lld out of sequence", (long long)seq);
             break;
         }
