@@ -236,6 +236,10 @@ int cm_ledger_delegations(cm_ctx *ctx, cm_ledger *lg, cm_ledger_delegation **out
         memcpy(e->signer_pub, d.signer_pub, CM_KEY_PUBLIC_BYTES);
         snprintf(e->recorded_at, sizeof(e->recorded_at), "%s", d.recorded_at);
         snprintf(e->tool_version, sizeof(e->tool_version), "%s", d.tool_version);
+        memcpy(e->prev_hash, d.prev_hash, sizeof(e->prev_hash));
+        memcpy(e->signature, d.signature, sizeof(e->signature));
+        e->chain_len = d.chain_len;
+        memcpy(e->chain, d.chain, sizeof(e->chain));
         cm__ledger_drow_clear(&d);
     }
     if (!ret && rc != SQLITE_DONE)

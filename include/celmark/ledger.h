@@ -308,6 +308,10 @@ typedef struct cm_ledger_delegation {
     uint8_t signer_pub[CM_KEY_PUBLIC_BYTES];            /**< the delegating key */
     char recorded_at[32];   /**< when the row was written, UTC "YYYY-MM-DDTHH:MM:SSZ" */
     char tool_version[32];  /**< e.g. "celmark 0.1.0" */
+    uint8_t prev_hash[CM_LEDGER_HASH_BYTES]; /**< as in cm_ledger_row */
+    uint8_t signature[CM_LEDGER_SIG_BYTES];  /**< Ed25519 over the row's canonical bytes */
+    int chain_len;          /**< the delegating key's layer (-1: damaged) */
+    cm_key_cert chain[CM_KEY_MAX_LAYER]; /**< the delegating key's own chain */
 } cm_ledger_delegation;
 
 /**
