@@ -377,17 +377,16 @@ int cm__ledger_chain_check(const cm_key_cert *chain, int n,
     for (int i = 0; i < n; i++) {
         const cm_key_cert *c = &chain[i];
         if (c->layer != i + 1) {
-            snprintf(why, whylen, "certificate %d of the chain is for layer %d", i + 1, c->layer);
+            snprintf(why, whylen, "its chain's certificate %d is for layer %d", i + 1, c->layer);
             return 0;
         }
         if (!cm_key_cert_ok(c)) {
-            snprintf(why, whylen, "the certificate of layer %d (\"%s\") has a bad signature",
-                     c->layer, c->name);
+            snprintf(why, whylen, "its layer %d certificate (%s) has a bad signature", c->layer,
+                     c->name);
             return 0;
         }
         if (i > 0 && memcmp(c->issuer_pub, chain[i - 1].subject_pub, CM_KEY_PUBLIC_BYTES)) {
-            snprintf(why, whylen, "the certificate of layer %d (\"%s\") was not issued by the "
-                                  "key of layer %d",
+            snprintf(why, whylen, "its layer %d certificate (%s) is not from layer %d's key",
                      c->layer, c->name, i);
             return 0;
         }
@@ -395,13 +394,13 @@ int cm__ledger_chain_check(const cm_key_cert *chain, int n,
             rooted = 1;
     }
     if (memcmp(chain[n - 1].subject_pub, signer_pub, CM_KEY_PUBLIC_BYTES)) {
-        snprintf(why, whylen, "the certificate chain names another key than the signer's");
+        snprintf(why, whylen, "its chain ends at another key");
         return 0;
     }
     if (!rooted) {
         if (cm_ledger_fingerprint(chain[0].issuer_pub, fp))
             snprintf(fp, sizeof(fp), "?");
-        snprintf(why, whylen, "its certificate chain starts at another key (%s)", fp);
+        snprintf(why, whylen, "its chain starts at another key (%s)", fp);
         return 0;
     }
     return 1;

@@ -65,8 +65,7 @@ static void check_signer(cm_ledger_report *rep, const row_view *v, const uint8_t
     } else if (!cm__ledger_chain_check(v->chain, v->chain_len, v->signer_pub, root, why,
                                        sizeof(why))) {
         rep->other_signer++;
-        mark_bad(rep, v, "signed by another key (%s), not the key given: %s",
-                 v->key_fingerprint, why);
+        mark_bad(rep, v, "signed by another key (%s): %s", v->key_fingerprint, why);
     } else {
         rep->delegated++;
     }
