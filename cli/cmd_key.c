@@ -15,7 +15,8 @@
 /* Temporary names to try for a new key file before giving up. */
 #define TEMP_TRIES 16
 
-static void fingerprint(const uint8_t pub[CM_KEY_PUBLIC_BYTES], char fp[CM_KEY_FINGERPRINT_CHARS + 1])
+static void fingerprint(const uint8_t pub[CM_KEY_PUBLIC_BYTES],
+                        char fp[CM_KEY_FINGERPRINT_CHARS + 1])
 {
     if (cm_ledger_fingerprint(pub, fp))
         snprintf(fp, CM_KEY_FINGERPRINT_CHARS + 1, "?");
@@ -26,8 +27,8 @@ void cli_cert_text(const char *label, const cm_key_cert *c)
     char issuer[CM_KEY_FINGERPRINT_CHARS + 1], subject[CM_KEY_FINGERPRINT_CHARS + 1];
     fingerprint(c->issuer_pub, issuer);
     fingerprint(c->subject_pub, subject);
-    printf("%s: layer=%d date=%s issuer=%s subject=%s name=%s\n", label, c->layer, c->date,
-           issuer, subject, c->name);
+    printf("%s: layer=%d date=%s issuer=%s subject=%s name=%s\n", label, c->layer, c->date, issuer,
+           subject, c->name);
 }
 
 json_t *cli_cert_json(const cm_key_cert *c)
@@ -170,8 +171,9 @@ static int move_into_place(const char *tmp, const char *out)
     }
     int err = errno;
     if (err == EEXIST || access(out, F_OK) == 0) {
-        fprintf(stderr, "celmark: %s: already exists; refusing to overwrite a key; choose "
-                        "another file name\n",
+        fprintf(stderr,
+                "celmark: %s: already exists; refusing to overwrite a key; choose "
+                "another file name\n",
                 out);
         unlink(tmp);
         return EXIT_INPUT;
@@ -211,12 +213,9 @@ static int64_t delegation_row(cm_ctx *ctx, cm_ledger *lg, const uint8_t pub[CM_K
 static int key_delegate(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"key", required_argument, NULL, 'k'},
-        {"ledger", required_argument, NULL, 'l'},
-        {"to", required_argument, NULL, 't'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"key", required_argument, NULL, 'k'}, {"ledger", required_argument, NULL, 'l'},
+        {"to", required_argument, NULL, 't'},  {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},      {NULL, 0, NULL, 0},
     };
     const char *key_path = NULL, *db = NULL, *name = NULL;
     int json = 0, c;
@@ -260,8 +259,9 @@ static int key_delegate(int argc, char **argv)
     struct stat sb;
     char dir[PATH_MAX], tmp[PATH_MAX] = "";
     if (lstat(out, &sb) == 0) {
-        fprintf(stderr, "celmark: %s: already exists; refusing to overwrite a key; choose "
-                        "another file name\n",
+        fprintf(stderr,
+                "celmark: %s: already exists; refusing to overwrite a key; choose "
+                "another file name\n",
                 out);
         return EXIT_INPUT;
     }
@@ -280,16 +280,18 @@ static int key_delegate(int argc, char **argv)
     if (code)
         goto done;
     if (cm_key_layer(parent) >= CM_KEY_MAX_LAYER) {
-        fprintf(stderr, "celmark: %s: a layer %d key cannot delegate: a chain goes at most %d "
-                        "layers below the studio's key; delegate from a key higher up\n",
+        fprintf(stderr,
+                "celmark: %s: a layer %d key cannot delegate: a chain goes at most %d "
+                "layers below the studio's key; delegate from a key higher up\n",
                 key_path, cm_key_layer(parent), CM_KEY_MAX_LAYER);
         code = EXIT_INPUT;
         goto done;
     }
     int ret = cm_key_delegate(ctx, parent, name, NULL, &child);
     if (ret == CM_E_INVAL) { /* the name: the other causes are checked above */
-        code = cli_usage_error("key", "--to: a delegate's name must be 1 to %d bytes of UTF-8 "
-                                      "without control characters or '/'",
+        code = cli_usage_error("key",
+                               "--to: a delegate's name must be 1 to %d bytes of UTF-8 "
+                               "without control characters or '/'",
                                CM_KEY_NAME_MAX);
         goto done;
     }

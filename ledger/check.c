@@ -82,8 +82,9 @@ static void check_row(cm_ledger_report *rep, const row_view *v, int sig, int64_t
                                  : "row number %lld out of sequence",
                  (long long)(v->seq > expect ? expect : v->seq));
     if (memcmp(v->prev_hash, prev, 32) != 0)
-        mark_bad(rep, v, "previous-row hash does not match (a row before it was edited, "
-                         "deleted, inserted or moved)");
+        mark_bad(rep, v,
+                 "previous-row hash does not match (a row before it was edited, "
+                 "deleted, inserted or moved)");
     if (v->damaged)
         mark_bad(rep, v, "a stored certificate is damaged (row edited)");
     if (!sig)
@@ -99,18 +100,19 @@ static void check_delegation(cm_ledger_report *rep, const row_view *v, const cm_
     if (!cm_key_cert_ok(&d->cert))
         mark_bad(rep, v, "the certificate of \"%s\" has a bad signature", d->cert.name);
     if (memcmp(d->cert.issuer_pub, d->signer_pub, CM_KEY_PUBLIC_BYTES))
-        mark_bad(rep, v, "the certificate of \"%s\" was issued by another key than the row's "
-                         "signer",
+        mark_bad(rep, v,
+                 "the certificate of \"%s\" was issued by another key than the row's "
+                 "signer",
                  d->cert.name);
     if (d->chain_len >= 0 && d->cert.layer != d->chain_len + 1)
-        mark_bad(rep, v, "the certificate of \"%s\" is for layer %d, not %d (one below its "
-                         "signer)",
+        mark_bad(rep, v,
+                 "the certificate of \"%s\" is for layer %d, not %d (one below its "
+                 "signer)",
                  d->cert.name, d->cert.layer, d->chain_len + 1);
 }
 
 /* The next row of a cursor: 1 read, 0 at the end, < 0 error. */
-static int step(cm_ctx *ctx, cm_ledger *lg, sqlite3_stmt *st, cm_ledger_row *r,
-                cm__ledger_drow *d)
+static int step(cm_ctx *ctx, cm_ledger *lg, sqlite3_stmt *st, cm_ledger_row *r, cm__ledger_drow *d)
 {
     if (!st)
         return 0;
@@ -124,12 +126,11 @@ static int step(cm_ctx *ctx, cm_ledger *lg, sqlite3_stmt *st, cm_ledger_row *r,
 }
 
 /* Check one row and hash it into prev. 0 or a CM_E code. */
-static int check_issue(cm_ctx *ctx, cm_ledger_report *rep, const cm_ledger_row *r,
-                       int64_t expect, uint8_t prev[32], const uint8_t root[32])
+static int check_issue(cm_ctx *ctx, cm_ledger_report *rep, const cm_ledger_row *r, int64_t expect,
+                       uint8_t prev[32], const uint8_t root[32])
 {
-    row_view v = {CM_LEDGER_ROW_ISSUE, r->seq,       r->issue_id, r->key_fingerprint,
-                  r->signer_pub,       r->prev_hash, r->chain,    r->chain_len,
-                  r->chain_len < 0};
+    row_view v = {CM_LEDGER_ROW_ISSUE, r->seq,   r->issue_id,  r->key_fingerprint, r->signer_pub,
+                  r->prev_hash,        r->chain, r->chain_len, r->chain_len < 0};
     int sig = cm_ledger_row_signature_ok(r);
     if (sig < 0)
         return cm__crypto_error(ctx, sig, "checking a signature");
@@ -142,11 +143,17 @@ static int check_issue(cm_ctx *ctx, cm_ledger_report *rep, const cm_ledger_row *
     return ret;
 }
 
-static int check_drow(cm_ctx *ctx, cm_ledger_report *rep, const cm__ledger_drow *d,
-                      int64_t expect, uint8_t prev[32], const uint8_t root[32])
+static int check_drow(cm_ctx *ctx, cm_ledger_report *rep, const cm__ledger_drow *d, int64_t expect,
+                      uint8_t prev[32], const uint8_t root[32])
 {
-    row_view v = {CM_LEDGER_ROW_DELEGATION, d->seq,       0,        d->key_fingerprint,
-                  d->signer_pub,            d->prev_hash, d->chain, d->chain_len,
+    row_view v = {CM_LEDGER_ROW_DELEGATION,
+                  d->seq,
+                  0,
+                  d->key_fingerprint,
+                  d->signer_pub,
+                  d->prev_hash,
+                  d->chain,
+                  d->chain_len,
                   !d->cert_ok || d->chain_len < 0};
     int sig = cm__ledger_drow_signature_ok(d);
     if (sig < 0)

@@ -104,9 +104,8 @@ static int insert_drow(cm_ctx *ctx, cm_ledger *lg, const cm__ledger_drow *d)
         cm__ledger_chain_pack(d->chain, d->chain_len, chain, sizeof(chain), &chain_len))
         return cm__error(ctx, CM_E_INVAL, "%s: the certificates cannot be stored", lg->path);
     sqlite3_stmt *st;
-    int ret = cm__ledger_prepare(ctx, lg,
-                                 "INSERT INTO delegations(" DROW_COLS ") VALUES(?,?,?,?,?,?,?,?,?)",
-                                 &st);
+    int ret = cm__ledger_prepare(
+        ctx, lg, "INSERT INTO delegations(" DROW_COLS ") VALUES(?,?,?,?,?,?,?,?,?)", &st);
     if (ret)
         return ret;
     int i = 1;
@@ -162,14 +161,14 @@ static int make_drow(cm_ctx *ctx, cm_ledger *lg, cm__ledger_drow *d, const cm_ke
     return CM_OK;
 }
 
-int cm_ledger_add_delegation(cm_ctx *ctx, cm_ledger *lg, const cm_key *key,
-                             const cm_key *delegate)
+int cm_ledger_add_delegation(cm_ctx *ctx, cm_ledger *lg, const cm_key *key, const cm_key *delegate)
 {
     if (!lg || !key || !delegate)
         return cm__error(ctx, CM_E_INVAL, "add delegation: NULL argument");
     if (!direct_delegate(key, delegate))
-        return cm__error(ctx, CM_E_INVAL, "%s: \"%s\" is not a delegate of this key (made by "
-                                          "it, one layer below)",
+        return cm__error(ctx, CM_E_INVAL,
+                         "%s: \"%s\" is not a delegate of this key (made by "
+                         "it, one layer below)",
                          lg->path, cm_key_name(delegate));
     int own = !lg->in_tx;
     int ret = own ? cm__ledger_exec(ctx, lg, "BEGIN IMMEDIATE") : CM_OK;
