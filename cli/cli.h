@@ -87,6 +87,12 @@ void cli_protect_key_memory(void);
  * Calls cli_protect_key_memory first. */
 int cli_load_key(cm_ctx *ctx, const char *path, cm_key **key);
 
+/* One certificate of a key's chain (cmd_key.c): as a "LABEL: layer=N
+ * date=D issuer=FP subject=FP name=NAME" line on stdout, or a JSON object
+ * (layer, name, date, issuer_fingerprint, subject_fingerprint). */
+void cli_cert_text(const char *label, const cm_key_cert *c);
+json_t *cli_cert_json(const cm_key_cert *c);
+
 /* Progress on stderr when it is a terminal (and not --quiet): frames,
  * fps and ETA. cli_progress_update has the cm_progress_fn signature. */
 typedef struct cli_progress {

@@ -419,9 +419,8 @@ void cm_ledger_issue_abort(cm_ledger *lg, cm_ledger_issue **piss)
     issue_free(piss);
 }
 
-/* seq and canonical hash of the last row (0 and zeros when empty). */
-
-/* Fill the stored fields of a new row from rec. Strings point into rec. */
+/* Fill the stored fields of a new row from rec. Strings point into rec. A
+ * delegated key's row carries its certificate chain. */
 static int make_row(cm_ctx *ctx, cm_ledger *lg, cm_ledger_row *r, uint64_t id,
                     const cm_ledger_record *rec, const uint8_t out_sha[32], int64_t out_size,
                     const char *out_path, const cm_key *key, char fp[CM_KEY_FINGERPRINT_CHARS + 1],
@@ -457,6 +456,8 @@ static int make_row(cm_ctx *ctx, cm_ledger *lg, cm_ledger_row *r, uint64_t id,
     }
     r->stamped_at = now;
     r->operator_name = (char *)(rec->operator_name ? rec->operator_name : "");
+    const cm_key_cert *chain = cm_key_chain(key, &r->chain_len);
+    memcpy(r->chain, chain, sizeof(cm_key_cert) * (size_t)r->chain_len);
     ret = cm__ledger_sign(r, key);
     if (ret)
         return cm__crypto_error(ctx, ret, "signing the ledger row");
@@ -466,11 +467,17 @@ static int make_row(cm_ctx *ctx, cm_ledger *lg, cm_ledger_row *r, uint64_t id,
 static int insert_row(cm_ctx *ctx, cm_ledger *lg, const cm_ledger_row *r)
 {
     sqlite3_stmt *st;
-    int ret = cm__ledger_prepare(ctx, lg,
-                                 "INSERT INTO issues(" ROW_COLS
-                                 ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-                                 "?,?,?,?,?)",
-                                 &st);
+    uint8_t chain[CM__LEDGER_CHAIN_MAX];
+    size_t chain_len = 0;
+    int ret = cm__ledger_chain_pack(r->chain, r->chain_len, chain, sizeof(chain), &chain_len);
+    if (ret)
+        return cm__error(ctx, ret, "%s: the signing key's certificate chain cannot be stored",
+                         lg->path);
+    ret = cm__ledger_prepare(ctx, lg,
+                             "INSERT INTO issues(" ROW_COLS
+                             ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
+                             "?,?,?,?,?,?)",
+                             &st);
     if (ret)
         return ret;
     int i = 1;
@@ -496,6 +503,7 @@ static int insert_row(cm_ctx *ctx, cm_ledger *lg, const cm_ledger_row *r)
     sqlite3_bind_text(st, i++, r->operator_name, -1, SQLITE_STATIC);
     sqlite3_bind_blob(st, i++, r->prev_hash, 32, SQLITE_STATIC);
     sqlite3_bind_blob(st, i++, r->signature, 64, SQLITE_STATIC);
+    sqlite3_bind_blob(st, i++, chain, (int)chain_len, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_CONSTRAINT) {
         char id[17];
@@ -506,9 +514,11 @@ static int insert_row(cm_ctx *ctx, cm_ledger *lg, const cm_ledger_row *r)
     }
     sqlite3_finalize(st);
     if (!ret && lg->in_tx) {
-        lg->tail_seq = r->seq;
-        ret = cm__ledger_row_hash(r, lg->tail_hash);
-        lg->tail_valid = !ret;
+        uint8_t hash[CM_LEDGER_HASH_BYTES];
+        lg->tail_valid = 0;
+        ret = cm__ledger_row_hash(r, hash);
+        if (!ret)
+            cm__ledger_set_tail(lg, r->seq, hash);
     }
     return ret;
 }

@@ -1,25 +1,43 @@
 /*
  * The ledger on SQLite: one file, WAL mode, one row per stamped copy.
  *
- * Schema (meta.schema_version = 1):
+ * Schema (meta.schema_version = 2):
  *
  *   meta(key TEXT PRIMARY KEY, value TEXT)          schema_version, created_by
- *   issues(seq INTEGER PRIMARY KEY, issue_id INTEGER UNIQUE, ...)
- *                                                   the signed hash chain
+ *   issues(seq INTEGER PRIMARY KEY, issue_id INTEGER UNIQUE, ..., chain BLOB)
+ *                                                   stamped copies
+ *   delegations(seq INTEGER PRIMARY KEY, cert BLOB, ..., chain BLOB)
+ *                                                   keys handed down a layer
  *   pending(issue_id INTEGER PRIMARY KEY, output_path, temp_path,
  *           output_sha256, created_at)              stamps in progress
+ *
+ * The signed hash chain is the rows of issues and delegations together in
+ * seq order: both tables share one numbering 1, 2, 3 ... (a new row takes
+ * the largest seq of either plus one, under the write lock). chain holds
+ * the signer's certificate chain (chain.c), empty for a studio key.
+ *
+ * Schema 1 had neither delegations nor issues.chain. Its rows are exactly
+ * schema 2's rows without chain (same canonical bytes), so the first
+ * read-write open upgrades a schema 1 file in place: ADD COLUMN chain
+ * (default empty), CREATE TABLE delegations, schema_version = 2, in one
+ * transaction. A read-only handle reads a schema 1 file as it is, and looks
+ * at schema_version again before each read in case another process
+ * upgraded it meanwhile. Older celmark refuses a schema 2 file ("newer than
+ * this celmark").
  *
  * Issue ids are stored as SQLite's signed 64-bit integers (same bit pattern).
  * An index on issues(asset, issue_id) makes "every candidate of one asset" a
  * covering index range scan, fast at millions of rows.
  *
  * Issuing a copy (reserve, commit, abort) and the recovery from a stamp
- * that died are in ledger/issue.c.
+ * that died are in ledger/issue.c, delegations in ledger/delegation.c, the
+ * whole-chain check in ledger/check.c.
  */
 #define _GNU_SOURCE /* F_OFD_SETLK */
 #include "ledger_internal.h"
 #include "watermark/key_internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -36,7 +54,6 @@
 #define BUSY_TIMEOUT_MS 30000
 
 
-
 static const char *SCHEMA =
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS issues("
@@ -50,12 +67,24 @@ static const char *SCHEMA =
     " layer TEXT NOT NULL, tool_version TEXT NOT NULL,"
     " key_fingerprint TEXT NOT NULL, signer_pub BLOB NOT NULL,"
     " stamped_at TEXT NOT NULL, operator TEXT NOT NULL,"
-    " prev_hash BLOB NOT NULL, signature BLOB NOT NULL);"
+    " prev_hash BLOB NOT NULL, signature BLOB NOT NULL,"
+    " chain BLOB NOT NULL DEFAULT x'');"
     "CREATE INDEX IF NOT EXISTS issues_asset ON issues(asset, issue_id);"
     "CREATE INDEX IF NOT EXISTS issues_recipient ON issues(recipient);"
     "CREATE TABLE IF NOT EXISTS pending("
     " issue_id INTEGER PRIMARY KEY, output_path TEXT NOT NULL,"
     " temp_path TEXT NOT NULL, output_sha256 BLOB, created_at TEXT NOT NULL);";
+
+/* What schema 2 adds to a schema 1 file (also part of a new file). */
+#define DELEGATIONS_TABLE                                                    \
+    "CREATE TABLE IF NOT EXISTS delegations("                                \
+    " seq INTEGER PRIMARY KEY, cert BLOB NOT NULL, tool_version TEXT NOT NULL," \
+    " key_fingerprint TEXT NOT NULL, signer_pub BLOB NOT NULL,"              \
+    " recorded_at TEXT NOT NULL, prev_hash BLOB NOT NULL,"                   \
+    " signature BLOB NOT NULL, chain BLOB NOT NULL DEFAULT x'');"
+static const char *UPGRADE_1_TO_2 =
+    "ALTER TABLE issues ADD COLUMN chain BLOB NOT NULL DEFAULT x'';" DELEGATIONS_TABLE
+    "UPDATE meta SET value='2' WHERE key='schema_version';";
 
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -180,12 +209,39 @@ static int check_schema(cm_ctx *ctx, cm_ledger *lg)
                             lg->path, v, CM_LEDGER_SCHEMA_VERSION);
         else if (v < 1)
             ret = cm__error(ctx, CM_E_LEDGER, "%s: bad ledger schema version", lg->path);
+        else
+            lg->schema = v;
     } else {
         ret = cm__error(ctx, CM_E_LEDGER, "%s: not a celmark ledger (no schema_version)",
                         lg->path);
     }
     sqlite3_finalize(st);
     return ret;
+}
+
+/* Schema 1 -> 2 in one write transaction (another process may have done it
+ * meanwhile: look again under the lock). */
+static int upgrade(cm_ctx *ctx, cm_ledger *lg)
+{
+    int ret = cm__ledger_exec(ctx, lg, "BEGIN IMMEDIATE");
+    if (!ret)
+        ret = check_schema(ctx, lg);
+    if (!ret && lg->schema == 1 && sqlite3_exec(lg->db, UPGRADE_1_TO_2, NULL, NULL, NULL))
+        ret = cm__ledger_db_error(ctx, lg, "cannot upgrade the ledger to schema 2");
+    if (!ret)
+        ret = cm__ledger_exec(ctx, lg, "COMMIT");
+    if (ret) {
+        sqlite3_exec(lg->db, "ROLLBACK", NULL, NULL, NULL);
+        return ret;
+    }
+    lg->schema = 2;
+    return CM_OK;
+}
+
+void cm__ledger_refresh_schema(cm_ledger *lg)
+{
+    if (lg->schema < CM_LEDGER_SCHEMA_VERSION)
+        (void)check_schema(NULL, lg);
 }
 
 int cm_ledger_open(cm_ctx *ctx, const char *path, int flags, cm_ledger **out)
@@ -246,7 +302,8 @@ int cm_ledger_open(cm_ctx *ctx, const char *path, int flags, cm_ledger **out)
             if (sqlite3_exec(lg->db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK ||
                 sqlite3_exec(
                     lg->db,
-                    "INSERT OR IGNORE INTO meta VALUES('schema_version','1');"
+                    DELEGATIONS_TABLE
+                    "INSERT OR IGNORE INTO meta VALUES('schema_version','2');"
                     "INSERT OR IGNORE INTO meta VALUES('created_by','celmark " CM_VERSION_STRING
                     "')",
                     NULL, NULL, NULL) != SQLITE_OK) {
@@ -259,6 +316,8 @@ int cm_ledger_open(cm_ctx *ctx, const char *path, int flags, cm_ledger **out)
         }
     }
     if ((ret = check_schema(ctx, lg)) < 0)
+        goto fail;
+    if (!readonly && lg->schema < 2 && (ret = upgrade(ctx, lg)) < 0)
         goto fail;
     if (!readonly && (ret = cm_ledger_reconcile(ctx, lg, NULL)) < 0)
         goto fail;
@@ -317,8 +376,19 @@ void cm_ledger_row_clear(cm_ledger_row *r)
     memset(r, 0, sizeof(*r));
 }
 
+int cm__ledger_prepare_rows(cm_ctx *ctx, cm_ledger *lg, const char *tail, sqlite3_stmt **st)
+{
+    char sql[512];
+    cm__ledger_refresh_schema(lg);
+    int n = snprintf(sql, sizeof(sql), "SELECT %s FROM issues %s",
+                     lg->schema >= 2 ? ROW_COLS : ROW_COLS_V1 ", x''", tail);
+    assert(n > 0 && (size_t)n < sizeof(sql));
+    (void)n;
+    return cm__ledger_prepare(ctx, lg, sql, st);
+}
+
 /* Fill r from a statement selecting ROW_COLS. */
-static int read_row(sqlite3_stmt *st, cm_ledger_row *r)
+int cm__ledger_read_row(sqlite3_stmt *st, cm_ledger_row *r)
 {
     int i = 0;
     memset(r, 0, sizeof(*r));
@@ -344,12 +414,80 @@ static int read_row(sqlite3_stmt *st, cm_ledger_row *r)
     r->operator_name = col_text(st, i++);
     col_blob(st, i++, r->prev_hash, 32);
     col_blob(st, i++, r->signature, 64);
+    r->chain_len = cm__ledger_chain_unpack(sqlite3_column_blob(st, i),
+                                           (size_t)sqlite3_column_bytes(st, i), r->chain);
+    i++;
     if (!r->recipient || !r->asset || !r->note || !r->output_path || !r->profile || !r->layer ||
         !r->tool_version || !r->key_fingerprint || !r->stamped_at || !r->operator_name) {
         cm_ledger_row_clear(r);
         return CM_E_NOMEM;
     }
     return CM_OK;
+}
+
+int cm__ledger_set_tail(cm_ledger *lg, int64_t seq, const uint8_t hash[CM_LEDGER_HASH_BYTES])
+{
+    if (lg->in_tx) {
+        lg->tail_seq = seq;
+        memcpy(lg->tail_hash, hash, CM_LEDGER_HASH_BYTES);
+        lg->tail_valid = 1;
+    }
+    return CM_OK;
+}
+
+/* The last issue row's seq and hash into *seq, hash (left alone when there
+ * is none or its seq is not above *seq). */
+static int last_issue(cm_ctx *ctx, cm_ledger *lg, int64_t *seq, uint8_t hash[32])
+{
+    sqlite3_stmt *st;
+    int ret = cm__ledger_prepare_rows(ctx, lg, "ORDER BY seq DESC LIMIT 1", &st);
+    if (ret)
+        return ret;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && sqlite3_column_int64(st, 0) > *seq) {
+        cm_ledger_row r;
+        ret = cm__ledger_read_row(st, &r);
+        if (!ret) {
+            *seq = r.seq;
+            ret = cm__ledger_row_hash(&r, hash);
+            if (ret == CM_E_INVAL) /* a stored chain that does not decode */
+                ret = cm__error(ctx, CM_E_LEDGER, "%s: the last row (%lld) is damaged; run "
+                                                  "'celmark ledger verify'",
+                                lg->path, (long long)r.seq);
+            cm_ledger_row_clear(&r);
+        }
+    } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        ret = cm__ledger_db_error(ctx, lg, "cannot read the last row");
+    }
+    sqlite3_finalize(st);
+    return ret;
+}
+
+/* The same for the last delegation row. */
+static int last_delegation(cm_ctx *ctx, cm_ledger *lg, int64_t *seq, uint8_t hash[32])
+{
+    sqlite3_stmt *st;
+    int ret = cm__ledger_prepare_drows(ctx, lg, "ORDER BY seq DESC LIMIT 1", &st);
+    if (ret || !st)
+        return ret;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && sqlite3_column_int64(st, 0) > *seq) {
+        cm__ledger_drow d;
+        ret = cm__ledger_read_drow(st, &d);
+        if (!ret) {
+            *seq = d.seq;
+            ret = cm__ledger_drow_hash(&d, hash);
+            if (ret == CM_E_INVAL) /* a stored certificate that does not decode */
+                ret = cm__error(ctx, CM_E_LEDGER, "%s: the last row (%lld) is damaged; run "
+                                                  "'celmark ledger verify'",
+                                lg->path, (long long)d.seq);
+            cm__ledger_drow_clear(&d);
+        }
+    } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        ret = cm__ledger_db_error(ctx, lg, "cannot read the last row");
+    }
+    sqlite3_finalize(st);
+    return ret;
 }
 
 int cm__ledger_load_tail(cm_ctx *ctx, cm_ledger *lg, int64_t *seq, uint8_t hash[32])
@@ -359,32 +497,16 @@ int cm__ledger_load_tail(cm_ctx *ctx, cm_ledger *lg, int64_t *seq, uint8_t hash[
         memcpy(hash, lg->tail_hash, 32);
         return CM_OK;
     }
-    sqlite3_stmt *st;
-    int ret = cm__ledger_prepare(ctx, lg,
-                                 "SELECT " ROW_COLS " FROM issues ORDER BY seq DESC LIMIT 1", &st);
-    if (ret)
-        return ret;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        cm_ledger_row r;
-        ret = read_row(st, &r);
-        if (!ret) {
-            *seq = r.seq;
-            ret = cm__ledger_row_hash(&r, hash);
-            cm_ledger_row_clear(&r);
-        }
-    } else if (rc == SQLITE_DONE) {
-        *seq = 0;
-        memset(hash, 0, 32);
-    } else {
-        ret = cm__ledger_db_error(ctx, lg, "cannot read the last row");
-    }
-    sqlite3_finalize(st);
-    if (!ret && lg->in_tx) {
-        lg->tail_seq = *seq;
-        memcpy(lg->tail_hash, hash, 32);
-        lg->tail_valid = 1;
-    }
+    *seq = 0;
+    memset(hash, 0, 32);
+    int ret = last_issue(ctx, lg, seq, hash);
+    if (!ret)
+        ret = last_delegation(ctx, lg, seq, hash);
+    if (!ret && *seq == INT64_MAX)
+        ret = cm__error(ctx, CM_E_LEDGER, "%s: the ledger is full (row %lld)", lg->path,
+                        (long long)*seq);
+    if (!ret)
+        cm__ledger_set_tail(lg, *seq, hash);
     return ret;
 }
 
@@ -393,13 +515,13 @@ int cm_ledger_get(cm_ctx *ctx, cm_ledger *lg, uint64_t issue_id, cm_ledger_row *
     if (!lg || !row)
         return CM_E_INVAL;
     sqlite3_stmt *st;
-    int ret = cm__ledger_prepare(ctx, lg, "SELECT " ROW_COLS " FROM issues WHERE issue_id=?", &st);
+    int ret = cm__ledger_prepare_rows(ctx, lg, "WHERE issue_id=?", &st);
     if (ret)
         return ret;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)issue_id);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
-        ret = read_row(st, row) ? CM_E_NOMEM : 1;
+        ret = cm__ledger_read_row(st, row) ? CM_E_NOMEM : 1;
     else if (rc == SQLITE_DONE)
         ret = 0;
     else
@@ -414,11 +536,9 @@ int cm_ledger_list(cm_ctx *ctx, cm_ledger *lg, const char *recipient, const char
     if (!lg || !fn)
         return CM_E_INVAL;
     sqlite3_stmt *st;
-    int ret =
-        cm__ledger_prepare(ctx, lg,
-                           "SELECT " ROW_COLS " FROM issues WHERE (?1 IS NULL OR recipient=?1) "
-                           "AND (?2 IS NULL OR asset=?2) ORDER BY seq",
-                           &st);
+    int ret = cm__ledger_prepare_rows(
+        ctx, lg, "WHERE (?1 IS NULL OR recipient=?1) AND (?2 IS NULL OR asset=?2) ORDER BY seq",
+        &st);
     if (ret)
         return ret;
     if (recipient)
@@ -428,7 +548,7 @@ int cm_ledger_list(cm_ctx *ctx, cm_ledger *lg, const char *recipient, const char
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         cm_ledger_row r;
-        if (read_row(st, &r)) {
+        if (cm__ledger_read_row(st, &r)) {
             ret = CM_E_NOMEM;
             break;
         }
@@ -503,96 +623,5 @@ int cm_ledger_signer(cm_ctx *ctx, cm_ledger *lg, char out[CM_KEY_FINGERPRINT_CHA
     else if (rc != SQLITE_DONE)
         ret = cm__ledger_db_error(ctx, lg, "cannot read the ledger");
     sqlite3_finalize(st);
-    return ret;
-}
-
-/* ---- the whole-chain check -------------------------------------------- */
-
-static void mark_bad(cm_ledger_report *rep, const cm_ledger_row *r, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void mark_bad(cm_ledger_report *rep, const cm_ledger_row *r, const char *fmt, ...)
-{
-    if (!rep->ok)
-        return; /* keep the first */
-    rep->ok = 0;
-    rep->bad_seq = r->seq;
-    rep->bad_issue_id = r->issue_id;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(rep->reason, sizeof(rep->reason), fmt, ap);
-    va_end(ap);
-}
-
-int cm_ledger_check(cm_ctx *ctx, cm_ledger *lg, const cm_key *key, cm_ledger_report *rep)
-{
-    if (!lg || !key || !rep)
-        return CM_E_INVAL;
-    memset(rep, 0, sizeof(*rep));
-    rep->ok = 1;
-    uint8_t pub[CM_KEY_PUBLIC_BYTES], prev[32] = {0};
-    cm_key_public(key, pub);
-    sqlite3_stmt *st;
-    /* One read transaction: a consistent snapshot while stamps go on. */
-    int ret = cm__ledger_exec(ctx, lg, "BEGIN");
-    if (ret)
-        return ret;
-    if ((ret = cm__ledger_prepare(ctx, lg, "SELECT count(*) FROM pending", &st)) == 0) {
-        if (sqlite3_step(st) == SQLITE_ROW)
-            rep->pending = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-    }
-    if (!ret)
-        ret = cm__ledger_prepare(ctx, lg, "SELECT " ROW_COLS " FROM issues ORDER BY seq", &st);
-    if (ret) {
-        sqlite3_exec(lg->db, "ROLLBACK", NULL, NULL, NULL);
-        return ret;
-    }
-    int64_t expect = 1;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        cm_ledger_row r;
-        if (read_row(st, &r)) {
-            ret = CM_E_NOMEM;
-            break;
-        }
-        rep->rows++;
-        if (r.seq != expect)
-            mark_bad(rep, &r,
-                     r.seq > expect ? "row %lld is missing (deleted) before this row"
-                                    : "row number %lld out of sequence",
-                     (long long)(r.seq > expect ? expect : r.seq));
-        if (memcmp(r.prev_hash, prev, 32) != 0)
-            mark_bad(rep, &r, "previous-row hash does not match (a row before it was edited, "
-                              "deleted, inserted or moved)");
-        int own = memcmp(r.signer_pub, pub, sizeof(pub)) == 0;
-        if (!own) {
-            rep->other_signer++;
-            mark_bad(rep, &r, "signed by another key (%s), not the key given", r.key_fingerprint);
-        }
-        int sig = cm_ledger_row_signature_ok(&r);
-        if (sig < 0) {
-            cm_ledger_row_clear(&r);
-            ret = cm__crypto_error(ctx, sig, "checking a signature");
-            break;
-        }
-        if (!sig)
-            mark_bad(rep, &r, "signature does not match (row edited, forged or moved)");
-        ret = cm__ledger_row_hash(&r, prev);
-        /* seq is whatever the file says: INT64_MAX + 1 would overflow */
-        if (r.seq == INT64_MAX) {
-            mark_bad(rep, &r, "row number %lld out of sequence", (long long)r.seq);
-            cm_ledger_row_clear(&r);
-            break;
-        }
-        expect = r.seq + 1;
-        cm_ledger_row_clear(&r);
-        if (ret)
-            break;
-    }
-    if (!ret && rc != SQLITE_DONE)
-        ret = cm__ledger_db_error(ctx, lg, "cannot read the ledger");
-    sqlite3_finalize(st);
-    sqlite3_exec(lg->db, "COMMIT", NULL, NULL, NULL);
     return ret;
 }

@@ -7,7 +7,10 @@
  * public key, UTC time and operator. Every row carries the SHA-256 of the
  * previous row's canonical bytes and an Ed25519 signature over its own, so
  * editing, deleting, inserting or reordering rows is detected by
- * cm_ledger_check().
+ * cm_ledger_check(). Delegations (a key handing a vendor a key one layer
+ * down) are rows of their own kind in the same chain; rows signed by a
+ * delegated key carry its certificate chain, so a vendor's ledger can be
+ * checked from the studio's public key alone.
  *
  * Stamping with a ledger is a two-step transaction so that a crash at any
  * moment leaves neither a file without a row nor a row without its file:
@@ -33,8 +36,10 @@
 extern "C" {
 #endif
 
-/** Version of the SQL schema written into new ledgers (meta.schema_version). */
-#define CM_LEDGER_SCHEMA_VERSION 1
+/** Version of the SQL schema written into new ledgers (meta.schema_version).
+ *  2 added delegation rows and the signer's certificate chain; a version 1
+ *  ledger is upgraded in place by the first read-write open. */
+#define CM_LEDGER_SCHEMA_VERSION 2
 
 /** Size of a SHA-256 digest. */
 #define CM_LEDGER_HASH_BYTES 32
@@ -94,6 +99,12 @@ typedef struct cm_ledger_row {
     uint8_t prev_hash[CM_LEDGER_HASH_BYTES]; /**< SHA-256 of the previous row's
                                                   canonical bytes; zeros for row 1 */
     uint8_t signature[CM_LEDGER_SIG_BYTES];  /**< Ed25519 over this row's canonical bytes */
+    int chain_len;          /**< certificates in chain: 0 when a studio key signed
+                                 the row, its layer for a delegated key; -1 when
+                                 the stored chain cannot be decoded (the row then
+                                 fails its signature check) */
+    cm_key_cert chain[CM_KEY_MAX_LAYER]; /**< the signer's certificate chain, the
+                                              studio's first (cm_key_chain()) */
 } cm_ledger_row;
 
 /** Result of cm_ledger_check(). */
@@ -103,9 +114,20 @@ typedef struct cm_ledger_report {
     int64_t bad_seq;        /**< first bad row's seq (0 when ok) */
     uint64_t bad_issue_id;  /**< its issue id */
     char reason[160];       /**< why it is bad, e.g. "signature does not match" */
-    int64_t other_signer;   /**< rows signed by a key other than the one given */
+    int64_t other_signer;   /**< rows signed by a key other than the one given
+                                 and not by one it delegated to */
     int64_t pending;        /**< unfinished stamps still in progress */
+    int64_t delegations;    /**< delegation rows among rows */
+    int64_t delegated;      /**< rows signed by a key the one given delegated to
+                                 (at any depth), proven by the row's chain */
+    int bad_kind;           /**< the first bad row's kind (enum cm_ledger_row_kind) */
 } cm_ledger_report;
+
+/** The kinds of rows in a ledger's chain. */
+enum cm_ledger_row_kind {
+    CM_LEDGER_ROW_ISSUE = 0,      /**< a stamped copy (cm_ledger_row) */
+    CM_LEDGER_ROW_DELEGATION = 1, /**< a delegation (cm_ledger_delegation) */
+};
 
 /**
  * Open (and with CM_LEDGER_CREATE create) a ledger file. Sets WAL mode, a
@@ -231,17 +253,37 @@ CM_API int cm_ledger_candidates(cm_ctx *ctx, cm_ledger *lg, const char *asset,
 CM_API int cm_ledger_row_signature_ok(const cm_ledger_row *row);
 
 /**
- * Check the whole ledger: rows numbered 1..n without gaps, each row's
- * prev_hash equal to SHA-256 of the previous row's canonical bytes, each
- * signature valid under key's public key. Tampering is a result
- * (report->ok == 0), not an error. Rows signed by another key are counted in
+ * Whether row->chain is a chain of valid certificates (layers 1, 2, ... in
+ * order, each signed by the key the one above names) ending at the row's
+ * signer and passing through root_pub: issued by it, or by a key it
+ * delegated to. root_pub NULL: any root (the chain's own first issuer).
+ * @return 1 or 0 (0 also for a row without chain).
+ */
+CM_API int cm_ledger_row_chain_ok(const cm_ledger_row *row,
+                                  const uint8_t root_pub[CM_KEY_PUBLIC_BYTES]);
+
+/**
+ * Check the whole ledger: rows of every kind numbered 1..n without gaps,
+ * each row's prev_hash equal to SHA-256 of the previous row's canonical
+ * bytes, each signature valid, and each signer trusted: key itself, or a key
+ * it delegated to at any depth as the certificate chain stored in the row
+ * proves (so a vendor's ledger checks with the studio's key). A delegation
+ * row's certificate must also be valid, issued by the row's signer, one
+ * layer below it. Tampering is a result (report->ok == 0), not an error.
+ * Rows signed by any other key, or whose chain does not hold, are counted in
  * report->other_signer and reported bad.
  *
- * @param key  the studio key whose public key must have signed every row
+ * @param key  the key at the root of trust (only its public key is used)
  * @return CM_OK (report filled); CM_E_INVAL; CM_E_NOMEM; CM_E_LEDGER.
  */
 CM_API int cm_ledger_check(cm_ctx *ctx, cm_ledger *lg, const cm_key *key,
                            cm_ledger_report *report);
+
+/** cm_ledger_check() from a public key alone (e.g. the studio's, handed to
+ *  an auditor). Same returns. */
+CM_API int cm_ledger_check_pub(cm_ctx *ctx, cm_ledger *lg,
+                               const uint8_t root_pub[CM_KEY_PUBLIC_BYTES],
+                               cm_ledger_report *report);
 
 /**
  * Fingerprint of the key that signed the most rows (for the "key given is
@@ -258,17 +300,29 @@ CM_API int cm_ledger_signer(cm_ctx *ctx, cm_ledger *lg,
 typedef struct cm_ledger_delegation {
     int64_t seq;      /**< its row in the ledger's chain */
     cm_key_cert cert; /**< name, layer, the delegate's public key, the
-                           commitment to its layer secret, date, issuer */
-    int sig_ok;       /**< 1 when the row's signature and the certificate hold */
+                           commitment to its layer secret, date, issuer
+                           (zeros when the stored certificate is malformed) */
+    int sig_ok;       /**< 1 when the row's signature and the certificate hold:
+                           both by the row's signer, one layer above cert */
+    char key_fingerprint[CM_KEY_FINGERPRINT_CHARS + 1]; /**< of the delegating key */
+    uint8_t signer_pub[CM_KEY_PUBLIC_BYTES];            /**< the delegating key */
+    char recorded_at[32];   /**< when the row was written, UTC "YYYY-MM-DDTHH:MM:SSZ" */
+    char tool_version[32];  /**< e.g. "celmark 0.1.0" */
+    uint8_t prev_hash[CM_LEDGER_HASH_BYTES]; /**< as in cm_ledger_row */
+    uint8_t signature[CM_LEDGER_SIG_BYTES];  /**< Ed25519 over the row's canonical bytes */
+    int chain_len;          /**< the delegating key's layer (-1: damaged) */
+    cm_key_cert chain[CM_KEY_MAX_LAYER]; /**< the delegating key's own chain */
 } cm_ledger_delegation;
 
 /**
  * Record that key delegated `delegate` (made by cm_key_delegate(key, ...)):
  * a signed row of its own kind in the ledger's hash chain, holding the
- * delegate's certificate. Rows a delegated key stamps carry its chain of
- * certificates, so that they can be checked from the studio's public key.
- * @return CM_OK; CM_E_INVAL (delegate not key's direct delegate);
- *         CM_E_LEDGER; CM_E_IO.
+ * delegate's certificate (and key's own chain when key is a delegate
+ * itself). Rows a delegated key stamps carry its chain of certificates, so
+ * that they can be checked from the studio's public key. Runs in the
+ * caller's transaction when one is open (cm_ledger_begin()).
+ * @return CM_OK; CM_E_INVAL (delegate not key's direct delegate, a key that
+ *         cannot sign); CM_E_CRYPTO; CM_E_LEDGER; CM_E_IO.
  */
 CM_API int cm_ledger_add_delegation(cm_ctx *ctx, cm_ledger *lg, const cm_key *key,
                                     const cm_key *delegate);
@@ -279,6 +333,15 @@ CM_API int cm_ledger_add_delegation(cm_ctx *ctx, cm_ledger *lg, const cm_key *ke
  */
 CM_API int cm_ledger_delegations(cm_ctx *ctx, cm_ledger *lg, cm_ledger_delegation **out,
                                  size_t *n);
+
+/**
+ * The fingerprint of a public key a ledger stores (a row's signer, a
+ * certificate's subject or issuer), as cm_key_fingerprint() gives it for
+ * the key itself.
+ * @return CM_OK; CM_E_INVAL; CM_E_CRYPTO.
+ */
+CM_API int cm_ledger_fingerprint(const uint8_t pub[CM_KEY_PUBLIC_BYTES],
+                                 char out[CM_KEY_FINGERPRINT_CHARS + 1]);
 
 /**
  * SHA-256 of a whole file (streamed).
