@@ -152,4 +152,36 @@ void cli_ledger_clear(cli_ledger_info li[CM_MAX_CLAIMS]);
 json_t *cli_claims_json(const cm_verify_result *r, const cli_ledger_info *li);
 void cli_claims_text(const cm_verify_result *r, const cli_ledger_info *li);
 
+/* ---- layers of the subcontracting chain (cli/layers.c) ---------------- */
+
+/* One layer a key can read: its own, or a delegate's below it. */
+typedef struct cli_layer {
+    int layer;            /* 0 = the studio's */
+    char name[4 * (CM_KEY_NAME_MAX + 1)]; /* "vendor-a/sub-x"; "" for the key's own */
+    cm_key *key;          /* the derived layer key (owned; NULL for the own layer) */
+    const cm_key *use;    /* the key that reads this layer */
+    cm_ledger *lg;        /* the ledger of this layer's issues (borrowed), or NULL */
+    uint64_t *cands;      /* its ids, the candidates (owned) */
+    cm_verifier *ver;     /* reads this layer (owned) */
+} cli_layer;
+
+typedef struct cli_layers {
+    cli_layer *l; /* l[0]: the key's own layer */
+    int n;
+} cli_layers;
+
+/* The layers key can read: its own (candidates and params from base, lgs[0]
+ * its ledger) and, recursively, every delegation recorded in the ledger of
+ * a layer found (a delegate's ledger is the one among lgs its key signed).
+ * Every verifier counts the n layers in its fpr. Returns an exit code;
+ * close with cli_layers_close either way. */
+int cli_layers_open(cm_ctx *ctx, const cm_key *key, cm_ledger *const *lgs, int nlg,
+                    const cm_verify_params *base, cli_layers *out);
+void cli_layers_close(cli_layers *ls);
+/* The layers found (res[i]: layer i's result) as JSON objects {layer,
+ * delegate, issue_id, source, score, fpr, recipient, asset, ledger_row}
+ * and as "layer N: ..." lines, outermost first. */
+json_t *cli_layers_json(cm_ctx *ctx, const cli_layers *ls, const cm_verify_result *res);
+void cli_layers_text(cm_ctx *ctx, const cli_layers *ls, const cm_verify_result *res);
+
 #endif

@@ -11,6 +11,9 @@
 #include <unistd.h>
 
 /* Read one HEX16 id a line ('#' comments and blank lines allowed). */
+/* Ledgers given with -l: the key's own, then its delegates'. */
+#define MAX_LEDGERS 16
+
 /* --map of a video: drawn over its first frame at this width. */
 #define MAP_VIDEO_WIDTH 960
 
@@ -201,7 +204,34 @@ typedef struct verify_job {
     double fps;        /* --fps, for sequence patterns */
     const char *map;   /* --map OUT.png, or NULL */
     int force;
+    const cli_layers *layers; /* the delegates' layers too (n > 1), or NULL */
 } verify_job;
+
+/* The layers below the key's own, read on a still (res[0] is the own
+ * layer's result); results into res[1..]. */
+static int read_layers(const verify_job *j, const cm_image *img, cm_verify_result *res)
+{
+    for (int i = 1; j->layers && i < j->layers->n; i++) {
+        int ret = cm_verifier_image(j->layers->l[i].ver, img, &res[i]);
+        if (ret)
+            return ret;
+    }
+    return CM_OK;
+}
+
+/* ... on a video: each layer's whole-file claim. */
+static int read_video_layers(const verify_job *j, const char *path, cm_verify_result *res)
+{
+    for (int i = 1; j->layers && i < j->layers->n; i++) {
+        cm_video_report rep;
+        int ret = cm_video_verify(j->ctx, j->layers->l[i].ver, path, j->vvp, &rep);
+        if (ret)
+            return ret;
+        res[i] = rep.claim;
+        cm_video_report_clear(&rep);
+    }
+    return CM_OK;
+}
 
 /* --map: the claim map of r over a dimmed copy of the frame (img, or a
  * video's thumbnail of a frame fw px wide) into j->map. */
@@ -265,19 +295,37 @@ static int verify_video(verify_job *j, const char *path, int *any_unmarked, int 
         *any_unmarked = 1;
     json_t *o = NULL;
     int mixed = rep.nids > 1 || rep.claim.mixed;
+    cm_verify_result *layer_res = NULL;
+    if (j->layers && j->layers->n > 1) {
+        if (!(layer_res = calloc((size_t)j->layers->n, sizeof(*layer_res)))) {
+            cm_video_report_clear(&rep);
+            return CM_E_NOMEM;
+        }
+        layer_res[0] = rep.claim;
+        if ((ret = read_video_layers(j, path, layer_res))) {
+            free(layer_res);
+            cm_video_report_clear(&rep);
+            return ret;
+        }
+    }
     if (j->json) {
         o = result_json(path, &rep.claim, li, mixed);
+        if (layer_res)
+            json_object_set_new(o, "layers", cli_layers_json(j->ctx, j->layers, layer_res));
         json_object_set_new(o, "type", json_string(type));
         json_object_set_new(o, "frames", json_integer(rep.frames));
         json_object_set_new(o, "duration", json_real(rep.duration));
         json_object_set_new(o, "fps", json_real(rep.fps));
     } else {
         result_text(path, &rep.claim, j->first, li, mixed);
+        if (layer_res)
+            cli_layers_text(j->ctx, j->layers, layer_res);
         printf("type: %s\n", type);
         printf("frames: %lld\n", (long long)rep.frames);
         printf("duration: %.3f\n", rep.duration);
     }
     cli_ledger_clear(li);
+    free(layer_res);
     const struct {
         const char *name;
         const cm_video_segment *s;
@@ -321,23 +369,40 @@ static int verify_one(verify_job *j, const char *path, int *any_unmarked)
         if (!ret)
             return code;
     } else if (!ret) {
-        cm_verify_result r;
+        int nl = j->layers ? j->layers->n : 1;
+        cm_verify_result *res = calloc((size_t)nl, sizeof(*res)), r;
         cm_image *img = NULL;
-        ret = cm_verify_still(j->ctx, j->ver, path, &j->vvp->limits, &r, j->map ? &img : NULL);
+        if (!res)
+            return EXIT_INTERNAL;
+        ret = cm_verify_still(j->ctx, j->ver, path, &j->vvp->limits, &r,
+                              j->map || nl > 1 ? &img : NULL);
+        if (!ret && nl > 1) {
+            res[0] = r;
+            ret = read_layers(j, img, res);
+        }
         if (!ret) {
             cli_ledger_info li[CM_MAX_CLAIMS];
             int e = cli_ledger_lookup_claims(j->ctx, j->lg, &r, li);
             if (!r.marked)
                 *any_unmarked = 1;
-            if (j->json)
-                cli_print_json(result_json(path, &r, li, r.mixed));
-            else
+            if (j->json) {
+                json_t *o = result_json(path, &r, li, r.mixed);
+                if (nl > 1)
+                    json_object_set_new(o, "layers", cli_layers_json(j->ctx, j->layers, res));
+                cli_print_json(o);
+            } else {
                 result_text(path, &r, j->first, li, r.mixed);
+                if (nl > 1)
+                    cli_layers_text(j->ctx, j->layers, res);
+            }
             cli_ledger_clear(li);
+            free(res);
             int em = j->map ? write_map(j, img, NULL, 0, &r) : EXIT_OK;
             cm_image_free(&img);
             return e > em ? e : em;
         }
+        free(res);
+        cm_image_free(&img);
     }
     if (ret == CM_E_INVAL && cm_sequence_is_pattern(path)) /* bad --frames */
         return cli_usage_error("verify", "%s", cm_ctx_last_error(j->ctx));
@@ -443,6 +508,8 @@ int cmd_verify(int argc, char **argv)
     };
     const char *key_path = NULL, *cand_path = NULL, *ledger_path = NULL, *asset = NULL;
     const char *report_path = NULL, *map_path = NULL;
+    const char *ledgers[MAX_LEDGERS];
+    int nledgers = 0;
     int json = 0, quiet = 0, force = 0, c;
     const char *range = NULL;
     double fps = 24;
@@ -494,7 +561,10 @@ int cmd_verify(int argc, char **argv)
             cand_path = optarg;
             break;
         case 'l':
-            ledger_path = optarg;
+            if (nledgers == MAX_LEDGERS)
+                return cli_usage_error("verify", "at most %d ledgers (-l)", MAX_LEDGERS);
+            ledgers[nledgers++] = optarg;
+            ledger_path = ledgers[0];
             break;
         case 'a':
             asset = optarg;
@@ -533,7 +603,8 @@ int cmd_verify(int argc, char **argv)
     cm_ctx *ctx = NULL;
     cm_key *key = NULL;
     cm_verifier *ver = NULL;
-    cm_ledger *lg = NULL;
+    cm_ledger *lg = NULL, *lgs[MAX_LEDGERS] = {NULL};
+    cli_layers layers = {NULL, 0};
     uint64_t *cands = NULL;
     int ret;
     if (cm_ctx_new(&ctx))
@@ -582,22 +653,38 @@ int cmd_verify(int argc, char **argv)
         code = cli_fail(ctx, ret);
         goto done;
     }
+    /* the delegates' layers: every delegation recorded in the ledgers
+     * given, read with the layer keys this key derives */
+    if (lg) {
+        lgs[0] = lg;
+        for (int i = 1; i < nledgers; i++)
+            if ((ret = cm_ledger_open(ctx, ledgers[i], CM_LEDGER_READONLY, &lgs[i]))) {
+                code = cli_fail(ctx, ret);
+                goto done;
+            }
+        if ((code = cli_layers_open(ctx, key, lgs, nledgers, &vp, &layers)))
+            goto done;
+    }
+    cm_verifier *own = layers.n > 1 ? layers.l[0].ver : ver;
     int any_unmarked = 0, worst_err = EXIT_OK;
     for (int i = optind; i < argc; i++) {
-        verify_job vj = {ctx, ver, lg, json, i == optind, quiet, &vvp, range, fps, map_path,
-                         force};
+        verify_job vj = {ctx,      own,   lg,       json, i == optind, quiet, &vvp, range, fps,
+                         map_path, force, &layers};
         int e = verify_one(&vj, argv[i], &any_unmarked);
         if (e > worst_err)
             worst_err = e;
     }
     code = worst_err ? worst_err : (any_unmarked ? EXIT_FAIL : EXIT_OK);
     if (report_path) {
-        report_ctx rc = {ctx, ver, lg, key, ledger_path, vp.max_fpr, &vvp};
+        report_ctx rc = {ctx, own, lg, key, ledger_path, vp.max_fpr, &vvp};
         int e = write_report(&rc, report_path, force, argv + optind, argc - optind);
         if (e > code)
             code = e;
     }
 done:
+    cli_layers_close(&layers);
+    for (int i = 1; i < nledgers; i++)
+        cm_ledger_close(&lgs[i]);
     free(cands);
     cm_ledger_close(&lg);
     cm_verifier_free(&ver);

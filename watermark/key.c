@@ -350,7 +350,7 @@ static int parse_delegation(cm_ctx *ctx, const char *path, const char *buf, size
 {
     const char *line = NULL;
     size_t len = 0;
-    char text[CM_KEY_NAME_MAX + 8];
+    char text[CM_KEY_NAME_MAX + 1];
     if (!*has_nl || !next_line(buf, size, pos, &line, &len, has_nl))
         return cm__error(ctx, CM_E_KEY, "%s: line 4 ('layer N') is missing; the key file is "
                                         "truncated",
@@ -373,7 +373,7 @@ static int parse_delegation(cm_ctx *ctx, const char *path, const char *buf, size
         return cm__error(ctx, CM_E_KEY, "%s: line 5: the name has control characters, '/' or "
                                         "is not UTF-8",
                          path);
-    snprintf(d->name, sizeof(d->name), "%s", text);
+    memcpy(d->name, text, len - 4); /* with its NUL; len - 5 <= CM_KEY_NAME_MAX */
     for (int i = 0; i < d->layer; i++) {
         int lineno = 6 + i;
         uint8_t cert[CM_KEY_CERT_MAX];

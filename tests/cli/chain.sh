@@ -1,0 +1,40 @@
+# The subcontracting chain, read back: the studio stamps for vendor-a, which
+# stamps that copy for sub-x with the key the studio delegated; verify with
+# the studio's key and both ledgers names both layers (text and JSON), with
+# recipients; the vendor's key reads its own layer and not the studio's; an
+# unrelated key reads nothing.
+. "$(dirname "$0")/common.shlib"
+
+"$CELMARK_GEN" "$T/in.png" 1280 720 9 || exit 1
+"$CELMARK" keygen "$T/studio.key" >/dev/null || exit 1
+"$CELMARK" keygen "$T/other.key" >/dev/null || exit 1
+expect 0 '' -- "$CELMARK" key delegate -k "$T/studio.key" -l "$T/studio.db" --to vendor-a "$T/va.key"
+stamp() { # key ledger recipient in out -> prints the issue id
+    "$CELMARK" stamp -q -k "$1" -l "$2" --recipient "$3" --asset ep01 "$4" "$5" 2>/dev/null |
+        sed -n 's/^issue_id: //p'
+}
+IDS=$(stamp "$T/studio.key" "$T/studio.db" vendor-a "$T/in.png" "$T/s.png")
+IDV=$(stamp "$T/va.key" "$T/va.db" sub-x "$T/s.png" "$T/v.png")
+check "stamped both layers" [ -n "$IDS" ] && [ -n "$IDV" ]
+
+# the studio reads both layers
+expect 0 '' -- "$CELMARK" verify -k "$T/studio.key" -l "$T/studio.db" -l "$T/va.db" "$T/v.png"
+check "layer 0: the studio's copy for vendor-a" grep -q "^layer 0: (own) issue_id=$IDS .*recipient=\"vendor-a\".*ledger_row=signature ok" "$T/out"
+check "layer 1: vendor-a's copy for sub-x" grep -q "^layer 1: vendor-a issue_id=$IDV .*recipient=\"sub-x\".*ledger_row=signature ok" "$T/out"
+check "top level stays the studio's own claim" grep -qx "issue_id: $IDS" "$T/out"
+expect 0 '' -- "$CELMARK" verify --json -k "$T/studio.key" -l "$T/studio.db" -l "$T/va.db" "$T/v.png"
+check "JSON layers, outermost first" grep -q "\"layers\":\[{\"layer\":0,\"delegate\":null,\"issue_id\":\"$IDS\".*},{\"layer\":1,\"delegate\":\"vendor-a\",\"issue_id\":\"$IDV\".*\"recipient\":\"sub-x\"" "$T/out"
+
+# without the vendor's ledger the layer is still read (no recipient known)
+expect 0 '' -- "$CELMARK" verify -k "$T/studio.key" -l "$T/studio.db" "$T/v.png"
+check "layer 1 read from the delegation alone" grep -q "^layer 1: vendor-a issue_id=$IDV" "$T/out"
+
+# the vendor's key reads its own layer, never the studio's
+expect 0 '' -- "$CELMARK" verify -k "$T/va.key" -l "$T/va.db" "$T/v.png"
+check "vendor key finds its copy" grep -qx "issue_id: $IDV" "$T/out"
+check "vendor key does not name the studio's id" sh -c "! grep -q '$IDS' '$T/out'"
+# an unrelated studio key finds nothing
+expect 1 '' -- "$CELMARK" verify -k "$T/other.key" "$T/v.png"
+check "unrelated key: no mark" grep -qx 'marked: no' "$T/out"
+
+finish
