@@ -1,29 +1,8 @@
 /* The layers of the subcontracting chain a key can read (see cli.h). */
 #include "cli.h"
 
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* The fingerprint cm_key_fingerprint gives, from a bare public key. */
-static void pub_fingerprint(const uint8_t pub[CM_KEY_PUBLIC_BYTES],
-                            char out[CM_KEY_FINGERPRINT_CHARS + 1])
-{
-    static const char hex[] = "0123456789abcdef";
-    uint8_t md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_Digest(pub, CM_KEY_PUBLIC_BYTES, md, &len, EVP_sha256(), NULL);
-    char *p = out;
-    for (int g = 0; g < 8; g++) {
-        if (g)
-            *p++ = ':';
-        for (int k = 0; k < 2; k++) {
-            *p++ = hex[md[2 * g + k] >> 4];
-            *p++ = hex[md[2 * g + k] & 15];
-        }
-    }
-    *p = '\0';
-}
 
 /* The ledger among lgs whose rows were signed by pub (a delegate's own
  * ledger), or NULL. */
@@ -31,7 +10,8 @@ static cm_ledger *ledger_of(cm_ctx *ctx, cm_ledger *const *lgs, int nlg,
                             const uint8_t pub[CM_KEY_PUBLIC_BYTES])
 {
     char want[CM_KEY_FINGERPRINT_CHARS + 1], got[CM_KEY_FINGERPRINT_CHARS + 1];
-    pub_fingerprint(pub, want);
+    if (cm_ledger_fingerprint(pub, want))
+        return NULL;
     for (int i = 0; i < nlg; i++)
         if (cm_ledger_signer(ctx, lgs[i], got) == CM_OK && !strcmp(got, want))
             return lgs[i];
@@ -125,12 +105,20 @@ void cli_layers_close(cli_layers *ls)
     memset(ls, 0, sizeof(*ls));
 }
 
-/* One layer's claim, with its ledger's word when it has one. */
-static void layer_facts(cm_ctx *ctx, const cli_layer *l, const cm_verify_result *r,
+/* One layer's claim, with its ledger's word when it has one: a delegate's
+ * row must also carry a chain of certificates from the reading key down to
+ * its signer, or its signature vouches for nothing (signature BAD). */
+static void layer_facts(cm_ctx *ctx, const cli_layers *ls, int i, const cm_verify_result *r,
                         cli_ledger_info *li)
 {
-    if (cli_ledger_lookup(ctx, l->lg, r->marked, r->issue_id, li) != EXIT_OK)
+    if (cli_ledger_lookup(ctx, ls->l[i].lg, r->marked, r->issue_id, li) != EXIT_OK) {
         memset(li, 0, sizeof(*li));
+        return;
+    }
+    uint8_t root[CM_KEY_PUBLIC_BYTES];
+    if (i > 0 && li->found && li->sig_ok &&
+        (cm_key_public(ls->l[0].use, root) || cm_ledger_row_chain_ok(&li->row, root) != 1))
+        li->sig_ok = 0;
 }
 
 json_t *cli_layers_json(cm_ctx *ctx, const cli_layers *ls, const cm_verify_result *res)
@@ -142,7 +130,7 @@ json_t *cli_layers_json(cm_ctx *ctx, const cli_layers *ls, const cm_verify_resul
         if (!r->marked)
             continue; /* one object per layer found */
         cli_ledger_info li;
-        layer_facts(ctx, &ls->l[i], r, &li);
+        layer_facts(ctx, ls, i, r, &li);
         json_t *o = json_object();
         json_object_set_new(o, "layer", json_integer(ls->l[i].layer));
         json_object_set_new(o, "delegate",
@@ -173,7 +161,7 @@ void cli_layers_text(cm_ctx *ctx, const cli_layers *ls, const cm_verify_result *
         if (!r->marked)
             continue;
         cli_ledger_info li;
-        layer_facts(ctx, &ls->l[i], r, &li);
+        layer_facts(ctx, ls, i, r, &li);
         cli_format_id(r->issue_id, id);
         printf("layer %d: %s issue_id=%s score=%.2f fpr=%.3g", ls->l[i].layer,
                ls->l[i].name[0] ? ls->l[i].name : "(own)", id, r->score, r->fpr);

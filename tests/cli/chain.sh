@@ -1,8 +1,9 @@
 # The subcontracting chain, read back: the studio stamps for vendor-a, which
 # stamps that copy for sub-x with the key the studio delegated; verify with
 # the studio's key and both ledgers names both layers (text and JSON), with
-# recipients; the vendor's key reads its own layer and not the studio's; an
-# unrelated key reads nothing.
+# recipients; a vendor row with a forged chain says signature BAD; the
+# vendor's key reads its own layer and not the studio's; an unrelated key
+# reads nothing.
 . "$(dirname "$0")/common.shlib"
 
 "$CELMARK_GEN" "$T/in.png" 1280 720 9 || exit 1
@@ -28,6 +29,18 @@ check "JSON layers, outermost first" grep -q "\"layers\":\[{\"layer\":0,\"delega
 # without the vendor's ledger the layer is still read (no recipient known)
 expect 0 '' -- "$CELMARK" verify -k "$T/studio.key" -l "$T/studio.db" "$T/v.png"
 check "layer 1 read from the delegation alone" grep -q "^layer 1: vendor-a issue_id=$IDV" "$T/out"
+
+# a vendor's row whose certificate chain was tampered with vouches for nothing
+if command -v sqlite3 >/dev/null; then
+    cp "$T/va.db" "$T/bad.db"
+    sqlite3 "$T/bad.db" "UPDATE issues SET chain = substr(chain,1,40) || x'ff' || substr(chain,42);"
+    expect 0 '' -- "$CELMARK" verify -k "$T/studio.key" -l "$T/studio.db" -l "$T/bad.db" "$T/v.png"
+    check "layer 1 with a forged chain: signature BAD" grep -q "^layer 1: vendor-a issue_id=$IDV .*ledger_row=signature BAD" "$T/out"
+    expect 1 'signed with another key' -- "$CELMARK" ledger verify -k "$T/studio.key" -l "$T/bad.db"
+    check "ledger verify: tampered" grep -qx 'status: TAMPERED' "$T/out"
+fi
+expect 0 '' -- "$CELMARK" ledger verify -k "$T/studio.key" -l "$T/va.db"
+check "the vendor's ledger verifies from the studio's key" grep -qx 'status: ok' "$T/out"
 
 # the vendor's key reads its own layer, never the studio's
 expect 0 '' -- "$CELMARK" verify -k "$T/va.key" -l "$T/va.db" "$T/v.png"
