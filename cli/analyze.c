@@ -16,6 +16,7 @@ void file_result_clear(file_result *r)
     free(r->segments);
     free(r->thumb);
     free(r->map);
+    json_decref(r->layers);
     cli_ledger_clear(r->claim_li);
     memset(r, 0, sizeof(*r));
 }
@@ -282,6 +283,36 @@ static void ledger_facts(analyzer *a, file_result *r)
     cm_ledger_row_clear(&row);
 }
 
+/* The layers below the analyzer's own (r->claim is layer 0's): on the
+ * still img, or on the video at path, each layer's claim; r->layers. */
+static int read_layers(analyzer *a, const char *path, const cm_image *img, file_result *r)
+{
+    int n = a->layers ? a->layers->n : 1;
+    if (n < 2)
+        return CM_OK;
+    cm_verify_result *res = calloc((size_t)n, sizeof(*res));
+    if (!res)
+        return CM_E_NOMEM;
+    res[0] = r->claim;
+    int ret = CM_OK;
+    for (int i = 1; !ret && i < n; i++) {
+        if (img) {
+            ret = cm_verifier_image(a->layers->l[i].ver, img, &res[i]);
+        } else {
+            cm_video_report rep;
+            cm_video_verify_params vp = a->vvp;
+            vp.limits = a->limits;
+            if (!(ret = cm_video_verify(a->ctx, a->layers->l[i].ver, path, &vp, &rep)))
+                res[i] = rep.claim;
+            cm_video_report_clear(&rep);
+        }
+    }
+    if (!ret)
+        r->layers = cli_layers_json(a->ctx, a->layers, res);
+    free(res);
+    return ret;
+}
+
 int analyze_file(analyzer *a, const char *path, file_result *r)
 {
     memset(r, 0, sizeof(*r));
@@ -334,6 +365,8 @@ int analyze_file(analyzer *a, const char *path, file_result *r)
         if (a->want_thumb && r->claim.mixed && rep.thumb.data) /* optional */
             claim_map_png(NULL, &rep.thumb, rep.width, &r->claim, 0, &r->map, &r->map_len);
         cm_video_report_clear(&rep);
+        if ((ret = read_layers(a, path, NULL, r)))
+            return fail(a, r, ret);
     } else {
         r->kind = FILE_STILL;
         cm_image *img = NULL;
@@ -349,7 +382,10 @@ int analyze_file(analyzer *a, const char *path, file_result *r)
             image_thumb(img, &r->thumb, &r->thumb_len); /* optional */
         if (a->want_thumb && r->claim.mixed) /* optional */
             claim_map_png(img, NULL, 0, &r->claim, THUMB_WIDTH, &r->map, &r->map_len);
+        ret = read_layers(a, path, img, r);
         cm_image_free(&img);
+        if (ret)
+            return fail(a, r, ret);
     }
     ledger_facts(a, r);
     return CM_OK;
@@ -405,6 +441,8 @@ json_t *file_result_json(const file_result *r)
     json_object_set_new(o, "flipped", json_boolean(c->flipped));
     json_object_set_new(o, "claims", cli_claims_json(c, r->claim_li));
     json_object_set_new(o, "mixed", json_boolean(c->mixed || r->nids > 1));
+    if (r->layers)
+        json_object_set_new(o, "layers", json_incref(r->layers));
     if (r->kind == FILE_VIDEO) {
         json_t *segs = json_array();
         for (size_t i = 0; i < r->nsegments; i++) {

@@ -20,6 +20,8 @@ typedef struct analyzer {
     cm_video_verify_params vvp;
     int want_thumb;         /* make a thumbnail of marked files */
     int want_hash;          /* compute the file's SHA-256 */
+    const cli_layers *layers; /* the delegates' layers too (n > 1), or NULL; its
+                                 l[0].ver is `ver` */
 } analyzer;
 
 /* What kind of file it is, by content. */
@@ -57,6 +59,9 @@ typedef struct file_result {
     /* the claim map over the thumbnail (PNG bytes, owned) when asked and mixed */
     uint8_t *map;
     size_t map_len;
+    /* the layers found (cli_layers_json), when the analyzer reads several;
+     * owned, NULL otherwise */
+    json_t *layers;
 } file_result;
 
 /* The claim map of r (which copy dominates each cell of a mixed frame)
@@ -77,7 +82,8 @@ void file_result_clear(file_result *r);
 
 /* The JSON object of a result (schema "celmark.scan/1"): path, size,
  * sha256, type, frames, marked, issue_id, recipient, asset, stamped_at,
- * score, fpr, scale, rotation_deg, flipped, claims, mixed, segments, error. */
+ * score, fpr, scale, rotation_deg, flipped, claims, mixed, layers, segments,
+ * error. */
 json_t *file_result_json(const file_result *r);
 
 #endif

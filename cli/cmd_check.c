@@ -38,6 +38,9 @@ typedef enum expect_kind {
     EXPECT_UNMARKED
 } expect_kind;
 
+/* Ledgers given with -l: the key's own, then its delegates'. */
+#define MAX_LEDGERS 16
+
 typedef enum outcome { OUT_PASS, OUT_FAIL, OUT_ERROR } outcome;
 
 /* What one file's check found, kept for the JUnit file and the summary. */
@@ -115,8 +118,11 @@ static int id_ok(const checker *ck, const found_id *f)
     switch (ck->expect) {
     case EXPECT_ISSUE:
         return f->id == ck->want_id;
-    case EXPECT_RECIPIENT:
-        return f->in_ledger && f->sig_ok && strcmp(f->recipient, ck->want_recipient) == 0;
+    case EXPECT_RECIPIENT: { /* the studio's own layer: R's first name */
+        size_t first = strcspn(ck->want_recipient, "/");
+        return f->in_ledger && f->sig_ok && strlen(f->recipient) == first &&
+               strncmp(f->recipient, ck->want_recipient, first) == 0;
+    }
     default:
         return 0;
     }
@@ -139,11 +145,69 @@ static void describe(char *buf, size_t size, const found_id *f, int have_ledger)
         snprintf(buf + len, size - len, " at %s", f->where);
 }
 
+/* The recipient path of a layer found ("vendor-a" for the studio's own,
+ * "vendor-a/sub-x" one layer down) into buf, or 0 when its ledger row is
+ * unknown or does not vouch for it. */
+static int layer_path(const json_t *o, char *buf, size_t size)
+{
+    const char *who = json_string_value(json_object_get(o, "recipient"));
+    const char *del = json_string_value(json_object_get(o, "delegate"));
+    const char *row = json_string_value(json_object_get(o, "ledger_row"));
+    if (!who || !row || strcmp(row, "signature ok"))
+        return 0;
+    snprintf(buf, size, "%s%s%s", del ? del : "", del ? "/" : "", who);
+    return 1;
+}
+
+/* Is a a path prefix of b, name by name ("vendor-a" of "vendor-a/sub-x")? */
+static int path_prefix(const char *a, const char *b)
+{
+    size_t n = strlen(a);
+    return !strncmp(a, b, n) && (b[n] == '\0' || b[n] == '/');
+}
+
+/* With --expect-recipient and several layers read: every layer found names
+ * a recipient on R's path (R itself, a layer above it, or one below), and
+ * one of them is R. Fills reason on fail. */
+static outcome decide_layers(const checker *ck, const file_result *r, char *reason, size_t size)
+{
+    const char *want = ck->want_recipient;
+    int exact = 0;
+    size_t len = (size_t)snprintf(reason, size, "expected recipient \"%s\", found ", want);
+    int bad = 0;
+    for (size_t i = 0; i < json_array_size(r->layers); i++) {
+        const json_t *o = json_array_get(r->layers, i);
+        char path[4 * FR_TEXT];
+        int ok = layer_path(o, path, sizeof(path));
+        if (ok && !strcmp(path, want))
+            exact = 1;
+        if (!ok || !(path_prefix(path, want) || path_prefix(want, path)))
+            bad = 1;
+        if (len < size)
+            len += (size_t)snprintf(reason + len, size - len, "%slayer %lld: %s", i ? "; " : "",
+                                    (long long)json_integer_value(json_object_get(o, "layer")),
+                                    ok ? path : "a copy no ledger given vouches for");
+    }
+    if (!bad && exact) {
+        reason[0] = '\0';
+        return OUT_PASS;
+    }
+    return OUT_FAIL;
+}
+
 /* Decide one analysed file: fills *reason on fail. */
 static outcome decide(const checker *ck, const file_result *r, const found_id *set, size_t n,
                       char *reason, size_t size)
 {
     reason[0] = '\0';
+    if (ck->expect == EXPECT_RECIPIENT && r->layers && json_array_size(r->layers))
+        return decide_layers(ck, r, reason, size);
+    if (ck->expect == EXPECT_RECIPIENT && strchr(ck->want_recipient, '/')) {
+        snprintf(reason, size, "expected recipient \"%s\", found no layer below the studio's "
+                               "(give the ledgers that record the delegation: -l)",
+                 ck->want_recipient);
+        return OUT_FAIL;
+    }
     if (ck->expect == EXPECT_UNMARKED) {
         if (!n)
             return OUT_PASS;
@@ -470,6 +534,10 @@ int cmd_check(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *key_path = NULL, *ledger_path = NULL, *junit_path = NULL;
+    const char *ledgers[MAX_LEDGERS];
+    int nledgers = 0;
+    cm_ledger *lgs[MAX_LEDGERS] = {NULL};
+    cli_layers layers = {NULL, 0};
     int force = 0, nexpect = 0, c;
     checker ck;
     memset(&ck, 0, sizeof(ck));
@@ -490,7 +558,10 @@ int cmd_check(int argc, char **argv)
             key_path = optarg;
             break;
         case 'l':
-            ledger_path = optarg;
+            if (nledgers == MAX_LEDGERS)
+                return cli_usage_error("check", "at most %d ledgers (-l)", MAX_LEDGERS);
+            ledgers[nledgers++] = optarg;
+            ledger_path = ledgers[0];
             break;
         case 'R':
             if (!*optarg)
@@ -605,6 +676,23 @@ int cmd_check(int argc, char **argv)
         code = cli_fail(ck.a.ctx, ret);
         goto done;
     }
+    /* the delegates' layers (verify's -l LEDGER -l LEDGER ...) */
+    if (ck.a.lg) {
+        lgs[0] = ck.a.lg;
+        for (int i = 1; i < nledgers; i++)
+            if ((ret = cm_ledger_open(ck.a.ctx, ledgers[i], CM_LEDGER_READONLY, &lgs[i]))) {
+                code = cli_fail(ck.a.ctx, ret);
+                goto done;
+            }
+        if ((code = cli_layers_open(ck.a.ctx, key, lgs, nledgers, &vp, &layers)))
+            goto done;
+        if (layers.n > 1) {
+            ck.a.layers = &layers;
+            cm_verifier_free(&ck.a.ver); /* layer 0's counts the layers in its fpr */
+            ck.a.ver = layers.l[0].ver;
+            layers.l[0].ver = NULL;
+        }
+    }
 
     for (int i = optind; i < argc && !ck.fatal; i++) {
         struct stat st;
@@ -657,6 +745,9 @@ done:
     }
     free(ck.cases);
     free(cands);
+    cli_layers_close(&layers);
+    for (int i = 1; i < nledgers; i++)
+        cm_ledger_close(&lgs[i]);
     cm_verifier_free(&ck.a.ver);
     cm_ledger_close(&ck.a.lg);
     cm_key_free(&key);

@@ -217,8 +217,13 @@ static const char *fault_crash;
 
 /* ---- the scan ----------------------------------------------------------- */
 
+/* Ledgers given with -l: the key's own, then its delegates'. */
+#define MAX_LEDGERS 16
+
 typedef struct scan_opts {
     const char *key_path, *ledger_path, *jsonl_path, *report_path;
+    const char *ledgers[MAX_LEDGERS]; /* ledgers[0] == ledger_path */
+    int nledgers;
     int workers, resume, follow, quiet, force;
     unsigned shard_i, shard_n;
     cm_limits limits;
@@ -334,8 +339,20 @@ static void *worker(void *arg)
     a.want_hash = 1;
     a.want_thumb = s->o->report_path != NULL;
     int ok = cm_ctx_new(&a.ctx) == 0 && cm_verifier_new(a.ctx, s->key, &s->vp, &a.ver) == 0;
-    if (ok && s->o->ledger_path)
-        ok = cm_ledger_open(a.ctx, s->o->ledger_path, CM_LEDGER_READONLY, &a.lg) == 0;
+    /* this worker's ledgers and layers (a verifier serves one thread) */
+    cm_ledger *lgs[MAX_LEDGERS] = {NULL};
+    cli_layers layers = {NULL, 0};
+    for (int i = 0; ok && i < s->o->nledgers; i++)
+        ok = cm_ledger_open(a.ctx, s->o->ledgers[i], CM_LEDGER_READONLY, &lgs[i]) == 0;
+    a.lg = lgs[0];
+    if (ok && a.lg && s->o->nledgers > 0)
+        ok = cli_layers_open(a.ctx, s->key, lgs, s->o->nledgers, &s->vp, &layers) == EXIT_OK;
+    if (ok && layers.n > 1) {
+        a.layers = &layers;
+        cm_verifier_free(&a.ver); /* layer 0's counts the layers in its fpr */
+        a.ver = layers.l[0].ver;
+        layers.l[0].ver = NULL;
+    }
     if (!ok) {
         fprintf(stderr, "celmark: worker: %s\n", cm_ctx_last_error(a.ctx));
         pthread_mutex_lock(&s->out_mu);
@@ -392,7 +409,9 @@ static void *worker(void *arg)
             free(r);
         }
     }
-    cm_ledger_close(&a.lg);
+    cli_layers_close(&layers);
+    for (int i = 0; i < s->o->nledgers; i++)
+        cm_ledger_close(&lgs[i]);
     cm_verifier_free(&a.ver);
     cm_ctx_free(&a.ctx);
     return NULL;
@@ -663,7 +682,10 @@ int cmd_scan(int argc, char **argv)
             o.key_path = optarg;
             break;
         case 'l':
-            o.ledger_path = optarg;
+            if (o.nledgers == MAX_LEDGERS)
+                return cli_usage_error("scan", "at most %d ledgers (-l)", MAX_LEDGERS);
+            o.ledgers[o.nledgers++] = optarg;
+            o.ledger_path = o.ledgers[0];
             break;
         case 'j': {
             double v;
