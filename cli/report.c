@@ -569,6 +569,36 @@ static void timeline(report *rp, const file_result *r)
     fputs("</table>\n", f);
 }
 
+/* The layers of the subcontracting chain found in the file (verify's
+ * layers: the studio's copy, then each delegate's). */
+static void layers_table(report *rp, const json_t *layers)
+{
+    FILE *f = rp->f;
+    fputs("<table class=\"segments layers\">\n<tr><th>layer</th><th>stamped by</th>"
+          "<th>issue id</th><th>recipient</th><th>ledger row</th><th>score (z)</th>"
+          "<th>fpr</th></tr>\n",
+          f);
+    for (size_t i = 0; i < json_array_size(layers); i++) {
+        const json_t *o = json_array_get(layers, i);
+        const char *del = json_string_value(json_object_get(o, "delegate"));
+        const char *who = json_string_value(json_object_get(o, "recipient"));
+        const char *row = json_string_value(json_object_get(o, "ledger_row"));
+        fprintf(f, "<tr class=\"layer\"><td>%lld</td><td>",
+                (long long)json_integer_value(json_object_get(o, "layer")));
+        esc(rp, del ? del : "the studio");
+        fputs("</td><td><code>", f);
+        esc(rp, json_string_value(json_object_get(o, "issue_id")));
+        fputs("</code></td><td>", f);
+        esc(rp, who ? who : "");
+        fputs("</td><td>", f);
+        esc(rp, row ? row : "no ledger given");
+        fprintf(f, "</td><td>%.2f</td><td>%.3g</td></tr>\n",
+                json_real_value(json_object_get(o, "score")),
+                json_real_value(json_object_get(o, "fpr")));
+    }
+    fputs("</table>\n", f);
+}
+
 static int hit(report *rp, const file_result *r, size_t index)
 {
     FILE *f = rp->f;
@@ -657,6 +687,8 @@ static int hit(report *rp, const file_result *r, size_t index)
     fputs("</table>\n</div>\n", f);
     if (c->mixed)
         claims_table(rp, c);
+    if (r->layers && json_array_size(r->layers))
+        layers_table(rp, r->layers);
     if (r->kind == FILE_VIDEO && r->nsegments)
         timeline(rp, r);
     fputs("</article>\n", f);

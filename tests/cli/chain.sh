@@ -59,6 +59,9 @@ check "a chain path needs the layer below found" grep -q 'found layer 0: vendor-
 mkdir -p "$T/dump" && cp "$T/v.png" "$T/dump/"
 # shellcheck disable=SC2086
 expect 0 '' -- "$CELMARK" scan -q -k "$T/studio.key" $L2 --jsonl "$T/scan.jsonl" "$T/dump"
+# shellcheck disable=SC2086
+expect 0 '' -- "$CELMARK" scan -q -k "$T/studio.key" $L2 --jsonl "$T/scan2.jsonl" --report "$T/r.html" "$T/dump"
+check "the evidence page shows the chain" sh -c "grep -q '<tr class=\"layer\"><td>1</td><td>vendor-a</td>' '$T/r.html' && grep -q 'sub-x' '$T/r.html'"
 check "scan JSONL has the layers" grep -q "\"layers\":\[{\"layer\":0,.*\"delegate\":\"vendor-a\",\"issue_id\":\"$IDV\"" "$T/scan.jsonl"
 
 # the vendor's key reads its own layer, never the studio's
