@@ -1,7 +1,7 @@
 /*
  * chain — marks down the subcontracting chain (issue 17).
  *
- *   chain [--frames N] [--only LIST] [--attacks LIST]
+ *   chain [--frames N] [--only LIST] [--attacks LIST]   (LIST: a,b,c+d: c then d)
  *
  * On the robustness corpus (bench_frame_params, 1920x1080), default profile:
  * the studio stamps frame i for its vendor (studio key, id s_i); the vendor,
@@ -41,7 +41,9 @@
 #define NCAND 1000
 #define MAX_FPR 1e-9
 #define MAX_ATTACKS 32
-#define DEFAULT_ATTACKS "none,jpeg50,h264_crf28,scale50,crop50_a,rot2,rotm2,flip,chain"
+#define DEFAULT_ATTACKS                                                                  \
+    "none,jpeg50,h264_crf28,scale50,crop50_a,rot2,rotm2,flip,chain,scale50+jpeg50"
+#define MAX_STEPS 4 /* attacks chained with '+' */
 
 enum { STUDIO, VENDOR, SUB, NLAYERS };
 static const char *const layer_names[NLAYERS] = {"studio", "vendor-a", "sub-x"};
@@ -126,6 +128,23 @@ static int wrong_claims(cm_ctx *ctx, const cm_key *key, const uint64_t *cands, u
     return ret;
 }
 
+/* steps applied to in, one after the other, into *out. */
+static int attack(const atk_def *const *steps, int n, const cm_image *in, uint32_t seed,
+                  cm_image **out)
+{
+    cm_image *cur = NULL;
+    for (int k = 0; k < n; k++) {
+        cm_image *next = NULL;
+        int ret = steps[k]->fn(cur ? cur : in, &next, seed);
+        cm_image_free(&cur);
+        if (ret)
+            return ret;
+        cur = next;
+    }
+    *out = cur;
+    return CM_OK;
+}
+
 static const char *pct(int k, int n, char *buf)
 {
     snprintf(buf, 24, "%d/%d %3.0f%%", k, n, n ? 100.0 * k / n : 0);
@@ -150,14 +169,25 @@ int main(int argc, char **argv)
         }
     }
     av_log_set_level(AV_LOG_ERROR);
-    const atk_def *atk[MAX_ATTACKS];
-    int natk = 0;
+    /* each row: one attack, or several applied in turn ("scale50+jpeg50":
+     * the downscaled, recompressed copy the issue measured) */
+    const atk_def *atk[MAX_ATTACKS][MAX_STEPS];
+    char names[MAX_ATTACKS][64];
+    int natk = 0, nsteps[MAX_ATTACKS];
     char list[1024];
     snprintf(list, sizeof(list), "%s", attacks);
-    for (char *t = strtok(list, ","); t && natk < MAX_ATTACKS; t = strtok(NULL, ",")) {
-        if (!(atk[natk] = atk_find(t))) {
-            fprintf(stderr, "chain: unknown attack '%s'\n", t);
-            return 2;
+    char *save = NULL;
+    for (char *t = strtok_r(list, ",", &save); t && natk < MAX_ATTACKS;
+         t = strtok_r(NULL, ",", &save)) {
+        snprintf(names[natk], sizeof(names[natk]), "%s", t);
+        nsteps[natk] = 0;
+        char *save2 = NULL;
+        for (char *u = strtok_r(t, "+", &save2); u && nsteps[natk] < MAX_STEPS;
+             u = strtok_r(NULL, "+", &save2)) {
+            if (!(atk[natk][nsteps[natk]++] = atk_find(u))) {
+                fprintf(stderr, "chain: unknown attack '%s'\n", u);
+                return 2;
+            }
         }
         natk++;
     }
@@ -234,8 +264,8 @@ int main(int argc, char **argv)
         psnr_sum += ps;
         for (int a = 0; a < natk; a++) {
             cm_image *att = NULL;
-            if (atk[a]->fn(copy, &att, (uint32_t)fi)) {
-                fprintf(stderr, "chain: frame %d: attack %s failed\n", fi, atk[a]->name);
+            if (attack(atk[a], nsteps[a], copy, (uint32_t)fi, &att)) {
+                fprintf(stderr, "chain: frame %d: attack %s failed\n", fi, names[a]);
                 return 1;
             }
             per[a].runs++;
@@ -256,7 +286,7 @@ int main(int argc, char **argv)
         const atk_def *t3[2] = {none, jpeg75};
         for (int a = 0; a < 2; a++) {
             cm_image *att = NULL;
-            if (t3[a]->fn(deep, &att, (uint32_t)fi))
+            if (attack(&t3[a], 1, deep, (uint32_t)fi, &att))
                 return 1;
             three[a].runs++;
             for (int l = 0; l < NLAYERS; l++)
@@ -282,7 +312,7 @@ int main(int argc, char **argv)
            frames_done ? p999_sum / frames_done : 0, worst_p999, worst_max,
            frames_done ? psnr_sum / frames_done : 0, psnr_min, psnr1_min,
            worst_p999 <= 2.5 && worst_max <= 5 && psnr_min >= 44 ? "PASS" : "MISS");
-    printf("%-12s %-13s %-13s %-13s %-13s %6s %6s %5s  verdict (cand 100%%, blind studio >= "
+    printf("%-14s %-13s %-13s %-13s %-13s %6s %6s %5s  verdict (cand 100%%, blind studio >= "
            "95%%, vendor >= 90%%)\n",
            "attack", "studio_cand", "studio_blind", "vendor_cand", "vendor_blind", "z_st",
            "z_ve", "wrong");
@@ -294,7 +324,7 @@ int main(int argc, char **argv)
                  c->blind[STUDIO] * 100 >= 95 * n && c->blind[VENDOR] * 100 >= 90 * n &&
                  c->wrong == 0;
         all_pass &= ok;
-        printf("%-12s %-13s %-13s %-13s %-13s %6.1f %6.1f %5d  %s\n", atk[a]->name,
+        printf("%-14s %-13s %-13s %-13s %-13s %6.1f %6.1f %5d  %s\n", names[a],
                pct(c->cand[STUDIO], n, b1), pct(c->blind[STUDIO], n, b2),
                pct(c->cand[VENDOR], n, b3), pct(c->blind[VENDOR], n, b4),
                n ? c->z[STUDIO] / n : 0, n ? c->z[VENDOR] / n : 0, c->wrong,
