@@ -64,6 +64,23 @@ expect 0 '' -- "$CELMARK" scan -q -k "$T/studio.key" $L2 --jsonl "$T/scan2.jsonl
 check "the evidence page shows the chain" sh -c "grep -q '<tr class=\"layer\"><td>1</td><td>vendor-a</td>' '$T/r.html' && grep -q 'sub-x' '$T/r.html'"
 check "scan JSONL has the layers" grep -q "\"layers\":\[{\"layer\":0,.*\"delegate\":\"vendor-a\",\"issue_id\":\"$IDV\"" "$T/scan.jsonl"
 
+# damaged delegated key files: refused, exit 3, one line, no key bytes
+SECRET=$(sed -n 's/^secret //p' "$T/va.key")
+bad_key() { # name (a file made in $T)
+    chmod 600 "$T/$1"
+    expect 3 "$1" -- "$CELMARK" key info "$T/$1"
+    check "$1: one line" one_line_err
+    check "$1: no key bytes" sh -c "! grep -q '$(printf %.24s "$SECRET")' '$T/err'"
+}
+head -c 400 "$T/va.key" >"$T/trunc.key"
+sed '/^cert /s/^\(cert .\{40\}\)\(.\)/\1X\2/; s/X0/1/; s/X[^0]/0/' "$T/va.key" >"$T/badcert.key"
+sed 's/^layer 1$/layer 5/' "$T/va.key" >"$T/deep.key"
+sed "s/^name vendor-a$/name vendor$(printf '\033')a/" "$T/va.key" >"$T/ctrl.key"
+check "the damaged copies differ from the key" sh -c "! cmp -s '$T/va.key' '$T/badcert.key'"
+for k in trunc.key badcert.key deep.key ctrl.key; do
+    bad_key "$k"
+done
+
 # the vendor's key reads its own layer, never the studio's
 expect 0 '' -- "$CELMARK" verify -k "$T/va.key" -l "$T/va.db" "$T/v.png"
 check "vendor key finds its copy" grep -qx "issue_id: $IDV" "$T/out"
