@@ -76,10 +76,9 @@ static int stamp(cm_ctx *ctx, const cm_key *key, uint64_t id, cm_image *img)
     return ret;
 }
 
-/* Verify img with key against cands (layers: keys tried on the file); the
- * true id's candidate and blind finds into c at layer l, wrong claims. */
-static int read_layer(cm_ctx *ctx, const cm_key *key, const uint64_t *cands, uint64_t id,
-                      int layers, const cm_image *img, counts *c, int l)
+/* img verified with key against cands (layers: keys tried on the file). */
+static int verify(cm_ctx *ctx, const cm_key *key, const uint64_t *cands, int layers,
+                  const cm_image *img, cm_verify_result *r)
 {
     cm_verify_params vp;
     cm_verify_params_default(&vp);
@@ -87,11 +86,20 @@ static int read_layer(cm_ctx *ctx, const cm_key *key, const uint64_t *cands, uin
     vp.ncandidates = NCAND;
     vp.layers = (unsigned)layers;
     cm_verifier *v = NULL;
-    cm_verify_result r;
     int ret = cm_verifier_new(ctx, key, &vp, &v);
     if (!ret)
-        ret = cm_verifier_image(v, img, &r);
+        ret = cm_verifier_image(v, img, r);
     cm_verifier_free(&v);
+    return ret;
+}
+
+/* The true id's candidate and blind finds at layer l into c, and the
+ * claims of any other id. */
+static int read_layer(cm_ctx *ctx, const cm_key *key, const uint64_t *cands, uint64_t id,
+                      int layers, const cm_image *img, counts *c, int l)
+{
+    cm_verify_result r;
+    int ret = verify(ctx, key, cands, layers, img, &r);
     if (ret)
         return ret;
     int top = r.best_candidate >= 0 && cands[r.best_candidate] == id;
@@ -113,16 +121,8 @@ static int read_layer(cm_ctx *ctx, const cm_key *key, const uint64_t *cands, uin
 static int wrong_claims(cm_ctx *ctx, const cm_key *key, const uint64_t *cands, uint64_t own,
                         const cm_image *img, int *wrong)
 {
-    cm_verify_params vp;
-    cm_verify_params_default(&vp);
-    vp.candidates = cands;
-    vp.ncandidates = NCAND;
-    cm_verifier *v = NULL;
     cm_verify_result r;
-    int ret = cm_verifier_new(ctx, key, &vp, &v);
-    if (!ret)
-        ret = cm_verifier_image(v, img, &r);
-    cm_verifier_free(&v);
+    int ret = verify(ctx, key, cands, 1, img, &r);
     for (int i = 0; !ret && i < r.nclaims; i++)
         *wrong += !own || r.claims[i].issue_id != own;
     return ret;
