@@ -353,6 +353,7 @@ int analyze_file(analyzer *a, const char *path, file_result *r)
             return fail(a, r, ret);
         r->claim = rep.claim;
         r->frames = rep.frames;
+        r->stopped_early = rep.stopped_early;
         r->width = rep.width;
         r->height = rep.height;
         r->nids = rep.nids;
@@ -424,6 +425,9 @@ json_t *file_result_json(const file_result *r)
         return o;
     }
     json_object_set_new(o, "frames", json_integer(r->frames));
+    if (r->kind == FILE_VIDEO)
+        json_object_set_new(o, "stopped_at_frame",
+                            r->stopped_early ? json_integer(r->frames) : json_null());
     json_object_set_new(o, "marked", json_boolean(c->marked));
     json_object_set_new(o, "issue_id", id_or_null(c->marked, c->issue_id));
     json_object_set_new(o, "recipient", str_or_null(r->in_ledger ? r->recipient : NULL));

@@ -41,6 +41,7 @@ typedef struct file_result {
     file_kind kind;
     char type[32];          /* "png", "jpeg", "exr", "video" ... ("" when unknown) */
     int64_t frames;         /* frames examined (1 for a still) */
+    int stopped_early;      /* a video read in triage stopped at `frames` */
     int status;             /* CM_OK, or the error that stopped the analysis */
     char error[512];        /* one line, when status != CM_OK */
     cm_verify_result claim; /* the file's claim (a video's: cm_video_report.claim) */

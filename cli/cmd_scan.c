@@ -224,7 +224,7 @@ typedef struct scan_opts {
     const char *key_path, *ledger_path, *jsonl_path, *report_path;
     const char *ledgers[MAX_LEDGERS]; /* ledgers[0] == ledger_path */
     int nledgers;
-    int workers, resume, follow, quiet, force;
+    int workers, resume, follow, quiet, force, fast;
     unsigned shard_i, shard_n;
     cm_limits limits;
 } scan_opts;
@@ -336,6 +336,7 @@ static void *worker(void *arg)
     memset(&a, 0, sizeof(a));
     a.limits = s->o->limits;
     cm_video_verify_params_default(&a.vvp);
+    a.vvp.fast = s->o->fast;
     a.want_hash = 1;
     a.want_thumb = s->o->report_path != NULL;
     int ok = cm_ctx_new(&a.ctx) == 0 && cm_verifier_new(a.ctx, s->key, &s->vp, &a.ver) == 0;
@@ -658,6 +659,7 @@ int cmd_scan(int argc, char **argv)
         {"resume", no_argument, NULL, 'R'},
         {"shard", required_argument, NULL, 's'},
         {"follow-symlinks", no_argument, NULL, 'L'},
+        {"fast", no_argument, NULL, 'T'},
         {"force", no_argument, NULL, 'f'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -711,6 +713,9 @@ int cmd_scan(int argc, char **argv)
             break;
         case 'L':
             o.follow = 1;
+            break;
+        case 'T':
+            o.fast = 1;
             break;
         case 'f':
             o.force = 1;

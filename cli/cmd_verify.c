@@ -314,6 +314,8 @@ static int verify_video(verify_job *j, const char *path, int *any_unmarked, int 
             json_object_set_new(o, "layers", cli_layers_json(j->ctx, j->layers, layer_res));
         json_object_set_new(o, "type", json_string(type));
         json_object_set_new(o, "frames", json_integer(rep.frames));
+        json_object_set_new(o, "stopped_at_frame",
+                            rep.stopped_early ? json_integer(rep.frames) : json_null());
         json_object_set_new(o, "duration", json_real(rep.duration));
         json_object_set_new(o, "fps", json_real(rep.fps));
     } else {
@@ -322,6 +324,9 @@ static int verify_video(verify_job *j, const char *path, int *any_unmarked, int 
             cli_layers_text(j->ctx, j->layers, layer_res);
         printf("type: %s\n", type);
         printf("frames: %lld\n", (long long)rep.frames);
+        if (rep.stopped_early)
+            printf("stopped: at frame %lld, the claim decisive (--fast)\n",
+                   (long long)rep.frames);
         printf("duration: %.3f\n", rep.duration);
     }
     cli_ledger_clear(li);
@@ -501,6 +506,7 @@ int cmd_verify(int argc, char **argv)
         {"fps", required_argument, NULL, 'R'},
         {"report", required_argument, NULL, 'r'},
         {"map", required_argument, NULL, 'M'},
+        {"fast", no_argument, NULL, 'T'},
         {"force", no_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
         CLI_LIMIT_OPTIONS,
@@ -530,6 +536,9 @@ int cmd_verify(int argc, char **argv)
             break;
         case 'M':
             map_path = optarg;
+            break;
+        case 'T':
+            vvp.fast = 1;
             break;
         case 'f':
             force = 1;

@@ -105,7 +105,7 @@ const cli_command cli_commands[] = {
     {"verify", cmd_verify, "find which issue id a frame carries, with its false-positive probability",
      "Usage: celmark verify -k KEYFILE [--json] [--candidates FILE]\n"
      "                      [-l LEDGER [--asset NAME]] [--report OUT.html]\n"
-     "                      [--map OUT.png] FILE...\n"
+     "                      [--map OUT.png] [--fast] FILE...\n"
      "\n"
      "Read each FILE (PNG, EXR, TIFF, DPX, JPEG, WebP, BMP, GIF, videos,\n"
      "IN.####.png sequences; recognised by content) and\n"
@@ -136,6 +136,9 @@ const cli_command cli_commands[] = {
      "                         per recipient, per marked file (thumbnail, claim,\n"
      "                         score, fpr, sync, ledger signature, video timeline),\n"
      "                         unmarked and unreadable files; fetches nothing\n"
+     "      --fast             triage a video: stop reading once its claim is\n"
+     "                         decisive (fpr <= max-fpr / 1000, so the rest could\n"
+     "                         only confirm it) and say at which frame\n"
      "      --map OUT.png      (one FILE) write where each claimed copy dominates:\n"
      "                         a grid of cells of about one tile, one colour per\n"
      "                         claim (strongest first: orange, sky blue, green,\n"
@@ -151,7 +154,8 @@ const cli_command cli_commands[] = {
      "4 internal error.\n"},
     {"scan", cmd_scan, "examine every media file under folders: whose copy is each?",
      "Usage: celmark scan -k KEYFILE [-l LEDGER] [-j N] [--jsonl OUT] [--resume]\n"
-     "                    [--shard I/N] [--report OUT.html] [--follow-symlinks] PATH...\n"
+     "                    [--shard I/N] [--report OUT.html] [--follow-symlinks]\n"
+     "                    [--fast] PATH...\n"
      "\n"
      "Walk each PATH (folders recursively; symlinks not followed) and examine\n"
      "every still, sequence frame and video, recognised by content (other files\n"
@@ -178,6 +182,8 @@ const cli_command cli_commands[] = {
      "                         score, fpr, sync and the video timeline; one\n"
      "                         self-contained file that fetches nothing\n"
      "      --follow-symlinks  follow links that stay inside the PATHs given\n"
+     "      --fast             triage: stop reading a video once its claim is\n"
+     "                         decisive (fpr <= 1e-12); JSON stopped_at_frame\n"
      "  -f, --force            replace an existing OUT or OUT.html\n"
      "  -h, --help             show this help\n"
      "\n" CLI_LIMIT_HELP

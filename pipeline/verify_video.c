@@ -204,6 +204,17 @@ static void summarise(cm_video_report *r)
     }
 }
 
+/* Triage: whether the evidence so far already makes a claim whose fpr is
+ * at most max_fpr / 1000 (*stop), so that reading on could only confirm
+ * it. */
+static int decisive(vjob *j, int *stop)
+{
+    cm_verify_result r;
+    int ret = cm_verifier_evidence(j->v, j->file, &r);
+    *stop = !ret && r.marked && r.fpr <= cm_verifier_max_fpr(j->v) / 1000;
+    return ret;
+}
+
 /* A source of frames: 1 and the next frame's planes (chroma may be NULL)
  * and time (seconds, < 0 when unknown), 0 at the end, or a CM_E code. */
 typedef int (*next_fn)(void *src, const cm_plane **luma, const cm_plane **chroma, double *t);
@@ -243,8 +254,13 @@ static int run(cm_ctx *ctx, cm_verifier *v, const char *name, next_fn next, void
             t = (double)n / j.fps;
         int64_t wi = (int64_t)floor(t / p->window_sec);
         if (wi != win_index) {
+            int closed = j.win.open;
             if ((ret = close_window(&j, t, n)))
                 goto done;
+            if (p->fast && closed && (ret = decisive(&j, &out->stopped_early)))
+                goto done;
+            if (out->stopped_early)
+                break; /* triage: the rest could only confirm the claim */
             win_index = wi;
             j.win.open = 1;
             memset(&j.win.seg, 0, sizeof(j.win.seg));

@@ -934,6 +934,11 @@ int cm_verifier_image(cm_verifier *v, const cm_image *img, cm_verify_result *res
     return ret;
 }
 
+double cm_verifier_max_fpr(const cm_verifier *v)
+{
+    return v ? v->params.max_fpr : 0;
+}
+
 cm_ctx *cm__verifier_ctx(const cm_verifier *v)
 {
     return v->ctx;

@@ -113,6 +113,9 @@ CM_API void cm_verifier_free(cm_verifier **v);
  */
 CM_API int cm_verifier_plane(cm_verifier *v, const cm_plane *luma, cm_verify_result *res);
 
+/** The claim threshold the verifier was made with (params.max_fpr). */
+CM_API double cm_verifier_max_fpr(const cm_verifier *v);
+
 /** Convenience: detect in a decoded image. */
 CM_API int cm_verifier_image(cm_verifier *v, const cm_image *img, cm_verify_result *res);
 

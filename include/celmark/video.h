@@ -111,6 +111,10 @@ typedef struct cm_video_verify_params {
     int thumb_width;    /**< > 0: keep the first frame's luma scaled to at most
                              this width in cm_video_report.thumb; default 0 */
     int threads;        /**< decoder threads; default 1 (one core) */
+    int fast;           /**< triage: stop reading once the file's claim is
+                             decisive (its fpr at most the verifier's
+                             max_fpr / 1000, so the full read could only
+                             confirm it); default 0: read every frame */
     cm_limits limits;
     cm_progress_fn progress; /**< may be NULL */
     void *progress_opaque;
@@ -143,6 +147,8 @@ typedef struct cm_video_report {
                                   the clip mixes copies (a cut of two
                                   recipients' footage) */
     cm_plane thumb;          /**< first frame's luma, small (thumb_width), or empty */
+    int stopped_early;       /**< 1 when a fast read stopped after `frames`
+                                  frames, its claim decisive */
     cm_verify_result claim;  /**< the file's claim: the whole file's decision,
                                   unless segments claim an id it does not (a
                                   mixed cut, or a whole too diluted): then
