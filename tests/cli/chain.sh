@@ -43,24 +43,17 @@ expect 0 '' -- "$CELMARK" ledger verify -k "$T/studio.key" -l "$T/va.db"
 check "the vendor's ledger verifies from the studio's key" grep -qx 'status: ok' "$T/out"
 
 # check names a copy down the chain
-L2="-l $T/studio.db -l $T/va.db"
-# shellcheck disable=SC2086
-expect 0 '' -- "$CELMARK" check -k "$T/studio.key" $L2 --expect-recipient vendor-a/sub-x "$T/v.png"
-# shellcheck disable=SC2086
-expect 0 '' -- "$CELMARK" check -k "$T/studio.key" $L2 --expect-recipient vendor-a "$T/v.png"
-# shellcheck disable=SC2086
-expect 1 '' -- "$CELMARK" check -k "$T/studio.key" $L2 --expect-recipient vendor-a/sub-y "$T/v.png"
+expect 0 '' -- "$CELMARK" check -k "$T/studio.key" -l "$T/studio.db" -l "$T/va.db" --expect-recipient vendor-a/sub-x "$T/v.png"
+expect 0 '' -- "$CELMARK" check -k "$T/studio.key" -l "$T/studio.db" -l "$T/va.db" --expect-recipient vendor-a "$T/v.png"
+expect 1 '' -- "$CELMARK" check -k "$T/studio.key" -l "$T/studio.db" -l "$T/va.db" --expect-recipient vendor-a/sub-y "$T/v.png"
 check "check names the chain found" grep -q 'found layer 0: vendor-a; layer 1: vendor-a/sub-x' "$T/out"
-# shellcheck disable=SC2086
-expect 1 '' -- "$CELMARK" check -k "$T/studio.key" $L2 --expect-recipient vendor-b "$T/v.png"
+expect 1 '' -- "$CELMARK" check -k "$T/studio.key" -l "$T/studio.db" -l "$T/va.db" --expect-recipient vendor-b "$T/v.png"
 expect 1 '' -- "$CELMARK" check -k "$T/studio.key" -l "$T/studio.db" --expect-recipient vendor-a/sub-x "$T/s.png"
 check "a chain path needs the layer below found" grep -q 'found layer 0: vendor-a$' "$T/out"
 # scan carries the layers
 mkdir -p "$T/dump" && cp "$T/v.png" "$T/dump/"
-# shellcheck disable=SC2086
-expect 0 '' -- "$CELMARK" scan -q -k "$T/studio.key" $L2 --jsonl "$T/scan.jsonl" "$T/dump"
-# shellcheck disable=SC2086
-expect 0 '' -- "$CELMARK" scan -q -k "$T/studio.key" $L2 --jsonl "$T/scan2.jsonl" --report "$T/r.html" "$T/dump"
+expect 0 '' -- "$CELMARK" scan -q -k "$T/studio.key" -l "$T/studio.db" -l "$T/va.db" --jsonl "$T/scan.jsonl" "$T/dump"
+expect 0 '' -- "$CELMARK" scan -q -k "$T/studio.key" -l "$T/studio.db" -l "$T/va.db" --jsonl "$T/scan2.jsonl" --report "$T/r.html" "$T/dump"
 check "the evidence page shows the chain" sh -c "grep -q '<tr class=\"layer\"><td>1</td><td>vendor-a</td>' '$T/r.html' && grep -q 'sub-x' '$T/r.html'"
 check "scan JSONL has the layers" grep -q "\"layers\":\[{\"layer\":0,.*\"delegate\":\"vendor-a\",\"issue_id\":\"$IDV\"" "$T/scan.jsonl"
 
