@@ -386,7 +386,8 @@ static int parse_delegation(cm_ctx *ctx, const char *path, const char *buf, size
         for (size_t k = 0; !bad && k < n; k++) {
             int hi = hex_value(line[5 + 2 * k]), lo = hex_value(line[6 + 2 * k]);
             bad = hi < 0 || lo < 0;
-            cert[k] = (uint8_t)(hi << 4 | lo);
+            if (!bad)
+                cert[k] = (uint8_t)(hi << 4 | lo);
         }
         if (bad || cm_key_cert_decode(cert, n, &d->chain[i]))
             return cm__error(ctx, CM_E_KEY, "%s: line %d: not a certificate ('cert' and its "
