@@ -67,13 +67,22 @@ typedef struct seg_run {
     uint64_t id;
 } seg_run;
 
+/* Append s to *arr (*n entries): the room doubles at each power of two, so
+ * an hour of 2 s windows is not copied over and over (a segment carries
+ * its claim map, some kilobytes). */
 static int push(cm_video_segment **arr, size_t *n, const cm_video_segment *s)
 {
-    cm_video_segment *p = realloc(*arr, (*n + 1) * sizeof(**arr));
-    if (!p)
-        return CM_E_NOMEM;
-    p[(*n)++] = *s;
-    *arr = p;
+    if ((*n & (*n - 1)) == 0) { /* 0, 1, 2, 4, 8 ...: full */
+        size_t cap = *n ? 2 * *n : 1;
+        cm_video_segment *p = cm__malloc_array(cap, sizeof(**arr));
+        if (!p)
+            return CM_E_NOMEM;
+        if (*n)
+            memcpy(p, *arr, *n * sizeof(**arr));
+        free(*arr);
+        *arr = p;
+    }
+    (*arr)[(*n)++] = *s;
     return CM_OK;
 }
 
