@@ -9,7 +9,7 @@ static json_t *str_or_null(const char *s)
     return s ? json_string(s) : json_null();
 }
 
-static const char *source_name(cm_id_source s)
+const char *cli_source_name(cm_id_source s)
 {
     return s == CM_ID_BLIND ? "blind" : (s == CM_ID_CANDIDATE ? "candidate" : "none");
 }
@@ -65,7 +65,7 @@ json_t *cli_claims_json(const cm_verify_result *r, const cli_ledger_info *li)
         json_t *o = json_object();
         cli_format_id(c->issue_id, id);
         json_object_set_new(o, "issue_id", json_string(id));
-        json_object_set_new(o, "source", json_string(source_name(c->source)));
+        json_object_set_new(o, "source", json_string(cli_source_name(c->source)));
         json_object_set_new(o, "score", json_real(c->score));
         json_object_set_new(o, "fpr", json_real(c->fpr));
         json_object_set_new(o, "share", json_real(c->share));
@@ -89,7 +89,7 @@ void cli_claims_text(const cm_verify_result *r, const cli_ledger_info *li)
         const cm_claim *c = &r->claims[i];
         cli_format_id(c->issue_id, id);
         printf("claim: %s found_by=%s score=%.2f fpr=%.3g share=%.2f region=%dx%d+%d+%d", id,
-               source_name(c->source), c->score, c->fpr, c->share, c->w, c->h, c->x, c->y);
+               cli_source_name(c->source), c->score, c->fpr, c->share, c->w, c->h, c->x, c->y);
         if (li && li[i].used && li[i].found)
             printf(" recipient=\"%s\" asset=\"%s\"", li[i].row.recipient, li[i].row.asset);
         putchar('\n');

@@ -150,9 +150,15 @@ void cli_ledger_clear(cli_ledger_info li[CM_MAX_CLAIMS]);
 /* The claims as a JSON array (issue_id, source, score, fpr, share, region,
  * and with a ledger recipient, asset, ledger_row), and as "claim:" lines. */
 json_t *cli_claims_json(const cm_verify_result *r, const cli_ledger_info *li);
+/* "blind", "candidate" or "none". */
+const char *cli_source_name(cm_id_source s);
 void cli_claims_text(const cm_verify_result *r, const cli_ledger_info *li);
 
 /* ---- layers of the subcontracting chain (cli/layers.c) ---------------- */
+
+/* Ledgers -l may give (verify, check, scan): the key's own, then its
+ * delegates'. */
+#define CLI_MAX_LEDGERS 16
 
 /* One layer a key can read: its own, or a delegate's below it. */
 typedef struct cli_layer {
@@ -178,6 +184,16 @@ typedef struct cli_layers {
 int cli_layers_open(cm_ctx *ctx, const cm_key *key, cm_ledger *const *lgs, int nlg,
                     const cm_verify_params *base, cli_layers *out);
 void cli_layers_close(cli_layers *ls);
+/* What verify, check and scan do with -l LEDGER -l LEDGER ...: open
+ * paths[1..n) read-only into lgs[1..n) (lgs[0], the key's own, is open
+ * already or NULL), then the layers; when there are several, *ver (the
+ * caller's verifier of the key's own layer) is replaced by layer 0's, which
+ * counts them all. Returns an exit code; undo with cli_layers_teardown
+ * (which closes lgs[1..n), not lgs[0]). */
+int cli_layers_setup(cm_ctx *ctx, const cm_key *key, const char *const *paths, int n,
+                     cm_ledger **lgs, const cm_verify_params *vp, cli_layers *out,
+                     cm_verifier **ver);
+void cli_layers_teardown(cli_layers *ls, cm_ledger **lgs, int n);
 /* The layers found (res[i]: layer i's result) as JSON objects {layer,
  * delegate, issue_id, source, score, fpr, recipient, asset, ledger_row}
  * and as "layer N: ..." lines, outermost first. */

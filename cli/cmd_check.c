@@ -38,9 +38,6 @@ typedef enum expect_kind {
     EXPECT_UNMARKED
 } expect_kind;
 
-/* Ledgers given with -l: the key's own, then its delegates'. */
-#define MAX_LEDGERS 16
-
 typedef enum outcome { OUT_PASS, OUT_FAIL, OUT_ERROR } outcome;
 
 /* What one file's check found, kept for the JUnit file and the summary. */
@@ -534,9 +531,9 @@ int cmd_check(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *key_path = NULL, *ledger_path = NULL, *junit_path = NULL;
-    const char *ledgers[MAX_LEDGERS];
+    const char *ledgers[CLI_MAX_LEDGERS];
     int nledgers = 0;
-    cm_ledger *lgs[MAX_LEDGERS] = {NULL};
+    cm_ledger *lgs[CLI_MAX_LEDGERS] = {NULL};
     cli_layers layers = {NULL, 0};
     int force = 0, nexpect = 0, c;
     checker ck;
@@ -558,8 +555,8 @@ int cmd_check(int argc, char **argv)
             key_path = optarg;
             break;
         case 'l':
-            if (nledgers == MAX_LEDGERS)
-                return cli_usage_error("check", "at most %d ledgers (-l)", MAX_LEDGERS);
+            if (nledgers == CLI_MAX_LEDGERS)
+                return cli_usage_error("check", "at most %d ledgers (-l)", CLI_MAX_LEDGERS);
             ledgers[nledgers++] = optarg;
             ledger_path = ledgers[0];
             break;
@@ -677,22 +674,11 @@ int cmd_check(int argc, char **argv)
         goto done;
     }
     /* the delegates' layers (verify's -l LEDGER -l LEDGER ...) */
-    if (ck.a.lg) {
-        lgs[0] = ck.a.lg;
-        for (int i = 1; i < nledgers; i++)
-            if ((ret = cm_ledger_open(ck.a.ctx, ledgers[i], CM_LEDGER_READONLY, &lgs[i]))) {
-                code = cli_fail(ck.a.ctx, ret);
-                goto done;
-            }
-        if ((code = cli_layers_open(ck.a.ctx, key, lgs, nledgers, &vp, &layers)))
-            goto done;
-        if (layers.n > 1) {
-            ck.a.layers = &layers;
-            cm_verifier_free(&ck.a.ver); /* layer 0's counts the layers in its fpr */
-            ck.a.ver = layers.l[0].ver;
-            layers.l[0].ver = NULL;
-        }
-    }
+    lgs[0] = ck.a.lg;
+    if ((code = cli_layers_setup(ck.a.ctx, key, ledgers, nledgers, lgs, &vp, &layers,
+                                 &ck.a.ver)))
+        goto done;
+    ck.a.layers = layers.n > 1 ? &layers : NULL;
 
     for (int i = optind; i < argc && !ck.fatal; i++) {
         struct stat st;
@@ -745,9 +731,7 @@ done:
     }
     free(ck.cases);
     free(cands);
-    cli_layers_close(&layers);
-    for (int i = 1; i < nledgers; i++)
-        cm_ledger_close(&lgs[i]);
+    cli_layers_teardown(&layers, lgs, nledgers);
     cm_verifier_free(&ck.a.ver);
     cm_ledger_close(&ck.a.lg);
     cm_key_free(&key);

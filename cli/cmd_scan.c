@@ -217,12 +217,9 @@ static const char *fault_crash;
 
 /* ---- the scan ----------------------------------------------------------- */
 
-/* Ledgers given with -l: the key's own, then its delegates'. */
-#define MAX_LEDGERS 16
-
 typedef struct scan_opts {
     const char *key_path, *ledger_path, *jsonl_path, *report_path;
-    const char *ledgers[MAX_LEDGERS]; /* ledgers[0] == ledger_path */
+    const char *ledgers[CLI_MAX_LEDGERS]; /* ledgers[0] == ledger_path */
     int nledgers;
     int workers, resume, follow, quiet, force, fast;
     unsigned shard_i, shard_n;
@@ -341,19 +338,15 @@ static void *worker(void *arg)
     a.want_thumb = s->o->report_path != NULL;
     int ok = cm_ctx_new(&a.ctx) == 0 && cm_verifier_new(a.ctx, s->key, &s->vp, &a.ver) == 0;
     /* this worker's ledgers and layers (a verifier serves one thread) */
-    cm_ledger *lgs[MAX_LEDGERS] = {NULL};
+    cm_ledger *lgs[CLI_MAX_LEDGERS] = {NULL};
     cli_layers layers = {NULL, 0};
-    for (int i = 0; ok && i < s->o->nledgers; i++)
-        ok = cm_ledger_open(a.ctx, s->o->ledgers[i], CM_LEDGER_READONLY, &lgs[i]) == 0;
+    if (ok && s->o->nledgers)
+        ok = cm_ledger_open(a.ctx, s->o->ledgers[0], CM_LEDGER_READONLY, &lgs[0]) == 0;
     a.lg = lgs[0];
-    if (ok && a.lg && s->o->nledgers > 0)
-        ok = cli_layers_open(a.ctx, s->key, lgs, s->o->nledgers, &s->vp, &layers) == EXIT_OK;
-    if (ok && layers.n > 1) {
-        a.layers = &layers;
-        cm_verifier_free(&a.ver); /* layer 0's counts the layers in its fpr */
-        a.ver = layers.l[0].ver;
-        layers.l[0].ver = NULL;
-    }
+    if (ok)
+        ok = cli_layers_setup(a.ctx, s->key, s->o->ledgers, s->o->nledgers, lgs, &s->vp, &layers,
+                              &a.ver) == EXIT_OK;
+    a.layers = layers.n > 1 ? &layers : NULL;
     if (!ok) {
         fprintf(stderr, "celmark: worker: %s\n", cm_ctx_last_error(a.ctx));
         pthread_mutex_lock(&s->out_mu);
@@ -410,9 +403,8 @@ static void *worker(void *arg)
             free(r);
         }
     }
-    cli_layers_close(&layers);
-    for (int i = 0; i < s->o->nledgers; i++)
-        cm_ledger_close(&lgs[i]);
+    cli_layers_teardown(&layers, lgs, s->o->nledgers);
+    cm_ledger_close(&lgs[0]);
     cm_verifier_free(&a.ver);
     cm_ctx_free(&a.ctx);
     return NULL;
@@ -684,8 +676,8 @@ int cmd_scan(int argc, char **argv)
             o.key_path = optarg;
             break;
         case 'l':
-            if (o.nledgers == MAX_LEDGERS)
-                return cli_usage_error("scan", "at most %d ledgers (-l)", MAX_LEDGERS);
+            if (o.nledgers == CLI_MAX_LEDGERS)
+                return cli_usage_error("scan", "at most %d ledgers (-l)", CLI_MAX_LEDGERS);
             o.ledgers[o.nledgers++] = optarg;
             o.ledger_path = o.ledgers[0];
             break;

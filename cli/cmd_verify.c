@@ -11,8 +11,6 @@
 #include <unistd.h>
 
 /* Read one HEX16 id a line ('#' comments and blank lines allowed). */
-/* Ledgers given with -l: the key's own, then its delegates'. */
-#define MAX_LEDGERS 16
 
 /* --map of a video: drawn over its first frame at this width. */
 #define MAP_VIDEO_WIDTH 960
@@ -63,11 +61,6 @@ static int read_candidates(const char *path, uint64_t **ids, size_t *n)
     return EXIT_OK;
 }
 
-static const char *source_name(cm_id_source s)
-{
-    return s == CM_ID_BLIND ? "blind" : (s == CM_ID_CANDIDATE ? "candidate" : "none");
-}
-
 static json_t *str_or_null(const char *s)
 {
     return s ? json_string(s) : json_null();
@@ -88,7 +81,7 @@ static json_t *result_json(const char *path, const cm_verify_result *r, const cl
     } else {
         json_object_set_new(o, "issue_id", json_null());
     }
-    json_object_set_new(o, "source", json_string(source_name(r->source)));
+    json_object_set_new(o, "source", json_string(cli_source_name(r->source)));
     json_object_set_new(o, "score", json_real(r->score));
     json_object_set_new(o, "fpr", json_real(r->fpr));
     json_object_set_new(o, "scale", json_real(r->scale));
@@ -175,7 +168,7 @@ static void result_text(const char *path, const cm_verify_result *r, int first,
     if (r->marked) {
         cli_format_id(r->issue_id, id);
         printf("issue_id: %s\n", id);
-        printf("found_by: %s\n", source_name(r->source));
+        printf("found_by: %s\n", cli_source_name(r->source));
         if (li->used) {
             if (li->found) {
                 printf("recipient: %s\n", li->row.recipient);
@@ -514,7 +507,7 @@ int cmd_verify(int argc, char **argv)
     };
     const char *key_path = NULL, *cand_path = NULL, *ledger_path = NULL, *asset = NULL;
     const char *report_path = NULL, *map_path = NULL;
-    const char *ledgers[MAX_LEDGERS];
+    const char *ledgers[CLI_MAX_LEDGERS];
     int nledgers = 0;
     int json = 0, quiet = 0, force = 0, c;
     const char *range = NULL;
@@ -570,8 +563,8 @@ int cmd_verify(int argc, char **argv)
             cand_path = optarg;
             break;
         case 'l':
-            if (nledgers == MAX_LEDGERS)
-                return cli_usage_error("verify", "at most %d ledgers (-l)", MAX_LEDGERS);
+            if (nledgers == CLI_MAX_LEDGERS)
+                return cli_usage_error("verify", "at most %d ledgers (-l)", CLI_MAX_LEDGERS);
             ledgers[nledgers++] = optarg;
             ledger_path = ledgers[0];
             break;
@@ -612,7 +605,7 @@ int cmd_verify(int argc, char **argv)
     cm_ctx *ctx = NULL;
     cm_key *key = NULL;
     cm_verifier *ver = NULL;
-    cm_ledger *lg = NULL, *lgs[MAX_LEDGERS] = {NULL};
+    cm_ledger *lg = NULL, *lgs[CLI_MAX_LEDGERS] = {NULL};
     cli_layers layers = {NULL, 0};
     uint64_t *cands = NULL;
     int ret;
@@ -664,20 +657,12 @@ int cmd_verify(int argc, char **argv)
     }
     /* the delegates' layers: every delegation recorded in the ledgers
      * given, read with the layer keys this key derives */
-    if (lg) {
-        lgs[0] = lg;
-        for (int i = 1; i < nledgers; i++)
-            if ((ret = cm_ledger_open(ctx, ledgers[i], CM_LEDGER_READONLY, &lgs[i]))) {
-                code = cli_fail(ctx, ret);
-                goto done;
-            }
-        if ((code = cli_layers_open(ctx, key, lgs, nledgers, &vp, &layers)))
-            goto done;
-    }
-    cm_verifier *own = layers.n > 1 ? layers.l[0].ver : ver;
+    lgs[0] = lg;
+    if ((code = cli_layers_setup(ctx, key, ledgers, nledgers, lgs, &vp, &layers, &ver)))
+        goto done;
     int any_unmarked = 0, worst_err = EXIT_OK;
     for (int i = optind; i < argc; i++) {
-        verify_job vj = {ctx,      own,   lg,       json, i == optind, quiet, &vvp, range, fps,
+        verify_job vj = {ctx,      ver,   lg,       json, i == optind, quiet, &vvp, range, fps,
                          map_path, force, &layers};
         int e = verify_one(&vj, argv[i], &any_unmarked);
         if (e > worst_err)
@@ -685,15 +670,13 @@ int cmd_verify(int argc, char **argv)
     }
     code = worst_err ? worst_err : (any_unmarked ? EXIT_FAIL : EXIT_OK);
     if (report_path) {
-        report_ctx rc = {ctx, own, lg, key, ledger_path, vp.max_fpr, &vvp};
+        report_ctx rc = {ctx, ver, lg, key, ledger_path, vp.max_fpr, &vvp};
         int e = write_report(&rc, report_path, force, argv + optind, argc - optind);
         if (e > code)
             code = e;
     }
 done:
-    cli_layers_close(&layers);
-    for (int i = 1; i < nledgers; i++)
-        cm_ledger_close(&lgs[i]);
+    cli_layers_teardown(&layers, lgs, nledgers);
     free(cands);
     cm_ledger_close(&lg);
     cm_verifier_free(&ver);

@@ -94,6 +94,34 @@ int cli_layers_open(cm_ctx *ctx, const cm_key *key, cm_ledger *const *lgs, int n
     return EXIT_OK;
 }
 
+int cli_layers_setup(cm_ctx *ctx, const cm_key *key, const char *const *paths, int n,
+                     cm_ledger **lgs, const cm_verify_params *vp, cli_layers *out,
+                     cm_verifier **ver)
+{
+    memset(out, 0, sizeof(*out));
+    if (!lgs[0])
+        return EXIT_OK; /* no ledger: no delegation to follow */
+    for (int i = 1; i < n; i++) {
+        int ret = cm_ledger_open(ctx, paths[i], CM_LEDGER_READONLY, &lgs[i]);
+        if (ret)
+            return cli_fail(ctx, ret);
+    }
+    int code = cli_layers_open(ctx, key, lgs, n, vp, out);
+    if (!code && out->n > 1) {
+        cm_verifier_free(ver);
+        *ver = out->l[0].ver;
+        out->l[0].ver = NULL;
+    }
+    return code;
+}
+
+void cli_layers_teardown(cli_layers *ls, cm_ledger **lgs, int n)
+{
+    cli_layers_close(ls);
+    for (int i = 1; i < n; i++)
+        cm_ledger_close(&lgs[i]);
+}
+
 void cli_layers_close(cli_layers *ls)
 {
     for (int i = 0; i < ls->n; i++) {
@@ -137,8 +165,7 @@ json_t *cli_layers_json(cm_ctx *ctx, const cli_layers *ls, const cm_verify_resul
                             ls->l[i].name[0] ? json_string(ls->l[i].name) : json_null());
         cli_format_id(r->issue_id, id);
         json_object_set_new(o, "issue_id", json_string(id));
-        json_object_set_new(o, "source", json_string(r->source == CM_ID_BLIND ? "blind"
-                                                                             : "candidate"));
+        json_object_set_new(o, "source", json_string(cli_source_name(r->source)));
         json_object_set_new(o, "score", json_real(r->score));
         json_object_set_new(o, "fpr", json_real(r->fpr));
         if (li.used) {
