@@ -134,7 +134,37 @@ int cm__luma_chroma(const AVFrame *f, const cm__luma_fmt *lf, cm__yuv_chroma *c)
 
 /* v' = clamp(round(v + (marked - L(v)) / a)): the original L is recomputed
  * from the untouched sample exactly as cm__luma_read did, so an unchanged L
- * leaves v unchanged. */
+ * leaves v unchanged (v + 0.5 rounds back to v). Clamped before the
+ * truncation, which is then the floor (a NaN becomes 0); no branch, so the
+ * rows vectorise. */
+CM__DSP_CLONES
+static void write_row8(uint8_t *restrict dst, const float *restrict k, int w, float a, float b,
+                       float inv, float vmax)
+{
+    for (int x = 0; x < w; x++) {
+        float v = dst[x];
+        float r = v + (k[x] - (a * v + b)) * inv + 0.5f;
+        r = r > 0 ? r : 0;
+        r = r < vmax ? r : vmax;
+        dst[x] = (uint8_t)(int)r;
+    }
+}
+
+static void write_row16(uint8_t *dst, const float *k, int w, float a, float b, float inv,
+                        float vmax)
+{
+    for (int x = 0; x < w; x++) {
+        uint16_t s;
+        memcpy(&s, dst + 2 * x, 2);
+        float v = s;
+        float r = v + (k[x] - (a * v + b)) * inv + 0.5f;
+        r = r > 0 ? r : 0;
+        r = r < vmax ? r : vmax;
+        s = (uint16_t)(int)r;
+        memcpy(dst + 2 * x, &s, 2);
+    }
+}
+
 void cm__luma_write(AVFrame *f, const cm__luma_fmt *lf, const cm__luma_map *m,
                     const cm_plane *marked)
 {
@@ -142,27 +172,10 @@ void cm__luma_write(AVFrame *f, const cm__luma_fmt *lf, const cm__luma_map *m,
     for (int y = 0; y < marked->height; y++) {
         uint8_t *dst = f->data[0] + (ptrdiff_t)y * f->linesize[0];
         const float *k = marked->data + y * marked->stride;
-        for (int x = 0; x < marked->width; x++) {
-            float v;
-            uint16_t s16 = 0;
-            if (lf->bytes == 1)
-                v = dst[x];
-            else {
-                memcpy(&s16, dst + 2 * x, 2);
-                v = s16;
-            }
-            float d = (k[x] - (m->a * v + m->b)) * inv;
-            if (d == 0)
-                continue;
-            v = floorf(v + d + 0.5f);
-            v = v < 0 ? 0 : (v > m->vmax ? m->vmax : v);
-            if (lf->bytes == 1) {
-                dst[x] = (uint8_t)v;
-            } else {
-                s16 = (uint16_t)v;
-                memcpy(dst + 2 * x, &s16, 2);
-            }
-        }
+        if (lf->bytes == 1)
+            write_row8(dst, k, marked->width, m->a, m->b, inv, m->vmax);
+        else
+            write_row16(dst, k, marked->width, m->a, m->b, inv, m->vmax);
     }
 }
 

@@ -446,8 +446,10 @@ static float chroma_sample(const cm__yuv_chroma *c, const uint8_t *plane, int x,
 #define YUV_ROUND_MARGIN 0.6f
 #define YUV_ROOM_SHARE 0.85f
 
-void cm__yuv_luma_room(const cm__room *room, const cm_plane *luma, const cm__yuv_chroma *c,
-                       cm_plane *lo, cm_plane *hi)
+/* The reference: every pixel's four chroma samples read and converted
+ * where they lie. */
+void cm__yuv_luma_room_c(const cm__room *room, const cm_plane *luma, const cm__yuv_chroma *c,
+                         cm_plane *lo, cm_plane *hi)
 {
     const float kr = c->kr, kb = c->kb, kg = 1.0f - kr - kb;
     const int cw = (luma->width + (1 << c->sx) - 1) >> c->sx;
@@ -472,6 +474,98 @@ void cm__yuv_luma_room(const cm__room *room, const cm_plane *luma, const cm__yuv
             }
         }
     }
+}
+
+/* One pass over a row: the room of each pixel's luma with one of its chroma
+ * samples' offsets (dr, db per pixel), as the reference computes it. Plain
+ * loads and stores so that it vectorises (AVX2 gathers the cells). */
+CM__DSP_CLONES
+static void room_pass(const cm__room *room, const float *restrict l, const float *restrict dr,
+                      const float *restrict db, float *restrict pl, float *restrict ph, int w,
+                      float kr, float kb, float kg)
+{
+    for (int x = 0; x < w; x++) {
+        float rgb[3];
+        rgb[0] = l[x] + dr[x];
+        rgb[2] = l[x] + db[x];
+        rgb[1] = (l[x] - kr * rgb[0] - kb * rgb[2]) / kg;
+        unsigned v[3];
+        for (int k = 0; k < 3; k++)
+            v[k] = (unsigned)(rgb[k] < 0 ? 0 : (rgb[k] > 255 ? 255 : rgb[k]));
+        const cm__room_cell *cell = &room->cell[room->cell_r[v[0]] + room->cell_g[v[1]] +
+                                               room->cell_b[v[2]]];
+        float down = cell->luma_down * YUV_ROOM_SHARE - YUV_ROUND_MARGIN;
+        float up = cell->luma_up * YUV_ROOM_SHARE - YUV_ROUND_MARGIN;
+        down = down > 0 ? down : 0;
+        up = up > 0 ? up : 0;
+        pl[x] = pl[x] < down ? pl[x] : down;
+        ph[x] = ph[x] < up ? ph[x] : up;
+    }
+}
+
+/* Chroma row cy's offsets spread over the luma row (w pixels): each pixel's
+ * own sample (d0) and the one to its right (d1; the last column has none
+ * and takes its own again, which limits the same). */
+static void spread_row(const cm__yuv_chroma *c, int cy, int cw, int w, float *r0, float *b0,
+                       float *r1, float *b1)
+{
+    const float ar = 2.0f * (1.0f - c->kr), ab = 2.0f * (1.0f - c->kb);
+    for (int x = 0; x < w; x++) {
+        int i = x >> c->sx, j = i + 1 < cw ? i + 1 : i;
+        if (x && (x >> c->sx) == ((x - 1) >> c->sx)) { /* same samples as x - 1 */
+            r0[x] = r0[x - 1], b0[x] = b0[x - 1], r1[x] = r1[x - 1], b1[x] = b1[x - 1];
+            continue;
+        }
+        r0[x] = ar * chroma_sample(c, c->cr, i << c->sx, cy << c->sy);
+        b0[x] = ab * chroma_sample(c, c->cb, i << c->sx, cy << c->sy);
+        r1[x] = ar * chroma_sample(c, c->cr, j << c->sx, cy << c->sy);
+        b1[x] = ab * chroma_sample(c, c->cb, j << c->sx, cy << c->sy);
+    }
+}
+
+/* The same, each chroma row converted once and the pixels taken a row at a
+ * time per sample (the reference converted four samples per pixel: half of
+ * a video stamp's time). A missing neighbour (last column or row) is the
+ * pixel's own sample again: the least of the same rooms. Bit for bit the
+ * reference's result (tests/unit/test_colour.c). */
+void cm__yuv_luma_room(const cm__room *room, const cm_plane *luma, const cm__yuv_chroma *c,
+                       cm_plane *lo, cm_plane *hi)
+{
+    const float kr = c->kr, kb = c->kb, kg = 1.0f - kr - kb;
+    const int w = luma->width;
+    const int cw = (w + (1 << c->sx) - 1) >> c->sx;
+    const int ch = (luma->height + (1 << c->sy) - 1) >> c->sy;
+    /* two chroma rows spread over w pixels: own and right, red and blue */
+    float *buf = cm__dsp_reference() ? NULL : cm__malloc_array((size_t)w, 8 * sizeof(float));
+    if (!buf) {
+        cm__yuv_luma_room_c(room, luma, c, lo, hi);
+        return;
+    }
+    float *row[2][4];
+    for (int k = 0; k < 8; k++)
+        row[k / 4][k % 4] = buf + (size_t)k * w;
+    int have = -1; /* chroma row in row[0] */
+    for (int y = 0; y < luma->height; y++) {
+        int cy = y >> c->sy, down = cy + 1 < ch ? cy + 1 : cy;
+        if (cy != have) {
+            if (have >= 0 && cy == have + 1) { /* the row below is this one */
+                for (int k = 0; k < 4; k++) {
+                    float *t = row[0][k];
+                    row[0][k] = row[1][k], row[1][k] = t;
+                }
+            } else {
+                spread_row(c, cy, cw, w, row[0][0], row[0][1], row[0][2], row[0][3]);
+            }
+            spread_row(c, down, cw, w, row[1][0], row[1][1], row[1][2], row[1][3]);
+            have = cy;
+        }
+        const float *l = luma->data + y * luma->stride;
+        float *pl = lo->data + y * lo->stride, *ph = hi->data + y * hi->stride;
+        for (int r = 0; r < 2; r++)
+            for (int k = 0; k < 4; k += 2)
+                room_pass(room, l, row[r][k], row[r][k + 1], pl, ph, w, kr, kb, kg);
+    }
+    free(buf);
 }
 
 void cm__grey_luma_room(const cm__room *room, const cm_plane *luma, cm_plane *lo, cm_plane *hi)

@@ -130,6 +130,9 @@ typedef struct cm__yuv_chroma {
  * moves R, G and B alike, the room's luma direction. */
 CM__HIDDEN void cm__yuv_luma_room(const cm__room *room, const cm_plane *luma,
                                   const cm__yuv_chroma *c, cm_plane *lo, cm_plane *hi);
+/* Its plain reference (cm__yuv_luma_room is it when CELMARK_DSP=c). */
+CM__HIDDEN void cm__yuv_luma_room_c(const cm__room *room, const cm_plane *luma,
+                                    const cm__yuv_chroma *c, cm_plane *lo, cm_plane *hi);
 /* The same for a grey frame (R = G = B = luma). */
 CM__HIDDEN void cm__grey_luma_room(const cm__room *room, const cm_plane *luma, cm_plane *lo,
                                    cm_plane *hi);

@@ -203,6 +203,81 @@ static void test_apply_within_budget(void **state)
     }
 }
 
+/* The optimised Y'CbCr budget is the reference's, bit for bit: 8- and
+ * 10-bit samples, 4:2:0, 4:2:2 and 4:4:4, limited and full range, odd
+ * sizes (the last chroma column and row have no neighbour). */
+static void test_yuv_room_matches_reference(void **state)
+{
+    (void)state;
+    const cm__room *room = cm__room_get(2.0f);
+    assert_non_null(room);
+    static const struct {
+        int w, h, bytes, bits, sx, sy, limited;
+    } cases[] = {
+        {37, 23, 1, 8, 1, 1, 1}, {64, 48, 1, 8, 1, 1, 0}, {33, 17, 2, 10, 1, 0, 1},
+        {31, 9, 2, 10, 0, 0, 0}, {1, 1, 1, 8, 1, 1, 1},   {2, 3, 2, 12, 1, 1, 1},
+    };
+    srand(11);
+    for (size_t n = 0; n < sizeof(cases) / sizeof(cases[0]); n++) {
+        int w = cases[n].w, h = cases[n].h, sx = cases[n].sx, sy = cases[n].sy;
+        int cw = (w + (1 << sx) - 1) >> sx, chh = (h + (1 << sy) - 1) >> sy;
+        size_t stride = (size_t)cw * cases[n].bytes + 3; /* padded rows */
+        uint8_t *cb = malloc(stride * chh), *cr = malloc(stride * chh);
+        assert_non_null(cb);
+        assert_non_null(cr);
+        for (size_t i = 0; i < stride * chh; i++) {
+            cb[i] = (uint8_t)rand();
+            cr[i] = (uint8_t)rand();
+        }
+        if (cases[n].bytes == 2) /* keep the samples within their bits */
+            for (size_t i = 1; i < stride * chh; i += 2) {
+                cb[i] &= (uint8_t)((1 << (cases[n].bits - 8)) - 1);
+                cr[i] &= (uint8_t)((1 << (cases[n].bits - 8)) - 1);
+            }
+        cm__yuv_chroma c = {cb, cr, (ptrdiff_t)stride, cases[n].bytes, cases[n].bits,
+                            sx, sy, cases[n].limited, 0.2126f, 0.0722f};
+        cm_plane l = {0}, lo[2] = {{0}}, hi[2] = {{0}};
+        assert_int_equal(cm_plane_alloc(&l, w, h), 0);
+        for (int k = 0; k < 2; k++) {
+            assert_int_equal(cm_plane_alloc(&lo[k], w, h), 0);
+            assert_int_equal(cm_plane_alloc(&hi[k], w, h), 0);
+        }
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                float v = (float)(rand() % 2600) / 10.0f - 2.0f;
+                l.data[y * l.stride + x] = v;
+                for (int k = 0; k < 2; k++) {
+                    lo[k].data[y * lo[k].stride + x] = v > 0 ? v : 0;
+                    hi[k].data[y * hi[k].stride + x] = v < 255 ? 255 - v : 0;
+                }
+            }
+        cm__yuv_luma_room_c(room, &l, &c, &lo[0], &hi[0]);
+        cm__yuv_luma_room(room, &l, &c, &lo[1], &hi[1]);
+        for (int y = 0; y < h; y++) {
+            assert_memory_equal(lo[0].data + y * lo[0].stride, lo[1].data + y * lo[1].stride,
+                                (size_t)w * sizeof(float));
+            assert_memory_equal(hi[0].data + y * hi[0].stride, hi[1].data + y * hi[1].stride,
+                                (size_t)w * sizeof(float));
+        }
+        /* and it limits: some pixel's room is below its headroom */
+        int limited = 0;
+        for (int y = 0; y < h && !limited; y++)
+            for (int x = 0; x < w; x++) {
+                float v = l.data[y * l.stride + x];
+                if (hi[1].data[y * hi[1].stride + x] < (v < 255 ? 255 - v : 0))
+                    limited = 1;
+            }
+        assert_true(limited);
+        cm_plane_free(&l);
+        for (int k = 0; k < 2; k++) {
+            cm_plane_free(&lo[k]);
+            cm_plane_free(&hi[k]);
+        }
+        free(cb);
+        free(cr);
+    }
+}
+
 static void test_delta_e_stats(void **state)
 {
     (void)state;
@@ -237,6 +312,7 @@ int main(void)
         cmocka_unit_test(test_room_cache),
         cmocka_unit_test(test_apply_within_budget),
         cmocka_unit_test(test_delta_e_stats),
+        cmocka_unit_test(test_yuv_room_matches_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
