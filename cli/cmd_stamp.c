@@ -9,10 +9,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Most video frames marked at once (-j). */
+#define MAX_JOBS 64
+
 /* How to stamp a video (options of the command). */
 typedef struct video_opts {
     const char *codec;
-    int crf, qscale, quiet;
+    int crf, qscale, quiet, jobs;
     cm_limits limits; /* for stills and videos alike */
 } video_opts;
 
@@ -99,6 +102,7 @@ static int stamp_file(cm_ctx *ctx, stamp_job *job, const char *in, const char *p
         vp.codec = vo->codec;
         vp.crf = vo->crf;
         vp.qscale = vo->qscale;
+        vp.jobs = vo->jobs;
         vp.limits = vo->limits;
         vp.out_name = out;
         cli_progress prog;
@@ -377,6 +381,7 @@ int cmd_stamp(int argc, char **argv)
         {"crf", required_argument, NULL, 'R'},
         {"qscale", required_argument, NULL, 'Q'},
         {"quiet", no_argument, NULL, 'q'},
+        {"jobs", required_argument, NULL, 'j'},
         {"frames", required_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
         CLI_LIMIT_OPTIONS,
@@ -388,10 +393,10 @@ int cmd_stamp(int argc, char **argv)
     cm_stamp_params sp;
     cm_stamp_params_default(&sp);
     int force = 0, c;
-    video_opts vo = {NULL, -1, -1, 0, {0}};
+    video_opts vo = {NULL, -1, -1, 0, 0, {0}};
     cm_limits_default(&vo.limits);
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":k:l:fqh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":k:l:j:fqh", opts, NULL)) != -1) {
         int lr = cli_limit_option("stamp", c, optarg, &vo.limits);
         if (lr > 0)
             return lr;
@@ -408,6 +413,14 @@ int cmd_stamp(int argc, char **argv)
                 return cli_usage_error("stamp", "--%s must be a whole number in 0..63, not '%s'",
                                        c == 'R' ? "crf" : "qscale", optarg);
             *(c == 'R' ? &vo.crf : &vo.qscale) = (int)v;
+            break;
+        }
+        case 'j': {
+            double v;
+            if (cli_parse_double(optarg, &v) || v != (int)v || v < 1 || v > MAX_JOBS)
+                return cli_usage_error("stamp", "-j must be a whole number in 1..%d, not '%s'",
+                                       MAX_JOBS, optarg);
+            vo.jobs = (int)v;
             break;
         }
         case 'q':

@@ -27,13 +27,17 @@ int cm_ctx_new(cm_ctx **out)
     if (!out)
         return CM_E_INVAL;
     *out = calloc(1, sizeof(**out));
-    return *out ? CM_OK : CM_E_NOMEM;
+    if (!*out)
+        return CM_E_NOMEM;
+    pthread_mutex_init(&(*out)->mu, NULL);
+    return CM_OK;
 }
 
 void cm_ctx_free(cm_ctx **ctx)
 {
     if (!ctx || !*ctx)
         return;
+    pthread_mutex_destroy(&(*ctx)->mu);
     free(*ctx);
     *ctx = NULL;
 }
@@ -87,21 +91,26 @@ void cm__not_kept(cm_ctx *ctx, const char *what, const char *why_fmt, ...)
     for (char *p = line; *p; p++) /* one printable line */
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
             *p = ' ';
-    for (int i = 0; i < ctx->nwarn; i++)
-        if (!strcmp(ctx->warn[i], line))
-            return;
-    if (ctx->nwarn < CM_CTX_MAX_WARNINGS)
+    pthread_mutex_lock(&ctx->mu);
+    int seen = 0;
+    for (int i = 0; i < ctx->nwarn && !seen; i++)
+        seen = !strcmp(ctx->warn[i], line);
+    if (!seen && ctx->nwarn < CM_CTX_MAX_WARNINGS)
         memcpy(ctx->warn[ctx->nwarn++], line, sizeof(line));
+    pthread_mutex_unlock(&ctx->mu);
 }
 
 int cm__error(cm_ctx *ctx, int status, const char *fmt, ...)
 {
     if (ctx) {
+        /* workers (video marking) may fail at once: one message whole */
+        pthread_mutex_lock(&ctx->mu);
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(ctx->msg, sizeof(ctx->msg), fmt, ap);
         va_end(ap);
         ctx->status = status;
+        pthread_mutex_unlock(&ctx->mu);
     }
     return status;
 }

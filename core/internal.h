@@ -4,6 +4,7 @@
 
 #include "celmark/common.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 #endif
 
 struct cm_ctx {
+    pthread_mutex_t mu; /* messages and warnings written from several threads */
     int status;
     char msg[1024];
     int nwarn;

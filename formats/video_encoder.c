@@ -324,8 +324,6 @@ int cm__video_open_encoder(cm__transcode_job *j, AVStream *is, AVStream *os)
             j->conv->format = e->pix_fmt;
             j->conv->width = d->width;
             j->conv->height = d->height;
-            if (av_frame_get_buffer(j->conv, 0) < 0)
-                return cm__error(j->ctx, CM_E_NOMEM, "out of memory");
         }
     }
 

@@ -7,18 +7,7 @@
 #define CELMARK_VIDEO_TRANSCODE_H
 
 #include "video_internal.h"
-
-/* The last hooked frame's luma samples before and after the hook, and the
- * chroma it was lent: animation holds each drawing for two or more frames,
- * and a held frame gets the previous result back without calling the hook
- * (which gives the same result for the same samples). */
-typedef struct cm__held_frame {
-    uint8_t *in, *out; /* rows of width * bytes, packed */
-    size_t row;
-    uint8_t *chroma;   /* the chroma planes the hook was lent, packed */
-    size_t chroma_cap;
-    int w, h, fmt, valid;
-} cm__held_frame;
+#include "video_pool.h"
 
 typedef struct cm__transcode_job {
     cm_ctx *ctx;
@@ -36,12 +25,14 @@ typedef struct cm__transcode_job {
     AVPacket *pkt, *opkt;
     AVFrame *frame;
     struct SwsContext *sws; /* decoder -> encoder layout, when they differ */
-    AVFrame *conv;
-    cm_plane luma, lo, hi;
-    cm__held_frame hold;
+    AVFrame *conv;          /* its layout (format, size), no buffers */
+    cm__mark_pool *pool;    /* the frames being marked */
+    AVFrame *last_in;       /* the last frame submitted, as decoded (for held frames) */
+    AVFrame *last_out;      /* the last frame sent to the encoder, marked */
     cm__atomic out;
     int write_errno; /* why writing the output failed (ENOSPC, EFBIG...), else 0 */
-    int64_t frames, total;
+    int64_t frames, total; /* encoded; in the source (-1 = unknown) */
+    int64_t submitted;     /* handed to the workers */
     cm_video_stamp_info *info;
     /* the encoder's time base is one frame (1/fps) when every source
      * timestamp lies on that grid (H.264/H.265 write it into the stream's

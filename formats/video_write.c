@@ -31,6 +31,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <libavutil/avstring.h>
 #include <libavutil/imgutils.h>
@@ -38,74 +39,59 @@
 #include <libavutil/pixdesc.h>
 #include <libswscale/swscale.h>
 
+/* Most workers marking frames at once (-j), and the memory their frames
+ * and planes may take together before fewer are started. */
+#define MAX_MARK_JOBS 64
+#define MARK_MEMORY (256u << 20)
+
 /* AVIO buffer for the output file. */
 #define AVIO_BUFFER_BYTES (256 * 1024)
 
-/* Bytes per row of f's chroma plane p (1 or 2) and its rows; 0 when f
- * has none (grey). */
-static size_t chroma_rows(const AVFrame *f, int p, int *rows)
+/* Bytes per row of f's plane p and its rows; 0 when f has none (grey has
+ * no chroma). */
+static size_t plane_rows(const AVFrame *f, int p, int *rows)
 {
     const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(f->format);
     *rows = 0;
-    if (!d || d->nb_components < 3 || !f->data[p])
+    if (!d || (p && d->nb_components < 3) || !f->data[p])
         return 0;
     int ls = av_image_get_linesize(f->format, f->width, p);
     if (ls <= 0)
         return 0;
-    *rows = AV_CEIL_RSHIFT(f->height, d->log2_chroma_h);
+    *rows = p ? AV_CEIL_RSHIFT(f->height, d->log2_chroma_h) : f->height;
     return (size_t)ls;
 }
 
-/* f's chroma planes packed into buf (dir 0) or compared with it (dir 1:
- * 1 when equal); buf NULL: only the bytes they take. */
-static size_t held_chroma(uint8_t *buf, const AVFrame *f, int dir)
+/* A held drawing: f's luma and chroma equal the last frame's (the hook
+ * gives the same result for the same samples, and it reads both). */
+static int held_match(const AVFrame *last, const AVFrame *f)
 {
-    size_t off = 0;
-    for (int p = 1; p <= 2; p++) {
-        int rows;
-        size_t row = chroma_rows(f, p, &rows);
-        for (int y = 0; buf && y < rows; y++) {
-            const uint8_t *s = f->data[p] + (ptrdiff_t)y * f->linesize[p];
-            if (!dir)
-                memcpy(buf + off + row * y, s, row);
-            else if (memcmp(buf + off + row * y, s, row))
-                return 0;
-        }
-        off += row * (size_t)rows;
-    }
-    return dir ? 1 : off;
-}
-
-/* The hook gives the same result for the same samples: luma and the
- * chroma it was lent must both match the last frame's. */
-static int held_match(const cm__held_frame *c, const AVFrame *f)
-{
-    if (!c->valid || c->w != f->width || c->h != f->height || c->fmt != f->format)
+    if (!last || last->width != f->width || last->height != f->height ||
+        last->format != f->format)
         return 0;
-    for (int y = 0; y < f->height; y++)
-        if (memcmp(c->in + c->row * y, f->data[0] + (ptrdiff_t)y * f->linesize[0], c->row))
-            return 0;
+    for (int p = 0; p <= 2; p++) {
+        int rows;
+        size_t row = plane_rows(f, p, &rows);
+        for (int y = 0; y < rows; y++)
+            if (memcmp(last->data[p] + (ptrdiff_t)y * last->linesize[p],
+                       f->data[p] + (ptrdiff_t)y * f->linesize[p], row))
+                return 0;
+    }
     return 1;
 }
 
-/* rows of f's plane 0 into (dir 0) or out of (dir 1) buf */
-static void held_rows(uint8_t *buf, size_t row, AVFrame *f, int dir)
+/* The last frame's marked luma into f (a held drawing's result). */
+static int held_copy(AVFrame *f, const AVFrame *last)
 {
-    for (int y = 0; y < f->height; y++) {
-        uint8_t *p = f->data[0] + (ptrdiff_t)y * f->linesize[0];
-        if (dir)
-            memcpy(p, buf + row * y, row);
-        else
-            memcpy(buf + row * y, p, row);
-    }
-}
-
-static void held_free(cm__held_frame *c)
-{
-    free(c->in);
-    free(c->out);
-    free(c->chroma);
-    memset(c, 0, sizeof(*c));
+    int err = av_frame_make_writable(f);
+    if (err < 0)
+        return err;
+    int rows;
+    size_t row = plane_rows(f, 0, &rows);
+    for (int y = 0; y < rows; y++)
+        memcpy(f->data[0] + (ptrdiff_t)y * f->linesize[0],
+               last->data[0] + (ptrdiff_t)y * last->linesize[0], row);
+    return 0;
 }
 
 /* ---- transcoding ------------------------------------------------------ */
@@ -272,87 +258,14 @@ static int write_packets(cm__transcode_job *j)
     }
 }
 
-/* Hand f's luma (native layout) to the hook and write its change back;
- * remember it for held frames. */
-static int run_hook(cm__transcode_job *j, AVFrame *f, const cm__luma_fmt *lf)
+/* Send a marked frame to the encoder: a held drawing first gets the last
+ * frame's result; then the source's times and key frames. Takes f. */
+static int encode_frame(cm__transcode_job *j, AVFrame *f, int held)
 {
-    cm_plane *planes[] = {&j->luma, &j->lo, &j->hi};
-    cm__held_frame *c = &j->hold;
-    if (j->luma.width != f->width || j->luma.height != f->height) {
-        for (int k = 0; k < 3; k++) {
-            cm_plane_free(planes[k]);
-            if (cm_plane_alloc(planes[k], f->width, f->height))
-                return cm__error(j->ctx, CM_E_NOMEM, "out of memory");
-        }
-        held_free(c);
-        c->row = (size_t)f->width * lf->bytes;
-        c->in = cm__malloc_array(c->row, (size_t)f->height);
-        c->out = cm__malloc_array(c->row, (size_t)f->height);
-        if (!c->in || !c->out)
-            return cm__error(j->ctx, CM_E_NOMEM, "out of memory");
-        c->w = f->width;
-        c->h = f->height;
-    }
-    cm__luma_map m = cm__luma_map_make(lf);
-    cm__luma_read(f, lf, &m, &j->luma);
-    cm__luma_headroom(&j->luma, &j->lo, &j->hi);
-    cm__yuv_chroma chroma;
-    cm__video_luma frame = {&j->luma, &j->lo, &j->hi, NULL};
-    if (cm__luma_chroma(f, lf, &chroma))
-        frame.chroma = &chroma;
-    int ret = j->hook(j->opaque, &frame);
-    if (ret)
-        return ret;
-    c->valid = 0;
-    size_t cb = held_chroma(NULL, f, 0);
-    if (cb > c->chroma_cap) {
-        free(c->chroma);
-        c->chroma_cap = 0;
-        if (!(c->chroma = malloc(cb)))
-            return cm__error(j->ctx, CM_E_NOMEM, "out of memory");
-        c->chroma_cap = cb;
-    }
-    held_chroma(c->chroma, f, 0);
-    held_rows(c->in, c->row, f, 0);
-    cm__luma_write(f, lf, &m, &j->luma);
-    held_rows(c->out, c->row, f, 0);
-    c->fmt = f->format;
-    c->valid = 1;
-    return CM_OK;
-}
-
-/* Run the hook on one decoded frame in place and send it to the encoder. */
-static int encode_frame(cm__transcode_job *j, AVFrame *f)
-{
-    if ((uint64_t)j->frames >= j->in.limits.max_frames)
-        return cm__video_frames_error(&j->in, 0);
-    if ((uint64_t)f->width * (uint64_t)f->height > j->in.limits.max_pixels)
-        return cm__video_pixels_error(&j->in, (uint64_t)f->width, (uint64_t)f->height);
-    if (j->sws) {
-        int err = av_frame_make_writable(j->conv);
-        if (err < 0)
-            return cm__video_av_fail(j->ctx, j->in.path, err, "convert a frame");
-        sws_scale(j->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height,
-                  j->conv->data, j->conv->linesize);
-        av_frame_copy_props(j->conv, f);
-        j->conv->color_range = f->color_range;
-        f = j->conv;
-    }
-    cm__luma_fmt lf = cm__luma_describe(f);
-    if (!lf.native)
-        return cm__error(j->ctx, CM_E_UNSUPPORTED,
-                         "%s: %s frames cannot be marked in place (planar YUV or grey, 8-16 "
-                         "bit, is needed)",
-                         j->in.path, av_get_pix_fmt_name(f->format));
-    int err = av_frame_make_writable(f);
-    if (err < 0)
+    int err = held ? held_copy(f, j->last_out) : 0;
+    if (err < 0) {
+        av_frame_free(&f);
         return cm__video_av_fail(j->ctx, j->in.path, err, "copy a frame");
-    if (held_match(&j->hold, f)) {
-        held_rows(j->hold.out, j->hold.row, f, 1);
-    } else {
-        int ret = run_hook(j, f, &lf);
-        if (ret)
-            return ret;
     }
     f->pts = f->best_effort_timestamp;
     if (j->grid && f->pts != AV_NOPTS_VALUE)
@@ -361,15 +274,96 @@ static int encode_frame(cm__transcode_job *j, AVFrame *f)
     /* key frames where the source has them (edit points, GOP length);
      * the encoder may add more */
     f->pict_type = f->key_frame ? AV_PICTURE_TYPE_I : AV_PICTURE_TYPE_NONE;
-    if ((err = cm__video_frame_side_data(f, j->enc->codec->name, j->in.fc->streams[j->in.vi],
-                                         &j->sd_announced, j->info)) < 0)
-        return cm__video_av_fail(j->ctx, j->in.path, err, "copy a frame's side data");
-    if ((err = avcodec_send_frame(j->enc, f)) < 0)
+    err = cm__video_frame_side_data(f, j->enc->codec->name, j->in.fc->streams[j->in.vi],
+                                    &j->sd_announced, j->info);
+    if (err >= 0)
+        err = avcodec_send_frame(j->enc, f);
+    /* the next held drawing's result (the encoder keeps its own reference) */
+    av_frame_free(&j->last_out);
+    j->last_out = f;
+    if (err < 0)
         return cm__video_av_fail(j->ctx, j->in.path, err, "encode a frame");
     j->frames++;
     if (j->p->progress)
         j->p->progress(j->p->progress_opaque, j->frames, j->total);
     return write_packets(j);
+}
+
+/* Encode the frames the workers have finished, oldest first; wait: until
+ * none is pending. */
+static int take_marked(cm__transcode_job *j, int wait)
+{
+    for (;;) {
+        AVFrame *f;
+        int held;
+        int ret = cm__mark_pool_take(j->pool, wait, &f, &held);
+        if (ret || !f)
+            return ret;
+        if ((ret = encode_frame(j, f, held)))
+            return ret;
+    }
+}
+
+/* Hand one decoded frame to the workers (converted to the encoder's layout
+ * first where they differ), after encoding what they have finished. */
+static int submit_frame(cm__transcode_job *j, AVFrame *decoded)
+{
+    if ((uint64_t)j->submitted >= j->in.limits.max_frames)
+        return cm__video_frames_error(&j->in, 0);
+    if ((uint64_t)decoded->width * (uint64_t)decoded->height > j->in.limits.max_pixels)
+        return cm__video_pixels_error(&j->in, (uint64_t)decoded->width,
+                                      (uint64_t)decoded->height);
+    AVFrame *f = av_frame_alloc();
+    if (!f)
+        return cm__error(j->ctx, CM_E_NOMEM, "out of memory");
+    int err;
+    if (j->sws) {
+        f->format = j->conv->format;
+        f->width = decoded->width;
+        f->height = decoded->height;
+        if ((err = av_frame_get_buffer(f, 0)) >= 0) {
+            sws_scale(j->sws, (const uint8_t *const *)decoded->data, decoded->linesize, 0,
+                      decoded->height, f->data, f->linesize);
+            err = av_frame_copy_props(f, decoded);
+            f->color_range = decoded->color_range;
+        }
+    } else {
+        err = av_frame_ref(f, decoded);
+    }
+    if (err < 0) {
+        av_frame_free(&f);
+        return cm__video_av_fail(j->ctx, j->in.path, err, "convert a frame");
+    }
+    cm__luma_fmt lf = cm__luma_describe(f);
+    if (!lf.native) {
+        av_frame_free(&f);
+        return cm__error(j->ctx, CM_E_UNSUPPORTED,
+                         "%s: %s frames cannot be marked in place (planar YUV or grey, 8-16 "
+                         "bit, is needed)",
+                         j->in.path, av_get_pix_fmt_name(decoded->format));
+    }
+    /* the samples as decoded, for the next frame's comparison: holding a
+     * reference also makes the worker copy them before marking */
+    int held = held_match(j->last_in, f);
+    av_frame_free(&j->last_in);
+    if (!(j->last_in = av_frame_clone(f))) {
+        av_frame_free(&f);
+        return cm__error(j->ctx, CM_E_NOMEM, "out of memory");
+    }
+    int ret = take_marked(j, 0);
+    if (!ret && cm__mark_pool_full(j->pool)) {
+        AVFrame *g;
+        int gheld;
+        if (!(ret = cm__mark_pool_take(j->pool, 1, &g, &gheld)))
+            ret = encode_frame(j, g, gheld);
+    }
+    if (ret) {
+        av_frame_free(&f);
+        return ret;
+    }
+    cm__mark_pool_submit(j->pool, f, held);
+    j->submitted++;
+    return CM_OK;
 }
 
 static int drain_decoder(cm__transcode_job *j)
@@ -384,7 +378,7 @@ static int drain_decoder(cm__transcode_job *j)
             return CM_OK;
         if (err < 0)
             return cm__video_av_fail(j->ctx, j->in.path, err, "decode a frame");
-        int ret = encode_frame(j, j->frame);
+        int ret = submit_frame(j, j->frame);
         av_frame_unref(j->frame);
         if (ret)
             return ret;
@@ -435,7 +429,7 @@ static int transcode(cm__transcode_job *j)
             return mux_fail(j, err, "copy a packet");
     }
     avcodec_send_packet(j->in.dec, NULL);
-    if ((ret = drain_decoder(j)))
+    if ((ret = drain_decoder(j)) || (ret = take_marked(j, 1)))
         return ret;
     if ((err = avcodec_send_frame(j->enc, NULL)) < 0)
         return cm__video_av_fail(j->ctx, j->in.path, err, "finish the encoding");
@@ -446,6 +440,25 @@ static int transcode(cm__transcode_job *j)
     if ((err = av_write_trailer(j->oc)) < 0)
         return mux_fail(j, err, "finish the output");
     return CM_OK;
+}
+
+/* Frames marked at once: p->jobs, else one per core; fewer where the
+ * frames are so big that each worker's would pass MARK_MEMORY (a worker
+ * holds its frame and three float planes of it, the ring two frames
+ * more). */
+static int mark_jobs(const cm_video_stamp_params *p, const AVStream *vs)
+{
+    int jobs = p->jobs;
+    if (jobs <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        jobs = n < 1 ? 1 : (n > MAX_MARK_JOBS ? MAX_MARK_JOBS : (int)n);
+    }
+    uint64_t px = (uint64_t)vs->codecpar->width * (uint64_t)vs->codecpar->height;
+    uint64_t per = px * (3 * sizeof(float) + 8); /* planes + a 16-bit 4:4:4:4 frame */
+    uint64_t fit = per ? MARK_MEMORY / per : (uint64_t)jobs;
+    if (fit < (uint64_t)jobs)
+        jobs = fit < 1 ? 1 : (int)fit;
+    return jobs;
 }
 
 int cm__video_transcode(cm_ctx *ctx, const char *in_path, const char *out_path,
@@ -518,7 +531,8 @@ int cm__video_transcode(cm_ctx *ctx, const char *in_path, const char *out_path,
         ret = mux_fail(&j, err, "write the output header");
         goto done;
     }
-    if ((ret = transcode(&j)))
+    if ((ret = cm__mark_pool_new(ctx, in_path, mark_jobs(p, vs), hook, opaque, &j.pool)) ||
+        (ret = transcode(&j)))
         goto done;
     avio_flush(pb);
     if (pb->error < 0) {
@@ -551,10 +565,9 @@ done:
     av_frame_free(&j.frame);
     av_frame_free(&j.conv);
     sws_freeContext(j.sws);
-    cm_plane *planes[] = {&j.luma, &j.lo, &j.hi};
-    for (int k = 0; k < 3; k++)
-        cm_plane_free(planes[k]);
-    held_free(&j.hold);
+    cm__mark_pool_free(&j.pool);
+    av_frame_free(&j.last_in);
+    av_frame_free(&j.last_out);
     free(j.map);
     free(j.ends);
     return ret;

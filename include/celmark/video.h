@@ -56,6 +56,10 @@ typedef struct cm_video_stamp_params {
     cm_limits limits;   /**< per-frame pixel limit, file size */
     cm_progress_fn progress; /**< may be NULL (default) */
     void *progress_opaque;
+    int jobs;           /**< frames marked at once, each on its own thread
+                             while the decoder and encoder run on theirs;
+                             0 = one per core (default). The output is the
+                             same whatever the number */
 } cm_video_stamp_params;
 
 /** Fill *p with the documented defaults. */

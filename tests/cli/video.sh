@@ -35,6 +35,14 @@ check "one segment from the timecode" grep -q "^segment: 01:00:00:00-01:00:02:00
 expect 1 '' -- "$CELMARK" verify -k "$T/k.key" "$T/in.mp4"
 expect 1 '' -- "$CELMARK" verify -k "$T/other.key" "$T/a.mp4"
 expect 3 "already exists" -- "$CELMARK" stamp -k "$T/k.key" --id $A "$T/in.mp4" "$T/a.mp4"
+# frames are marked by several workers at once: one worker or five, the
+# same frames reach the encoder in the same order, the same bytes
+expect 0 '' -- "$CELMARK" stamp -j 1 -k "$T/k.key" --id $A "$T/in.mp4" "$T/a1.mp4"
+expect 0 '' -- "$CELMARK" stamp -j 5 -k "$T/k.key" --id $A "$T/in.mp4" "$T/a5.mp4"
+check "-j 1 and -j 5 write the same bytes" cmp -s "$T/a1.mp4" "$T/a5.mp4"
+check "and the default's" cmp -s "$T/a.mp4" "$T/a5.mp4"
+expect 2 "-j must be a whole number" -- "$CELMARK" stamp -j 0 -k "$T/k.key" --id $A "$T/in.mp4" "$T/a0.mp4"
+check "-j 0: nothing written" [ ! -e "$T/a0.mp4" ]
 
 # a cut mixing two recipients' copies: two segments with their timecodes
 expect 0 '' -- "$CELMARK" stamp -k "$T/k.key" --id $B "$T/in.mp4" "$T/b.mp4"

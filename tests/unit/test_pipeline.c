@@ -15,6 +15,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -152,17 +153,28 @@ static void test_still_bad_input(void **state)
     remove(cut.s);
 }
 
+/* 1 when files a and b hold the same bytes. */
+static int test_files_equal(const char *a, const char *b)
+{
+    size_t na = 0, nb = 0;
+    uint8_t *da = test_load_file(a, &na), *db = test_load_file(b, &nb);
+    int same = da && db && na == nb && !memcmp(da, db, na);
+    free(da);
+    free(db);
+    return same;
+}
+
 /* A hook that lifts luma by 3 code values where the headroom allows, and
- * counts its calls. */
+ * counts its calls (it is called from several workers at once). */
 typedef struct lift {
-    int calls, chroma;
+    atomic_int calls, chroma;
 } lift;
 
 static int lift_luma(void *opaque, cm__video_luma *f)
 {
     lift *l = opaque;
-    l->calls++;
-    l->chroma += f->chroma != NULL;
+    atomic_fetch_add(&l->calls, 1);
+    atomic_fetch_add(&l->chroma, f->chroma != NULL);
     for (int y = 0; y < f->luma->height; y++)
         for (int x = 0; x < f->luma->width; x++) {
             float up = f->hi->data[y * f->hi->stride + x];
@@ -174,7 +186,7 @@ static int lift_luma(void *opaque, cm__video_luma *f)
 static int fail_third(void *opaque, cm__video_luma *f)
 {
     (void)f;
-    return ++*(int *)opaque == 3 ? CM_E_INTERNAL : CM_OK;
+    return atomic_fetch_add((atomic_int *)opaque, 1) == 2 ? CM_E_INTERNAL : CM_OK;
 }
 
 /* Mean luma of every frame of path. */
@@ -217,6 +229,19 @@ static void test_transcode_hook(void **state)
     cm_video_stamp_info info;
     lift l = {0, 0};
     assert_int_equal(cm__video_transcode(ctx, in.s, out.s, &p, 0, &info, lift_luma, &l), CM_OK);
+    /* one worker or four: the same frames in the same order, the same bytes */
+    path_buf one = test_tmp_path("pipeline_", "clip_one.mkv");
+    remove(one.s);
+    p.jobs = 1;
+    lift l1 = {0, 0};
+    assert_int_equal(cm__video_transcode(ctx, in.s, one.s, &p, 0, NULL, lift_luma, &l1), CM_OK);
+    assert_true(test_files_equal(out.s, one.s));
+    p.jobs = 4;
+    remove(one.s);
+    assert_int_equal(cm__video_transcode(ctx, in.s, one.s, &p, 0, NULL, lift_luma, &l1), CM_OK);
+    assert_true(test_files_equal(out.s, one.s));
+    remove(one.s);
+    p.jobs = 0;
     assert_int_equal(info.frames, 12);
     /* drawings held on twos: the hook runs once per drawing */
     assert_true(l.calls >= 6 && l.calls < 12);
@@ -230,7 +255,7 @@ static void test_transcode_hook(void **state)
 
     /* a hook's error stops the transcode and leaves no output */
     remove(out.s);
-    int n = 0;
+    atomic_int n = 0;
     assert_int_equal(cm__video_transcode(ctx, in.s, out.s, &p, 0, NULL, fail_third, &n),
                      CM_E_INTERNAL);
     assert_false(test_file_exists(out.s));
