@@ -542,6 +542,7 @@ int cmd_check(int argc, char **argv)
     cm_verify_params vp;
     cm_verify_params_default(&vp);
     cm_video_verify_params_default(&ck.a.vvp);
+    ck.a.vvp.threads = 0; /* one file at a time: every core on it */
     cm_limits_default(&ck.a.limits);
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":k:l:fh", opts, NULL)) != -1) {

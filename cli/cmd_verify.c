@@ -516,6 +516,7 @@ int cmd_verify(int argc, char **argv)
     cm_verify_params_default(&vp);
     cm_video_verify_params vvp;
     cm_video_verify_params_default(&vvp);
+    vvp.threads = 0; /* one file at a time: every core on it */
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":k:l:qfh", opts, NULL)) != -1) {
         int lr = cli_limit_option("verify", c, optarg, &vvp.limits);

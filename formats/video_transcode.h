@@ -7,7 +7,7 @@
 #define CELMARK_VIDEO_TRANSCODE_H
 
 #include "video_internal.h"
-#include "video_pool.h"
+#include "pool.h"
 
 typedef struct cm__transcode_job {
     cm_ctx *ctx;
@@ -26,7 +26,9 @@ typedef struct cm__transcode_job {
     AVFrame *frame;
     struct SwsContext *sws; /* decoder -> encoder layout, when they differ */
     AVFrame *conv;          /* its layout (format, size), no buffers */
-    cm__mark_pool *pool;    /* the frames being marked */
+    cm__pool *pool;         /* the frames being marked (AVFrame items) */
+    cm_plane (*planes)[3];  /* each worker's luma, lo, hi */
+    int jobs;               /* workers */
     AVFrame *last_in;       /* the last frame submitted, as decoded (for held frames) */
     AVFrame *last_out;      /* the last frame sent to the encoder, marked */
     cm__atomic out;

@@ -258,6 +258,43 @@ static int write_packets(cm__transcode_job *j)
     }
 }
 
+/* A worker: mark one frame in place (the pool's work). Its luma becomes
+ * the hook's plane (the worker's own), the hook runs, the change goes back
+ * into the samples. */
+static int mark_frame(void *opaque, int worker, void *item)
+{
+    cm__transcode_job *j = opaque;
+    AVFrame *f = item;
+    int err = av_frame_make_writable(f);
+    if (err < 0)
+        return cm__video_av_fail(j->ctx, j->in.path, err, "copy a frame");
+    cm_plane *pl = j->planes[worker];
+    if (pl[0].width != f->width || pl[0].height != f->height)
+        for (int k = 0; k < 3; k++) {
+            cm_plane_free(&pl[k]);
+            if (cm_plane_alloc(&pl[k], f->width, f->height))
+                return cm__error(j->ctx, CM_E_NOMEM, "out of memory");
+        }
+    cm__luma_fmt lf = cm__luma_describe(f);
+    cm__luma_map m = cm__luma_map_make(&lf);
+    cm__luma_read(f, &lf, &m, &pl[0]);
+    cm__luma_headroom(&pl[0], &pl[1], &pl[2]);
+    cm__yuv_chroma chroma;
+    cm__video_luma frame = {&pl[0], &pl[1], &pl[2], NULL};
+    if (cm__luma_chroma(f, &lf, &chroma))
+        frame.chroma = &chroma;
+    int ret = j->hook(j->opaque, &frame);
+    if (!ret)
+        cm__luma_write(f, &lf, &m, &pl[0]);
+    return ret;
+}
+
+static void drop_frame(void *item)
+{
+    AVFrame *f = item;
+    av_frame_free(&f);
+}
+
 /* Send a marked frame to the encoder: a held drawing first gets the last
  * frame's result; then the source's times and key frames. Takes f. */
 static int encode_frame(cm__transcode_job *j, AVFrame *f, int held)
@@ -294,9 +331,11 @@ static int encode_frame(cm__transcode_job *j, AVFrame *f, int held)
 static int take_marked(cm__transcode_job *j, int wait)
 {
     for (;;) {
-        AVFrame *f;
+        void *f;
         int held;
-        int ret = cm__mark_pool_take(j->pool, wait, &f, &held);
+        int ret = cm__pool_take(j->pool, wait, &f, &held);
+        if (ret)
+            drop_frame(f);
         if (ret || !f)
             return ret;
         if ((ret = encode_frame(j, f, held)))
@@ -351,17 +390,19 @@ static int submit_frame(cm__transcode_job *j, AVFrame *decoded)
         return cm__error(j->ctx, CM_E_NOMEM, "out of memory");
     }
     int ret = take_marked(j, 0);
-    if (!ret && cm__mark_pool_full(j->pool)) {
-        AVFrame *g;
+    if (!ret && cm__pool_full(j->pool)) { /* the oldest must be encoded first */
+        void *g;
         int gheld;
-        if (!(ret = cm__mark_pool_take(j->pool, 1, &g, &gheld)))
+        if ((ret = cm__pool_take(j->pool, 1, &g, &gheld)))
+            drop_frame(g);
+        else
             ret = encode_frame(j, g, gheld);
     }
     if (ret) {
         av_frame_free(&f);
         return ret;
     }
-    cm__mark_pool_submit(j->pool, f, held);
+    cm__pool_submit(j->pool, f, held);
     j->submitted++;
     return CM_OK;
 }
@@ -531,8 +572,13 @@ int cm__video_transcode(cm_ctx *ctx, const char *in_path, const char *out_path,
         ret = mux_fail(&j, err, "write the output header");
         goto done;
     }
-    if ((ret = cm__mark_pool_new(ctx, in_path, mark_jobs(p, vs), hook, opaque, &j.pool)) ||
-        (ret = transcode(&j)))
+    j.jobs = mark_jobs(p, vs);
+    if (!(j.planes = calloc((size_t)j.jobs, sizeof(*j.planes))) ||
+        cm__pool_new(&j.jobs, mark_frame, &j, &j.pool)) {
+        ret = cm__error(ctx, CM_E_NOMEM, "out of memory");
+        goto done;
+    }
+    if ((ret = transcode(&j)))
         goto done;
     avio_flush(pb);
     if (pb->error < 0) {
@@ -549,6 +595,12 @@ int cm__video_transcode(cm_ctx *ctx, const char *in_path, const char *out_path,
         info->frames = j.frames;
     ret = cm__atomic_commit(ctx, &j.out);
 done:
+    /* the workers first: they use the job */
+    cm__pool_free(&j.pool, drop_frame);
+    for (int w = 0; j.planes && w < j.jobs; w++)
+        for (int k = 0; k < 3; k++)
+            cm_plane_free(&j.planes[w][k]);
+    free(j.planes);
     if (ret)
         cm__atomic_abort(&j.out);
     if (pb) {
@@ -565,7 +617,6 @@ done:
     av_frame_free(&j.frame);
     av_frame_free(&j.conv);
     sws_freeContext(j.sws);
-    cm__mark_pool_free(&j.pool);
     av_frame_free(&j.last_in);
     av_frame_free(&j.last_out);
     free(j.map);

@@ -25,12 +25,16 @@
 
 #include "formats/video.h"
 #include "internal.h"
+#include "pool.h"
+#include "verify/detect.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#define DEFAULT_WINDOW_SEC 2.0 /* the default: short enough to place a cut */
+#define DEFAULT_WINDOW_SEC 2.0
+#define MAX_JOBS 64 /* frames whitened at once, at most */ /* the default: short enough to place a cut */
 
 void cm_video_verify_params_default(cm_video_verify_params *p)
 {
@@ -95,6 +99,14 @@ typedef struct vjob {
     const char *tc0;
     cm_evidence *file;
     seg_run win, seg;
+    int64_t win_index; /* the open window's (time / window length), -1 = none */
+    const char *name;  /* the source, for messages */
+    const cm_video_verify_params *p;
+    int64_t total;     /* frames expected (progress), -1 = unknown */
+    int64_t read, added; /* frames read from the source; added to the evidence */
+    double t_last;     /* the last added frame's time */
+    int stop;          /* triage: stopped reading */
+    cm__pool *pool;    /* workers whitening frames (NULL: on this thread) */
 } vjob;
 
 static void set_times(vjob *j, cm_video_segment *s, double t_end, int64_t end_frame)
@@ -228,7 +240,103 @@ static int decisive(vjob *j, int *stop)
  * and time (seconds, < 0 when unknown), 0 at the end, or a CM_E code. */
 typedef int (*next_fn)(void *src, const cm_plane **luma, const cm_plane **chroma, double *t);
 
-/* Gather evidence from every frame of src into out (see the file comment). */
+/* One frame on its way into the evidence: its planes (the source's, or a
+ * copy of them while workers whiten it), its time and its residual. */
+typedef struct vframe {
+    const cm_plane *luma, *chroma;
+    cm_plane own_luma, own_chroma;
+    double t;
+    cm__residual fr;
+} vframe;
+
+/* The pool's work: one frame's residual. */
+static int whiten_frame(void *opaque, int worker, void *item)
+{
+    (void)opaque;
+    (void)worker;
+    vframe *f = item;
+    return cm__residual_make(&f->fr, f->luma, f->chroma);
+}
+
+/* Copy a plane into a frame's own (allocated as needed). */
+static int keep_plane(cm_plane *dst, const cm_plane *src)
+{
+    if (dst->width != src->width || dst->height != src->height) {
+        cm_plane_free(dst);
+        if (cm_plane_alloc(dst, src->width, src->height))
+            return CM_E_NOMEM;
+    }
+    for (int y = 0; y < src->height; y++)
+        memcpy(dst->data + y * dst->stride, src->data + y * src->stride,
+               (size_t)src->width * sizeof(float));
+    return CM_OK;
+}
+
+/* The next frame (its residual made; made says how that went) into its
+ * window's evidence, closing the window before when the frame starts a new
+ * one; j->stop: triage found the claim decisive at that window's end. */
+static int add_frame(vjob *j, const vframe *f, int made)
+{
+    const cm_video_verify_params *p = j->p;
+    int ret = made;
+    int64_t wi = (int64_t)floor(f->t / p->window_sec);
+    if (!ret && wi != j->win_index) {
+        int closed = j->win.open;
+        if ((ret = close_window(j, f->t, j->added)))
+            return ret;
+        if (p->fast && closed && (ret = decisive(j, &j->stop)))
+            return ret;
+        if (j->stop)
+            return CM_OK; /* triage: the rest could only confirm the claim */
+        j->win_index = wi;
+        j->win.open = 1;
+        memset(&j->win.seg, 0, sizeof(j->win.seg));
+        j->win.seg.start = f->t;
+        j->win.seg.first_frame = j->added;
+    }
+    if (!ret)
+        ret = cm__evidence_add_residual(j->win.ev, &f->fr);
+    if (ret)
+        return cm__error(j->ctx, ret, "%s: frame %lld: %s", j->name, (long long)j->added,
+                         ret == CM_E_INVAL ? "frame size changed" : cm_strerror(ret));
+    j->t_last = f->t;
+    j->added++;
+    if (p->progress)
+        p->progress(p->progress_opaque, j->added, j->total);
+    return CM_OK;
+}
+
+/* Add the frames the workers have whitened, oldest first; wait for the
+ * oldest when the ring is full, or for all of them (all). */
+static int add_whitened(vjob *j, int all)
+{
+    while (!j->stop && j->added < j->read) {
+        void *item;
+        int skipped;
+        int made = cm__pool_take(j->pool, all || cm__pool_full(j->pool), &item, &skipped);
+        if (!item)
+            return CM_OK; /* not done yet */
+        int ret = add_frame(j, item, made);
+        if (ret)
+            return ret;
+    }
+    return CM_OK;
+}
+
+/* Frames p->threads may whiten at once: 1 (on the caller's thread), or
+ * one per core for 0. */
+static int whiten_jobs(const cm_video_verify_params *p)
+{
+    if (p->threads > 0)
+        return p->threads;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : (n > MAX_JOBS ? MAX_JOBS : (int)n);
+}
+
+/* Gather evidence from every frame of src into out (see the file comment).
+ * With more than one job, frames are whitened by workers while the next
+ * are decoded, and summed in the order they came: the same sums, bit for
+ * bit, as one job gives. */
 static int run(cm_ctx *ctx, cm_verifier *v, const char *name, next_fn next, void *src,
                double fps, const char *tc0, int64_t total, const cm_video_verify_params *p,
                cm_video_report *out)
@@ -242,14 +350,29 @@ static int run(cm_ctx *ctx, cm_verifier *v, const char *name, next_fn next, void
     j.rep = out;
     j.fps = fps;
     j.tc0 = tc0;
+    j.name = name;
+    j.p = p;
+    j.total = total;
+    j.win_index = -1;
+    int jobs = whiten_jobs(p), depth = 1;
+    vframe *frames = NULL;
     int ret = CM_OK;
-    if (cm_evidence_new(&j.file) || cm_evidence_new(&j.win.ev) || cm_evidence_new(&j.seg.ev)) {
+    if (cm_evidence_new(&j.file) || cm_evidence_new(&j.win.ev) || cm_evidence_new(&j.seg.ev) ||
+        (jobs > 1 && cm__pool_new(&jobs, whiten_frame, NULL, &j.pool))) {
         ret = cm__error(ctx, CM_E_NOMEM, "%s: out of memory", name);
         goto done;
     }
-    int64_t n = 0, win_index = -1;
-    double t_last = 0;
-    for (;;) {
+    if (j.pool)
+        depth = jobs + 2; /* the pool's ring */
+    if (!(frames = calloc((size_t)depth, sizeof(*frames)))) {
+        ret = cm__error(ctx, CM_E_NOMEM, "%s: out of memory", name);
+        goto done;
+    }
+    while (!j.stop) {
+        if (j.pool && (ret = add_whitened(&j, 0)))
+            goto done;
+        if (j.stop)
+            break;
         const cm_plane *luma = NULL, *chroma = NULL;
         double t = -1;
         int got = next(src, &luma, &chroma, &t);
@@ -260,43 +383,40 @@ static int run(cm_ctx *ctx, cm_verifier *v, const char *name, next_fn next, void
         if (!got)
             break;
         if (t < 0) /* no timestamp: count frames */
-            t = (double)n / j.fps;
-        int64_t wi = (int64_t)floor(t / p->window_sec);
-        if (wi != win_index) {
-            int closed = j.win.open;
-            if ((ret = close_window(&j, t, n)))
-                goto done;
-            if (p->fast && closed && (ret = decisive(&j, &out->stopped_early)))
-                goto done;
-            if (out->stopped_early)
-                break; /* triage: the rest could only confirm the claim */
-            win_index = wi;
-            j.win.open = 1;
-            memset(&j.win.seg, 0, sizeof(j.win.seg));
-            j.win.seg.start = t;
-            j.win.seg.first_frame = n;
-        }
-        if ((ret = cm_evidence_add(j.win.ev, luma, chroma))) {
-            ret = cm__error(ctx, ret, "%s: frame %lld: %s", name, (long long)n,
-                            ret == CM_E_INVAL ? "frame size changed" : cm_strerror(ret));
-            goto done;
-        }
+            t = (double)j.read / j.fps;
         if (!out->width) {
             out->width = luma->width;
             out->height = luma->height;
             if (p->thumb_width > 0 && (ret = make_thumb(luma, p->thumb_width, &out->thumb)))
                 goto done;
         }
-        n++;
-        t_last = t;
-        if (p->progress)
-            p->progress(p->progress_opaque, n, total);
+        vframe *f = &frames[j.read++ % depth];
+        f->t = t;
+        if (!j.pool) { /* on this thread */
+            f->luma = luma;
+            f->chroma = chroma;
+            if ((ret = add_frame(&j, f, whiten_frame(NULL, 0, f))))
+                goto done;
+            continue;
+        }
+        /* the source reuses its planes: the workers get copies */
+        if (keep_plane(&f->own_luma, luma) || (chroma && keep_plane(&f->own_chroma, chroma))) {
+            ret = cm__error(ctx, CM_E_NOMEM, "%s: out of memory", name);
+            goto done;
+        }
+        f->luma = &f->own_luma;
+        f->chroma = chroma ? &f->own_chroma : NULL;
+        cm__pool_submit(j.pool, f, 0);
     }
+    if (j.pool && (ret = add_whitened(&j, 1)))
+        goto done;
+    out->stopped_early = j.stop;
+    int64_t n = j.added;
     if (n == 0) {
         ret = cm__error(ctx, CM_E_CORRUPT, "%s: no frame could be decoded", name);
         goto done;
     }
-    double t_end = t_last + 1.0 / j.fps;
+    double t_end = j.t_last + 1.0 / j.fps;
     if ((ret = close_window(&j, t_end, n)) || (ret = close_segment(&j)))
         goto done;
     if ((ret = cm_verifier_evidence(v, j.file, &out->whole)))
@@ -306,6 +426,13 @@ static int run(cm_ctx *ctx, cm_verifier *v, const char *name, next_fn next, void
     out->duration = t_end;
     out->fps = j.fps;
 done:
+    cm__pool_free(&j.pool, NULL); /* before the frames it works on */
+    for (int k = 0; frames && k < depth; k++) {
+        cm_plane_free(&frames[k].own_luma);
+        cm_plane_free(&frames[k].own_chroma);
+        cm__residual_free(&frames[k].fr);
+    }
+    free(frames);
     if (ret)
         cm_video_report_clear(out);
     cm_evidence_free(&j.file);

@@ -48,6 +48,7 @@ CM__HIDDEN void cm__fold_rect(const float *r, int stride, int x0, int y0, int w,
                                    bench: H.264 CRF 35 blind 7 -> 10 of 20 at 0.5
                                    (0.5 / 1 / 2: 6, 4, 3 of 12), no row lost */
 struct cm_verifier;
+struct cm_evidence;
 struct cm_verify_result;
 CM__HIDDEN int cm__detect(struct cm_verifier *v, const float *r, int wd, int hd, int fw, int fh,
                           struct cm_verify_result *res);
@@ -55,5 +56,27 @@ CM__HIDDEN void cm__result_init(struct cm_verify_result *res);
 /* 0 when luma (and chroma, if given, of luma's size) are usable planes. */
 CM__HIDDEN int cm__check_planes(const cm_plane *luma, const cm_plane *chroma);
 CM__HIDDEN cm_ctx *cm__verifier_ctx(const struct cm_verifier *v);
+
+/* evidence.c: one frame's share of the evidence, made apart from any sum
+ * so that frames can be whitened on several threads and then summed in
+ * order (cm_evidence_add is the two steps, on one thread). The buffers are
+ * kept from frame to frame; zero-initialise before the first use. */
+typedef struct cm__residual {
+    int w, h;      /* the frame's size */
+    int usable;    /* large enough to carry a mark */
+    int chroma;    /* craw holds chroma's */
+    float *raw;    /* luma residual, decimated, not whitened */
+    float *craw;   /* chroma's */
+    float *white;  /* whitened luma + CM__CHROMA_WEIGHT x whitened chroma */
+    float *tmp;
+    size_t cap;    /* floats each buffer holds */
+} cm__residual;
+/* Make fr from a frame's planes (chroma may be NULL): CM_OK, CM_E_INVAL for
+ * unusable planes, CM_E_NOMEM. Thread-safe. */
+CM__HIDDEN int cm__residual_make(cm__residual *fr, const cm_plane *luma, const cm_plane *chroma);
+/* Add fr to e: CM_OK, CM_E_INVAL when e holds frames of another size,
+ * CM_E_NOMEM. */
+CM__HIDDEN int cm__evidence_add_residual(struct cm_evidence *e, const cm__residual *fr);
+CM__HIDDEN void cm__residual_free(cm__residual *fr);
 
 #endif

@@ -105,47 +105,87 @@ static void add_to(float *restrict d, const float *restrict s, size_t n)
         d[i] += s[i];
 }
 
-int cm_evidence_add(cm_evidence *e, const cm_plane *luma, const cm_plane *chroma)
+int cm__residual_make(cm__residual *fr, const cm_plane *luma, const cm_plane *chroma)
 {
-    if (!e || cm__check_planes(luma, chroma))
+    if (cm__check_planes(luma, chroma))
         return CM_E_INVAL;
-    int w = luma->width, h = luma->height;
-    if (w < CM__MIN_SIDE || h < CM__MIN_SIDE) {
+    fr->w = luma->width;
+    fr->h = luma->height;
+    fr->usable = fr->w >= CM__MIN_SIDE && fr->h >= CM__MIN_SIDE;
+    fr->chroma = chroma != NULL;
+    if (!fr->usable)
+        return CM_OK;
+    int wd = fr->w / CM__DECIM, hd = fr->h / CM__DECIM;
+    size_t n = (size_t)wd * hd;
+    if (n > fr->cap) {
+        float **bufs[] = {&fr->raw, &fr->craw, &fr->white, &fr->tmp};
+        fr->cap = 0;
+        for (int k = 0; k < 4; k++) {
+            free(*bufs[k]);
+            *bufs[k] = NULL;
+        }
+        for (int k = 0; k < 4; k++)
+            if (!(*bufs[k] = cm__malloc_array(n, sizeof(float))))
+                return CM_E_NOMEM;
+        fr->cap = n;
+    }
+    int ret = cm__prefilter_raw(luma, fr->raw);
+    if (ret)
+        return ret;
+    memcpy(fr->white, fr->raw, n * sizeof(float));
+    if ((ret = cm__prefilter_whiten(fr->white, wd, hd)))
+        return ret;
+    if (chroma) {
+        if ((ret = cm__prefilter_raw(chroma, fr->craw)))
+            return ret;
+        memcpy(fr->tmp, fr->craw, n * sizeof(float));
+        if ((ret = cm__prefilter_whiten(fr->tmp, wd, hd)))
+            return ret;
+        for (size_t i = 0; i < n; i++)
+            fr->white[i] += CM__CHROMA_WEIGHT * fr->tmp[i];
+    }
+    return CM_OK;
+}
+
+int cm__evidence_add_residual(cm_evidence *e, const cm__residual *fr)
+{
+    if (!fr->usable) {
         e->frames++;
         return CM_OK;
     }
-    int ret = evidence_size(e, w, h, chroma != NULL);
+    int ret = evidence_size(e, fr->w, fr->h, fr->chroma);
     if (ret)
         return ret;
     size_t n = evidence_n(e);
-    int wd = w / CM__DECIM, hd = h / CM__DECIM;
-    float *r = cm__malloc_array(n, sizeof(float));
-    float *rc = chroma ? cm__malloc_array(n, sizeof(float)) : NULL;
-    if (!r || (chroma && !rc)) {
-        ret = CM_E_NOMEM;
-        goto done;
-    }
-    if ((ret = cm__prefilter_raw(luma, r)))
-        goto done;
-    add_to(e->sum, r, n);
-    if ((ret = cm__prefilter_whiten(r, wd, hd)))
-        goto done;
-    if (chroma) {
-        if ((ret = cm__prefilter_raw(chroma, rc)))
-            goto done;
-        add_to(e->csum, rc, n);
-        if ((ret = cm__prefilter_whiten(rc, wd, hd)))
-            goto done;
-        for (size_t i = 0; i < n; i++)
-            r[i] += CM__CHROMA_WEIGHT * rc[i];
-    }
-    add_to(e->wsum, r, n);
+    add_to(e->sum, fr->raw, n);
+    if (fr->chroma)
+        add_to(e->csum, fr->craw, n);
+    add_to(e->wsum, fr->white, n);
     e->frames++;
     e->usable++;
-    e->chroma_frames += chroma != NULL;
-done:
-    free(r);
-    free(rc);
+    e->chroma_frames += fr->chroma;
+    return CM_OK;
+}
+
+void cm__residual_free(cm__residual *fr)
+{
+    free(fr->raw);
+    free(fr->craw);
+    free(fr->white);
+    free(fr->tmp);
+    memset(fr, 0, sizeof(*fr));
+}
+
+int cm_evidence_add(cm_evidence *e, const cm_plane *luma, const cm_plane *chroma)
+{
+    if (!e)
+        return CM_E_INVAL;
+    cm__residual fr;
+    memset(&fr, 0, sizeof(fr));
+    int ret = cm__residual_make(&fr, luma, chroma);
+    if (!ret)
+        ret = cm__evidence_add_residual(e, &fr);
+    cm__residual_free(&fr);
     return ret;
 }
 

@@ -114,7 +114,10 @@ typedef struct cm_video_verify_params {
     double window_sec;  /**< evidence window, seconds; default 2.0 */
     int thumb_width;    /**< > 0: keep the first frame's luma scaled to at most
                              this width in cm_video_report.thumb; default 0 */
-    int threads;        /**< decoder threads; default 1 (one core) */
+    int threads;        /**< cores: decoder threads, and frames whitened at
+                             once while the next are decoded; 1 = one core
+                             (default), 0 = all. The result is the same,
+                             bit for bit, whatever the number */
     int fast;           /**< triage: stop reading once the file's claim is
                              decisive (its fpr at most the verifier's
                              max_fpr / 1000, so the full read could only

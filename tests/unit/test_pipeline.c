@@ -266,12 +266,86 @@ static void test_transcode_hook(void **state)
     remove(out.s);
 }
 
+/* Two decisions made on the same sums: every figure equal, bit for bit. */
+static void assert_same_result(const cm_verify_result *a, const cm_verify_result *b)
+{
+    assert_int_equal(a->marked, b->marked);
+    assert_true(a->issue_id == b->issue_id);
+    assert_memory_equal(&a->score, &b->score, sizeof(a->score));
+    assert_memory_equal(&a->fpr, &b->fpr, sizeof(a->fpr));
+    assert_memory_equal(&a->sync_score, &b->sync_score, sizeof(a->sync_score));
+    assert_true(a->decoded_id == b->decoded_id);
+    assert_int_equal(a->nclaims, b->nclaims);
+}
+
+/* Frames whitened by one worker or by four (and the decoder threaded):
+ * the windows, segments and the whole file decided the same, bit for bit;
+ * the same with the triage read, which stops at the same frame. */
+static void test_video_verify_workers(void **state)
+{
+    (void)state;
+    cm_ctx *ctx = NULL;
+    assert_int_equal(cm_ctx_new(&ctx), CM_OK);
+    cm_key *key = test_key(1);
+    path_buf in = test_tmp_path("pipeline_", "workers_in.mp4");
+    path_buf out = test_tmp_path("pipeline_", "workers_out.mp4");
+    clip_params cp;
+    clip_params_default(&cp);
+    cp.width = 320;
+    cp.height = 192;
+    cp.frames = 120; /* 5 s: three windows */
+    cp.options = "crf=18";
+    assert_int_equal(clip_write(in.s, &cp), 0);
+    remove(out.s);
+    cm_stamper *st = NULL;
+    assert_int_equal(cm_stamper_new(ctx, key, ID, NULL, &st), CM_OK);
+    assert_int_equal(cm_video_stamp(ctx, st, in.s, out.s, NULL, 0, NULL), CM_OK);
+    cm_verifier *v = NULL;
+    assert_int_equal(cm_verifier_new(ctx, key, NULL, &v), CM_OK);
+    for (int fast = 0; fast <= 1; fast++) {
+        cm_video_report r[2];
+        for (int k = 0; k < 2; k++) {
+            cm_video_verify_params p;
+            cm_video_verify_params_default(&p);
+            p.threads = k ? 4 : 1;
+            p.fast = fast;
+            assert_int_equal(cm_video_verify(ctx, v, out.s, &p, &r[k]), CM_OK);
+        }
+        assert_true(r[0].whole.marked);
+        assert_true(r[0].whole.issue_id == ID);
+        assert_int_equal(r[0].frames, r[1].frames);
+        assert_int_equal(r[0].stopped_early, r[1].stopped_early);
+        assert_int_equal(r[0].stopped_early, fast);
+        assert_same_result(&r[0].whole, &r[1].whole);
+        assert_same_result(&r[0].claim, &r[1].claim);
+        assert_int_equal(r[0].nwindows, r[1].nwindows);
+        assert_true(r[0].nwindows >= (fast ? 1u : 3u));
+        for (size_t w = 0; w < r[0].nwindows; w++) {
+            assert_int_equal(r[0].windows[w].first_frame, r[1].windows[w].first_frame);
+            assert_int_equal(r[0].windows[w].frames, r[1].windows[w].frames);
+            assert_same_result(&r[0].windows[w].result, &r[1].windows[w].result);
+        }
+        assert_int_equal(r[0].nsegments, r[1].nsegments);
+        for (size_t g = 0; g < r[0].nsegments; g++)
+            assert_same_result(&r[0].segments[g].result, &r[1].segments[g].result);
+        cm_video_report_clear(&r[0]);
+        cm_video_report_clear(&r[1]);
+    }
+    cm_verifier_free(&v);
+    cm_stamper_free(&st);
+    cm_key_free(&key);
+    cm_ctx_free(&ctx);
+    remove(in.s);
+    remove(out.s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_still_round_trip),
         cmocka_unit_test(test_still_bad_input),
         cmocka_unit_test(test_transcode_hook),
+        cmocka_unit_test(test_video_verify_workers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
