@@ -53,36 +53,36 @@ static cm_verifier *checker(cm_ctx *ctx, stamp_job *job, const char *out)
     return job->ver;
 }
 
-/* Say on stderr when the stamped still's mark could not be found again: a
- * frame of flat fills stamped with --cel-safe, or a nearly empty page, may
- * have too little room for it. The stamp itself stands (the copy is valid);
- * this is a warning. */
-static void check_mark(const stamp_job *job, const cm_still_stamp_info *si, const char *out)
+/* Say on stderr when the stamped copy's mark could not be found again
+ * (checked, r, error: what the still's or the video's check gave): a frame
+ * of flat fills stamped with --cel-safe, a nearly empty page, or a tiny
+ * clip may have too little room for it. The stamp itself stands (the copy
+ * is valid); this is a warning. what: "frame" or "clip". */
+static void check_mark(const stamp_job *job, int checked, const cm_verify_result *r,
+                       const char *error, const char *what, const char *out)
 {
-    if (!si->checked) {
-        if (si->check_error[0]) /* advice: not running it is not the stamp's failure */
-            fprintf(stderr, "celmark: %s: could not check the mark: %s\n", out,
-                    si->check_error);
+    if (!checked) {
+        if (error[0]) /* advice: not running it is not the stamp's failure */
+            fprintf(stderr, "celmark: %s: could not check the mark: %s\n", out, error);
         return;
     }
     cm_verify_params vp;
     cm_verify_params_default(&vp);
-    const cm_verify_result r = si->check_result;
-    if (r.blind_crc_ok && r.blind_id == job->id && r.blind_fpr <= vp.max_fpr)
+    if (r->blind_crc_ok && r->blind_id == job->id && r->blind_fpr <= vp.max_fpr)
         return;
     const char *hint = job->cel_safe ? "; --cel-safe leaves flat fills unmarked, the default "
                                        "profile does not"
                                      : "; try a higher --strength or --profile robust";
-    if (r.best_candidate == 0 && r.candidate_fpr <= vp.max_fpr)
+    if (r->best_candidate == 0 && r->candidate_fpr <= vp.max_fpr)
         fprintf(stderr,
                 "celmark: warning: %s: the mark is weak: found against its issue id (z %.1f) "
-                "but not blind; little of this frame can carry it%s\n",
-                out, r.candidate_score, hint);
+                "but not blind; little of this %s can carry it%s\n",
+                out, r->candidate_score, what, hint);
     else
         fprintf(stderr,
                 "celmark: warning: %s: the mark cannot be found again (z %.1f): little of "
-                "this frame can carry it%s\n",
-                out, r.candidate_score, hint);
+                "this %s can carry it%s\n",
+                out, r->candidate_score, what, hint);
 }
 
 /* Stamp in into path (the output, or the ledger's temp file for out):
@@ -109,8 +109,12 @@ static int stamp_file(cm_ctx *ctx, stamp_job *job, const char *in, const char *p
         cli_progress_init(&prog, "stamp", vo->quiet);
         vp.progress = cli_progress_update;
         vp.progress_opaque = &prog;
+        vp.check = checker(ctx, job, out);
         ret = cm_video_stamp(ctx, st, in, path, &vp, flags, &res->vinfo);
         cli_progress_end(&prog);
+        if (!ret)
+            check_mark(job, res->vinfo.checked, &res->vinfo.check_result,
+                       res->vinfo.check_error, "clip", out);
         /* what the copy could not keep of the source is never lost silently */
         for (int k = 0; !ret && k < res->vinfo.nnot_kept; k++)
             fprintf(stderr, "celmark: warning: %s: %s\n", out, res->vinfo.not_kept[k]);
@@ -127,7 +131,7 @@ static int stamp_file(cm_ctx *ctx, stamp_job *job, const char *in, const char *p
         if (si->converted)
             fprintf(stderr, "celmark: %s: %s source written as %s\n", in, si->source_layout,
                     si->has_alpha ? "RGBA" : (si->channels >= 3 ? "RGB" : "grey"));
-        check_mark(job, si, out);
+        check_mark(job, si->checked, &si->check_result, si->check_error, "frame", out);
         res->width = si->width;
         res->height = si->height;
         res->layer = si->colour ? "luma+chroma" : "luma";

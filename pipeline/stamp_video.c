@@ -10,6 +10,7 @@
 #include "formats/video.h"
 #include "watermark/embed.h"
 
+#include <stdio.h>
 #include <string.h>
 
 void cm_video_stamp_params_default(cm_video_stamp_params *p)
@@ -43,5 +44,24 @@ int cm_video_stamp(cm_ctx *ctx, cm_stamper *s, const char *in_path, const char *
         cm_video_stamp_params_default(&def);
         p = &def;
     }
-    return cm__video_transcode(ctx, in_path, out_path, p, flags, info, stamp_luma, s);
+    int ret = cm__video_transcode(ctx, in_path, out_path, p, flags, info, stamp_luma, s);
+    if (ret || !p->check || !info)
+        return ret;
+    /* the copy as an investigator reads it: its first window, on every
+     * core. Advice, not the stamp's failure: a check that cannot run says so */
+    cm_video_verify_params vp;
+    cm_video_verify_params_default(&vp);
+    vp.threads = p->jobs > 0 ? p->jobs : 0;
+    vp.read_sec = vp.window_sec;
+    vp.limits = p->limits;
+    cm_video_report rep;
+    if (cm_video_verify(ctx, p->check, out_path, &vp, &rep) == CM_OK) {
+        info->checked = 1;
+        info->check_result = rep.whole;
+        cm_video_report_clear(&rep);
+    } else {
+        snprintf(info->check_error, sizeof(info->check_error), "%s", cm_ctx_last_error(ctx));
+        cm_ctx_clear(ctx);
+    }
+    return CM_OK;
 }

@@ -104,6 +104,7 @@ typedef struct vjob {
     const cm_video_verify_params *p;
     int64_t total;     /* frames expected (progress), -1 = unknown */
     int64_t read, added; /* frames read from the source; added to the evidence */
+    double t_first;    /* the first frame's time */
     double t_last;     /* the last added frame's time */
     int stop;          /* triage: stopped reading */
     cm__pool *pool;    /* workers whitening frames (NULL: on this thread) */
@@ -384,6 +385,10 @@ static int run(cm_ctx *ctx, cm_verifier *v, const char *name, next_fn next, void
             break;
         if (t < 0) /* no timestamp: count frames */
             t = (double)j.read / j.fps;
+        if (!j.read)
+            j.t_first = t;
+        if (p->read_sec > 0 && t - j.t_first >= p->read_sec)
+            break; /* only the first read_sec seconds asked for */
         if (!out->width) {
             out->width = luma->width;
             out->height = luma->height;

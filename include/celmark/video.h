@@ -56,6 +56,10 @@ typedef struct cm_video_stamp_params {
     cm_limits limits;   /**< per-frame pixel limit, file size */
     cm_progress_fn progress; /**< may be NULL (default) */
     void *progress_opaque;
+    cm_verifier *check; /**< when set, the copy's first window (2 s) is
+                             decoded and verified with it after stamping,
+                             as cm_stamp_still checks a still; its cost is
+                             the stamp's. NULL = no check (default) */
     int jobs;           /**< frames marked at once, each on its own thread
                              while the decoder and encoder run on theirs;
                              0 = one per core (default). The output is the
@@ -89,6 +93,12 @@ typedef struct cm_video_stamp_info {
     char not_kept[CM_VIDEO_NOT_KEPT_MAX][CM_VIDEO_NOT_KEPT_LEN];
     int nnot_kept; /**< lines in not_kept (at most CM_VIDEO_NOT_KEPT_MAX;
                         the last says so when more were lost) */
+    int checked;        /**< 1 when the check ran: check_result is the
+                             decision on the copy's first window; 0 when no
+                             verifier was given or it failed (check_error
+                             says why) */
+    cm_verify_result check_result;
+    char check_error[256];
 } cm_video_stamp_info;
 
 /**
@@ -122,6 +132,8 @@ typedef struct cm_video_verify_params {
                              decisive (its fpr at most the verifier's
                              max_fpr / 1000, so the full read could only
                              confirm it); default 0: read every frame */
+    double read_sec;    /**< > 0: read only the first read_sec seconds (a
+                             check of the first window); default 0: all */
     cm_limits limits;
     cm_progress_fn progress; /**< may be NULL */
     void *progress_opaque;

@@ -35,6 +35,12 @@ check "one segment from the timecode" grep -q "^segment: 01:00:00:00-01:00:02:00
 expect 1 '' -- "$CELMARK" verify -k "$T/k.key" "$T/in.mp4"
 expect 1 '' -- "$CELMARK" verify -k "$T/other.key" "$T/a.mp4"
 expect 3 "already exists" -- "$CELMARK" stamp -k "$T/k.key" --id $A "$T/in.mp4" "$T/a.mp4"
+# the copy's first window is checked as a still is: a tiny clip with
+# little room for the mark gets the still's warning (and is still written)
+"$CELMARK_MKCLIP" "$T/tiny.mp4" size=96x64 frames=6 opts=crf=30 || exit 1
+expect 0 'the mark (is weak|cannot be found again).*little of this clip can carry it' -- \
+    "$CELMARK" stamp -k "$T/k.key" --id $A "$T/tiny.mp4" "$T/tiny_a.mp4"
+check "the tiny copy is written" [ -s "$T/tiny_a.mp4" ]
 # frames are marked by several workers at once: one worker or five, the
 # same frames reach the encoder in the same order, the same bytes
 expect 0 '' -- "$CELMARK" stamp -j 1 -k "$T/k.key" --id $A "$T/in.mp4" "$T/a1.mp4"

@@ -95,6 +95,14 @@ plays() {
     return 1
 }
 
+# The stamp checks its copy's first window and says when the mark is weak
+# there: true of these tiny half-second clips, and tests/cli/video.sh's
+# business; these cases look at what the copy keeps of its source.
+# drop_mark_advice FILE: FILE (a stamp's stderr) without that warning.
+drop_mark_advice() {
+    sed -i -E '/^celmark: warning: .*: the mark (is weak|cannot be found again)/d' "$1"
+}
+
 # fidelity NAME EXT ANNOUNCED DIFFS -- ffmpeg output options...
 # Makes NAME.EXT with ffmpeg (inputs and options after --), stamps it twice
 # and compares. ANNOUNCED: ERE of the "WHAT not kept" warnings the stamp
@@ -115,6 +123,7 @@ fidelity() {
     CHECKS=$((CHECKS + 1))
     "$CELMARK" stamp -k "$D/k.key" --id $ID "$src" "$a" >"$D/out" 2>"$D/err"
     code=$?
+    drop_mark_advice "$D/err"
     bad=0
     if [ -z "$announced" ]; then
         grep -q . "$D/err" && bad=1
@@ -302,6 +311,7 @@ announces() {
     CHECKS=$((CHECKS + 1))
     "$CELMARK" stamp -k "$D/k.key" --id $ID "$src" "$out" >"$D/out" 2>"$D/err"
     code=$?
+    drop_mark_advice "$D/err"
     line="^celmark: warning: .*$name copy\.$3: .*($what).* not kept: "
     if [ "$code" -ne 0 ] || ! grep -Eq "$line" "$D/err" ||
         grep -Ev "$line" "$D/err" | grep -q .; then
@@ -342,11 +352,12 @@ for ext in mov mkv ts mxf avi; do
     mxf | avi)
         expect 0 "^celmark: warning: .*to-$ext copy\.$ext: presentation times of reordered frames not kept: " \
             -- "$CELMARK" stamp -k "$D/k.key" --id $ID "$src" "$out" &&
+            drop_mark_advice "$T/err" &&
             check "mp4 to $ext: only that announced" one_line_err &&
             check "mp4 to $ext: as many frames at the same rate" differ frame_count "$src" "$out" ""
         ;;
     *)
-        expect 0 '' -- "$CELMARK" stamp -k "$D/k.key" --id $ID "$src" "$out" &&
+        expect_stamped "to-$ext copy\\.$ext" -- "$CELMARK" stamp -k "$D/k.key" --id $ID "$src" "$out" &&
             check "mp4 to $ext: the same frames at the same rate and times" \
                 differ frame_list "$src" "$out" ""
         ;;
