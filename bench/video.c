@@ -1,20 +1,35 @@
 /*
- * bench/video [--dir DIR] [--seconds S] [--skip-4k]
+ * bench/video [--dir DIR] [--seconds S] [--pairs N] [--skip-4k] [--celmark PATH]
  *
- * Video robustness, speed and memory (issue figures):
- *   1. a 10 s 1080p24 cel-style clip (tests/gen/clip.c, x264 crf 18, audio)
- *      is stamped; then each attack re-encodes it and cuts the middle 3 s:
+ * Video robustness, speed and memory (issues 9 and 18):
+ *   1. robustness: a 10 s 1080p24 cel-style clip (tests/gen/clip.c, x264
+ *      crf 18, audio) is stamped; then each attack re-encodes it and cuts
+ *      the middle 3 s:
  *        h264_720p    libx264 crf 28 at 1280x720
  *        h265_720p    libx265 crf 28 at 1280x720
  *        crop60       60 % of the area (centre-left offset), libx264 crf 28
  *        fps30        24 -> 30 fps (frames repeated by time), libx264 crf 28
  *      and cm_video_verify must name the stamped id with fpr <= 1e-9.
- *   2. speed: stamping (cm_video_stamp) against a plain transcode of the
- *      same clip with the same encoder settings and no mark (both here,
- *      same process, same libav calls); verify speed on one core (decoder
- *      single-threaded) as a multiple of real time.
- *   3. memory: peak RSS of stamping a 4K ProRes 4444 clip, in a child
- *      process (getrusage of the child).
+ *   2. speed, the built `celmark` against the ffmpeg command line, both as
+ *      child processes (wall, CPU and peak RSS from wait4), in pairs run
+ *      one after the other (medians of --pairs, default 3), on clips made
+ *      here: a 1080p 2D-animation clip (ink, flat fills, camera pans, held
+ *      drawings, compositing grain; x264 crf 16, audio), a grainy
+ *      live-action-like 1080p clip (textures, motion every frame, sensor
+ *      noise; crf 16), ProRes 422 HQ 1080p, and the animation clip in 4K:
+ *        stamp     celmark stamp IN OUT   vs   ffmpeg -i IN -c:v libx264 -crf 16
+ *                  -pix_fmt yuv420p -c:a copy OUT (ProRes: -c:v prores_ks
+ *                  -profile:v 3 -pix_fmt yuv422p10le)
+ *        extra     the same ffmpeg transcode of the stamped copy vs of the
+ *                  source: the encoder's own extra work on the mark
+ *        own       celmark's CPU per frame: its CPU less the encoder's
+ *                  (the ffmpeg transcode of the stamped copy)
+ *        bitrate   the stamped copy's size vs the ffmpeg output's
+ *        verify    celmark verify (all cores) as a multiple of real time
+ *        triage    celmark verify --fast on a 10-minute marked 1080p video
+ *                  (the stamped clip joined end to end with ffmpeg's concat)
+ *   3. memory: peak RSS of each stamp above against ffmpeg's, and of
+ *      stamping a 4K ProRes 4444 clip.
  * Attacks use libav and libswscale only (scaling with bicubic filtering).
  */
 #include "benchutil.h"
@@ -225,67 +240,279 @@ static double file_mb(const char *path)
     return stat(path, &st) ? 0 : st.st_size / 1e6;
 }
 
-/* --stamp-only IN OUT: stamp and exit (run in a fresh process so its peak
- * RSS is celmark's alone, not the bench's heap inherited over fork). */
-static int stamp_only(const char *in, const char *out)
-{
-    cm_key *key = NULL;
-    cm_ctx *ctx = NULL;
-    cm_stamper *st = NULL;
-    cm_ctx_new(&ctx);
-    int ret = bench_key(&key, 0);
-    if (!ret)
-        ret = cm_stamper_new(ctx, key, ISSUE_ID, NULL, &st);
-    if (!ret)
-        ret = cm_video_stamp(ctx, st, in, out, NULL, CM_WRITE_FORCE, NULL);
-    if (ret)
-        fprintf(stderr, "stamp %s: %s\n", in, cm_ctx_last_error(ctx));
-    cm_stamper_free(&st);
-    cm_key_free(&key);
-    cm_ctx_free(&ctx);
-    return ret ? 1 : 0;
-}
+/* ---- speed and memory: celmark against the ffmpeg command line -------- */
 
-/* Stamp in -> out in a new process; its peak RSS in MiB (< 0 on failure). */
-static double stamp_rss(const char *in, const char *out, double *ms)
+/* What a child process cost: wall and CPU seconds, peak RSS in MiB. */
+typedef struct cost {
+    double wall, cpu, rss;
+    int ok;
+} cost;
+
+/* Run argv (stdout and stderr to /dev/null) and measure it. */
+static cost run_child(char *const argv[])
 {
+    cost c = {0, 0, 0, 0};
+    fflush(stdout); /* or the child prints it again */
     double t0 = bench_now_ms();
     pid_t pid = fork();
     if (pid == 0) {
-        execl("/proc/self/exe", "video", "--stamp-only", in, out, (char *)NULL);
+        FILE *null = freopen("/dev/null", "w", stdout);
+        (void)null;
+        null = freopen("/dev/null", "w", stderr);
+        execvp(argv[0], argv);
         _exit(127);
     }
     int status = 0;
     struct rusage ru;
-    wait4(pid, &status, 0, &ru);
-    *ms = bench_now_ms() - t0;
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? ru.ru_maxrss / 1024.0 : -1;
+    if (pid < 0 || wait4(pid, &status, 0, &ru) < 0)
+        return c;
+    c.wall = (bench_now_ms() - t0) / 1000;
+    c.cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
+            ru.ru_stime.tv_usec / 1e6;
+    c.rss = ru.ru_maxrss / 1024.0;
+    c.ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    return c;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of n costs, field by field; ok when every run was. */
+static cost median_cost(const cost *c, int n)
+{
+    double w[16], u[16], r[16];
+    cost m = {0, 0, 0, 1};
+    for (int i = 0; i < n; i++) {
+        w[i] = c[i].wall, u[i] = c[i].cpu, r[i] = c[i].rss;
+        m.ok &= c[i].ok;
+    }
+    qsort(w, (size_t)n, sizeof(double), cmp_double);
+    qsort(u, (size_t)n, sizeof(double), cmp_double);
+    qsort(r, (size_t)n, sizeof(double), cmp_double);
+    m.wall = n % 2 ? w[n / 2] : (w[n / 2 - 1] + w[n / 2]) / 2;
+    m.cpu = n % 2 ? u[n / 2] : (u[n / 2 - 1] + u[n / 2]) / 2;
+    m.rss = n % 2 ? r[n / 2] : (r[n / 2 - 1] + r[n / 2]) / 2;
+    return m;
+}
+
+/* One clip of the speed table. */
+typedef struct speed_clip {
+    const char *name, *file;
+    int width, height, frames, live, prores;
+    double grain;
+} speed_clip;
+
+/* ffmpeg's transcode of in with the clip's encoder and settings. */
+static cost ffmpeg_transcode(const speed_clip *c, const char *in, const char *out)
+{
+    char *h264[] = {"ffmpeg", "-v", "error", "-nostdin", "-y", "-i", (char *)in, "-c:v",
+                    "libx264", "-crf", "16", "-pix_fmt", "yuv420p", "-c:a", "copy", (char *)out,
+                    NULL};
+    char *prores[] = {"ffmpeg", "-v", "error", "-nostdin", "-y", "-i", (char *)in, "-c:v",
+                      "prores_ks", "-profile:v", "3", "-pix_fmt", "yuv422p10le", "-c:a", "copy",
+                      (char *)out, NULL};
+    return run_child(c->prores ? prores : h264);
+}
+
+/* Make the clip (kept when present: the same seed makes the same clip). */
+static int make_speed_clip(const speed_clip *c, const char *path)
+{
+    struct stat sb;
+    if (stat(path, &sb) == 0)
+        return 0;
+    clip_params cp;
+    clip_params_default(&cp);
+    cp.width = c->width;
+    cp.height = c->height;
+    cp.frames = c->frames;
+    cp.shot_sec = 1.0;
+    cp.audio = 1;
+    cp.grain = c->grain;
+    cp.live = c->live;
+    if (c->prores) {
+        cp.codec = "prores_ks";
+        cp.pix_fmt = "yuv422p10le";
+        cp.options = "profile=3";
+    } else {
+        cp.options = "crf=16";
+    }
+    return clip_write(path, &cp);
+}
+
+/* The speed table (see the file comment); 0, or 1 when a run failed. */
+static int speed_table(const char *dir, const char *celmark, int pairs, int skip4k)
+{
+    static const speed_clip clips[] = {
+        {"anim 1080p", "anim_1080.mp4", 1920, 1080, 48, 0, 0, 1.5},
+        {"live 1080p", "live_1080.mp4", 1920, 1080, 48, 1, 0, 0},
+        {"ProRes HQ 1080p", "prores_1080.mov", 1920, 1080, 48, 0, 1, 1.5},
+        {"anim 4K", "anim_4k.mp4", 3840, 2160, 24, 0, 0, 1.5},
+    };
+    char key[600];
+    snprintf(key, sizeof(key), "%s/speed.key", dir);
+    char *keygen[] = {(char *)celmark, "keygen", key, NULL};
+    struct stat sb;
+    if (stat(key, &sb) != 0 && !run_child(keygen).ok) {
+        fprintf(stderr, "%s keygen failed\n", celmark);
+        return 1;
+    }
+    if (pairs > 16)
+        pairs = 16;
+    printf("\nspeed: celmark against ffmpeg's command line, child processes, %d pair%s run one "
+           "after the other, medians (%ld cores)\n",
+           pairs, pairs == 1 ? "" : "s", sysconf(_SC_NPROCESSORS_ONLN));
+    printf("  %-16s %6s | %-17s %-17s %6s %6s | %8s %8s %8s | %9s %9s %6s | %s\n", "clip",
+           "frames", "stamp wall/cpu s", "ffmpeg wall/cpu s", "ratio", "target", "own ms/f",
+           "enc xtra", "bitrate", "RSS MiB", "ffmpeg", "+MiB", "verify");
+    int failed = 0;
+    char anim_stamped[600] = "";
+    for (size_t k = 0; k < sizeof(clips) / sizeof(clips[0]); k++) {
+        const speed_clip *c = &clips[k];
+        if (skip4k && c->width > 1920)
+            continue;
+        char in[600], st[600], ff[600], ff2[600];
+        snprintf(in, sizeof(in), "%s/%s", dir, c->file);
+        snprintf(st, sizeof(st), "%s/stamped_%s", dir, c->file);
+        snprintf(ff, sizeof(ff), "%s/ffmpeg_%s", dir, c->file);
+        snprintf(ff2, sizeof(ff2), "%s/ffmpeg_of_stamped_%s", dir, c->file);
+        if (make_speed_clip(c, in)) {
+            printf("  %-16s could not be made\n", c->name);
+            failed = 1;
+            continue;
+        }
+        char *stamp[] = {(char *)celmark, "stamp", "-q", "-f", "-k", key, "--id",
+                         "5eed00c0ffee0001", in, st, NULL};
+        char *verify[] = {(char *)celmark, "verify", "-q", "-k", key, st, NULL};
+        cost s[16], f[16], e[16], v[16];
+        for (int r = 0; r < pairs; r++) {
+            s[r] = run_child(stamp);
+            f[r] = ffmpeg_transcode(c, in, ff);
+            e[r] = ffmpeg_transcode(c, st, ff2);
+            v[r] = run_child(verify); /* exit 0: the mark found */
+        }
+        cost sm = median_cost(s, pairs), fm = median_cost(f, pairs), em = median_cost(e, pairs),
+             vm = median_cost(v, pairs);
+        if (!sm.ok || !fm.ok || !em.ok || !vm.ok) {
+            printf("  %-16s a run failed (stamp %d, ffmpeg %d, ffmpeg of stamped %d, verify "
+                   "%d)\n",
+                   c->name, sm.ok, fm.ok, em.ok, vm.ok);
+            failed = 1;
+            continue;
+        }
+        double ratio = sm.wall / fm.wall, secs = c->frames / 24.0;
+        printf("  %-16s %6d | %7.2f / %6.2f  %7.2f / %6.2f  %6.2f %6s | %8.1f %7.2fx %+7.1f%% | "
+               "%9.0f %9.0f %+6.0f | %.2fx real time (%.2f s wall, %.2f s cpu)\n",
+               c->name, c->frames, sm.wall, sm.cpu, fm.wall, fm.cpu, ratio,
+               ratio <= 1.15 ? "PASS" : "MISS", 1000 * (sm.cpu - em.cpu) / c->frames,
+               em.cpu / fm.cpu, 100 * (file_mb(st) / file_mb(ff) - 1), sm.rss, fm.rss,
+               sm.rss - fm.rss, secs / vm.wall, vm.wall, vm.cpu);
+        if (k == 0)
+            snprintf(anim_stamped, sizeof(anim_stamped), "%s", st);
+    }
+    printf("  (ratio: stamp wall / ffmpeg wall, target <= 1.15; own: celmark's CPU less the "
+           "encoder's, per frame; enc xtra: ffmpeg's CPU on the stamped copy / on the source; "
+           "bitrate: stamped vs ffmpeg's output at the same CRF; +MiB: stamp's peak RSS over "
+           "ffmpeg's, target <= 150 at 1080p; verify: target >= 4x real time at 1080p24 "
+           "H.264)\n");
+
+    /* triage: a 10-minute marked 1080p video, the stamped clip end to end */
+    if (anim_stamped[0]) {
+        char list[600], longv[600];
+        snprintf(list, sizeof(list), "%s/ten_minutes.txt", dir);
+        snprintf(longv, sizeof(longv), "%s/ten_minutes.mp4", dir);
+        FILE *fp = fopen(list, "w");
+        if (!fp)
+            return 1;
+        const char *base = strrchr(anim_stamped, '/');
+        for (int i = 0; i < 300; i++) /* 300 x 2 s */
+            fprintf(fp, "file '%s'\n", base ? base + 1 : anim_stamped);
+        fclose(fp);
+        char *concat[] = {"ffmpeg", "-v", "error", "-nostdin", "-y", "-f", "concat", "-safe", "0",
+                          "-i", list, "-c", "copy", longv, NULL};
+        char *fast[] = {(char *)celmark, "verify", "-q", "--fast", "-k", key, longv, NULL};
+        cost t[16];
+        if (!run_child(concat).ok) {
+            printf("  triage: the 10-minute video could not be made\n");
+            return 1;
+        }
+        for (int r = 0; r < pairs; r++)
+            t[r] = run_child(fast);
+        cost tm = median_cost(t, pairs);
+        printf("\ntriage: verify --fast on a 10-minute 1080p24 marked video (%.0f MB): %s, "
+               "%.2f s wall -> %.0fx real time (target >= 20x)\n",
+               file_mb(longv), tm.ok ? "claim made" : "NO CLAIM", tm.wall, 600 / tm.wall);
+        failed |= !tm.ok;
+    }
+
+    if (!skip4k) {
+        char p4k[600], s4k[600];
+        snprintf(p4k, sizeof(p4k), "%s/prores4444_4k.mov", dir);
+        snprintf(s4k, sizeof(s4k), "%s/prores4444_4k_stamped.mov", dir);
+        clip_params k4;
+        clip_params_default(&k4);
+        k4.width = 3840;
+        k4.height = 2160;
+        k4.frames = 48;
+        k4.codec = "prores_ks";
+        k4.pix_fmt = "yuva444p10le";
+        k4.options = "profile=4";
+        k4.audio = 1;
+        if (stat(p4k, &sb) != 0 && clip_write(p4k, &k4)) /* reused when present */
+            return 1;
+        char *stamp[] = {(char *)celmark, "stamp", "-q", "-f", "-k", key, "--id",
+                         "5eed00c0ffee0001", p4k, s4k, NULL};
+        cost m = run_child(stamp);
+        printf("\nmemory: stamping a 4K ProRes 4444 clip (%d frames, %.0f MB): peak RSS %.0f MiB "
+               "(target < 500), %.1f s%s\n",
+               k4.frames, file_mb(p4k), m.rss, m.wall, m.ok ? "" : " FAILED");
+        failed |= !m.ok;
+    }
+    return failed;
 }
 
 int main(int argc, char **argv)
 {
-    const char *dir = "bench-video";
-    int seconds = 10, skip4k = 0;
-    if (argc == 4 && !strcmp(argv[1], "--stamp-only"))
-        return stamp_only(argv[2], argv[3]);
+    const char *dir = "bench-video", *celmark = NULL;
+    int seconds = 10, skip4k = 0, pairs = 3;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--dir") && i + 1 < argc)
             dir = argv[++i];
         else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
             seconds = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--pairs") && i + 1 < argc)
+            pairs = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--celmark") && i + 1 < argc)
+            celmark = argv[++i];
         else if (!strcmp(argv[i], "--skip-4k"))
             skip4k = 1;
         else {
-            fprintf(stderr, "usage: %s [--dir DIR] [--seconds S] [--skip-4k]\n", argv[0]);
+            fprintf(stderr,
+                    "usage: %s [--dir DIR] [--seconds S] [--pairs N] [--skip-4k] "
+                    "[--celmark PATH]\n",
+                    argv[0]);
             return 2;
         }
     }
+    char self[512], cmd_path[600];
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (!celmark && sl > 0) { /* build/bench/video -> build/celmark */
+        self[sl] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash)
+            *slash = '\0';
+        snprintf(cmd_path, sizeof(cmd_path), "%s/../celmark", self);
+        celmark = cmd_path;
+    }
+    if (pairs < 1)
+        pairs = 1;
     av_log_set_level(AV_LOG_ERROR);
     mkdir(dir, 0777);
-    char src[512], marked[512], plain[512], path[512];
+    char src[512], marked[512], path[512];
     snprintf(src, sizeof(src), "%s/source.mp4", dir);
     snprintf(marked, sizeof(marked), "%s/stamped.mp4", dir);
-    snprintf(plain, sizeof(plain), "%s/plain.mp4", dir);
 
     clip_params cp;
     clip_params_default(&cp);
@@ -311,52 +538,12 @@ int main(int argc, char **argv)
         cm_verifier_new(ctx, other, NULL, &vo))
         return 1;
 
-    /* speed: stamp vs plain transcode with the same settings */
     cm_video_stamp_info info;
-    t = bench_now_ms();
     if (cm_video_stamp(ctx, st, src, marked, NULL, CM_WRITE_FORCE, &info)) {
         fprintf(stderr, "%s\n", cm_ctx_last_error(ctx));
         return 1;
     }
-    double stamp_ms = bench_now_ms() - t;
-    attack same = {"plain", "libx264", 18, 0, 0, 1, 0, 0, 0};
-    t = bench_now_ms();
-    if (reencode(src, plain, &same))
-        return 1;
-    double plain_ms = bench_now_ms() - t;
-    printf("\nspeed (1080p, %lld frames, %s %s)\n", (long long)info.frames, info.codec,
-           info.quality);
-    printf("  stamp            %8.1f s  %6.1f fps  %6.1f MB\n", stamp_ms / 1000,
-           info.frames / (stamp_ms / 1000), file_mb(marked));
-    printf("  plain transcode  %8.1f s  %6.1f fps  %6.1f MB\n", plain_ms / 1000,
-           info.frames / (plain_ms / 1000), file_mb(plain));
-    printf("  ratio stamp / transcode: %.2f (target <= 1.15)\n", stamp_ms / plain_ms);
-    /* where the difference goes: the encoder coding the mark's texture
-     * (the same plain transcode, of the stamped clip) vs celmark's work */
-    snprintf(path, sizeof(path), "%s/plain_of_stamped.mp4", dir);
-    t = bench_now_ms();
-    if (reencode(marked, path, &same))
-        return 1;
-    double plain2_ms = bench_now_ms() - t;
-    printf("  plain transcode of the stamped clip: %.1f s (%.1f MB): the encoder's extra work "
-           "on the mark's texture; celmark's own share %.1f s (%.1f ms/frame)\n",
-           plain2_ms / 1000, file_mb(path), (stamp_ms - plain2_ms) / 1000,
-           (stamp_ms - plain2_ms) / info.frames);
-
     cm_video_report rep;
-    t = bench_now_ms();
-    double cpu = bench_cpu_ms();
-    if (verify_clip(v, marked, 1, &rep))
-        return 1;
-    double vms = bench_now_ms() - t, vcpu = bench_cpu_ms() - cpu;
-    printf("  verify (1 decoder thread): %.1f s wall, %.1f s cpu for %.1f s of video -> %.2fx "
-           "real time (target >= 1)\n",
-           vms / 1000, vcpu / 1000, rep.duration, rep.duration / (vms / 1000));
-    printf("  stamped clip: %s, z %.2f, fpr %.3g\n",
-           rep.whole.marked && rep.whole.issue_id == ISSUE_ID ? "right id" : "WRONG", rep.whole.score,
-           rep.whole.fpr);
-    cm_video_report_clear(&rep);
-
     /* robustness */
     double mid0 = seconds / 2.0 - 1.5, mid1 = seconds / 2.0 + 1.5;
     attack attacks[] = {
@@ -391,28 +578,8 @@ int main(int argc, char **argv)
     }
     printf("  %d/%d attacks attributed\n", pass, n);
 
-    if (!skip4k) {
-        char p4k[512], s4k[512];
-        snprintf(p4k, sizeof(p4k), "%s/prores4444_4k.mov", dir);
-        snprintf(s4k, sizeof(s4k), "%s/prores4444_4k_stamped.mov", dir);
-        clip_params k4;
-        clip_params_default(&k4);
-        k4.width = 3840;
-        k4.height = 2160;
-        k4.frames = 48;
-        k4.codec = "prores_ks";
-        k4.pix_fmt = "yuva444p10le";
-        k4.options = "profile=4";
-        k4.audio = 1;
-        struct stat sb;
-        if (stat(p4k, &sb) != 0 && clip_write(p4k, &k4)) /* reused when present */
-            return 1;
-        double ms;
-        double rss = stamp_rss(p4k, s4k, &ms);
-        printf("\nmemory: stamping a 4K ProRes 4444 clip (%d frames, %.0f MB): peak RSS %.0f MiB "
-               "(target < 500), %.1f s\n",
-               k4.frames, file_mb(p4k), rss, ms / 1000);
-    }
+    if (speed_table(dir, celmark, pairs, skip4k))
+        return 1;
     cm_verifier_free(&v);
     cm_verifier_free(&vo);
     cm_stamper_free(&st);

@@ -65,7 +65,40 @@ static int drain(gen *g, AVCodecContext *enc, AVStream *st)
     }
 }
 
-/* Frame i: the shot's frame, panned; drawings held for two frames. */
+/* Roughly Gaussian noise of deviation sigma (8-bit code values; the sum
+ * of four uniforms) added to a plane of 8-bit or 9-16-bit samples, drawn
+ * from seed. */
+static void add_grain(uint8_t *plane, int linesize, int w, int h, int depth, double sigma,
+                      uint32_t seed)
+{
+    uint32_t s = seed * 2654435761u + 1;
+    float scale = (float)(1 << (depth - 8)), vmax = (float)((1 << depth) - 1);
+    float k = (float)(sigma * sqrt(3.0)) * scale; /* four uniforms of [-1,1]: variance 4/3 */
+    for (int y = 0; y < h; y++) {
+        uint8_t *row = plane + (ptrdiff_t)y * linesize;
+        for (int x = 0; x < w; x++) {
+            float u = 0;
+            for (int n = 0; n < 4; n++) {
+                s ^= s << 13, s ^= s >> 17, s ^= s << 5;
+                u += (float)(s >> 8) / (float)(1 << 23) - 1.0f;
+            }
+            uint16_t v16;
+            if (depth > 8)
+                memcpy(&v16, row + 2 * x, 2);
+            float v = (depth > 8 ? v16 : row[x]) + 0.5f * k * u + 0.5f;
+            v = v < 0 ? 0 : (v > vmax ? vmax : v);
+            if (depth > 8) {
+                v16 = (uint16_t)v;
+                memcpy(row + 2 * x, &v16, 2);
+            } else {
+                row[x] = (uint8_t)v;
+            }
+        }
+    }
+}
+
+/* Frame i: the shot's frame, panned; drawings held for two frames (live:
+ * a new one every frame, panned faster), each with its own grain. */
 static int render(gen *g, const clip_params *p, int i)
 {
     double fps = (double)p->fps_num / p->fps_den;
@@ -78,18 +111,30 @@ static int render(gen *g, const clip_params *p, int i)
         cp.height = p->height + 2 * PAN_MARGIN;
         cp.seed = p->seed * 1000 + (uint32_t)shot;
         cp.channels = 4; /* RGBA: alpha used when the pix_fmt has it */
+        if (p->live)
+            cp.style = shot % 2 ? CEL_FILM : CEL_TEXTURED;
         if (cel_generate(&g->shot, &cp))
             return 1;
         g->shot_index = shot;
     }
-    int drawing = i / 2;
-    int dx = (drawing * 3) % (2 * PAN_MARGIN), dy = (drawing * 1) % (2 * PAN_MARGIN);
+    int drawing = p->live ? i : i / 2, step = p->live ? 2 : 3;
+    int dx = (drawing * step) % (2 * PAN_MARGIN), dy = (drawing * 1) % (2 * PAN_MARGIN);
     const uint8_t *src = g->shot->data + (ptrdiff_t)dy * g->shot->stride + dx * 4;
     const uint8_t *planes[1] = {src};
     int ls[1] = {(int)g->shot->stride};
     if (av_frame_make_writable(g->vf) < 0)
         return 1;
     sws_scale(g->sws, planes, ls, 0, p->height, g->vf->data, g->vf->linesize);
+    double grain = p->grain > 0 ? p->grain : (p->live ? 4.0 : 0);
+    const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(g->vf->format);
+    if (grain > 0 && d && d->comp[0].depth <= 16 && !(d->flags & AV_PIX_FMT_FLAG_RGB))
+        for (int k = 0; k < 3 && g->vf->data[k]; k++) {
+            int w = k ? AV_CEIL_RSHIFT(p->width, d->log2_chroma_w) : p->width;
+            int h = k ? AV_CEIL_RSHIFT(p->height, d->log2_chroma_h) : p->height;
+            add_grain(g->vf->data[k], g->vf->linesize[k], w, h, d->comp[0].depth,
+                      k ? grain / 2 : grain,
+                      p->seed * 7919u + (uint32_t)drawing * 3 + (uint32_t)k);
+        }
     g->vf->pts = i;
     return 0;
 }

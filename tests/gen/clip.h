@@ -4,7 +4,10 @@
  * A clip is a run of shots (one generated cel frame each, shot_sec long);
  * within a shot the camera pans slowly over the frame and each drawing is
  * held for two frames ("on twos"), as animation is. Optional: a PCM audio
- * stream (a tone), a start timecode, an alpha channel (pix_fmt with alpha).
+ * stream (a tone), a start timecode, an alpha channel (pix_fmt with alpha),
+ * grain on every drawing (compositing grain, scanned paper), or a
+ * live-action-like clip (textured shots, a new picture every frame, faster
+ * camera motion, sensor noise).
  */
 #ifndef CELMARK_GEN_CLIP_H
 #define CELMARK_GEN_CLIP_H
@@ -23,6 +26,9 @@ typedef struct clip_params {
     const char *format;   /* container name; NULL = from the file name */
     int audio;            /* 1: add a 48 kHz stereo PCM tone stream */
     const char *timecode; /* start timecode "HH:MM:SS:FF" or NULL */
+    double grain;         /* noise added to luma, standard deviation in code
+                             values (chroma gets half); default 0 */
+    int live;             /* 1: live-action-like (see above; grain 0 = 4) */
 } clip_params;
 
 void clip_params_default(clip_params *p);

@@ -13,7 +13,7 @@ int main(int argc, char **argv)
 {
     if (argc < 2) {
         fprintf(stderr, "usage: %s OUT [size=WxH fps=N/D frames=N shot=SEC seed=N codec=NAME "
-                        "pix_fmt=NAME opts=K=V:K=V format=NAME audio=1 timecode=TC]\n",
+                        "pix_fmt=NAME opts=K=V:K=V format=NAME audio=1 timecode=TC grain=SIGMA live=1]\n",
                 argv[0]);
         return 2;
     }
@@ -51,6 +51,10 @@ int main(int argc, char **argv)
             p.audio = atoi(v);
         else if (!strcmp(k, "timecode"))
             p.timecode = v;
+        else if (!strcmp(k, "grain"))
+            p.grain = atof(v);
+        else if (!strcmp(k, "live"))
+            p.live = atoi(v);
         else {
             fprintf(stderr, "mkclip: unknown key '%s'\n", k);
             return 2;
