@@ -1,0 +1,197 @@
+/*
+ * The geometry search beyond a similarity (verify/geometry.c, verify/sync.c,
+ * verify/fold.c; issue 19): an affine lattice recovered from a synthetic
+ * periodic residual, and stamp -> warp (squeeze, shear, mirror + squeeze)
+ * -> blind verify.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "cel.h"
+#include "celmark/celmark.h"
+#include "testmedia.h"
+#include "verify/detect.h"
+#include "verify/search.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ID 0x6e0a1b2c3d4e5f60ULL
+#define NT 384   /* tile, tile px */
+#define ND 192.0 /* tile period at scale 1, residual px */
+
+static double urand(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return ((z ^ (z >> 31)) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* A w x h residual carrying a random +-1 chip tile (32 x 32 chips of 12 px)
+ * at geometry g, plus uniform noise of the same power. */
+static float *lattice_residual(const cm__geom *g, int w, int h, uint64_t seed)
+{
+    float chips[32 * 32];
+    for (int i = 0; i < 32 * 32; i++)
+        chips[i] = urand(&seed) < 0.5 ? -1.0f : 1.0f;
+    float *r = malloc(sizeof(float) * (size_t)w * h);
+    assert_non_null(r);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            double q = g->h[6] * x + g->h[7] * y + 1;
+            double u = (g->h[0] * x + g->h[1] * y + g->h[2]) / q;
+            double v = (g->h[3] * x + g->h[4] * y + g->h[5]) / q;
+            int cu = (int)floor(u / 12), cv = (int)floor(v / 12);
+            cu = ((cu % 32) + 32) % 32;
+            cv = ((cv % 32) + 32) % 32;
+            r[(size_t)y * w + x] = chips[cv * 32 + cu] + (float)(3.4 * (urand(&seed) - 0.5));
+        }
+    return r;
+}
+
+/* Does a hypothesis of out[0..n) have the basis (b1, b2) within rel of
+ * their length? */
+static int has_basis(const cm__geom *out, int n, const double b1[2], const double b2[2],
+                     double rel)
+{
+    for (int k = 0; k < n; k++) {
+        double c1[2], c2[2];
+        cm__geom_basis(&out[k], NT, 0, 0, c1, c2);
+        print_message("  hypothesis %d: b1 %.2f %.2f b2 %.2f %.2f\n", k, c1[0], c1[1], c2[0],
+                      c2[1]);
+        if (hypot(c1[0] - b1[0], c1[1] - b1[1]) <= rel * hypot(b1[0], b1[1]) &&
+            hypot(c2[0] - b2[0], c2[1] - b2[1]) <= rel * hypot(b2[0], b2[1]))
+            return 1;
+    }
+    return 0;
+}
+
+static void test_affine_lattice(void **state)
+{
+    (void)state;
+    const double sh = tan(6 * M_PI / 180);
+    static const struct {
+        double b1[2], b2[2];
+    } cases[] = {
+        {{144, 0}, {0, 192}},           /* width x 0.75 */
+        {{192, 0}, {0, 144}},           /* height x 0.75 */
+        {{192, 0}, {0, 0}},             /* shear 6 degrees (b2 set below) */
+        {{150, 10}, {-20, 200}},        /* a general affine map */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        double b1[2] = {cases[i].b1[0], cases[i].b1[1]};
+        double b2[2] = {cases[i].b2[0], cases[i].b2[1]};
+        if (i == 2)
+            b2[0] = 192 * sh, b2[1] = 192;
+        cm__geom truth = cm__geom_affine(NT, b1, b2);
+        float *r = lattice_residual(&truth, 960, 540, 7 + i);
+        cm__geom out[5];
+        int nsim = 0;
+        int n = cm__sync_search(r, 960, 540, ND, NT, out, 3, 2, &nsim);
+        print_message("case %zu: %d hypotheses (%d similarities)\n", i, n, nsim);
+        assert_true(n > nsim);
+        /* within 0.5 % of the true basis, found among the affine ones */
+        assert_true(has_basis(out + nsim, n - nsim, b1, b2, 0.005));
+        free(r);
+    }
+}
+
+static void test_similarity_unchanged(void **state)
+{
+    (void)state;
+    /* a square lattice is the similarity search's: found there, and no
+     * affine duplicate of it is folded */
+    cm__geom truth = cm__geom_similar(NT, 170, 3 * M_PI / 180);
+    float *r = lattice_residual(&truth, 960, 540, 3);
+    cm__geom out[5];
+    int nsim = 0;
+    int n = cm__sync_search(r, 960, 540, ND, NT, out, 3, 2, &nsim);
+    double b1[2] = {170 * cos(3 * M_PI / 180), 170 * sin(3 * M_PI / 180)};
+    double b2[2] = {-b1[1], b1[0]};
+    assert_true(nsim >= 1);
+    assert_true(has_basis(out, 1, b1, b2, 0.003));
+    assert_false(has_basis(out + nsim, n - nsim, b1, b2, 0.01));
+    free(r);
+}
+
+/* out(x, y) = in(hinv (x, y)) bilinear, 0 outside; hinv maps output pixel
+ * centres to input ones (h[8] = 1). */
+static void warp(const cm_plane *in, cm_plane *out, int w, int h, const double hinv[8])
+{
+    assert_int_equal(cm_plane_alloc(out, w, h), 0);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            double q = hinv[6] * x + hinv[7] * y + 1;
+            double u = (hinv[0] * x + hinv[1] * y + hinv[2]) / q;
+            double v = (hinv[3] * x + hinv[4] * y + hinv[5]) / q;
+            int ui = (int)floor(u), vi = (int)floor(v);
+            float val = 0;
+            if (ui >= 0 && vi >= 0 && ui + 1 < in->width && vi + 1 < in->height) {
+                double fu = u - ui, fv = v - vi;
+                const float *a = in->data + vi * in->stride + ui;
+                val = (float)((a[0] * (1 - fu) + a[1] * fu) * (1 - fv) +
+                              (a[in->stride] * (1 - fu) + a[in->stride + 1] * fu) * fv);
+            }
+            out->data[y * out->stride + x] = val;
+        }
+}
+
+static void test_round_trip(void **state)
+{
+    (void)state;
+    cm_key *k = test_key(5);
+    cm_image *img = test_frame(1280, 720, 21, 3, 8, CEL_GRADIENT);
+    cm_stamper *st = NULL;
+    assert_int_equal(cm_stamper_new(NULL, k, ID, NULL, &st), 0);
+    assert_int_equal(cm_stamper_image(st, img), 0);
+    cm_stamper_free(&st);
+    cm_plane p = {0};
+    assert_int_equal(cm_image_to_plane(NULL, img, &p), 0);
+    const double t6 = tan(6 * M_PI / 180);
+    static const char *names[] = {"width x 0.75", "height x 0.75", "shear 6", "shear -6",
+                                  "mirror, width x 0.8"};
+    const struct {
+        int w, h;
+        double hinv[8];
+    } cases[] = {
+        {960, 720, {1 / 0.75, 0, 0, 0, 1, 0, 0, 0}},
+        {1280, 540, {1, 0, 0, 0, 1 / 0.75, 0, 0, 0}},
+        {1280, 720, {1, -t6, t6 * 360, 0, 1, 0, 0, 0}},
+        {1280, 720, {1, t6, -t6 * 360, 0, 1, 0, 0, 0}},
+        {1024, 720, {-1 / 0.8, 0, 1279, 0, 1, 0, 0, 0}},
+    };
+    cm_verifier *v = NULL;
+    assert_int_equal(cm_verifier_new(NULL, k, NULL, &v), 0);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cm_plane q = {0};
+        warp(&p, &q, cases[i].w, cases[i].h, cases[i].hinv);
+        cm_verify_result r;
+        assert_int_equal(cm_verifier_plane(v, &q, &r), 0);
+        print_message("%s: marked %d id ok %d z %.1f fpr %.2g flip %d\n", names[i], r.marked,
+                      r.issue_id == ID, r.score, r.fpr, r.flipped);
+        assert_true(r.marked);
+        assert_true(r.issue_id == ID);
+        assert_int_equal(r.hypotheses, 2); /* H: what the fpr counts */
+        cm_plane_free(&q);
+    }
+    cm_verifier_free(&v);
+    cm_plane_free(&p);
+    cm_image_free(&img);
+    cm_key_free(&k);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_affine_lattice),
+        cmocka_unit_test(test_similarity_unchanged),
+        cmocka_unit_test(test_round_trip),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
