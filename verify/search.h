@@ -55,4 +55,10 @@ CM__HIDDEN void cm__fold_spectrum(work *wk, int N);
 CM__HIDDEN int cm__geometry_search(struct cm_verifier *v, const float *r, int wd, int hd,
                                    hypo *best, int nbest);
 
+/* The homography h (h[8] = 1 implied) that maps the n >= 4 points p (x, y
+ * pairs) closest to q in weighted least squares (weights wt, or NULL for
+ * all 1): DLT on normalised coordinates. 0, or -1 when degenerate. */
+CM__HIDDEN int cm__homography_fit(const double *p, const double *q, const double *wt, int n,
+                                  double h[8]);
+
 #endif

@@ -28,7 +28,8 @@
  * 5. affine lattices (issue 19: a frame squeezed along one axis, sheared):
  *    the lattice is spanned by any two independent vectors b1, b2, not a
  *    rotated square. Every pair of candidate vectors (the peaks and their
- *    halves and thirds) that could be a basis — lengths within the scales
+ *    halves and thirds, taken as the basis or as its two diagonals b1 + b2
+ *    and b1 - b2) that could be a basis — lengths within the scales
  *    searched and within AFF_RATIO of each other, at AFF_MIN_ANGLE..180 -
  *    AFF_MIN_ANGLE degrees — is scored like the square candidates; the best
  *    few are refined on all lattice points (coordinate search on the four
@@ -202,7 +203,8 @@ static int fit_size(int n, int *L, int Lmin)
     return full;
 }
 
-static int build_lagmap(const float *r, int wd, int hd, int Lx, int Ly, int Lmin, lagmap *m)
+static int build_lagmap(const float *r, int wd, int hd, int Lx, int Ly, int Lmin, int smooth,
+                        lagmap *m)
 {
     int fw = fit_size(wd, &Lx, Lmin), fh = fit_size(hd, &Ly, Lmin);
     if (fw % 2)
@@ -275,6 +277,17 @@ static int build_lagmap(const float *r, int wd, int hd, int Lx, int Ly, int Lmin
         free(tmp);
         free(hb);
         goto fail;
+    }
+    /* smeared peaks (a perspective): refine on the 3x3 copy, find the
+     * candidates on a wider one */
+    if (smooth > 1) {
+        memcpy(m->a, m->sm, sn * sizeof(float));
+        if (box_mean(m->a, hb, m->sx, m->sy, smooth, 0) ||
+            box_mean(hb, m->sm, m->sx, m->sy, smooth, 1)) {
+            free(tmp);
+            free(hb);
+            goto fail;
+        }
     }
     free(tmp);
     free(hb);
@@ -379,6 +392,51 @@ typedef struct affg {
     double b1[2], b2[2], score;
 } affg;
 
+/* Score the basis (u, w) as an affine candidate and keep it in cand[0..*nc)
+ * (the AFF_REFINE best, strongest first) if it ranks. */
+static void consider_pair(const lagmap *m, const double u[2], const double w[2], double pmin,
+                          double pmax, affg *cand, int *nc)
+{
+    double cos_max = cos(AFF_MIN_ANGLE * M_PI / 180);
+    double l1 = hypot(u[0], u[1]), l2 = hypot(w[0], w[1]);
+    if (l1 < pmin || l1 > pmax || l2 < pmin || l2 > pmax)
+        return;
+    if (l1 > AFF_RATIO * l2 || l2 > AFF_RATIO * l1)
+        return;
+    double cs = (u[0] * w[0] + u[1] * w[1]) / (l1 * l2);
+    if (fabs(cs) > cos_max)
+        return;
+    affg a = {{u[0], u[1]}, {w[0], w[1]}, 0};
+    basis_order(a.b1, a.b2);
+    a.score = basis_score(m, m->sm, a.b1, a.b2, a.b1, a.b2, COARSE_ORDER);
+    if (a.score <= -1e29)
+        return;
+    int dup = -1;
+    for (int k = 0; k < *nc; k++)
+        if (hypot(cand[k].b1[0] - a.b1[0], cand[k].b1[1] - a.b1[1]) < 0.02 * l1 &&
+            hypot(cand[k].b2[0] - a.b2[0], cand[k].b2[1] - a.b2[1]) < 0.02 * l2)
+            dup = k;
+    if (dup >= 0) {
+        if (a.score > cand[dup].score)
+            cand[dup] = a;
+        return;
+    }
+    int pos;
+    if (*nc < AFF_REFINE)
+        pos = (*nc)++;
+    else if (a.score > cand[AFF_REFINE - 1].score)
+        pos = AFF_REFINE - 1;
+    else
+        return;
+    cand[pos] = a;
+    while (pos > 0 && cand[pos - 1].score < cand[pos].score) {
+        affg t = cand[pos - 1];
+        cand[pos - 1] = cand[pos];
+        cand[pos] = t;
+        pos--;
+    }
+}
+
 /* Affine hypotheses (file comment, step 5) into out; returns how many. */
 static int affine_search(const lagmap *m, const lagpeak *pk, int npeaks, double pmin,
                          double pmax, double Nt, double floor_score, cm__geom *out, int max)
@@ -396,45 +454,19 @@ static int affine_search(const lagmap *m, const lagpeak *pk, int npeaks, double 
         }
     affg cand[AFF_REFINE];
     int nc = 0;
-    double cos_max = cos(AFF_MIN_ANGLE * M_PI / 180);
     for (int i = 0; i < nv; i++)
-        for (int j = i + 1; j < nv; j++) {
-            double l1 = hypot(vec[i][0], vec[i][1]), l2 = hypot(vec[j][0], vec[j][1]);
-            if (l1 > AFF_RATIO * l2 || l2 > AFF_RATIO * l1)
-                continue;
-            double cs = (vec[i][0] * vec[j][0] + vec[i][1] * vec[j][1]) / (l1 * l2);
-            if (fabs(cs) > cos_max)
-                continue;
-            affg a = {{vec[i][0], vec[i][1]}, {vec[j][0], vec[j][1]}, 0};
-            basis_order(a.b1, a.b2);
-            a.score = basis_score(m, m->sm, a.b1, a.b2, a.b1, a.b2, COARSE_ORDER);
-            if (a.score <= -1e29)
-                continue;
-            int dup = -1;
-            for (int k = 0; k < nc; k++)
-                if (hypot(cand[k].b1[0] - a.b1[0], cand[k].b1[1] - a.b1[1]) < 0.02 * l1 &&
-                    hypot(cand[k].b2[0] - a.b2[0], cand[k].b2[1] - a.b2[1]) < 0.02 * l2)
-                    dup = k;
-            if (dup >= 0) {
-                if (a.score > cand[dup].score)
-                    cand[dup] = a;
-                continue;
+        for (int j = i + 1; j < nv; j++)
+            for (int diag = 0; diag < 2; diag++) {
+                /* the pair as the basis, or as its two diagonals b1 + b2,
+                 * b1 - b2 (the ridge suppressor weakens peaks on the axes,
+                 * so a lattice may show its diagonals only) */
+                double u[2] = {vec[i][0], vec[i][1]}, w[2] = {vec[j][0], vec[j][1]};
+                if (diag) {
+                    u[0] = (vec[i][0] + vec[j][0]) / 2, u[1] = (vec[i][1] + vec[j][1]) / 2;
+                    w[0] = (vec[i][0] - vec[j][0]) / 2, w[1] = (vec[i][1] - vec[j][1]) / 2;
+                }
+                consider_pair(m, u, w, pmin, pmax, cand, &nc);
             }
-            int pos;
-            if (nc < AFF_REFINE)
-                pos = nc++;
-            else if (a.score > cand[AFF_REFINE - 1].score)
-                pos = AFF_REFINE - 1;
-            else
-                continue;
-            cand[pos] = a;
-            while (pos > 0 && cand[pos - 1].score < cand[pos].score) {
-                affg t = cand[pos - 1];
-                cand[pos - 1] = cand[pos];
-                cand[pos] = t;
-                pos--;
-            }
-        }
     /* refine on every lattice point: coordinate search on the four
      * coordinates, two passes at two step sizes (relative to |b|) */
     int n = 0;
@@ -497,6 +529,12 @@ static int affine_search(const lagmap *m, const lagpeak *pk, int npeaks, double 
 int cm__sync_search(const float *r, int wd, int hd, double N, double Nt, cm__geom *out,
                     int max_sim, int max_aff, int *nsim)
 {
+    return cm__sync_search_smooth(r, wd, hd, N, Nt, 1, out, max_sim, max_aff, nsim);
+}
+
+int cm__sync_search_smooth(const float *r, int wd, int hd, double N, double Nt, int smooth,
+                           cm__geom *out, int max_sim, int max_aff, int *nsim)
+{
     int max = max_sim;
     *nsim = 0;
     if (wd < 32 || hd < 32 || max <= 0)
@@ -516,7 +554,7 @@ int cm__sync_search(const float *r, int wd, int hd, double N, double Nt, cm__geo
         return 0;
     lagmap m;
     /* keep 1.5 periods of the unscaled tile in both directions */
-    int ret = build_lagmap(r, wd, hd, Lx, Ly, (int)(1.5 * N), &m);
+    int ret = build_lagmap(r, wd, hd, Lx, Ly, (int)(1.5 * N), smooth, &m);
     if (ret)
         return ret;
 

@@ -1,8 +1,8 @@
 /*
  * The geometry search beyond a similarity (verify/geometry.c, verify/sync.c,
  * verify/fold.c; issue 19): an affine lattice recovered from a synthetic
- * periodic residual, and stamp -> warp (squeeze, shear, mirror + squeeze)
- * -> blind verify.
+ * periodic residual, a homography fitted from points, and stamp -> warp
+ * (squeeze, shear, mirror + squeeze, perspective) -> blind verify.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -120,6 +120,43 @@ static void test_similarity_unchanged(void **state)
     free(r);
 }
 
+static void test_homography_fit(void **state)
+{
+    (void)state;
+    const double h[8] = {2.05, 0.04, 3.0, -0.03, 1.96, -7.0, 2.1e-5, -3.3e-5};
+    double p[18], q[18], wt[9], got[8];
+    for (int i = 0; i < 9; i++) {
+        double x = 240 * (i % 3 + 1), y = 135 * (i / 3 + 1), w = h[6] * x + h[7] * y + 1;
+        p[2 * i] = x;
+        p[2 * i + 1] = y;
+        q[2 * i] = (h[0] * x + h[1] * y + h[2]) / w;
+        q[2 * i + 1] = (h[3] * x + h[4] * y + h[5]) / w;
+        wt[i] = 1 + i;
+    }
+    assert_int_equal(cm__homography_fit(p, q, wt, 9, got), 0);
+    /* the map agrees at the frame's corners to 1e-6 tile px */
+    for (int c = 0; c < 4; c++) {
+        double x = c % 2 ? 960 : 0, y = c / 2 ? 540 : 0;
+        double w0 = h[6] * x + h[7] * y + 1, w1 = got[6] * x + got[7] * y + 1;
+        assert_true(fabs((h[0] * x + h[1] * y + h[2]) / w0 -
+                         (got[0] * x + got[1] * y + got[2]) / w1) < 1e-6);
+        assert_true(fabs((h[3] * x + h[4] * y + h[5]) / w0 -
+                         (got[3] * x + got[4] * y + got[5]) / w1) < 1e-6);
+    }
+    /* four points in general position determine it; three do not, nor
+     * four with three on a line (the first row and one more) */
+    double p4[8], q4[8];
+    static const int corners[4] = {0, 2, 6, 8};
+    for (int i = 0; i < 4; i++) {
+        memcpy(p4 + 2 * i, p + 2 * corners[i], 2 * sizeof(double));
+        memcpy(q4 + 2 * i, q + 2 * corners[i], 2 * sizeof(double));
+    }
+    assert_int_equal(cm__homography_fit(p4, q4, NULL, 4, got), 0);
+    assert_true(fabs(got[6] - h[6]) < 1e-9 && fabs(got[7] - h[7]) < 1e-9);
+    assert_int_equal(cm__homography_fit(p4, q4, NULL, 3, got), -1);
+    assert_int_equal(cm__homography_fit(p, q, NULL, 4, got), -1);
+}
+
 /* out(x, y) = in(hinv (x, y)) bilinear, 0 outside; hinv maps output pixel
  * centres to input ones (h[8] = 1). */
 static void warp(const cm_plane *in, cm_plane *out, int w, int h, const double hinv[8])
@@ -191,6 +228,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_affine_lattice),
         cmocka_unit_test(test_similarity_unchanged),
+        cmocka_unit_test(test_homography_fit),
         cmocka_unit_test(test_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
