@@ -13,8 +13,7 @@
  *      the frame smears a single lattice:
  *      a. a start: the best fold so far, or a lattice of the frame's
  *         central 3/4 x 3/4 (PERSP_CENTRE_SIM square, PERSP_CENTRE_AFF
- *         affine, found on a lag map smoothed over 7 x 7 lags, and the
- *         square lattices of each affine basis vector alone), whichever
+ *         affine, found on a lag map smoothed over 7 x 7 lags), whichever
  *         gives the best sync on the central half of the frame folded
  *         alone; the fit starts only when that reaches PERSP_GATE_Z;
  *      b. the frame is cut into 3 x 3 overlapping windows of half its
@@ -40,7 +39,7 @@
  * fair coins whatever was selected on the others (test_calibration,
  * bench/falsepos). How many folds at most: 1 (untouched) + MAX_GEOMS +
  * MAX_AFFINE + PERSP_ITERS (4) = 10 whole-frame folds, 1 + PERSP_CENTRE_SIM
- * + 3 PERSP_CENTRE_AFF = 6 folds of the central half and 9 PERSP_ITERS = 36
+ * + PERSP_CENTRE_AFF = 4 folds of the central half and 9 PERSP_ITERS = 36
  * window folds (each a quarter of the frame), each with 2 mirrors x
  * ORIGIN_PEAKS origins (the windows and the fits: the start's mirror
  * only). H stays 2 whatever ran.
@@ -423,7 +422,7 @@ static int perspective(cm_verifier *v, const float *r, int wd, int hd, hypo *bes
     if (!cur)
         return CM_E_NOMEM;
     cur->sync_z = -1e30;
-    cm__geom start[1 + PERSP_CENTRE_SIM + 3 * PERSP_CENTRE_AFF];
+    cm__geom start[1 + PERSP_CENTRE_SIM + PERSP_CENTRE_AFF];
     int ns = 0;
     start[ns++] = best[0].g; /* the whole frame's best, whatever its lattice */
     /* the lattice of the frame's central 3/4 x 3/4, on a smoothed lag map:
