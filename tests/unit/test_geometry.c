@@ -2,7 +2,8 @@
  * The geometry search beyond a similarity (verify/geometry.c, verify/sync.c,
  * verify/fold.c; issue 19): an affine lattice recovered from a synthetic
  * periodic residual, a homography fitted from points, and stamp -> warp
- * (squeeze, shear, mirror + squeeze, perspective) -> blind verify.
+ * (squeeze, shear, mirror + squeeze, perspective) -> blind verify, and a
+ * camcorded clip's frames summed as evidence.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -237,6 +238,59 @@ static void test_round_trip(void **state)
     cm_key_free(&k);
 }
 
+/* A camcorded clip: every frame the same perspective view of the stamped
+ * frame with its own sensor noise; the frames' evidence adds up and the
+ * search registers the sum (as verify_video does per window). */
+static void test_camcorded(void **state)
+{
+    (void)state;
+    cm_key *k = test_key(6);
+    cm_image *img = test_frame(1280, 720, 23, 3, 8, CEL_FLAT);
+    cm_stamper *st = NULL;
+    assert_int_equal(cm_stamper_new(NULL, k, ID, NULL, &st), 0);
+    assert_int_equal(cm_stamper_image(st, img), 0);
+    cm_stamper_free(&st);
+    cm_plane p = {0}, q = {0};
+    assert_int_equal(cm_image_to_plane(NULL, img, &p), 0);
+    double hinv[8];
+    const double src[8] = {30, -25, 1310, 20, 1290, 750, -35, 690};
+    const double dst[8] = {0, 0, 1279, 0, 1279, 719, 0, 719};
+    assert_int_equal(cm__homography_fit(dst, src, NULL, 4, hinv), 0);
+    warp(&p, &q, 1280, 720, hinv);
+    cm_verifier *v = NULL;
+    cm_evidence *e = NULL;
+    assert_int_equal(cm_verifier_new(NULL, k, NULL, &v), 0);
+    assert_int_equal(cm_evidence_new(&e), 0);
+    cm_plane n = {0};
+    assert_int_equal(cm_plane_alloc(&n, 1280, 720), 0);
+    uint64_t seed = 99;
+    cm_verify_result one, sum;
+    for (int f = 0; f < 6; f++) {
+        for (int y = 0; y < 720; y++)
+            for (int x = 0; x < 1280; x++) {
+                double u1 = urand(&seed) + 1e-12, u2 = urand(&seed);
+                double g = sqrt(-2 * log(u1)) * cos(2 * M_PI * u2);
+                n.data[y * n.stride + x] = q.data[y * q.stride + x] + (float)(10 * g);
+            }
+        if (f == 0)
+            assert_int_equal(cm_verifier_plane(v, &n, &one), 0);
+        assert_int_equal(cm_evidence_add(e, &n, NULL), 0);
+    }
+    assert_int_equal(cm_verifier_evidence(v, e, &sum), 0);
+    print_message("one frame: marked %d z %.1f; six: marked %d z %.1f\n", one.marked, one.score,
+                  sum.marked, sum.score);
+    assert_true(sum.marked);
+    assert_true(sum.issue_id == ID);
+    assert_true(sum.score > one.score);
+    cm_evidence_free(&e);
+    cm_verifier_free(&v);
+    cm_plane_free(&n);
+    cm_plane_free(&q);
+    cm_plane_free(&p);
+    cm_image_free(&img);
+    cm_key_free(&k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -244,6 +298,7 @@ int main(void)
         cmocka_unit_test(test_similarity_unchanged),
         cmocka_unit_test(test_homography_fit),
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_camcorded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
