@@ -15,6 +15,19 @@
  *   chain        crop 70% of the area -> scale 60% -> JPEG 60
  *   review_sheet the frame at 60% on a white page with blocky "text" and
  *                red/yellow marker strokes over it, then JPEG 75
+ *   review_sheet_43  the same with the frame squeezed into a 4:3 cell (60 %
+ *                of its width, 80 % of its height)
+ *   aniso_*      one axis rescaled (swscale), the other kept: w075 = width
+ *                x 0.75 (16:9 squeezed into 4:3), h075, w060, h133
+ *   shear*       horizontal shear by +-3 and +-6 degrees about the centre
+ *   persp3/6     perspective: each corner moved by 50-100 % of 3 % / 6 % of
+ *                the side along each axis, random sign (a homography)
+ *   screen_photo a phone photo of a monitor: perspective (corners 6 %),
+ *                lens blur sigma 1.3, levels (black 16, white 235, gamma
+ *                0.9), downscale to 1280x720, sensor noise sigma 3, JPEG 70
+ *   screen_moire the same, the monitor's RGB stripe subpixels and black
+ *                matrix sampled by the camera pixels (2x2 samples a pixel),
+ *                which aliases into moire
  *
  * Rotation, blur, noise, point operations and the review sheet drawing are
  * written here (none of the libraries offers them). Rotation maps each output
@@ -135,6 +148,38 @@
 #define STROKE_SEGMENTS 64
 #define STROKE_COVER 0.10
 #define STROKE_MAX 400 /* safety stop for tiny frames */
+
+/* review_sheet_43: the frame's scale per axis in its 4:3 cell. */
+#define SHEET43_SCALE_X 0.6
+#define SHEET43_SCALE_Y 0.8
+
+/* Anisotropic scales (one axis) and shear angles, degrees. */
+#define ANISO_075 0.75
+#define ANISO_060 0.60
+#define ANISO_133 1.33
+#define SHEAR_SMALL_DEG 3.0
+#define SHEAR_LARGE_DEG 6.0
+
+/* Perspective: largest corner displacement, fraction of the side; each
+ * corner moves between half and all of it along each axis. */
+#define PERSP_SMALL 0.03
+#define PERSP_LARGE 0.06
+
+/* screen_photo: corner displacement, lens blur (px of the frame), levels
+ * (black and white points, gamma), camera resolution, sensor noise (code
+ * values at the camera's resolution), JPEG quality; the moire variant's
+ * subpixel fill (share of a pixel's height lit: the black matrix) and the
+ * gain that keeps its mean brightness. */
+#define PHOTO_PERSP 0.06
+#define PHOTO_BLUR 1.3
+#define PHOTO_BLACK 16
+#define PHOTO_WHITE 235
+#define PHOTO_GAMMA 0.9
+#define PHOTO_W 1280
+#define PHOTO_H 720
+#define PHOTO_NOISE 3.0
+#define PHOTO_QUALITY 70
+#define MOIRE_FILL 0.8
 
 /* Marker colours (RGB code values). */
 static const uint8_t stroke_red[3] = {220, 30, 35};
@@ -600,6 +645,174 @@ static int rotate(const cm_image *in, double deg, cm_image **out)
     return CM_OK;
 }
 
+/* ---- general warps: shear, perspective, a screen photographed ---------- */
+
+/* The homography h (h[8] = 1) that maps the 4 points src[i] to dst[i]
+ * (x, y pairs): 8 equations, Gaussian elimination with partial pivoting.
+ * Returns -1 when the points are degenerate. */
+static int homography_4pt(const double src[8], const double dst[8], double h[9])
+{
+    double a[8][9];
+    for (int i = 0; i < 4; i++) {
+        double x = src[2 * i], y = src[2 * i + 1], u = dst[2 * i], v = dst[2 * i + 1];
+        double r0[9] = {x, y, 1, 0, 0, 0, -u * x, -u * y, u};
+        double r1[9] = {0, 0, 0, x, y, 1, -v * x, -v * y, v};
+        memcpy(a[2 * i], r0, sizeof r0);
+        memcpy(a[2 * i + 1], r1, sizeof r1);
+    }
+    for (int c = 0; c < 8; c++) {
+        int piv = c;
+        for (int r = c + 1; r < 8; r++)
+            if (fabs(a[r][c]) > fabs(a[piv][c]))
+                piv = r;
+        if (fabs(a[piv][c]) < 1e-12)
+            return -1;
+        if (piv != c)
+            for (int k = 0; k < 9; k++) {
+                double t = a[c][k];
+                a[c][k] = a[piv][k];
+                a[piv][k] = t;
+            }
+        for (int r = 0; r < 8; r++) {
+            if (r == c)
+                continue;
+            double f = a[r][c] / a[c][c];
+            for (int k = c; k < 9; k++)
+                a[r][k] -= f * a[c][k];
+        }
+    }
+    for (int i = 0; i < 8; i++)
+        h[i] = a[i][8] / a[i][i];
+    h[8] = 1;
+    return 0;
+}
+
+/* How warp() samples the source: bilinear (black outside), or the moire
+ * model: the source shown on a monitor whose pixels are three vertical
+ * R, G, B stripes lit over MOIRE_FILL of the pixel's height, point-sampled
+ * 2x2 times per output pixel. */
+typedef enum { WARP_BILINEAR, WARP_SUBPIXELS } warp_mode;
+
+/* Bilinear sample of channel values at source (sx, sy), black outside. */
+static void sample_bilinear(const cm_image *in, double sx, double sy, double acc[3])
+{
+    const int w = in->width, h = in->height;
+    const double fx0 = floor(sx), fy0 = floor(sy);
+    const int x0 = (int)fx0, y0 = (int)fy0;
+    const double fx = sx - fx0, fy = sy - fy0;
+    const double wt[4] = {(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy};
+    acc[0] = acc[1] = acc[2] = 0;
+    if (x0 < -1 || y0 < -1 || x0 >= w || y0 >= h)
+        return;
+    for (int t = 0; t < 4; t++) {
+        const int xi = x0 + (t & 1), yi = y0 + (t >> 1);
+        if (xi < 0 || yi < 0 || xi >= w || yi >= h)
+            continue;
+        const uint8_t *p = row(in, yi) + 3 * (size_t)xi;
+        for (int k = 0; k < 3; k++)
+            acc[k] += wt[t] * p[k];
+    }
+}
+
+/* Output (x, y) of a w x h image takes the source at hinv (x, y, 1). */
+static int warp(const cm_image *in, const double hinv[9], int w, int h, warp_mode mode,
+                cm_image **out)
+{
+    int ret = new_rgb(out, w, h);
+    if (ret)
+        return ret;
+    for (int y = 0; y < h; y++) {
+        uint8_t *d = row(*out, y);
+        for (int x = 0; x < w; x++, d += 3) {
+            double acc[3] = {0, 0, 0};
+            if (mode == WARP_BILINEAR) {
+                double q = hinv[6] * x + hinv[7] * y + hinv[8];
+                sample_bilinear(in, (hinv[0] * x + hinv[1] * y + hinv[2]) / q,
+                                (hinv[3] * x + hinv[4] * y + hinv[5]) / q, acc);
+            } else {
+                for (int sub = 0; sub < 4; sub++) {
+                    double ox = x - 0.25 + 0.5 * (sub & 1), oy = y - 0.25 + 0.5 * (sub >> 1);
+                    double q = hinv[6] * ox + hinv[7] * oy + hinv[8];
+                    double sx = (hinv[0] * ox + hinv[1] * oy + hinv[2]) / q + 0.5;
+                    double sy = (hinv[3] * ox + hinv[4] * oy + hinv[5]) / q + 0.5;
+                    double px = floor(sx), py = floor(sy);
+                    if (px < 0 || py < 0 || px >= in->width || py >= in->height)
+                        continue;
+                    if (sy - py >= MOIRE_FILL)
+                        continue; /* black matrix between rows */
+                    int k = (int)((sx - px) * 3);
+                    k = k > 2 ? 2 : k;
+                    const uint8_t *p = row(in, (int)py) + 3 * (size_t)px;
+                    acc[k] += p[k] * 3.0 / MOIRE_FILL / 4;
+                }
+            }
+            for (int k = 0; k < 3; k++)
+                d[k] = clamp_u8(acc[k]);
+        }
+    }
+    return CM_OK;
+}
+
+/* Horizontal shear by deg about the centre row, same size, black outside. */
+static int shear(const cm_image *in, double deg, cm_image **out)
+{
+    double t = tan(deg * M_PI / 180.0), cy = 0.5 * (in->height - 1);
+    const double hinv[9] = {1, -t, t * cy, 0, 1, 0, 0, 0, 1};
+    return warp(in, hinv, in->width, in->height, WARP_BILINEAR, out);
+}
+
+/* The frame's corners moved by up to frac of each side (50-100 % of it
+ * along each axis, random sign), the rest following the homography. */
+static int perspective(const cm_image *in, double frac, uint32_t seed, warp_mode mode,
+                       cm_image **out)
+{
+    const double w = in->width - 1, h = in->height - 1;
+    const double corner[8] = {0, 0, w, 0, w, h, 0, h};
+    double moved[8], hinv[9];
+    rng r;
+    rng_init(&r, seed ^ 0x5ca1ab1eu);
+    for (int i = 0; i < 8; i++) {
+        double side = i % 2 ? h : w;
+        double m = (0.5 + 0.5 * rng_unit(&r)) * frac * side;
+        moved[i] = corner[i] + (rng_int(&r, 2) ? m : -m);
+    }
+    if (homography_4pt(moved, corner, hinv))
+        return CM_E_INTERNAL;
+    return warp(in, hinv, in->width, in->height, mode, out);
+}
+
+static int gaussian_blur(const cm_image *in, double sigma, cm_image **out);
+static int add_noise(const cm_image *in, double sigma, uint32_t seed, cm_image **out);
+static int apply_lut(const cm_image *in, const uint8_t lut[256], cm_image **out);
+
+/* A phone photo of the frame on a monitor (screen_photo, screen_moire). */
+static int screen_photo(const cm_image *in, uint32_t seed, warp_mode mode, cm_image **out)
+{
+    cm_image *a = NULL, *b = NULL;
+    uint8_t lut[256];
+    for (int v = 0; v < 256; v++) {
+        double x = v / (double)CODE_MAX;
+        lut[v] = clamp_u8(PHOTO_BLACK + (PHOTO_WHITE - PHOTO_BLACK) * pow(x, PHOTO_GAMMA));
+    }
+    int ret = perspective(in, PHOTO_PERSP, seed, mode, &a);
+    if (!ret)
+        ret = gaussian_blur(a, PHOTO_BLUR, &b);
+    cm_image_free(&a);
+    if (!ret)
+        ret = apply_lut(b, lut, &a);
+    cm_image_free(&b);
+    if (!ret)
+        ret = scale_to(a, PHOTO_W, PHOTO_H, &b);
+    cm_image_free(&a);
+    if (!ret)
+        ret = add_noise(b, PHOTO_NOISE, seed, &a);
+    cm_image_free(&b);
+    if (!ret)
+        ret = jpeg_roundtrip(a, PHOTO_QUALITY, out);
+    cm_image_free(&a);
+    return ret;
+}
+
 /* ---- filters and point operations ---------------------------------------- */
 
 /* Separable Gaussian blur, edge clamp. */
@@ -861,7 +1074,8 @@ static long draw_stroke(cm_image *page, float *cov, uint8_t *painted, rng *r,
     return added;
 }
 
-static int review_sheet(const cm_image *in, uint32_t seed, cm_image **out)
+static int review_sheet(const cm_image *in, uint32_t seed, double sx, double sy,
+                        cm_image **out)
 {
     cm_image *small = NULL, *page = NULL;
     float *cov = NULL;
@@ -869,11 +1083,12 @@ static int review_sheet(const cm_image *in, uint32_t seed, cm_image **out)
     rng r;
     int ret;
 
-    /* 60% of the frame, shrunk further if that would not fit on the page. */
-    double factor = SHEET_FRAME_SCALE;
-    factor = fmin(factor, (double)SHEET_W / in->width);
-    factor = fmin(factor, (double)SHEET_H / in->height);
-    if ((ret = scale_by(in, factor, &small)) != 0)
+    /* sx, sy of the frame, both shrunk further if that would not fit on
+     * the page. */
+    double fit = fmin(1.0, fmin((double)SHEET_W / (in->width * sx),
+                                (double)SHEET_H / (in->height * sy)));
+    if ((ret = scale_to(in, scaled_side(in->width, sx * fit),
+                        scaled_side(in->height, sy * fit), &small)) != 0)
         goto fail;
     if ((ret = new_rgb(&page, SHEET_W, SHEET_H)) != 0)
         goto fail;
@@ -987,7 +1202,13 @@ static int atk_chain(const cm_image *in, cm_image **out, uint32_t seed)
 static int atk_review_sheet(const cm_image *in, cm_image **out, uint32_t seed)
 {
     int ret = check_rgb8(in, out);
-    return ret ? ret : review_sheet(in, seed, out);
+    return ret ? ret : review_sheet(in, seed, SHEET_FRAME_SCALE, SHEET_FRAME_SCALE, out);
+}
+
+static int atk_review_sheet_43(const cm_image *in, cm_image **out, uint32_t seed)
+{
+    int ret = check_rgb8(in, out);
+    return ret ? ret : review_sheet(in, seed, SHEET43_SCALE_X, SHEET43_SCALE_Y, out);
 }
 
 static int atk_crop512(const cm_image *in, cm_image **out, uint32_t seed)
@@ -1030,6 +1251,18 @@ ATK_WRAP(atk_gamma14, gamma_curve(in, GAMMA_HIGH, out))
 ATK_WRAP(atk_bright_p20, brightness(in, BRIGHT_DELTA, out))
 ATK_WRAP(atk_bright_m20, brightness(in, -BRIGHT_DELTA, out))
 ATK_WRAP(atk_contrast08, contrast(in, CONTRAST_GAIN, out))
+ATK_WRAP(atk_aniso_w075, scale_to(in, scaled_side(in->width, ANISO_075), in->height, out))
+ATK_WRAP(atk_aniso_h075, scale_to(in, in->width, scaled_side(in->height, ANISO_075), out))
+ATK_WRAP(atk_aniso_w060, scale_to(in, scaled_side(in->width, ANISO_060), in->height, out))
+ATK_WRAP(atk_aniso_h133, scale_to(in, in->width, scaled_side(in->height, ANISO_133), out))
+ATK_WRAP(atk_shear3, shear(in, SHEAR_SMALL_DEG, out))
+ATK_WRAP(atk_shearm3, shear(in, -SHEAR_SMALL_DEG, out))
+ATK_WRAP(atk_shear6, shear(in, SHEAR_LARGE_DEG, out))
+ATK_WRAP(atk_shearm6, shear(in, -SHEAR_LARGE_DEG, out))
+ATK_WRAP(atk_persp3, perspective(in, PERSP_SMALL, seed, WARP_BILINEAR, out))
+ATK_WRAP(atk_persp6, perspective(in, PERSP_LARGE, seed, WARP_BILINEAR, out))
+ATK_WRAP(atk_screen_photo, screen_photo(in, seed, WARP_BILINEAR, out))
+ATK_WRAP(atk_screen_moire, screen_photo(in, seed, WARP_SUBPIXELS, out))
 
 const atk_def atk_list[] = {
     {"none", atk_none},
@@ -1063,6 +1296,19 @@ const atk_def atk_list[] = {
     {"grey", atk_grey},
     {"chain", atk_chain},
     {"review_sheet", atk_review_sheet},
+    {"review_sheet_43", atk_review_sheet_43},
+    {"aniso_w075", atk_aniso_w075},
+    {"aniso_h075", atk_aniso_h075},
+    {"aniso_w060", atk_aniso_w060},
+    {"aniso_h133", atk_aniso_h133},
+    {"shear3", atk_shear3},
+    {"shearm3", atk_shearm3},
+    {"shear6", atk_shear6},
+    {"shearm6", atk_shearm6},
+    {"persp3", atk_persp3},
+    {"persp6", atk_persp6},
+    {"screen_photo", atk_screen_photo},
+    {"screen_moire", atk_screen_moire},
 };
 
 int atk_count(void)

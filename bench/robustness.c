@@ -96,6 +96,12 @@ static const target targets[] = {
     {"gamma14", 100, 100},     {"bright_p20", 100, 100},  {"bright_m20", 100, 100},
     {"contrast08", 100, 100},  {"grey", 100, 100},        {"chain", 100, 100},
     {"review_sheet", 100, 100},
+    /* issue 19: geometry beyond a similarity */
+    {"review_sheet_43", 100, 100}, {"aniso_w075", 100, 100},   {"aniso_h075", 100, 100},
+    {"aniso_w060", 0, 0},          {"aniso_h133", 0, 0},       {"shear3", 100, 100},
+    {"shearm3", 100, 100},         {"shear6", 95, 100},        {"shearm6", 95, 100},
+    {"persp3", 100, 100},          {"persp6", 95, 100},        {"screen_photo", 90, 100},
+    {"screen_moire", 0, 0},
 };
 
 static const target *target_find(const char *attack)

@@ -19,19 +19,49 @@ CM__HIDDEN int cm__prefilter(const cm_plane *luma, float *r);
 CM__HIDDEN int cm__prefilter_raw(const cm_plane *luma, float *r);
 CM__HIDDEN int cm__prefilter_whiten(float *r, int wd, int hd);
 
-/* sync.c: geometry hypotheses from the residual's autocorrelation. */
+/* A geometry hypothesis: where each pixel (x, y) of the decimated residual
+ * lies in the tile, in tile pixels (mod N):
+ *
+ *     u = (h0 x + h1 y + h2) / w,   v = (h3 x + h4 y + h5) / w,
+ *     w = h6 x + h7 y + 1            (h6 = h7 = 0: an affine map)
+ *
+ * A similarity of period P and angle t is h = N/P R(-t) (cm__geom_similar);
+ * an affine map from the lattice basis B = [b1 b2] (lag vectors, residual
+ * px) is N B^-1 (cm__geom_affine); a homography adds h6, h7 (perspective).
+ * The translation h2, h5 is left 0 by the sync: the origin is found on the
+ * fold. */
 typedef struct cm__geom {
-    double period;    /* tile period in pixels of the decimated residual */
-    double theta;     /* lattice angle, radians, in [-pi/4, pi/4) */
+    double h[8];      /* see above */
     double score;     /* lattice score (uncalibrated) */
 } cm__geom;
 
-/* Up to max hypotheses, best first; returns how many were found (>= 0) or a
- * negative CM_E code. N = the period at scale 1, in residual pixels. */
-CM__HIDDEN int cm__sync_search(const float *r, int w, int h, double N, cm__geom *out, int max);
+CM__HIDDEN cm__geom cm__geom_similar(double N, double period, double theta);
+CM__HIDDEN cm__geom cm__geom_affine(double N, const double b1[2], const double b2[2]);
+/* The lattice basis of g's linear part at (x, y): the frame vectors that
+ * move one tile along u (b1) and along v (b2); for reporting and cells. */
+CM__HIDDEN void cm__geom_basis(const cm__geom *g, double N, double x, double y, double b1[2],
+                               double b2[2]);
+/* The period a geometry implies, sqrt |det B| (residual px), at (x, y). */
+CM__HIDDEN double cm__geom_period(const cm__geom *g, double N, double x, double y);
+/* 1 when g is projective (h6 or h7 non-zero). */
+CM__HIDDEN int cm__geom_projective(const cm__geom *g);
 
-/* fold.c: accumulate r into an N*N tile given a geometry whose period is
- * P residual pixels for N tile pixels (reference kernel). */
+/* sync.c: geometry hypotheses from the residual's autocorrelation: up to
+ * max_sim similarities (square lattices) into out[0..), then up to
+ * max_aff affine ones (two independent basis vectors) that are not
+ * similarities, best first within each group; returns how many in all
+ * (>= 0) or a negative CM_E code, and *nsim how many are similarities.
+ * N = the tile period at scale 1 in residual pixels, Nt = in tile pixels. */
+CM__HIDDEN int cm__sync_search(const float *r, int w, int h, double N, double Nt,
+                               cm__geom *out, int max_sim, int max_aff, int *nsim);
+/* ... with the candidates found on the map smoothed over (2 smooth + 1)^2
+ * lags and refined on its 3x3 smoothing (smooth > 1: peaks smeared by a
+ * perspective); smooth = 1 is cm__sync_search. */
+CM__HIDDEN int cm__sync_search_smooth(const float *r, int w, int h, double N, double Nt,
+                                      int smooth, cm__geom *out, int max_sim, int max_aff,
+                                      int *nsim);
+
+/* fold.c: accumulate r into an N*N tile at geometry g (reference kernel). */
 CM__HIDDEN void cm__fold_c(const float *r, int w, int h, const cm__geom *g, int N,
                            float *sum, float *count);
 /* Add the rectangle (x0, y0, w, h) of r (rows of stride floats) into sum and

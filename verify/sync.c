@@ -25,6 +25,20 @@
  *    lattice;
  * 4. refine the best few with all lattice points in the window
  *    (coordinate search on period and angle).
+ * 5. affine lattices (issue 19: a frame squeezed along one axis, sheared):
+ *    the lattice is spanned by any two independent vectors b1, b2, not a
+ *    rotated square. Every pair of candidate vectors (the peaks and their
+ *    halves and thirds, taken as the basis or as its two diagonals b1 + b2
+ *    and b1 - b2) that could be a basis — lengths within the scales
+ *    searched and within AFF_RATIO of each other, at AFF_MIN_ANGLE..180 -
+ *    AFF_MIN_ANGLE degrees — is scored like the square candidates; the best
+ *    few are refined on all lattice points (coordinate search on the four
+ *    coordinates of b1 and b2). A refined basis that is a square lattice
+ *    after all (lengths within AFF_SIM_RATIO, angle within AFF_SIM_DEG of
+ *    90) is dropped: the square search has it. b1 is taken as the more
+ *    horizontal vector with x > 0 and b2 with y > 0, so the tile's axes
+ *    keep their order and a mirror image folds into the mirrored tile,
+ *    which the fold step tries anyway.
  * The caller folds the frame with each hypothesis and keeps the one whose
  * sync chips correlate best.
  */
@@ -51,6 +65,21 @@
 #define REFINE_STEPS 8       /* steps each way per axis and pass */
 #define MIN_POINTS 4         /* lattice points a hypothesis must cover */
 #define LAG_FRACTION 0.75    /* largest lag, fraction of the side */
+#define AFF_PEAKS 24         /* lag peaks paired into affine bases */
+#define AFF_RATIO 2.0        /* |b1| / |b2| within 1/2 .. 2 (a 0.6 squeeze
+                                with the other axis 1.33 is 0.45: beyond) */
+#define AFF_MIN_ANGLE 55.0   /* degrees between b1 and b2, at least (a 6
+                                degree shear with a 0.6 squeeze: 80) */
+#define AFF_REFINE 4         /* affine candidates refined */
+#define AFF_SIM_RATIO 0.006  /* a refined basis this close to a square one */
+#define AFF_SIM_DEG 0.35     /* is left to the square search */
+#define AFF_GAIN 1.15        /* an affine basis is kept only when its lattice
+                                score beats the best square one by this
+                                factor (bench: a true squeeze or shear
+                                scores 3-5x, the affine harmonics of a true
+                                square lattice score less than it) */
+#define AFF_SECOND 0.85      /* ... and a second one within this factor of
+                                the first (true: the next is 0.7-0.78 of it) */
 
 typedef struct lagmap {
     int Lx, Ly; /* lags -Lx..Lx, -Ly..Ly; A(-d) = A(d), so only rows
@@ -174,7 +203,8 @@ static int fit_size(int n, int *L, int Lmin)
     return full;
 }
 
-static int build_lagmap(const float *r, int wd, int hd, int Lx, int Ly, int Lmin, lagmap *m)
+static int build_lagmap(const float *r, int wd, int hd, int Lx, int Ly, int Lmin, int smooth,
+                        lagmap *m)
 {
     int fw = fit_size(wd, &Lx, Lmin), fh = fit_size(hd, &Ly, Lmin);
     if (fw % 2)
@@ -248,6 +278,17 @@ static int build_lagmap(const float *r, int wd, int hd, int Lx, int Ly, int Lmin
         free(hb);
         goto fail;
     }
+    /* smeared peaks (a perspective): refine on the 3x3 copy, find the
+     * candidates on a wider one */
+    if (smooth > 1) {
+        memcpy(m->a, m->sm, sn * sizeof(float));
+        if (box_mean(m->a, hb, m->sx, m->sy, smooth, 0) ||
+            box_mean(hb, m->sm, m->sx, m->sy, smooth, 1)) {
+            free(tmp);
+            free(hb);
+            goto fail;
+        }
+    }
     free(tmp);
     free(hb);
     ret = CM_OK;
@@ -302,8 +343,200 @@ static int find_lag_peaks(const lagmap *m, double rmin, lagpeak *out, int max)
     return n;
 }
 
-int cm__sync_search(const float *r, int wd, int hd, double N, cm__geom *out, int max)
+/* Lattice score of the basis (b1, b2), as lattice_score: the points
+ * a b1 + b b2 with (a, b) chosen for the basis (c1, c2) it is refined
+ * from, |a|, |b| <= order when order > 0. */
+static double basis_score(const lagmap *m, const float *map, const double b1[2],
+                          const double b2[2], const double c1[2], const double c2[2], int order)
 {
+    double k = 1 + FINE_RANGE;
+    double xmax = (m->Lx - 1.5) / k, ymax = (m->Ly - 1.5) / k;
+    double det = fabs(c1[0] * c2[1] - c2[0] * c1[1]);
+    /* |a| |det| <= |p| |c2| for a point p: bound both by the window */
+    double reach = hypot(xmax, ymax);
+    int amax = (int)(reach * fmax(hypot(c1[0], c1[1]), hypot(c2[0], c2[1])) / det) + 1;
+    if (order > 0 && amax > order)
+        amax = order;
+    double sum = 0;
+    int n = 0;
+    for (int b = 0; b <= amax; b++) {
+        for (int a = -amax; a <= amax; a++) {
+            if (b == 0 && a <= 0)
+                continue; /* half-plane: A is symmetric */
+            double px = a * c1[0] + b * c2[0], py = a * c1[1] + b * c2[1];
+            if (fabs(px) > xmax || fabs(py) > ymax)
+                continue;
+            sum += lag_at(m, map, a * b1[0] + b * b2[0], a * b1[1] + b * b2[1]);
+            n++;
+        }
+    }
+    return n >= MIN_POINTS ? sum / sqrt((double)n) : -1e30;
+}
+
+/* Put a basis in the order the fold expects: b1 the more horizontal vector
+ * with x > 0, b2 the other with y > 0. */
+static void basis_order(double b1[2], double b2[2])
+{
+    if (fabs(b1[1]) / hypot(b1[0], b1[1]) > fabs(b2[1]) / hypot(b2[0], b2[1])) {
+        double t0 = b1[0], t1 = b1[1];
+        b1[0] = b2[0], b1[1] = b2[1];
+        b2[0] = t0, b2[1] = t1;
+    }
+    if (b1[0] < 0)
+        b1[0] = -b1[0], b1[1] = -b1[1];
+    if (b2[1] < 0)
+        b2[0] = -b2[0], b2[1] = -b2[1];
+}
+
+typedef struct affg {
+    double b1[2], b2[2], score;
+} affg;
+
+/* Score the basis (u, w) as an affine candidate and keep it in cand[0..*nc)
+ * (the AFF_REFINE best, strongest first) if it ranks. */
+static void consider_pair(const lagmap *m, const double u[2], const double w[2], double pmin,
+                          double pmax, affg *cand, int *nc)
+{
+    double cos_max = cos(AFF_MIN_ANGLE * M_PI / 180);
+    double l1 = hypot(u[0], u[1]), l2 = hypot(w[0], w[1]);
+    if (l1 < pmin || l1 > pmax || l2 < pmin || l2 > pmax)
+        return;
+    if (l1 > AFF_RATIO * l2 || l2 > AFF_RATIO * l1)
+        return;
+    double cs = (u[0] * w[0] + u[1] * w[1]) / (l1 * l2);
+    if (fabs(cs) > cos_max)
+        return;
+    affg a = {{u[0], u[1]}, {w[0], w[1]}, 0};
+    basis_order(a.b1, a.b2);
+    a.score = basis_score(m, m->sm, a.b1, a.b2, a.b1, a.b2, COARSE_ORDER);
+    if (a.score <= -1e29)
+        return;
+    int dup = -1;
+    for (int k = 0; k < *nc; k++)
+        if (hypot(cand[k].b1[0] - a.b1[0], cand[k].b1[1] - a.b1[1]) < 0.02 * l1 &&
+            hypot(cand[k].b2[0] - a.b2[0], cand[k].b2[1] - a.b2[1]) < 0.02 * l2)
+            dup = k;
+    if (dup >= 0) {
+        if (a.score > cand[dup].score)
+            cand[dup] = a;
+        return;
+    }
+    int pos;
+    if (*nc < AFF_REFINE)
+        pos = (*nc)++;
+    else if (a.score > cand[AFF_REFINE - 1].score)
+        pos = AFF_REFINE - 1;
+    else
+        return;
+    cand[pos] = a;
+    while (pos > 0 && cand[pos - 1].score < cand[pos].score) {
+        affg t = cand[pos - 1];
+        cand[pos - 1] = cand[pos];
+        cand[pos] = t;
+        pos--;
+    }
+}
+
+/* Affine hypotheses (file comment, step 5) into out; returns how many. */
+static int affine_search(const lagmap *m, const lagpeak *pk, int npeaks, double pmin,
+                         double pmax, double Nt, double floor_score, cm__geom *out, int max)
+{
+    double vec[AFF_PEAKS * 3][2];
+    int nv = 0;
+    for (int i = 0; i < npeaks; i++)
+        for (int d = 1; d <= 3; d++) {
+            double x = pk[i].x / (double)d, y = pk[i].y / (double)d, len = hypot(x, y);
+            if (len < pmin || len > pmax)
+                continue;
+            vec[nv][0] = x;
+            vec[nv][1] = y;
+            nv++;
+        }
+    affg cand[AFF_REFINE];
+    int nc = 0;
+    for (int i = 0; i < nv; i++)
+        for (int j = i + 1; j < nv; j++)
+            for (int diag = 0; diag < 2; diag++) {
+                /* the pair as the basis, or as its two diagonals b1 + b2,
+                 * b1 - b2 (the ridge suppressor weakens peaks on the axes,
+                 * so a lattice may show its diagonals only) */
+                double u[2] = {vec[i][0], vec[i][1]}, w[2] = {vec[j][0], vec[j][1]};
+                if (diag) {
+                    u[0] = (vec[i][0] + vec[j][0]) / 2, u[1] = (vec[i][1] + vec[j][1]) / 2;
+                    w[0] = (vec[i][0] - vec[j][0]) / 2, w[1] = (vec[i][1] - vec[j][1]) / 2;
+                }
+                consider_pair(m, u, w, pmin, pmax, cand, &nc);
+            }
+    /* refine on every lattice point: coordinate search on the four
+     * coordinates, two passes at two step sizes (relative to |b|) */
+    int n = 0;
+    affg kept[AFF_REFINE];
+    for (int k = 0; k < nc; k++) {
+        affg a = cand[k];
+        double c1[2] = {a.b1[0], a.b1[1]}, c2[2] = {a.b2[0], a.b2[1]};
+        double best = basis_score(m, m->a, a.b1, a.b2, c1, c2, 0);
+        for (int pass = 0; pass < 2; pass++) {
+            double rel = pass ? FINE_P_STEP : COARSE_P_STEP / 4;
+            for (int axis = 0; axis < 8; axis++) {
+                double *coord = (axis % 4) < 2 ? &a.b1[axis % 2] : &a.b2[axis % 2];
+                double len = (axis % 4) < 2 ? hypot(c1[0], c1[1]) : hypot(c2[0], c2[1]);
+                double c0 = *coord, bestc = c0;
+                for (int i = -REFINE_STEPS; i <= REFINE_STEPS; i++) {
+                    *coord = c0 + i * rel * len;
+                    double v = basis_score(m, m->a, a.b1, a.b2, c1, c2, 0);
+                    if (v > best) {
+                        best = v;
+                        bestc = *coord;
+                    }
+                }
+                *coord = bestc;
+            }
+        }
+        a.score = best;
+        double l1 = hypot(a.b1[0], a.b1[1]), l2 = hypot(a.b2[0], a.b2[1]);
+        double ang = acos((a.b1[0] * a.b2[0] + a.b1[1] * a.b2[1]) / (l1 * l2)) * 180 / M_PI;
+        if (fabs(l1 / l2 - 1) < AFF_SIM_RATIO && fabs(ang - 90) < AFF_SIM_DEG)
+            continue; /* a square lattice: the similarity search's */
+        if (!(best > floor_score * AFF_GAIN))
+            continue; /* no better than a square lattice */
+        int dup = 0;
+        for (int j = 0; j < n; j++)
+            if (hypot(kept[j].b1[0] - a.b1[0], kept[j].b1[1] - a.b1[1]) < 0.01 * l1 &&
+                hypot(kept[j].b2[0] - a.b2[0], kept[j].b2[1] - a.b2[1]) < 0.01 * l2)
+                dup = 1;
+        if (!dup)
+            kept[n++] = a;
+    }
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            if (kept[j].score > kept[i].score) {
+                affg t = kept[i];
+                kept[i] = kept[j];
+                kept[j] = t;
+            }
+    if (n > max)
+        n = max;
+    for (int k = 1; k < n; k++)
+        if (kept[k].score < AFF_SECOND * kept[0].score)
+            n = k;
+    for (int k = 0; k < n; k++) {
+        out[k] = cm__geom_affine(Nt, kept[k].b1, kept[k].b2);
+        out[k].score = kept[k].score;
+    }
+    return n;
+}
+
+int cm__sync_search(const float *r, int wd, int hd, double N, double Nt, cm__geom *out,
+                    int max_sim, int max_aff, int *nsim)
+{
+    return cm__sync_search_smooth(r, wd, hd, N, Nt, 1, out, max_sim, max_aff, nsim);
+}
+
+int cm__sync_search_smooth(const float *r, int wd, int hd, double N, double Nt, int smooth,
+                           cm__geom *out, int max_sim, int max_aff, int *nsim)
+{
+    int max = max_sim;
+    *nsim = 0;
     if (wd < 32 || hd < 32 || max <= 0)
         return 0;
     double pmin = N * SCALE_MIN, pmax = N * SCALE_MAX;
@@ -321,7 +554,7 @@ int cm__sync_search(const float *r, int wd, int hd, double N, cm__geom *out, int
         return 0;
     lagmap m;
     /* keep 1.5 periods of the unscaled tile in both directions */
-    int ret = build_lagmap(r, wd, hd, Lx, Ly, (int)(1.5 * N), &m);
+    int ret = build_lagmap(r, wd, hd, Lx, Ly, (int)(1.5 * N), smooth, &m);
     if (ret)
         return ret;
 
@@ -330,7 +563,10 @@ int cm__sync_search(const float *r, int wd, int hd, double N, cm__geom *out, int
      * (p = v1 + v2); score each with the nearest lattice points */
     lagpeak pk[MAX_LAG_PEAKS];
     int npeaks = find_lag_peaks(&m, pmin, pk, MAX_LAG_PEAKS);
-    cm__geom peaks[MAX_COARSE_PEAKS];
+    typedef struct simg {
+        double period, theta, score;
+    } simg;
+    simg peaks[MAX_COARSE_PEAKS];
     int npk = 0;
     for (int i = 0; i < npeaks; i++) {
         double len = hypot(pk[i].x, pk[i].y), ang = atan2(pk[i].y, pk[i].x);
@@ -353,7 +589,7 @@ int cm__sync_search(const float *r, int wd, int hd, double N, cm__geom *out, int
                     dup = k;
             if (dup >= 0) {
                 if (v > peaks[dup].score)
-                    peaks[dup] = (cm__geom){P, t, v};
+                    peaks[dup] = (simg){P, t, v};
                 continue;
             }
             int pos;
@@ -363,9 +599,9 @@ int cm__sync_search(const float *r, int wd, int hd, double N, cm__geom *out, int
                 pos = MAX_COARSE_PEAKS - 1;
             else
                 continue;
-            peaks[pos] = (cm__geom){P, t, v};
+            peaks[pos] = (simg){P, t, v};
             while (pos > 0 && peaks[pos - 1].score < peaks[pos].score) {
-                cm__geom tmp = peaks[pos - 1];
+                simg tmp = peaks[pos - 1];
                 peaks[pos - 1] = peaks[pos];
                 peaks[pos] = tmp;
                 pos--;
@@ -406,17 +642,24 @@ int cm__sync_search(const float *r, int wd, int hd, double N, cm__geom *out, int
         peaks[k].theta = bestT;
         peaks[k].score = best;
     }
-    free(m.a);
-    free(m.sm);
     int n = npk < max ? npk : max;
     /* sort refined by score */
     for (int i = 0; i < npk; i++)
         for (int j = i + 1; j < npk; j++)
             if (peaks[j].score > peaks[i].score) {
-                cm__geom t = peaks[i];
+                simg t = peaks[i];
                 peaks[i] = peaks[j];
                 peaks[j] = t;
             }
-    memcpy(out, peaks, sizeof(cm__geom) * (size_t)n);
+    for (int k = 0; k < n; k++) {
+        out[k] = cm__geom_similar(Nt, peaks[k].period, peaks[k].theta);
+        out[k].score = peaks[k].score;
+    }
+    *nsim = n;
+    if (max_aff > 0)
+        n += affine_search(&m, pk, npeaks < AFF_PEAKS ? npeaks : AFF_PEAKS, pmin, pmax, Nt,
+                           n ? out[0].score : -1e30, out + n, max_aff);
+    free(m.a);
+    free(m.sm);
     return n;
 }

@@ -37,6 +37,7 @@
 #include "celmark/verify.h"
 
 #include "detect.h"
+#include "search.h"
 #include "watermark/key_internal.h"
 #include "watermark/pattern.h"
 #include "watermark/payload.h"
@@ -46,46 +47,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TILE_T 32               /* must match watermark/profile.c */
-#define TILE_S 12
-#define MAX_GEOMS 3             /* lattice hypotheses folded */
-#define EARLY_SYNC_Z 9.0        /* sync score at the untouched geometry that
-                                   skips the lattice search: unmarked frames
-                                   peak at 4-5.5 over all origins and mirrors */
-#define PAYLOAD_HYPS 2          /* geometry hypotheses whose payload is scored */
-#define CORR_DECIM 2            /* correlation surface sampled every 2 tile px:
-                                   its band (< 16 cycles per tile) needs >= 32
-                                   samples per side; 192 gives a smooth peak */
-#define ORIGIN_PEAKS 4          /* origin candidates per fold and mirror, best
-                                   sync kept: at CRF 35 the phase correlation's
-                                   highest peak is not always the origin whose
-                                   sync chips correlate best (bench: candidates
-                                   18 -> 19 of 20, frame 17; 8 peaks: the same) */
+#define PAYLOAD_HYPS 2          /* geometry hypotheses whose payload is scored
+                                   (H; geometry.c chooses them on sync alone) */
 #define LIST_SIZE 256           /* trellis paths tried for a CRC-valid id */
 #define LN_2_POW_64 44.3614195558365 /* ln(2^64): CRC-valid codewords */
 #define TAIL_C 3.1780538            /* 1 / (4 Q(sqrt 2)): Bentkus-Dzindzalieta */
-
-/* Per-frame scratch of the tile size, made once per verifier (a frame's
- * residual, which depends on its size, is not kept). */
-typedef struct work {
-    float *sum, *count;
-    AVComplexFloat *spec, *corr;
-    cm__fft2 fft;      /* N x N */
-    cm__fft2 corr_fft; /* M x M correlation surface */
-} work;
-
-struct cm_verifier {
-    cm_ctx *ctx;
-    cm_verify_params params;
-    uint64_t *cands;
-    uint8_t *cand_coded; /* ncand * CM_PAYLOAD_CODED_BITS */
-    cm__layout *layout;
-    cm__render render;
-    int N;
-    double ln_keys;            /* ln(params.layers): keys tried on the same file */
-    AVComplexFloat *sync_spec; /* N*N spectrum of the sync-only tile */
-    work wk;
-};
 
 void cm_verify_params_default(cm_verify_params *p)
 {
@@ -181,145 +147,6 @@ fail:
     free(tile);
     cm_verifier_free(&v);
     return ret;
-}
-
-/* One geometry + mirror + origin hypothesis and its demodulated chips. */
-typedef struct hypo {
-    cm__geom g;
-    int flipped;
-    double dx, dy;
-    double sync_z;
-    float soft[TILE_T * TILE_T];
-} hypo;
-
-/* Normalised correlation of the demodulated sync chips with their values. */
-static double sync_z(const cm__layout *l, const float *soft)
-{
-    double s = 0, ss = 0;
-    for (int i = 0; i < l->nsync; i++) {
-        float x = soft[l->sync_idx[i]];
-        s += x * l->sync_val[i];
-        ss += (double)x * x;
-    }
-    return ss > 0 ? s / sqrt(ss) : 0;
-}
-
-/* Keep best[0..nbest) sorted by sync_z, h inserted if it ranks. */
-static void insert_best(hypo *best, int nbest, const hypo *h)
-{
-    for (int k = 0; k < nbest; k++) {
-        if (h->sync_z > best[k].sync_z) {
-            memmove(&best[k + 1], &best[k], sizeof(hypo) * (size_t)(nbest - 1 - k));
-            best[k] = *h;
-            return;
-        }
-    }
-}
-
-/* The n highest local maxima (over the 8 cyclic neighbours) of the real
- * part of an M x M surface, highest first; returns how many were found. */
-static int top_peaks(const AVComplexFloat *c, int M, size_t *peaks, int n)
-{
-    int found = 0;
-    for (int y = 0; y < M; y++) {
-        const AVComplexFloat *up = c + (size_t)((y + M - 1) % M) * M;
-        const AVComplexFloat *row = c + (size_t)y * M;
-        const AVComplexFloat *dn = c + (size_t)((y + 1) % M) * M;
-        for (int x = 0; x < M; x++) {
-            float v = row[x].re;
-            if (found == n && v <= c[peaks[n - 1]].re)
-                continue;
-            int xl = (x + M - 1) % M, xr = (x + 1) % M;
-            if (v < row[xl].re || v < row[xr].re || v < up[xl].re || v < up[x].re ||
-                v < up[xr].re || v < dn[xl].re || v < dn[x].re || v < dn[xr].re)
-                continue;
-            int k = found < n ? found++ : n - 1;
-            while (k > 0 && c[peaks[k - 1]].re < v) {
-                peaks[k] = peaks[k - 1];
-                k--;
-            }
-            peaks[k] = (size_t)y * M + x;
-        }
-    }
-    return found;
-}
-
-/* Sub-sample position of a peak: a parabola through its neighbours on each
- * axis, in surface samples. */
-static void refine_peak(const AVComplexFloat *c, int M, size_t arg, double *dx, double *dy)
-{
-    int px = (int)(arg % M), py = (int)(arg / M);
-    double c0 = c[arg].re;
-    double xl = c[(size_t)py * M + (px + M - 1) % M].re;
-    double xr = c[(size_t)py * M + (px + 1) % M].re;
-    double yu = c[(size_t)((py + M - 1) % M) * M + px].re;
-    double yd = c[(size_t)((py + 1) % M) * M + px].re;
-    double den_x = xl - 2 * c0 + xr, den_y = yu - 2 * c0 + yd;
-    *dx = px + (den_x < 0 ? 0.5 * (xl - xr) / den_x : 0);
-    *dy = py + (den_y < 0 ? 0.5 * (yu - yd) / den_y : 0);
-}
-
-/* Find origin and mirror for one fold; update best list (sorted by sync_z).
- * The sync template only has energy in the rendering's band (|f| < T/2
- * cycles per tile), so the phase correlation surface is band-limited too:
- * it is computed on an M x M grid (M = N / CORR_DECIM) from the band bins
- * alone, and the peak refined by a parabola through its neighbours. */
-/* The fold in wk (sum, count) as a tile: mean per tile pixel, less the
- * mean, into wk->spec as its forward FFT. */
-static void fold_spectrum(work *wk, int N)
-{
-    size_t n = (size_t)N * N;
-    double mean = 0, cnt = 0;
-    for (size_t i = 0; i < n; i++)
-        if (wk->count[i] > 0) {
-            wk->sum[i] /= wk->count[i];
-            mean += wk->sum[i];
-            cnt++;
-        }
-    mean = cnt ? mean / cnt : 0;
-    for (size_t i = 0; i < n; i++) {
-        wk->spec[i].re = wk->count[i] > 0 ? (float)(wk->sum[i] - mean) : 0;
-        wk->spec[i].im = 0;
-    }
-    cm__fft2_run(&wk->fft, wk->spec, 0);
-}
-
-static void evaluate_fold(cm_verifier *v, work *wk, const cm__geom *g, hypo *best, int nbest)
-{
-    int N = v->N, T = TILE_T, M = N / CORR_DECIM;
-    fold_spectrum(wk, N);
-    for (int flip = 0; flip < 2; flip++) {
-        memset(wk->corr, 0, sizeof(AVComplexFloat) * (size_t)M * M);
-        for (int ky = 0; ky < T; ky++)
-            for (int kx = 0; kx < T; kx++) {
-                if (!cm__render_kept(kx, ky, T))
-                    continue;
-                int fx = cm__fft_freq(kx, T), fy = cm__fft_freq(ky, T);
-                /* the mirrored fold has spectrum F(-kx, ky) */
-                AVComplexFloat f = wk->spec[(size_t)cm__fft_bin(fy, N) * N +
-                                            cm__fft_bin(flip ? -fx : fx, N)];
-                AVComplexFloat t = v->sync_spec[(size_t)cm__fft_bin(fy, N) * N + cm__fft_bin(fx, N)];
-                double mag = sqrt((double)f.re * f.re + (double)f.im * f.im) + 1e-9;
-                /* F * conj(T) / |F|: phase correlation weighted by the template */
-                AVComplexFloat *c = &wk->corr[(size_t)cm__fft_bin(fy, M) * M + cm__fft_bin(fx, M)];
-                c->re = (float)((f.re * t.re + f.im * t.im) / mag);
-                c->im = (float)((f.im * t.re - f.re * t.im) / mag);
-            }
-        cm__fft2_run(&wk->corr_fft, wk->corr, 1);
-        size_t peaks[ORIGIN_PEAKS];
-        int np = top_peaks(wk->corr, M, peaks, ORIGIN_PEAKS);
-        for (int p = 0; p < np; p++) {
-            hypo h;
-            h.g = *g;
-            h.flipped = flip;
-            refine_peak(wk->corr, M, peaks[p], &h.dx, &h.dy);
-            h.dx *= CORR_DECIM;
-            h.dy *= CORR_DECIM;
-            cm__render_adjoint(&v->render, wk->spec, flip, h.dx, h.dy, h.soft);
-            h.sync_z = sync_z(v->layout, h.soft);
-            insert_best(best, nbest, &h);
-        }
-    }
 }
 
 /* Per coded bit: despread the payload chips into one soft value. */
@@ -522,7 +349,7 @@ void cm__result_init(cm_verify_result *res)
 /* The fold in wk demodulated at h's origin and mirror into soft. */
 static void demod_at(cm_verifier *v, work *wk, const hypo *h, float *soft)
 {
-    fold_spectrum(wk, v->N);
+    cm__fold_spectrum(wk, v->N);
     cm__render_adjoint(&v->render, wk->spec, h->flipped, h->dx, h->dy, soft);
 }
 
@@ -633,8 +460,9 @@ typedef struct cells {
 static int cells_make(cm_verifier *v, const float *r, int wd, int hd, const hypo *h, cells *cs)
 {
     const int TT = TILE_T * TILE_T;
-    cs->cw = h->g.period > (double)wd / MAP_MAX_SIDE ? h->g.period : (double)wd / MAP_MAX_SIDE;
-    cs->ch = h->g.period > (double)hd / MAP_MAX_SIDE ? h->g.period : (double)hd / MAP_MAX_SIDE;
+    double period = cm__geom_period(&h->g, v->N, wd / 2.0, hd / 2.0);
+    cs->cw = period > (double)wd / MAP_MAX_SIDE ? period : (double)wd / MAP_MAX_SIDE;
+    cs->ch = period > (double)hd / MAP_MAX_SIDE ? period : (double)hd / MAP_MAX_SIDE;
     cs->cols = (int)ceil(wd / cs->cw - 1e-9);
     cs->rows = (int)ceil(hd / cs->ch - 1e-9);
     cs->soft = cm__malloc_array((size_t)cs->cols * cs->rows, sizeof(float) * TT);
@@ -811,42 +639,23 @@ static void sort_claims(cm_verify_result *res)
 int cm__detect(cm_verifier *v, const float *r, int wd, int hd, int fw, int fh,
                cm_verify_result *res)
 {
-    int N = v->N;
-    work *wk = &v->wk;
-    hypo *best = calloc(PAYLOAD_HYPS + 1, sizeof(hypo));
+    hypo *best = calloc(PAYLOAD_HYPS, sizeof(hypo));
     if (!best)
         return CM_E_NOMEM;
     int ret = CM_OK;
-    for (int k = 0; k <= PAYLOAD_HYPS; k++)
-        best[k].sync_z = -1e30;
+    double Nd = (double)v->N / CM__DECIM; /* tile period at scale 1, residual px */
 
-    /* The untouched geometry first: a full frame at its stamped size is the
-     * common case, and a strong sync there makes the lattice search moot. */
-    double Nd = (double)N / CM__DECIM; /* tile period at scale 1, residual px */
-    cm__geom identity = {Nd, 0, 0};
-    cm__fold_c(r, wd, hd, &identity, N, wk->sum, wk->count);
-    evaluate_fold(v, wk, &identity, best, PAYLOAD_HYPS);
-    if (best[0].sync_z < EARLY_SYNC_Z) {
-        cm__geom geoms[MAX_GEOMS];
-        int ng = cm__sync_search(r, wd, hd, Nd, geoms, MAX_GEOMS);
-        if (ng < 0) {
-            ret = ng;
-            goto done;
-        }
-        for (int k = 0; k < ng; k++) {
-            if (fabs(geoms[k].period / Nd - 1) < 0.002 && fabs(geoms[k].theta) < 0.002)
-                continue; /* the identity, done */
-            cm__fold_c(r, wd, hd, &geoms[k], N, wk->sum, wk->count);
-            evaluate_fold(v, wk, &geoms[k], best, PAYLOAD_HYPS);
-        }
-    }
+    if ((ret = cm__geometry_search(v, r, wd, hd, best, PAYLOAD_HYPS)))
+        goto done;
     int nh = 0, blind_k = 0, cand_k = 0;
     while (nh < PAYLOAD_HYPS && best[nh].sync_z > -1e29)
         nh++;
     if (nh > 0) {
         res->sync_score = best[0].sync_z;
-        res->scale = best[0].g.period / Nd;
-        res->rotation_deg = -best[0].g.theta * 180 / M_PI;
+        double b1[2], b2[2];
+        cm__geom_basis(&best[0].g, v->N, wd / 2.0, hd / 2.0, b1, b2);
+        res->scale = cm__geom_period(&best[0].g, v->N, wd / 2.0, hd / 2.0) / Nd;
+        res->rotation_deg = -atan2(b1[1], b1[0]) * 180 / M_PI;
         res->flipped = best[0].flipped;
         res->hypotheses = nh;
         if ((ret = score_payload(v, best, nh, res, &blind_k, &cand_k)))

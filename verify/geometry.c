@@ -1,0 +1,513 @@
+/*
+ * The geometry search: which folds are tried, and how the best is chosen.
+ *
+ *   1. the untouched geometry (scale 1, no rotation): a frame at its stamped
+ *      size is the common case; when its sync is strong (EARLY_SYNC_Z) the
+ *      search stops there;
+ *   2. the lattice hypotheses of sync.c: up to MAX_GEOMS similarities
+ *      (period and angle of a square lattice) and up to MAX_AFFINE affine
+ *      lattices (two independent basis vectors: a squeeze along one axis, a
+ *      shear) that are not similarities;
+ *   3. unless one of those reached EARLY_SYNC_Z, perspective (a
+ *      photographed screen), whose smooth change of scale and shear across
+ *      the frame smears a single lattice:
+ *      a. a start: the best fold so far, or a lattice of the frame's
+ *         central 3/4 x 3/4 (PERSP_CENTRE_SIM square, PERSP_CENTRE_AFF
+ *         affine, found on a lag map smoothed over 7 x 7 lags), whichever
+ *         gives the best sync on the central half of the frame folded
+ *         alone; the fit starts only when that reaches PERSP_GATE_Z;
+ *      b. the frame is cut into 3 x 3 overlapping windows of half its
+ *         size; each is folded alone at the current geometry and its origin
+ *         found by the same phase correlation (mirror fixed). Where the map
+ *         is off, the window's origin moves: a window at p whose fold is
+ *         the tile shifted by d (against the reference shift) lies at
+ *         g(p) - d in the tile. A homography is fitted to those points
+ *         (weighted least squares, DLT on normalised coordinates; windows
+ *         with a sync under PERSP_WINDOW_Z left out, the worst dropped
+ *         while one misses the fit by more than PERSP_TOL, at least
+ *         PERSP_MIN_WINDOWS kept, and the fit refused when it changes the
+ *         scale by more than PERSP_MAX_W at a corner) and the whole frame
+ *         folded with it; up to PERSP_ITERS rounds, each from the last
+ *         fit, while the whole frame's sync grows (by PERSP_GAIN or more).
+ *
+ * Every fold gives origin and mirror candidates (evaluate_fold: the
+ * ORIGIN_PEAKS highest phase correlation peaks per mirror), ranked by the
+ * sync chips alone. The payload chips are scored (verifier.c) only for the
+ * best nbest (PAYLOAD_HYPS = 2) of them, so the fpr counts H = nbest
+ * however many folds were tried: the sync chips are disjoint from the
+ * payload chips, and under "no mark" the payload chips' keyed signs are
+ * fair coins whatever was selected on the others (test_calibration,
+ * bench/falsepos). How many folds at most: 1 (untouched) + MAX_GEOMS +
+ * MAX_AFFINE + PERSP_ITERS (4) = 10 whole-frame folds, 1 + PERSP_CENTRE_SIM
+ * + PERSP_CENTRE_AFF = 4 folds of the central half and 9 PERSP_ITERS = 36
+ * window folds (each a quarter of the frame), each with 2 mirrors x
+ * ORIGIN_PEAKS origins (the windows and the fits: the start's mirror
+ * only). H stays 2 whatever ran.
+ */
+#include "search.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_GEOMS 3             /* similarity lattice hypotheses folded */
+#define MAX_AFFINE 2            /* affine lattice hypotheses folded */
+#define EARLY_SYNC_Z 9.0        /* sync score at the untouched geometry that
+                                   skips the lattice search: unmarked frames
+                                   peak at 4-5.5 over all origins and mirrors */
+#define ORIGIN_PEAKS 4          /* origin candidates per fold and mirror, best
+                                   sync kept: at CRF 35 the phase correlation's
+                                   highest peak is not always the origin whose
+                                   sync chips correlate best (bench: candidates
+                                   18 -> 19 of 20, frame 17; 8 peaks: the same) */
+#define PERSP_PEAKS 1           /* origins tried per start and window fold */
+#define PERSP_CENTRE_SIM 2      /* its start: the best fold so far, or one of
+                                   the centre window's own square and */
+#define PERSP_CENTRE_AFF 1      /* affine lattices */
+#define PERSP_SMOOTH 3          /* its lag map smoothed over 7 x 7 lags */
+#define PERSP_GATE_Z 5.0        /* centre window's sync that starts the fit */
+#define PERSP_WINDOW_Z 3.0      /* a window's sync that counts in the fit */
+#define PERSP_MIN_WINDOWS 5     /* of 9: 10 equations for 8 unknowns */
+#define PERSP_TOL 12.0          /* tile px (one chip): a window's largest miss */
+#define PERSP_GAIN 0.3          /* a round that adds less sync is the last */
+#define PERSP_MAX_W 0.3         /* |w - 1| at the frame's corners, at most */
+#define PERSP_ITERS 4           /* fit rounds, at most */
+
+/* Normalised correlation of the demodulated sync chips with their values. */
+static double sync_z(const cm__layout *l, const float *soft)
+{
+    double s = 0, ss = 0;
+    for (int i = 0; i < l->nsync; i++) {
+        float x = soft[l->sync_idx[i]];
+        s += x * l->sync_val[i];
+        ss += (double)x * x;
+    }
+    return ss > 0 ? s / sqrt(ss) : 0;
+}
+
+/* Keep best[0..nbest) sorted by sync_z, h inserted if it ranks. */
+static void insert_best(hypo *best, int nbest, const hypo *h)
+{
+    for (int k = 0; k < nbest; k++) {
+        if (h->sync_z > best[k].sync_z) {
+            memmove(&best[k + 1], &best[k], sizeof(hypo) * (size_t)(nbest - 1 - k));
+            best[k] = *h;
+            return;
+        }
+    }
+}
+
+/* The n highest local maxima (over the 8 cyclic neighbours) of the real
+ * part of an M x M surface, highest first; returns how many were found. */
+static int top_peaks(const AVComplexFloat *c, int M, size_t *peaks, int n)
+{
+    int found = 0;
+    for (int y = 0; y < M; y++) {
+        const AVComplexFloat *up = c + (size_t)((y + M - 1) % M) * M;
+        const AVComplexFloat *row = c + (size_t)y * M;
+        const AVComplexFloat *dn = c + (size_t)((y + 1) % M) * M;
+        for (int x = 0; x < M; x++) {
+            float v = row[x].re;
+            if (found == n && v <= c[peaks[n - 1]].re)
+                continue;
+            int xl = (x + M - 1) % M, xr = (x + 1) % M;
+            if (v < row[xl].re || v < row[xr].re || v < up[xl].re || v < up[x].re ||
+                v < up[xr].re || v < dn[xl].re || v < dn[x].re || v < dn[xr].re)
+                continue;
+            int k = found < n ? found++ : n - 1;
+            while (k > 0 && c[peaks[k - 1]].re < v) {
+                peaks[k] = peaks[k - 1];
+                k--;
+            }
+            peaks[k] = (size_t)y * M + x;
+        }
+    }
+    return found;
+}
+
+/* Sub-sample position of a peak: a parabola through its neighbours on each
+ * axis, in surface samples. */
+static void refine_peak(const AVComplexFloat *c, int M, size_t arg, double *dx, double *dy)
+{
+    int px = (int)(arg % M), py = (int)(arg / M);
+    double c0 = c[arg].re;
+    double xl = c[(size_t)py * M + (px + M - 1) % M].re;
+    double xr = c[(size_t)py * M + (px + 1) % M].re;
+    double yu = c[(size_t)((py + M - 1) % M) * M + px].re;
+    double yd = c[(size_t)((py + 1) % M) * M + px].re;
+    double den_x = xl - 2 * c0 + xr, den_y = yu - 2 * c0 + yd;
+    *dx = px + (den_x < 0 ? 0.5 * (xl - xr) / den_x : 0);
+    *dy = py + (den_y < 0 ? 0.5 * (yu - yd) / den_y : 0);
+}
+
+/* Find origin and mirror for one fold; update best list (sorted by sync_z).
+ * The sync template only has energy in the rendering's band (|f| < T/2
+ * cycles per tile), so the phase correlation surface is band-limited too:
+ * it is computed on an M x M grid (M = N / CORR_DECIM) from the band bins
+ * alone, and the peak refined by a parabola through its neighbours. */
+/* The fold in wk (sum, count) as a tile: mean per tile pixel, less the
+ * mean, into wk->spec as its forward FFT. */
+void cm__fold_spectrum(work *wk, int N)
+{
+    size_t n = (size_t)N * N;
+    double mean = 0, cnt = 0;
+    for (size_t i = 0; i < n; i++)
+        if (wk->count[i] > 0) {
+            wk->sum[i] /= wk->count[i];
+            mean += wk->sum[i];
+            cnt++;
+        }
+    mean = cnt ? mean / cnt : 0;
+    for (size_t i = 0; i < n; i++) {
+        wk->spec[i].re = wk->count[i] > 0 ? (float)(wk->sum[i] - mean) : 0;
+        wk->spec[i].im = 0;
+    }
+    cm__fft2_run(&wk->fft, wk->spec, 0);
+}
+
+/* The phase correlation of the fold's spectrum (wk->spec), mirrored or
+ * not, with the sync template, into wk->corr (M x M, real part). */
+static void corr_surface(cm_verifier *v, work *wk, int flip)
+{
+    int N = v->N, T = TILE_T, M = N / CORR_DECIM;
+    memset(wk->corr, 0, sizeof(AVComplexFloat) * (size_t)M * M);
+    for (int ky = 0; ky < T; ky++)
+        for (int kx = 0; kx < T; kx++) {
+            if (!cm__render_kept(kx, ky, T))
+                continue;
+            int fx = cm__fft_freq(kx, T), fy = cm__fft_freq(ky, T);
+            /* the mirrored fold has spectrum F(-kx, ky) */
+            AVComplexFloat f = wk->spec[(size_t)cm__fft_bin(fy, N) * N +
+                                        cm__fft_bin(flip ? -fx : fx, N)];
+            AVComplexFloat t = v->sync_spec[(size_t)cm__fft_bin(fy, N) * N + cm__fft_bin(fx, N)];
+            double mag = sqrt((double)f.re * f.re + (double)f.im * f.im) + 1e-9;
+            /* F * conj(T) / |F|: phase correlation weighted by the template */
+            AVComplexFloat *c = &wk->corr[(size_t)cm__fft_bin(fy, M) * M + cm__fft_bin(fx, M)];
+            c->re = (float)((f.re * t.re + f.im * t.im) / mag);
+            c->im = (float)((f.im * t.re - f.re * t.im) / mag);
+        }
+    cm__fft2_run(&wk->corr_fft, wk->corr, 1);
+}
+
+/* Origins of the fold in wk for one mirror: its ORIGIN_PEAKS highest
+ * correlation peaks, each demodulated, inserted into best by sync. */
+static void evaluate_flip(cm_verifier *v, work *wk, const cm__geom *g, int flip, int npeaks,
+                          hypo *best, int nbest)
+{
+    int M = v->N / CORR_DECIM;
+    corr_surface(v, wk, flip);
+    size_t peaks[ORIGIN_PEAKS];
+    int np = top_peaks(wk->corr, M, peaks, npeaks);
+    for (int p = 0; p < np; p++) {
+        hypo h;
+        h.g = *g;
+        h.flipped = flip;
+        refine_peak(wk->corr, M, peaks[p], &h.dx, &h.dy);
+        h.dx *= CORR_DECIM;
+        h.dy *= CORR_DECIM;
+        cm__render_adjoint(&v->render, wk->spec, flip, h.dx, h.dy, h.soft);
+        h.sync_z = sync_z(v->layout, h.soft);
+        insert_best(best, nbest, &h);
+    }
+}
+
+/* Find origin and mirror for the fold in wk made at g; update best. */
+static void evaluate_fold(cm_verifier *v, work *wk, const cm__geom *g, int npeaks, hypo *best,
+                          int nbest)
+{
+    cm__fold_spectrum(wk, v->N);
+    for (int flip = 0; flip < 2; flip++)
+        evaluate_flip(v, wk, g, flip, npeaks, best, nbest);
+}
+
+/* ---- perspective ---------------------------------------------------------- */
+
+/* Solve the n x n system a x = b (a row-major, n <= 8) in place by Gaussian
+ * elimination with partial pivoting; -1 when it is singular. */
+static int solve(double *a, double *b, int n)
+{
+    for (int c = 0; c < n; c++) {
+        int piv = c;
+        for (int r = c + 1; r < n; r++)
+            if (fabs(a[r * n + c]) > fabs(a[piv * n + c]))
+                piv = r;
+        if (fabs(a[piv * n + c]) < 1e-12)
+            return -1;
+        if (piv != c) {
+            for (int k = 0; k < n; k++) {
+                double t = a[c * n + k];
+                a[c * n + k] = a[piv * n + k];
+                a[piv * n + k] = t;
+            }
+            double t = b[c];
+            b[c] = b[piv];
+            b[piv] = t;
+        }
+        for (int r = c + 1; r < n; r++) {
+            double f = a[r * n + c] / a[c * n + c];
+            for (int k = c; k < n; k++)
+                a[r * n + k] -= f * a[c * n + k];
+            b[r] -= f * b[c];
+        }
+    }
+    for (int r = n - 1; r >= 0; r--) {
+        double s = b[r];
+        for (int k = r + 1; k < n; k++)
+            s -= a[r * n + k] * b[k];
+        b[r] = s / a[r * n + r];
+    }
+    return 0;
+}
+
+int cm__homography_fit(const double *p, const double *q, const double *wt, int n, double h[8])
+{
+    if (n < 4)
+        return -1;
+    /* normalise both point sets: centroid at 0, mean distance sqrt 2 */
+    double m[2][2] = {{0, 0}, {0, 0}}, sc[2] = {0, 0}, wsum = 0;
+    const double *pts[2] = {p, q};
+    for (int s = 0; s < 2; s++) {
+        for (int i = 0; i < n; i++)
+            m[s][0] += pts[s][2 * i], m[s][1] += pts[s][2 * i + 1];
+        m[s][0] /= n, m[s][1] /= n;
+        for (int i = 0; i < n; i++)
+            sc[s] += hypot(pts[s][2 * i] - m[s][0], pts[s][2 * i + 1] - m[s][1]);
+        sc[s] = sc[s] > 0 ? M_SQRT2 * n / sc[s] : 1;
+    }
+    double ata[64] = {0}, atb[8] = {0};
+    for (int i = 0; i < n; i++) {
+        double x = (p[2 * i] - m[0][0]) * sc[0], y = (p[2 * i + 1] - m[0][1]) * sc[0];
+        double u = (q[2 * i] - m[1][0]) * sc[1], v = (q[2 * i + 1] - m[1][1]) * sc[1];
+        double r0[8] = {x, y, 1, 0, 0, 0, -u * x, -u * y};
+        double r1[8] = {0, 0, 0, x, y, 1, -v * x, -v * y};
+        double w = wt ? wt[i] : 1;
+        wsum += w;
+        for (int a = 0; a < 8; a++) {
+            for (int b = 0; b < 8; b++)
+                ata[a * 8 + b] += w * (r0[a] * r0[b] + r1[a] * r1[b]);
+            atb[a] += w * (r0[a] * u + r1[a] * v);
+        }
+    }
+    if (!(wsum > 0) || solve(ata, atb, 8))
+        return -1;
+    /* H = Tq^-1 Hn Tp, Tp x = sc0 (x - m0), Tq^-1 u = u / sc1 + m1 */
+    double hn[9] = {atb[0], atb[1], atb[2], atb[3], atb[4], atb[5], atb[6], atb[7], 1};
+    double tp[9] = {sc[0], 0, -sc[0] * m[0][0], 0, sc[0], -sc[0] * m[0][1], 0, 0, 1};
+    double tq[9] = {1 / sc[1], 0, m[1][0], 0, 1 / sc[1], m[1][1], 0, 0, 1};
+    double t1[9], t2[9];
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) {
+            t1[i * 3 + j] = 0;
+            for (int k = 0; k < 3; k++)
+                t1[i * 3 + j] += hn[i * 3 + k] * tp[k * 3 + j];
+        }
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) {
+            t2[i * 3 + j] = 0;
+            for (int k = 0; k < 3; k++)
+                t2[i * 3 + j] += tq[i * 3 + k] * t1[k * 3 + j];
+        }
+    if (fabs(t2[8]) < 1e-15)
+        return -1;
+    for (int i = 0; i < 8; i++)
+        h[i] = t2[i] / t2[8];
+    return 0;
+}
+
+/* Where g maps residual point (x, y) in the tile (not reduced mod N). */
+static void geom_apply(const cm__geom *g, double x, double y, double *u, double *v)
+{
+    const double *h = g->h;
+    double w = h[6] * x + h[7] * y + 1;
+    *u = (h[0] * x + h[1] * y + h[2]) / w;
+    *v = (h[3] * x + h[4] * y + h[5]) / w;
+}
+
+/* d reduced to [-N/2, N/2). */
+static double wrap(double d, int N)
+{
+    return d - N * floor(d / N + 0.5);
+}
+
+/* Where the fitted homography g puts p_i, against q_i: the largest miss
+ * (tile px) and which point it is. */
+static double worst_miss(const double *g, const double *p, const double *q, int n, int *at)
+{
+    double worst = -1;
+    for (int i = 0; i < n; i++) {
+        double x = p[2 * i], y = p[2 * i + 1], w = g[6] * x + g[7] * y + 1;
+        double du = (g[0] * x + g[1] * y + g[2]) / w - q[2 * i];
+        double dv = (g[3] * x + g[4] * y + g[5]) / w - q[2 * i + 1];
+        double d = hypot(du, dv);
+        if (d > worst)
+            worst = d, *at = i;
+    }
+    return worst;
+}
+
+/* One round of the perspective fit (file comment, step 4) from hypothesis
+ * h: the fitted geometry into *out; 0, or -1 when too few windows hold the
+ * mark, they disagree, or the fit is refused. */
+static int persp_round(cm_verifier *v, const float *r, int wd, int hd, const hypo *h,
+                       cm__geom *out)
+{
+    int N = v->N;
+    work *wk = &v->wk;
+    size_t nn = (size_t)N * N;
+    double p[18], q[18], wt[9];
+    int n = 0;
+    /* the reference shift, in the fold's own coordinates (a mirrored
+     * fold's u runs the other way) */
+    double ex = h->flipped ? -h->dx : h->dx, ey = h->dy;
+    int ww = wd / 2, wh = hd / 2;
+    for (int j = 0; j < 3; j++)
+        for (int i = 0; i < 3; i++) {
+            int x0 = i * wd / 4, y0 = j * hd / 4;
+            memset(wk->sum, 0, sizeof(float) * nn);
+            memset(wk->count, 0, sizeof(float) * nn);
+            cm__fold_rect(r, wd, x0, y0, ww, wh, &h->g, N, wk->sum, wk->count);
+            cm__fold_spectrum(wk, N);
+            hypo one[1];
+            one[0].sync_z = -1e30;
+            evaluate_flip(v, wk, &h->g, h->flipped, PERSP_PEAKS, one, 1);
+            if (one[0].sync_z < PERSP_WINDOW_Z)
+                continue;
+            double fx = h->flipped ? -one[0].dx : one[0].dx, fy = one[0].dy;
+            double cx = x0 + ww / 2.0, cy = y0 + wh / 2.0, u, vv;
+            geom_apply(&h->g, cx, cy, &u, &vv);
+            p[2 * n] = cx;
+            p[2 * n + 1] = cy;
+            q[2 * n] = u - wrap(fx - ex, N);
+            q[2 * n + 1] = vv - wrap(fy - ey, N);
+            wt[n] = one[0].sync_z * one[0].sync_z;
+            n++;
+        }
+    /* fit; while the worst window misses by more than PERSP_TOL, drop it
+     * (a window without the mark gives a random origin) and fit again */
+    cm__geom g = {{0}, 0};
+    for (;;) {
+        if (n < PERSP_MIN_WINDOWS || cm__homography_fit(p, q, wt, n, g.h))
+            return -1;
+        int at = 0;
+        if (worst_miss(g.h, p, q, n, &at) <= PERSP_TOL)
+            break;
+        n--;
+        memmove(p + 2 * at, p + 2 * at + 2, sizeof(double) * 2 * (size_t)(n - at));
+        memmove(q + 2 * at, q + 2 * at + 2, sizeof(double) * 2 * (size_t)(n - at));
+        memmove(wt + at, wt + at + 1, sizeof(double) * (size_t)(n - at));
+    }
+    /* refuse a map whose scale changes by more than PERSP_MAX_W over the
+     * frame (a fit through noise, or a fold of the frame over itself) */
+    static const double corner[4][2] = {{0, 0}, {1, 0}, {0, 1}, {1, 1}};
+    for (int c = 0; c < 4; c++) {
+        double x = corner[c][0] * wd, y = corner[c][1] * hd;
+        double w = g.h[6] * x + g.h[7] * y + 1;
+        if (!(fabs(w - 1) <= PERSP_MAX_W))
+            return -1;
+    }
+    *out = g;
+    return 0;
+}
+
+/* The perspective stage (file comment, step 4): its start is the best of
+ * the untouched geometry and the lattice hypotheses geoms[0..ng) judged on
+ * the centre window alone (and the lattice of the frame's central 3/4 x
+ * 3/4); the fitted folds go into best. */
+static int perspective(cm_verifier *v, const float *r, int wd, int hd, hypo *best, int nbest)
+{
+    int N = v->N;
+    work *wk = &v->wk;
+    size_t nn = (size_t)N * N;
+    hypo *cur = malloc(sizeof(hypo));
+    if (!cur)
+        return CM_E_NOMEM;
+    cur->sync_z = -1e30;
+    cm__geom start[1 + PERSP_CENTRE_SIM + PERSP_CENTRE_AFF];
+    int ns = 0;
+    start[ns++] = best[0].g; /* the whole frame's best, whatever its lattice */
+    /* the lattice of the frame's central 3/4 x 3/4, on a smoothed lag map:
+     * the perspective varies less over it, and the peaks it smears are
+     * found as one */
+    int cw = wd * 3 / 4, ch = hd * 3 / 4;
+    float *win = malloc(sizeof(float) * (size_t)cw * ch);
+    if (!win) {
+        free(cur);
+        return CM_E_NOMEM;
+    }
+    for (int y = 0; y < ch; y++)
+        memcpy(win + (size_t)y * cw, r + (size_t)(y + hd / 8) * wd + wd / 8, sizeof(float) * cw);
+    int nsim, nc = cm__sync_search_smooth(win, cw, ch, (double)N / CM__DECIM, N, PERSP_SMOOTH,
+                                          start + ns, PERSP_CENTRE_SIM, PERSP_CENTRE_AFF, &nsim);
+    free(win);
+    if (nc < 0) {
+        free(cur);
+        return nc;
+    }
+    ns += nc;
+    for (int k = 0; k < ns; k++) {
+        memset(wk->sum, 0, sizeof(float) * nn);
+        memset(wk->count, 0, sizeof(float) * nn);
+        cm__fold_rect(r, wd, wd / 4, hd / 4, wd / 2, hd / 2, &start[k], N, wk->sum, wk->count);
+        evaluate_fold(v, wk, &start[k], PERSP_PEAKS, cur, 1);
+    }
+    double whole = -1e30; /* the whole frame's sync at cur's geometry */
+    for (int it = 0; it < PERSP_ITERS && cur->sync_z >= PERSP_GATE_Z; it++) {
+        cm__geom g;
+        if (persp_round(v, r, wd, hd, cur, &g))
+            break;
+        hypo one[1];
+        one[0].sync_z = -1e30;
+        cm__fold_c(r, wd, hd, &g, N, wk->sum, wk->count);
+        cm__fold_spectrum(wk, N);
+        evaluate_flip(v, wk, &g, cur->flipped, ORIGIN_PEAKS, one, 1);
+        insert_best(best, nbest, &one[0]);
+        if (one[0].sync_z <= whole)
+            break;
+        int done = one[0].sync_z < whole + PERSP_GAIN;
+        whole = one[0].sync_z;
+        *cur = one[0];
+        if (done)
+            break;
+    }
+    free(cur);
+    return CM_OK;
+}
+
+/* ---- the search ------------------------------------------------------------ */
+
+int cm__geometry_search(cm_verifier *v, const float *r, int wd, int hd, hypo *best, int nbest)
+{
+    int N = v->N;
+    work *wk = &v->wk;
+    for (int k = 0; k < nbest; k++)
+        best[k].sync_z = -1e30;
+
+    /* The untouched geometry first: a full frame at its stamped size is the
+     * common case, and a strong sync there makes the lattice search moot. */
+    double Nd = (double)N / CM__DECIM; /* tile period at scale 1, residual px */
+    cm__geom identity = cm__geom_similar(N, Nd, 0);
+    cm__fold_c(r, wd, hd, &identity, N, wk->sum, wk->count);
+    evaluate_fold(v, wk, &identity, ORIGIN_PEAKS, best, nbest);
+    if (best[0].sync_z >= EARLY_SYNC_Z)
+        return CM_OK;
+
+    cm__geom geoms[MAX_GEOMS + MAX_AFFINE];
+    int nsim;
+    int ng = cm__sync_search(r, wd, hd, Nd, N, geoms, MAX_GEOMS, MAX_AFFINE, &nsim);
+    if (ng < 0)
+        return ng;
+    for (int k = 0; k < ng; k++) {
+        if (k == nsim && best[0].sync_z >= EARLY_SYNC_Z)
+            break; /* a square lattice registers it: no affine fold */
+        if (k < nsim && fabs(cm__geom_period(&geoms[k], N, 0, 0) / Nd - 1) < 0.002 &&
+            fabs(geoms[k].h[1]) < 0.002 * geoms[k].h[0])
+            continue; /* the identity, done */
+        cm__fold_c(r, wd, hd, &geoms[k], N, wk->sum, wk->count);
+        evaluate_fold(v, wk, &geoms[k], ORIGIN_PEAKS, best, nbest);
+    }
+
+    /* perspective, unless a lattice registered the frame */
+    if (best[0].sync_z < EARLY_SYNC_Z)
+        return perspective(v, r, wd, hd, best, nbest);
+    return CM_OK;
+}
