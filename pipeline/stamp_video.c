@@ -48,11 +48,14 @@ int cm_video_stamp(cm_ctx *ctx, cm_stamper *s, const char *in_path, const char *
     if (ret || !p->check || !info)
         return ret;
     /* the copy as an investigator reads it: its first window, on every
-     * core. Advice, not the stamp's failure: a check that cannot run says so */
+     * core, read only until the claim is decisive (triage: a claim found
+     * there the full window would make too, so the warning is the same).
+     * Advice, not the stamp's failure: a check that cannot run says so */
     cm_video_verify_params vp;
     cm_video_verify_params_default(&vp);
     vp.threads = p->jobs > 0 ? p->jobs : 0;
     vp.read_sec = vp.window_sec;
+    vp.fast = 1;
     vp.limits = p->limits;
     cm_video_report rep;
     if (cm_video_verify(ctx, p->check, out_path, &vp, &rep) == CM_OK) {

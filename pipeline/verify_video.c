@@ -229,10 +229,10 @@ static void summarise(cm_video_report *r)
 /* Triage: whether the evidence so far already makes a claim whose fpr is
  * at most max_fpr / 1000 (*stop), so that reading on could only confirm
  * it. */
-static int decisive(vjob *j, int *stop)
+static int decisive(vjob *j, const cm_evidence *ev, int *stop)
 {
     cm_verify_result r;
-    int ret = cm_verifier_evidence(j->v, j->file, &r);
+    int ret = cm_verifier_evidence(j->v, ev, &r);
     *stop = !ret && r.marked && r.fpr <= cm_verifier_max_fpr(j->v) / 1000;
     return ret;
 }
@@ -285,7 +285,7 @@ static int add_frame(vjob *j, const vframe *f, int made)
         int closed = j->win.open;
         if ((ret = close_window(j, f->t, j->added)))
             return ret;
-        if (p->fast && closed && (ret = decisive(j, &j->stop)))
+        if (p->fast && closed && (ret = decisive(j, j->file, &j->stop)))
             return ret;
         if (j->stop)
             return CM_OK; /* triage: the rest could only confirm the claim */
@@ -302,6 +302,12 @@ static int add_frame(vjob *j, const vframe *f, int made)
                          ret == CM_E_INVAL ? "frame size changed" : cm_strerror(ret));
     j->t_last = f->t;
     j->added++;
+    /* triage within the first window too (a short clip, stamp's check):
+     * probed at its 4th, 8th, 16th ... frame; the window then ends there */
+    int64_t in_win = j->added - j->win.seg.first_frame;
+    if (p->fast && j->rep->nwindows == 0 && in_win >= 4 && !(in_win & (in_win - 1)) &&
+        (ret = decisive(j, j->win.ev, &j->stop)))
+        return cm__error(j->ctx, ret, "%s: %s", j->name, cm_strerror(ret));
     if (p->progress)
         p->progress(p->progress_opaque, j->added, j->total);
     return CM_OK;
@@ -359,7 +365,7 @@ static int run(cm_ctx *ctx, cm_verifier *v, const char *name, next_fn next, void
     vframe *frames = NULL;
     int ret = CM_OK;
     if (cm_evidence_new(&j.file) || cm_evidence_new(&j.win.ev) || cm_evidence_new(&j.seg.ev) ||
-        (jobs > 1 && cm__pool_new(&jobs, whiten_frame, NULL, &j.pool))) {
+        (jobs > 1 && cm__pool_new(&jobs, 2, whiten_frame, NULL, &j.pool))) {
         ret = cm__error(ctx, CM_E_NOMEM, "%s: out of memory", name);
         goto done;
     }
