@@ -5,6 +5,9 @@
 #include "cli.h"
 
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -341,6 +344,14 @@ int main(int argc, char **argv)
     const cli_command *c = find_command(name);
     if (!c)
         return cli_usage_error(NULL, "unknown command '%s'", name);
+#ifdef __GLIBC__
+    /* Frames and planes (megabytes each, allocated by one thread and freed
+     * by another) come from the system and go back to it when freed. By
+     * default glibc raises its mmap threshold as they are freed and then
+     * keeps them in per-thread heaps, where they fragment: stamping a 1080p
+     * clip peaked 35 MiB higher (700 against 665, bench/video's anim clip) */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+#endif
     /* An output outgrowing the file size limit (ulimit -f) would raise
      * SIGXFSZ and kill us mid-write, leaving the temporary file behind;
      * ignored, write() fails with EFBIG and the command cleans up and

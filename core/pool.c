@@ -1,13 +1,13 @@
 /*
  * An ordered worker pool (pool.h):
  *
- *   submit --> [ring of jobs + 2 slots] --> take (in submission order)
+ *   submit --> [ring of jobs + spare slots] --> take (in submission order)
  *                 |  ^
  *                 v  |  workers: fn(item), any order, several at once
  *
- * The ring holds one item per worker, one being taken (encoded, summed)
- * and one being made (decoded) by the caller, so all three overlap while
- * memory stays a few items.
+ * The ring holds one item per worker and (spare 2) one being taken
+ * (encoded, summed) and one being made (decoded) by the caller, so all
+ * three overlap while memory stays a few items.
  */
 #include "pool.h"
 
@@ -72,7 +72,7 @@ static void *work(void *arg)
     return NULL;
 }
 
-int cm__pool_new(int *jobs, cm__pool_fn fn, void *opaque, cm__pool **out)
+int cm__pool_new(int *jobs, int spare, cm__pool_fn fn, void *opaque, cm__pool **out)
 {
     *out = NULL;
     int n = *jobs < 1 ? 1 : *jobs;
@@ -81,7 +81,7 @@ int cm__pool_new(int *jobs, cm__pool_fn fn, void *opaque, cm__pool **out)
         return CM_E_NOMEM;
     p->fn = fn;
     p->opaque = opaque;
-    p->depth = n + 2;
+    p->depth = n + (spare > 0 ? spare : 0);
     p->slots = calloc((size_t)p->depth, sizeof(*p->slots));
     p->workers = calloc((size_t)n, sizeof(*p->workers));
     if (!p->slots || !p->workers) {

@@ -15,9 +15,12 @@ typedef struct cm__pool cm__pool;
  * once. */
 typedef int (*cm__pool_fn)(void *opaque, int worker, void *item);
 
-/* Start jobs workers (at least one) and a ring of jobs + 2 items: CM_OK or
+/* Start jobs workers (at least one) and a ring of jobs + spare items
+ * (spare 2: the caller makes one and takes one while every worker has its
+ * own; 0 where items are so big that memory matters more): CM_OK or
  * CM_E_NOMEM. *jobs is set to the workers started. */
-CM__HIDDEN int cm__pool_new(int *jobs, cm__pool_fn fn, void *opaque, cm__pool **out);
+CM__HIDDEN int cm__pool_new(int *jobs, int spare, cm__pool_fn fn, void *opaque,
+                            cm__pool **out);
 /* 1 when no item can be submitted before one is taken. */
 CM__HIDDEN int cm__pool_full(const cm__pool *p);
 /* Hand item over; the pool must not be full. skip: nothing to do for it,

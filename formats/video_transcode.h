@@ -9,6 +9,9 @@
 #include "video_internal.h"
 #include "pool.h"
 
+/* SHA-256 of a decoded frame (video_write.c: held drawings). */
+#define FRAME_DIGEST_BYTES 32
+
 typedef struct cm__transcode_job {
     cm_ctx *ctx;
     cm__video_hook hook;
@@ -29,8 +32,12 @@ typedef struct cm__transcode_job {
     cm__pool *pool;         /* the frames being marked (AVFrame items) */
     cm_plane (*planes)[3];  /* each worker's luma, lo, hi */
     int jobs;               /* workers */
-    AVFrame *last_in;       /* the last frame submitted, as decoded (for held frames) */
-    AVFrame *last_out;      /* the last frame sent to the encoder, marked */
+    int one_at_a_time;      /* each frame encoded before the next is decoded */
+    uint8_t last_in[FRAME_DIGEST_BYTES]; /* the last frame submitted: its digest as */
+    int have_last_in;                    /* decoded (held frames), if one was made */
+    uint8_t *last_luma;     /* the last frame sent to the encoder: its marked luma, */
+    size_t last_row;        /* last_rows rows of last_row bytes */
+    int last_rows;
     cm__atomic out;
     int write_errno; /* why writing the output failed (ENOSPC, EFBIG...), else 0 */
     int64_t frames, total; /* encoded; in the source (-1 = unknown) */

@@ -33,16 +33,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include <libavutil/avstring.h>
 #include <libavutil/imgutils.h>
 #include <libavutil/opt.h>
 #include <libavutil/pixdesc.h>
 #include <libswscale/swscale.h>
 
-/* Most workers marking frames at once (-j), and the memory their frames
- * and planes may take together before fewer are started. */
+/* Most workers marking frames at once (-j), the memory their frames and
+ * planes may take together before fewer are started, and the memory of
+ * frames decoded ahead beyond which none are (mark_jobs). */
 #define MAX_MARK_JOBS 64
 #define MARK_MEMORY (256u << 20)
+#define SPARE_MEMORY (64u << 20)
 
 /* AVIO buffer for the output file. */
 #define AVIO_BUFFER_BYTES (256 * 1024)
@@ -62,35 +66,60 @@ static size_t plane_rows(const AVFrame *f, int p, int *rows)
     return (size_t)ls;
 }
 
-/* A held drawing: f's luma and chroma equal the last frame's (the hook
- * gives the same result for the same samples, and it reads both). */
-static int held_match(const AVFrame *last, const AVFrame *f)
+/* The digest of a decoded frame's samples, size and layout: a held drawing
+ * (luma and chroma as the last frame's; the hook gives the same result for
+ * the same samples, and it reads both) has the last one's. A digest rather
+ * than the frame itself, so that no decoded frame is kept aside (66 MB at
+ * 4K 4444) and the worker marks the decoder's frame without a copy;
+ * SHA-256, so that two drawings cannot be mistaken. -1 if it fails. */
+static int frame_digest(const AVFrame *f, uint8_t out[FRAME_DIGEST_BYTES])
 {
-    if (!last || last->width != f->width || last->height != f->height ||
-        last->format != f->format)
-        return 0;
-    for (int p = 0; p <= 2; p++) {
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int shape[3] = {f->width, f->height, f->format};
+    int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+             EVP_DigestUpdate(md, shape, sizeof(shape)) == 1;
+    for (int p = 0; ok && p <= 2; p++) {
         int rows;
         size_t row = plane_rows(f, p, &rows);
-        for (int y = 0; y < rows; y++)
-            if (memcmp(last->data[p] + (ptrdiff_t)y * last->linesize[p],
-                       f->data[p] + (ptrdiff_t)y * f->linesize[p], row))
-                return 0;
+        for (int y = 0; ok && y < rows; y++)
+            ok = EVP_DigestUpdate(md, f->data[p] + (ptrdiff_t)y * f->linesize[p], row) == 1;
     }
-    return 1;
+    unsigned n = 0;
+    ok = ok && EVP_DigestFinal_ex(md, out, &n) == 1 && n == FRAME_DIGEST_BYTES;
+    EVP_MD_CTX_free(md);
+    return ok ? 0 : -1;
 }
 
-/* The last frame's marked luma into f (a held drawing's result). */
-static int held_copy(AVFrame *f, const AVFrame *last)
+/* The last frame's marked luma (rows of row bytes) into f: a held
+ * drawing's result. */
+static int held_copy(AVFrame *f, const uint8_t *last, size_t row)
 {
     int err = av_frame_make_writable(f);
     if (err < 0)
         return err;
     int rows;
-    size_t row = plane_rows(f, 0, &rows);
+    if (plane_rows(f, 0, &rows) != row)
+        return AVERROR_BUG;
     for (int y = 0; y < rows; y++)
-        memcpy(f->data[0] + (ptrdiff_t)y * f->linesize[0],
-               last->data[0] + (ptrdiff_t)y * last->linesize[0], row);
+        memcpy(f->data[0] + (ptrdiff_t)y * f->linesize[0], last + (size_t)y * row, row);
+    return 0;
+}
+
+/* Keep f's marked luma for a held drawing after it: its luma alone, so that
+ * the frame itself goes back to the decoder's pool once encoded. */
+static int keep_luma(cm__transcode_job *j, const AVFrame *f)
+{
+    int rows;
+    size_t row = plane_rows(f, 0, &rows);
+    if (!j->last_luma || j->last_row != row || j->last_rows != rows) {
+        free(j->last_luma);
+        j->last_row = row;
+        j->last_rows = rows;
+        if (!(j->last_luma = cm__malloc_array(row ? row : 1, rows > 0 ? (size_t)rows : 1)))
+            return AVERROR(ENOMEM);
+    }
+    for (int y = 0; y < rows; y++)
+        memcpy(j->last_luma + (size_t)y * row, f->data[0] + (ptrdiff_t)y * f->linesize[0], row);
     return 0;
 }
 
@@ -299,7 +328,9 @@ static void drop_frame(void *item)
  * frame's result; then the source's times and key frames. Takes f. */
 static int encode_frame(cm__transcode_job *j, AVFrame *f, int held)
 {
-    int err = held ? held_copy(f, j->last_out) : 0;
+    int err = held ? held_copy(f, j->last_luma, j->last_row) : 0;
+    if (err >= 0)
+        err = keep_luma(j, f);
     if (err < 0) {
         av_frame_free(&f);
         return cm__video_av_fail(j->ctx, j->in.path, err, "copy a frame");
@@ -314,10 +345,8 @@ static int encode_frame(cm__transcode_job *j, AVFrame *f, int held)
     err = cm__video_frame_side_data(f, j->enc->codec->name, j->in.fc->streams[j->in.vi],
                                     &j->sd_announced, j->info);
     if (err >= 0)
-        err = avcodec_send_frame(j->enc, f);
-    /* the next held drawing's result (the encoder keeps its own reference) */
-    av_frame_free(&j->last_out);
-    j->last_out = f;
+        err = avcodec_send_frame(j->enc, f); /* the encoder keeps its own reference */
+    av_frame_free(&f);
     if (err < 0)
         return cm__video_av_fail(j->ctx, j->in.path, err, "encode a frame");
     j->frames++;
@@ -355,7 +384,7 @@ static int submit_frame(cm__transcode_job *j, AVFrame *decoded)
     AVFrame *f = av_frame_alloc();
     if (!f)
         return cm__error(j->ctx, CM_E_NOMEM, "out of memory");
-    int err;
+    int err, decoded_fmt = decoded->format;
     if (j->sws) {
         f->format = j->conv->format;
         f->width = decoded->width;
@@ -366,8 +395,9 @@ static int submit_frame(cm__transcode_job *j, AVFrame *decoded)
             err = av_frame_copy_props(f, decoded);
             f->color_range = decoded->color_range;
         }
-    } else {
-        err = av_frame_ref(f, decoded);
+    } else { /* the decoder's frame itself: the worker's alone, marked in place */
+        av_frame_move_ref(f, decoded);
+        err = 0;
     }
     if (err < 0) {
         av_frame_free(&f);
@@ -379,16 +409,14 @@ static int submit_frame(cm__transcode_job *j, AVFrame *decoded)
         return cm__error(j->ctx, CM_E_UNSUPPORTED,
                          "%s: %s frames cannot be marked in place (planar YUV or grey, 8-16 "
                          "bit, is needed)",
-                         j->in.path, av_get_pix_fmt_name(decoded->format));
+                         j->in.path, av_get_pix_fmt_name(decoded_fmt));
     }
-    /* the samples as decoded, for the next frame's comparison: holding a
-     * reference also makes the worker copy them before marking */
-    int held = held_match(j->last_in, f);
-    av_frame_free(&j->last_in);
-    if (!(j->last_in = av_frame_clone(f))) {
-        av_frame_free(&f);
-        return cm__error(j->ctx, CM_E_NOMEM, "out of memory");
-    }
+    /* the samples as decoded, for the next frame's comparison */
+    uint8_t digest[FRAME_DIGEST_BYTES];
+    int known = frame_digest(f, digest) == 0;
+    int held = known && j->have_last_in && !memcmp(digest, j->last_in, sizeof(digest));
+    memcpy(j->last_in, digest, sizeof(digest));
+    j->have_last_in = known;
     int ret = take_marked(j, 0);
     if (!ret && cm__pool_full(j->pool)) { /* the oldest must be encoded first */
         void *g;
@@ -404,7 +432,9 @@ static int submit_frame(cm__transcode_job *j, AVFrame *decoded)
     }
     cm__pool_submit(j->pool, f, held);
     j->submitted++;
-    return CM_OK;
+    /* frames too big for two at once: marked and encoded before the next
+     * is decoded */
+    return j->one_at_a_time ? take_marked(j, 1) : CM_OK;
 }
 
 static int drain_decoder(cm__transcode_job *j)
@@ -483,22 +513,27 @@ static int transcode(cm__transcode_job *j)
     return CM_OK;
 }
 
-/* Frames marked at once: p->jobs, else one per core; fewer where the
- * frames are so big that each worker's would pass MARK_MEMORY (a worker
- * holds its frame and three float planes of it, the ring two frames
- * more). */
-static int mark_jobs(const cm_video_stamp_params *p, const AVStream *vs)
+/* Frames marked at once: p->jobs, else one per core; fewer where each
+ * worker's frame and three float planes of it would together pass
+ * MARK_MEMORY. *spare: frames the ring holds beyond the workers' (one
+ * decoded ahead, one waiting for the encoder): 2, none where two frames
+ * would pass SPARE_MEMORY (a 4K 4444 frame is 66 MB, a 4K 4:2:0 one 12). */
+static int mark_jobs(const cm_video_stamp_params *p, const AVStream *vs, int *spare)
 {
     int jobs = p->jobs;
     if (jobs <= 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         jobs = n < 1 ? 1 : (n > MAX_MARK_JOBS ? MAX_MARK_JOBS : (int)n);
     }
-    uint64_t px = (uint64_t)vs->codecpar->width * (uint64_t)vs->codecpar->height;
-    uint64_t per = px * (3 * sizeof(float) + 8); /* planes + a 16-bit 4:4:4:4 frame */
+    int w = vs->codecpar->width, h = vs->codecpar->height;
+    uint64_t px = (uint64_t)(w > 0 ? w : 0) * (uint64_t)(h > 0 ? h : 0);
+    int fb = av_image_get_buffer_size(vs->codecpar->format, w, h, 1);
+    uint64_t frame = fb > 0 ? (uint64_t)fb : px * 8; /* unknown: 16-bit 4:4:4:4 */
+    uint64_t per = px * 3 * sizeof(float) + frame;
     uint64_t fit = per ? MARK_MEMORY / per : (uint64_t)jobs;
     if (fit < (uint64_t)jobs)
         jobs = fit < 1 ? 1 : (int)fit;
+    *spare = 2 * frame > SPARE_MEMORY ? 0 : 2;
     return jobs;
 }
 
@@ -572,9 +607,11 @@ int cm__video_transcode(cm_ctx *ctx, const char *in_path, const char *out_path,
         ret = mux_fail(&j, err, "write the output header");
         goto done;
     }
-    j.jobs = mark_jobs(p, vs);
+    int spare;
+    j.jobs = mark_jobs(p, vs, &spare);
+    j.one_at_a_time = j.jobs == 1 && spare == 0;
     if (!(j.planes = calloc((size_t)j.jobs, sizeof(*j.planes))) ||
-        cm__pool_new(&j.jobs, mark_frame, &j, &j.pool)) {
+        cm__pool_new(&j.jobs, spare, mark_frame, &j, &j.pool)) {
         ret = cm__error(ctx, CM_E_NOMEM, "out of memory");
         goto done;
     }
@@ -617,8 +654,7 @@ done:
     av_frame_free(&j.frame);
     av_frame_free(&j.conv);
     sws_freeContext(j.sws);
-    av_frame_free(&j.last_in);
-    av_frame_free(&j.last_out);
+    free(j.last_luma);
     free(j.map);
     free(j.ends);
     return ret;
