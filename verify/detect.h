@@ -16,8 +16,8 @@
 CM__HIDDEN int cm__prefilter(const cm_plane *luma, float *r);
 /* ... in two steps: the linear predictor residual, then the whitening of
  * a (possibly summed) residual of wd x hd decimated px, in place. */
-CM__HIDDEN int cm__prefilter_raw(const cm_plane *luma, float *r);
-CM__HIDDEN int cm__prefilter_whiten(float *r, int wd, int hd);
+CM__HIDDEN int cm__prefilter_raw(const cm_plane *luma, float *r, float *scratch);
+CM__HIDDEN int cm__prefilter_whiten(float *r, int wd, int hd, float *scratch);
 
 /* A geometry hypothesis: where each pixel (x, y) of the decimated residual
  * lies in the tile, in tile pixels (mod N):
@@ -99,6 +99,7 @@ typedef struct cm__residual {
     float *craw;   /* chroma's */
     float *white;  /* whitened luma + CM__CHROMA_WEIGHT x whitened chroma */
     float *tmp;
+    float *scratch; /* the prefilter's, 2 cap floats: kept from frame to frame */
     size_t cap;    /* floats each buffer holds */
 } cm__residual;
 /* Make fr from a frame's planes (chroma may be NULL): CM_OK, CM_E_INVAL for

@@ -118,28 +118,28 @@ int cm__residual_make(cm__residual *fr, const cm_plane *luma, const cm_plane *ch
     int wd = fr->w / CM__DECIM, hd = fr->h / CM__DECIM;
     size_t n = (size_t)wd * hd;
     if (n > fr->cap) {
-        float **bufs[] = {&fr->raw, &fr->craw, &fr->white, &fr->tmp};
+        float **bufs[] = {&fr->raw, &fr->craw, &fr->white, &fr->tmp, &fr->scratch};
         fr->cap = 0;
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < 5; k++) {
             free(*bufs[k]);
             *bufs[k] = NULL;
         }
-        for (int k = 0; k < 4; k++)
-            if (!(*bufs[k] = cm__malloc_array(n, sizeof(float))))
+        for (int k = 0; k < 5; k++)
+            if (!(*bufs[k] = cm__malloc_array(k == 4 ? 2 * n : n, sizeof(float))))
                 return CM_E_NOMEM;
         fr->cap = n;
     }
-    int ret = cm__prefilter_raw(luma, fr->raw);
+    int ret = cm__prefilter_raw(luma, fr->raw, fr->scratch);
     if (ret)
         return ret;
     memcpy(fr->white, fr->raw, n * sizeof(float));
-    if ((ret = cm__prefilter_whiten(fr->white, wd, hd)))
+    if ((ret = cm__prefilter_whiten(fr->white, wd, hd, fr->scratch)))
         return ret;
     if (chroma) {
-        if ((ret = cm__prefilter_raw(chroma, fr->craw)))
+        if ((ret = cm__prefilter_raw(chroma, fr->craw, fr->scratch)))
             return ret;
         memcpy(fr->tmp, fr->craw, n * sizeof(float));
-        if ((ret = cm__prefilter_whiten(fr->tmp, wd, hd)))
+        if ((ret = cm__prefilter_whiten(fr->tmp, wd, hd, fr->scratch)))
             return ret;
         for (size_t i = 0; i < n; i++)
             fr->white[i] += CM__CHROMA_WEIGHT * fr->tmp[i];
@@ -173,6 +173,7 @@ void cm__residual_free(cm__residual *fr)
     free(fr->craw);
     free(fr->white);
     free(fr->tmp);
+    free(fr->scratch);
     memset(fr, 0, sizeof(*fr));
 }
 
@@ -223,11 +224,11 @@ int cm_verifier_evidence(cm_verifier *v, const cm_evidence *e, cm_verify_result 
     if (!r || (e->chroma_frames && !rc))
         goto done;
     memcpy(r, e->sum, n * sizeof(float));
-    if ((ret = cm__prefilter_whiten(r, wd, hd)))
+    if ((ret = cm__prefilter_whiten(r, wd, hd, NULL)))
         goto done;
     if (rc) {
         memcpy(rc, e->csum, n * sizeof(float));
-        if ((ret = cm__prefilter_whiten(rc, wd, hd)))
+        if ((ret = cm__prefilter_whiten(rc, wd, hd, NULL)))
             goto done;
         for (size_t i = 0; i < n; i++)
             r[i] += CM__CHROMA_WEIGHT * rc[i];

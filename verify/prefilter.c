@@ -35,17 +35,21 @@
 #define CLIP 2.5f         /* in units of local deviation */
 #define GRID (16 / CM__DECIM) /* codec block lattice period */
 
-int cm__prefilter_raw(const cm_plane *luma, float *r)
+/* scratch: 2 n floats of the caller's, or NULL for ones of our own. */
+static float *scratch_or_own(float *scratch, size_t n, float **own)
+{
+    *own = scratch ? NULL : cm__malloc_array(2 * (n ? n : 1), sizeof(float));
+    return scratch ? scratch : *own;
+}
+
+int cm__prefilter_raw(const cm_plane *luma, float *r, float *scratch)
 {
     int wd = luma->width / CM__DECIM, hd = luma->height / CM__DECIM;
     size_t n = (size_t)wd * hd;
-    float *yd = calloc(n ? n : 1, sizeof(float));
-    float *tmp = malloc((n ? n : 1) * sizeof(float));
-    if (!yd || !tmp) {
-        free(yd);
-        free(tmp);
+    float *own, *yd = scratch_or_own(scratch, n, &own);
+    if (!yd)
         return CM_E_NOMEM;
-    }
+    float *tmp = yd + n;
     const float inv = 1.0f / (CM__DECIM * CM__DECIM);
     for (int y = 0; y < hd; y++) {
         float *o = yd + (size_t)y * wd;
@@ -62,21 +66,17 @@ int cm__prefilter_raw(const cm_plane *luma, float *r)
     cm__box_filter(yd, wd, r, wd, wd, hd, PRED_R, tmp);
     for (size_t i = 0; i < n; i++)
         r[i] = yd[i] - r[i];
-    free(yd);
-    free(tmp);
+    free(own);
     return CM_OK;
 }
 
-int cm__prefilter_whiten(float *r, int wd, int hd)
+int cm__prefilter_whiten(float *r, int wd, int hd, float *scratch)
 {
     size_t n = (size_t)wd * hd;
-    float *tmp = malloc((n ? n : 1) * sizeof(float));
-    float *var = malloc((n ? n : 1) * sizeof(float));
-    if (!tmp || !var) {
-        free(tmp);
-        free(var);
+    float *own, *tmp = scratch_or_own(scratch, n, &own);
+    if (!tmp)
         return CM_E_NOMEM;
-    }
+    float *var = tmp + n;
     for (size_t i = 0; i < n; i++)
         var[i] = r[i] * r[i];
     cm__box_filter(var, wd, var, wd, wd, hd, NORM_R, tmp);
@@ -101,13 +101,14 @@ int cm__prefilter_whiten(float *r, int wd, int hd)
     for (int y = 0; y < hd; y++)
         for (int x = 0; x < wd; x++)
             r[(size_t)y * wd + x] -= (float)gsum[(y % GRID) * GRID + x % GRID];
-    free(tmp);
-    free(var);
+    free(own);
     return CM_OK;
 }
 
 int cm__prefilter(const cm_plane *luma, float *r)
 {
-    int ret = cm__prefilter_raw(luma, r);
-    return ret ? ret : cm__prefilter_whiten(r, luma->width / CM__DECIM, luma->height / CM__DECIM);
+    int ret = cm__prefilter_raw(luma, r, NULL);
+    return ret ? ret
+               : cm__prefilter_whiten(r, luma->width / CM__DECIM, luma->height / CM__DECIM,
+                                      NULL);
 }
