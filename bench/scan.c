@@ -4,16 +4,21 @@
  * A generated "server dump" of N (default 2,000) mixed files, scanned by the
  * built `celmark scan`; every result is checked against what was planted:
  *
- *   30 %  marked stills of 4 recipients: 1280x720 PNG, 1280x720 JPEG q85
+ *   30 %  marked stills of 4 recipients: 1080p PNG, 1080p JPEG q85
  *         (libjpeg-turbo), and JPEG q75 of a 1080p frame rescaled to 70 %
  *    1 %  marked clips (H.264 MP4, 2 s 640x360)
- *   30 %  unmarked images: cel frames, photo-like texture, noise, frames
- *         marked under another key (PNG and JPEG)
+ *    6 %  thumbnails of marked frames (320x180 JPEG q80): too small to
+ *         carry the mark; a claim on one must name the right id
+ *   24 %  unmarked images: cel frames (1080p), photo-like texture, noise,
+ *         frames marked under another key (640x360; PNG and JPEG)
  *   10 %  corrupt media: PNGs cut short, MP4s cut short (no index)
  *   29 %  not media: text, JSON, random bytes
  *
  * Prints: attributed / marked, claims on unmarked files, corrupt files
- * listed with an error, and the command's own throughput line.
+ * listed with an error, and the command's own throughput line; then the
+ * yardstick of issue 18: the same files decoded by libav alone (probe,
+ * every frame decoded) with as many threads as scan has workers, and the
+ * ratio of scan's wall time to it.
  */
 #include "benchutil.h"
 #include "cel.h"
@@ -23,7 +28,10 @@
 #include "celmark/celmark.h"
 
 #include <jansson.h>
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
 #include <libswscale/swscale.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +42,7 @@
 #define RECIPIENTS 4
 #define BASE_ID UINT64_C(0x5ca1ab1e00000000)
 
-typedef enum truth { T_MARKED, T_UNMARKED, T_CORRUPT, T_OTHER } truth;
+typedef enum truth { T_MARKED, T_THUMB, T_UNMARKED, T_CORRUPT, T_OTHER } truth;
 
 typedef struct planted {
     char path[512];
@@ -81,12 +89,12 @@ static cm_image *rescale(const cm_image *in, double k)
     return out;
 }
 
-static cm_image *cel(uint32_t seed, int big)
+static cm_image *cel(uint32_t seed, int w, int h)
 {
     cel_params p;
     cel_params_default(&p);
-    p.width = big ? 1920 : 1280;
-    p.height = big ? 1080 : 720;
+    p.width = w;
+    p.height = h;
     p.seed = seed;
     cm_image *img = NULL;
     return cel_generate(&img, &p) ? NULL : img;
@@ -115,6 +123,137 @@ static void write_random(const char *path, uint64_t *rng, size_t n)
         fputc((int)(bench_splitmix64(rng) & 255), f);
     if (f)
         fclose(f);
+}
+
+/* Every video frame of one file decoded, one decoder thread (scan's
+ * workers take a file each); files libav cannot open are skipped. */
+static int decode_file(const char *path)
+{
+    AVFormatContext *fc = NULL;
+    AVCodecContext *cc = NULL;
+    AVPacket *pkt = av_packet_alloc();
+    AVFrame *fr = av_frame_alloc();
+    const AVCodec *dec = NULL;
+    int frames = -1, si = -1;
+    if (!pkt || !fr || avformat_open_input(&fc, path, NULL, NULL) < 0)
+        goto done;
+    frames = 0;
+    if (avformat_find_stream_info(fc, NULL) < 0 ||
+        (si = av_find_best_stream(fc, AVMEDIA_TYPE_VIDEO, -1, -1, &dec, 0)) < 0 ||
+        !(cc = avcodec_alloc_context3(dec)) ||
+        avcodec_parameters_to_context(cc, fc->streams[si]->codecpar) < 0)
+        goto done;
+    cc->thread_count = 1;
+    if (avcodec_open2(cc, dec, NULL) < 0)
+        goto done;
+    for (int eof = 0; !eof;) {
+        if (av_read_frame(fc, pkt) < 0) {
+            eof = 1;
+            avcodec_send_packet(cc, NULL);
+        } else {
+            int mine = pkt->stream_index == si;
+            if (mine)
+                avcodec_send_packet(cc, pkt);
+            av_packet_unref(pkt);
+            if (!mine)
+                continue;
+        }
+        while (avcodec_receive_frame(cc, fr) == 0) {
+            frames++;
+            av_frame_unref(fr);
+        }
+    }
+done:
+    avcodec_free_context(&cc);
+    avformat_close_input(&fc);
+    av_packet_free(&pkt);
+    av_frame_free(&fr);
+    return frames;
+}
+
+typedef struct decode_pass {
+    const char *const *paths;
+    int n, next;
+    pthread_mutex_t mu;
+    int opened, frames;
+} decode_pass;
+
+static void *decode_worker(void *arg)
+{
+    decode_pass *d = arg;
+    for (;;) {
+        pthread_mutex_lock(&d->mu);
+        int i = d->next++;
+        pthread_mutex_unlock(&d->mu);
+        if (i >= d->n)
+            return NULL;
+        int f = decode_file(d->paths[i]);
+        pthread_mutex_lock(&d->mu);
+        d->opened += f >= 0;
+        d->frames += f > 0 ? f : 0;
+        pthread_mutex_unlock(&d->mu);
+    }
+}
+
+/* The yardstick: paths decoded by libav alone on threads threads, each
+ * taking the next file; wall seconds. */
+static double decode_alone(const char *const *paths, int n, int threads, int *opened,
+                           int *frames)
+{
+    decode_pass dp = {paths, n, 0, PTHREAD_MUTEX_INITIALIZER, 0, 0};
+    pthread_t th[64];
+    int nth = threads < 1 ? 1 : (threads > 64 ? 64 : threads);
+    double t0 = bench_now_ms();
+    for (int t = 0; t < nth; t++)
+        pthread_create(&th[t], NULL, decode_worker, &dp);
+    for (int t = 0; t < nth; t++)
+        pthread_join(th[t], NULL);
+    *opened = dp.opened;
+    *frames = dp.frames;
+    return (bench_now_ms() - t0) / 1000;
+}
+
+/* `celmark scan` of the given files alone (output thrown away): wall
+ * seconds, < 0 when it could not run. */
+static double scan_files(const char *celmark, const char *keyfile, const char *jopt,
+                         const char *const *paths, int n)
+{
+    size_t cap = strlen(celmark) + strlen(keyfile) + 128;
+    for (int i = 0; i < n; i++)
+        cap += strlen(paths[i]) + 3;
+    char *cmd = malloc(cap);
+    if (!cmd)
+        return -1;
+    size_t len = (size_t)snprintf(cmd, cap, "'%s' scan -q -k '%s' %s", celmark, keyfile, jopt);
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(cmd + len, cap - len, " '%s'", paths[i]);
+    snprintf(cmd + len, cap - len, " > /dev/null 2>&1");
+    double t0 = bench_now_ms();
+    int rc = system(cmd);
+    free(cmd);
+    return rc == -1 ? -1 : (bench_now_ms() - t0) / 1000;
+}
+
+/* The kinds of file in the dump, by the name bench gives them. */
+static const struct {
+    const char *name, *prefix, *ext;
+} kinds[] = {
+    {"marked PNG 1080p", "f", ".png"},    {"marked JPEG (1080p, 70 %)", "f", ".jpg"},
+    {"marked clips", "c", ".mp4"},        {"thumbnails 320x180", "t", ".jpg"},
+    {"unmarked images", "u", ""},         {"corrupt media", "x", ""},
+    {"not media", "n", ""},
+};
+#define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
+
+static int kind_of(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const char *dot = strrchr(base, '.');
+    for (size_t k = 0; k < NKINDS; k++)
+        if (base[0] == kinds[k].prefix[0] && (!kinds[k].ext[0] || (dot && !strcmp(dot, kinds[k].ext))))
+            return (int)k;
+    return -1;
 }
 
 int main(int argc, char **argv)
@@ -175,7 +314,7 @@ int main(int argc, char **argv)
             p->t = T_MARKED;
             p->id = BASE_ID + (uint64_t)r;
             int form = slot % 3;
-            img = cel((uint32_t)i, form == 2); /* the rescaled ones from 1080p */
+            img = cel((uint32_t)i, 1920, 1080);
             cm_stamper_image(st[r], img);
             snprintf(p->path, sizeof(p->path), "%s/dump/%s/f%05d.%s", dir, folder, i,
                      form == 0 ? "png" : "jpg");
@@ -202,11 +341,23 @@ int main(int argc, char **argv)
             snprintf(p->path, sizeof(p->path), "%s/dump/%s/c%05d.mp4", dir, folder, i);
             if (cm_video_stamp(NULL, st[r], src, p->path, NULL, CM_WRITE_FORCE, NULL))
                 return 1;
+        } else if (slot < 37) { /* thumbnail of a marked frame */
+            int r = i % RECIPIENTS;
+            p->t = T_THUMB;
+            p->id = BASE_ID + (uint64_t)r;
+            img = cel((uint32_t)i, 1920, 1080);
+            cm_stamper_image(st[r], img);
+            cm_image *small = rescale(img, 1.0 / 6);
+            snprintf(p->path, sizeof(p->path), "%s/dump/%s/t%05d.jpg", dir, folder, i);
+            write_jpeg(small, p->path, 80);
+            cm_image_free(&small);
         } else if (slot < 61) { /* unmarked images */
             p->t = T_UNMARKED;
             um_kind k = (um_kind)(slot % 4 == 0 ? UM_OTHER_KEY : (slot % 4 == 1 ? UM_PHOTO
                                                                : (slot % 4 == 2 ? UM_NOISE : UM_CEL)));
-            if (k == UM_CEL || k == UM_OTHER_KEY) {
+            if (k == UM_CEL) {
+                um_generate_image(&us, k, i, 1920, 1080, &img);
+            } else if (k == UM_OTHER_KEY) {
                 um_generate_image(&us, k, i, 640, 360, &img);
             } else { /* a luma plane: a grey image */
                 cm_plane pl0 = {0};
@@ -238,7 +389,7 @@ int main(int argc, char **argv)
                 clip_write(p->path, &cp);
                 truncate_file(p->path, 0.6);
             } else {
-                img = cel((uint32_t)i, 0);
+                img = cel((uint32_t)i, 1280, 720);
                 cm_stamper_image(st[i % RECIPIENTS], img);
                 snprintf(p->path, sizeof(p->path), "%s/dump/%s/x%05d.png", dir, folder, i);
                 cm_image_write(NULL, img, p->path, CM_WRITE_FORCE);
@@ -282,7 +433,8 @@ int main(int argc, char **argv)
 
     /* check every line against what was planted */
     int n_marked = 0, ok_marked = 0, n_unmarked = 0, claims_unmarked = 0, n_corrupt = 0,
-        err_corrupt = 0, n_other = 0, other_reported = 0, wrong_id = 0, lines = 0;
+        err_corrupt = 0, n_other = 0, other_reported = 0, wrong_id = 0, lines = 0, n_thumb = 0,
+        thumb_found = 0;
     FILE *f = fopen(jsonl, "r");
     char *line = NULL;
     size_t cap = 0;
@@ -318,6 +470,13 @@ int main(int argc, char **argv)
             else
                 printf("  missed: %s\n", pl[i].path);
             break;
+        case T_THUMB:
+            n_thumb++;
+            if (marked && id && !strcmp(id, want))
+                thumb_found++;
+            else if (marked)
+                wrong_id++;
+            break;
         case T_UNMARKED:
             n_unmarked++;
             claims_unmarked += marked;
@@ -338,6 +497,8 @@ int main(int argc, char **argv)
     free(byline);
     printf("\nmarked files attributed to the right id: %d/%d (wrong id: %d)\n", ok_marked,
            n_marked, wrong_id);
+    printf("thumbnails of marked frames attributed: %d/%d (too small to carry the mark; "
+           "a wrong id would count above)\n", thumb_found, n_thumb);
     printf("unmarked files claimed: %d/%d\n", claims_unmarked, n_unmarked);
     printf("corrupt files listed with an error: %d/%d\n", err_corrupt, n_corrupt);
     printf("non-media files reported as media: %d/%d (skipped by content)\n", other_reported,
@@ -347,10 +508,42 @@ int main(int argc, char **argv)
     snprintf(cmd, sizeof(cmd), "cat '%s/summary.txt'", dir);
     if (system(cmd))
         return 1;
+
+    /* the yardstick: the same files decoded by libav alone, same cores;
+     * then both sides per kind of file, to show where the time goes */
+    int threads = jobs > 0 ? jobs : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    const char **paths = calloc((size_t)nfiles, sizeof(char *));
+    if (!paths)
+        return 1;
+    for (int i = 0; i < nfiles; i++)
+        paths[i] = pl[i].path;
+    int opened, frames;
+    double dec_s = decode_alone(paths, nfiles, threads, &opened, &frames);
+    printf("\nscan bound by decoding (issue 18: scan wall <= 1.3x libav alone, same cores)\n");
+    printf("  libav alone: %d files opened, %d frames decoded on %d threads in %.2f s\n", opened,
+           frames, threads, dec_s);
+    printf("  celmark scan: %.2f s, ratio %.2fx (target <= 1.30) %s\n", scan_s,
+           dec_s > 0 ? scan_s / dec_s : 0, dec_s > 0 && scan_s / dec_s <= 1.3 ? "PASS" : "MISS");
+    printf("\n  %-26s %6s %12s %12s %7s\n", "by kind (each alone)", "files", "libav s",
+           "scan s", "ratio");
+    for (size_t k = 0; k < NKINDS; k++) {
+        int n = 0;
+        for (int i = 0; i < nfiles; i++)
+            if (kind_of(pl[i].path) == (int)k)
+                paths[n++] = pl[i].path;
+        if (!n)
+            continue;
+        double d = decode_alone(paths, n, threads, &opened, &frames);
+        double c = scan_files(celmark, keyfile, jopt, paths, n);
+        printf("  %-26s %6d %12.2f %12.2f %6.1fx\n", kinds[k].name, n, d, c, d > 0 ? c / d : 0);
+    }
+    free(paths);
     for (int r = 0; r < RECIPIENTS; r++)
         cm_stamper_free(&st[r]);
     cm_key_free(&key);
     cm_key_free(&other);
     free(pl);
-    return ok_marked == n_marked && !claims_unmarked && err_corrupt == n_corrupt ? 0 : 1;
+    return ok_marked == n_marked && !wrong_id && !claims_unmarked && err_corrupt == n_corrupt
+               ? 0
+               : 1;
 }
