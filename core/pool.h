@@ -1,7 +1,9 @@
 /*
  * Work done by several threads and handed back in the order it was
  * submitted (pool.c): video frames marked while the decoder and encoder
- * run, video frames whitened while the decoder runs. Library-internal.
+ * run, video frames whitened while the decoder runs. One thread submits
+ * and takes (it reads the ring's ends without the lock); the workers are
+ * the pool's. Library-internal.
  */
 #ifndef CELMARK_POOL_H
 #define CELMARK_POOL_H
