@@ -446,6 +446,26 @@ static float chroma_sample(const cm__yuv_chroma *c, const uint8_t *plane, int x,
 #define YUV_ROUND_MARGIN 0.6f
 #define YUV_ROOM_SHARE 0.85f
 
+/* A cell's luma room, its share less the margin, in 1/256 of a code value
+ * rounded down: both directions fit one 32-bit word (room_tab.cell), one
+ * gathered load per pixel and sample. The reference takes the same codes. */
+#define ROOM_UNIT (1.0f / 256)
+static uint32_t room_code(float room)
+{
+    float v = room * YUV_ROOM_SHARE - YUV_ROUND_MARGIN;
+    v = v > 0 ? floorf(v / ROOM_UNIT) : 0;
+    return v < 65535 ? (uint32_t)v : 65535;
+}
+
+/* The room table as the row passes read it: red and green cell offsets
+ * summed in one 64 Ki table, blue's, and each cell's room codes (down in
+ * the high half, up in the low). */
+typedef struct room_tab {
+    uint32_t b[256];
+    const uint32_t *rg;   /* [r << 8 | g] */
+    const uint32_t *cell; /* (CM__ROOM_NODES - 1)^3 */
+} room_tab;
+
 /* The reference: every pixel's four chroma samples read and converted
  * where they lie. */
 void cm__yuv_luma_room_c(const cm__room *room, const cm_plane *luma, const cm__yuv_chroma *c,
@@ -469,8 +489,11 @@ void cm__yuv_luma_room_c(const cm__room *room, const cm_plane *luma, const cm__y
                 rgb[0] = l[x] + 2.0f * (1.0f - kr) * cr;
                 rgb[2] = l[x] + 2.0f * (1.0f - kb) * cb;
                 rgb[1] = (l[x] - kr * rgb[0] - kb * rgb[2]) / kg;
-                cm__room_limit(cm__room_at(room, rgb), YUV_ROOM_SHARE, YUV_ROUND_MARGIN, &pl[x],
-                               &ph[x]);
+                const cm__room_cell *cell = cm__room_at(room, rgb);
+                float down = (float)room_code(cell->luma_down) * ROOM_UNIT;
+                float up = (float)room_code(cell->luma_up) * ROOM_UNIT;
+                pl[x] = pl[x] < down ? pl[x] : down;
+                ph[x] = ph[x] < up ? ph[x] : up;
             }
         }
     }
@@ -480,7 +503,7 @@ void cm__yuv_luma_room_c(const cm__room *room, const cm_plane *luma, const cm__y
  * samples' offsets (dr, db per pixel), as the reference computes it. Plain
  * loads and stores so that it vectorises (AVX2 gathers the cells). */
 CM__DSP_CLONES
-static void room_pass(const cm__room *room, const float *restrict l, const float *restrict dr,
+static void room_pass(const room_tab *t, const float *restrict l, const float *restrict dr,
                       const float *restrict db, float *restrict pl, float *restrict ph, int w,
                       float kr, float kb, float kg)
 {
@@ -492,12 +515,8 @@ static void room_pass(const cm__room *room, const float *restrict l, const float
         unsigned v[3];
         for (int k = 0; k < 3; k++)
             v[k] = (unsigned)(rgb[k] < 0 ? 0 : (rgb[k] > 255 ? 255 : rgb[k]));
-        const cm__room_cell *cell = &room->cell[room->cell_r[v[0]] + room->cell_g[v[1]] +
-                                               room->cell_b[v[2]]];
-        float down = cell->luma_down * YUV_ROOM_SHARE - YUV_ROUND_MARGIN;
-        float up = cell->luma_up * YUV_ROOM_SHARE - YUV_ROUND_MARGIN;
-        down = down > 0 ? down : 0;
-        up = up > 0 ? up : 0;
+        uint32_t code = t->cell[t->rg[v[0] << 8 | v[1]] + t->b[v[2]]];
+        float down = (float)(code >> 16) * ROOM_UNIT, up = (float)(code & 0xffff) * ROOM_UNIT;
         pl[x] = pl[x] < down ? pl[x] : down;
         ph[x] = ph[x] < up ? ph[x] : up;
     }
@@ -541,6 +560,24 @@ void cm__yuv_luma_room(const cm__room *room, const cm_plane *luma, const cm__yuv
         cm__yuv_luma_room_c(room, luma, c, lo, hi);
         return;
     }
+    const size_t ncell = (size_t)(CM__ROOM_NODES - 1) * (CM__ROOM_NODES - 1) *
+                         (CM__ROOM_NODES - 1);
+    room_tab t;
+    uint32_t *tabs = cm__malloc_array(65536 + ncell, sizeof(uint32_t));
+    if (!tabs) {
+        free(buf);
+        cm__yuv_luma_room_c(room, luma, c, lo, hi);
+        return;
+    }
+    memcpy(t.b, room->cell_b, sizeof(t.b));
+    for (int r = 0; r < 256; r++)
+        for (int g = 0; g < 256; g++)
+            tabs[r << 8 | g] = room->cell_r[r] + room->cell_g[g];
+    for (size_t i = 0; i < ncell; i++)
+        tabs[65536 + i] = room_code(room->cell[i].luma_down) << 16 |
+                          room_code(room->cell[i].luma_up);
+    t.rg = tabs;
+    t.cell = tabs + 65536;
     float *row[2][4];
     for (int k = 0; k < 8; k++)
         row[k / 4][k % 4] = buf + (size_t)k * w;
@@ -563,8 +600,9 @@ void cm__yuv_luma_room(const cm__room *room, const cm_plane *luma, const cm__yuv
         float *pl = lo->data + y * lo->stride, *ph = hi->data + y * hi->stride;
         for (int r = 0; r < 2; r++)
             for (int k = 0; k < 4; k += 2)
-                room_pass(room, l, row[r][k], row[r][k + 1], pl, ph, w, kr, kb, kg);
+                room_pass(&t, l, row[r][k], row[r][k + 1], pl, ph, w, kr, kb, kg);
     }
+    free(tabs);
     free(buf);
 }
 
