@@ -386,16 +386,20 @@ static int speed_table(const char *dir, const char *celmark, int pairs, int skip
         char *stamp[] = {(char *)celmark, "stamp", "-q", "-f", "-k", key, "--id",
                          "5eed00c0ffee0001", in, st, NULL};
         char *verify[] = {(char *)celmark, "verify", "-q", "-k", key, st, NULL};
-        cost s[16], f[16], e[16], v[16];
+        /* verify's yardstick: the copy decoded by ffmpeg alone, its threads */
+        char *decode[] = {"ffmpeg", "-v", "error", "-i", st, "-map", "0:v", "-f", "null", "-",
+                          NULL};
+        cost s[16], f[16], e[16], v[16], d[16];
         for (int r = 0; r < pairs; r++) {
             s[r] = run_child(stamp);
             f[r] = ffmpeg_transcode(c, in, ff);
             e[r] = ffmpeg_transcode(c, st, ff2);
             v[r] = run_child(verify); /* exit 0: the mark found */
+            d[r] = run_child(decode);
         }
         cost sm = median_cost(s, pairs), fm = median_cost(f, pairs), em = median_cost(e, pairs),
-             vm = median_cost(v, pairs);
-        if (!sm.ok || !fm.ok || !em.ok || !vm.ok) {
+             vm = median_cost(v, pairs), dm = median_cost(d, pairs);
+        if (!sm.ok || !fm.ok || !em.ok || !vm.ok || !dm.ok) {
             printf("  %-16s a run failed (stamp %d, ffmpeg %d, ffmpeg of stamped %d, verify "
                    "%d)\n",
                    c->name, sm.ok, fm.ok, em.ok, vm.ok);
@@ -404,11 +408,12 @@ static int speed_table(const char *dir, const char *celmark, int pairs, int skip
         }
         double ratio = sm.wall / fm.wall, secs = c->frames / 24.0;
         printf("  %-16s %6d | %7.2f / %6.2f  %7.2f / %6.2f  %6.2f %6s | %8.1f %7.2fx %+7.1f%% | "
-               "%9.0f %9.0f %+6.0f | %.2fx real time (%.2f s wall, %.2f s cpu)\n",
+               "%9.0f %9.0f %+6.0f | %.2fx real time (%.2f s wall, %.2f s cpu; ffmpeg's "
+               "decode alone %.2fx)\n",
                c->name, c->frames, sm.wall, sm.cpu, fm.wall, fm.cpu, ratio,
                ratio <= 1.15 ? "PASS" : "MISS", 1000 * (sm.cpu - em.cpu) / c->frames,
                em.cpu / fm.cpu, 100 * (file_mb(st) / file_mb(ff) - 1), sm.rss, fm.rss,
-               sm.rss - fm.rss, secs / vm.wall, vm.wall, vm.cpu);
+               sm.rss - fm.rss, secs / vm.wall, vm.wall, vm.cpu, secs / dm.wall);
         if (k == 0)
             snprintf(anim_stamped, sizeof(anim_stamped), "%s", st);
     }
@@ -416,7 +421,7 @@ static int speed_table(const char *dir, const char *celmark, int pairs, int skip
            "encoder's, per frame; enc xtra: ffmpeg's CPU on the stamped copy / on the source; "
            "bitrate: stamped vs ffmpeg's output at the same CRF; +MiB: stamp's peak RSS over "
            "ffmpeg's, target <= 150 at 1080p; verify: target >= 4x real time at 1080p24 "
-           "H.264)\n");
+           "H.264, beside ffmpeg decoding the same copy to nothing with its own threads)\n");
 
     /* triage: a 10-minute marked 1080p video, the stamped clip end to end */
     if (anim_stamped[0]) {
