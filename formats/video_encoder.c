@@ -279,10 +279,14 @@ int cm__video_open_encoder(cm__transcode_job *j, AVStream *is, AVStream *os)
     e->time_base = j->grid ? av_inv_q(e->framerate) : is->time_base;
     /* no build or run details in the stream: same input, same bytes */
     e->flags |= AV_CODEC_FLAG_BITEXACT;
-    /* every core, by slices where the encoder can (ProRes, DNxHD, FFV1):
-     * frame threads would each hold a frame, 66 MB at 4K 4444 */
+    /* every core; for big frames by slices where the encoder can (ProRes,
+     * DNxHD, FFV1), since frame threads would each hold a frame, 66 MB at
+     * 4K 4444. Below that libav's choice, frame threads first, as
+     * ffmpeg's: slices of one 1080p ProRes frame joined before the next
+     * kept 2 cores 85 % busy, a stamp 1.4x ffmpeg's time (bench/video) */
     e->thread_count = 0;
-    if (codec->capabilities & AV_CODEC_CAP_SLICE_THREADS)
+    if ((int64_t)par->width * par->height >= CM__LARGE_FRAME_PIXELS &&
+        (codec->capabilities & AV_CODEC_CAP_SLICE_THREADS))
         e->thread_type = FF_THREAD_SLICE;
     /* ... but the same bytes on any machine: where the thread count shapes
      * the stream (x264's frame threads; the MPEG-1/2/4 and MJPEG encoders

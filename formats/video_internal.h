@@ -12,6 +12,11 @@
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 
+/* Frames from this size (half of UHD) are decoded and encoded by slices,
+ * not frames, where the codec can: a frame thread holds a frame of its own
+ * (cm__video_input_open, cm__video_open_encoder). */
+#define CM__LARGE_FRAME_PIXELS (3840 * 2160 / 2)
+
 /* ---- an opened input (video_open.c) ------------------------------------ */
 
 typedef struct cm__video_input {

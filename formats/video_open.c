@@ -47,10 +47,6 @@
 #define PROBE_MIN_SCORE 25 /* AVPROBE_SCORE_MAX / 4: extension-free evidence */
 
 
-/* Frames from this size (half of UHD) are decoded by slices, not frames,
- * to bound memory (see cm__video_input_open). */
-#define LARGE_FRAME_PIXELS (3840 * 2160 / 2)
-
 /* ---- opening ---------------------------------------------------------- */
 
 static double now_seconds(void)
@@ -248,7 +244,7 @@ int cm__video_input_open(cm_ctx *ctx, const char *path, const cm_limits *limits,
     in->dec->thread_count = threads;
     /* big frames by slices where the decoder can (ProRes, DNxHD): each
      * frame thread holds frames of its own, 66 MB apiece at 4K 4444 */
-    if (w * h >= LARGE_FRAME_PIXELS && (codec->capabilities & AV_CODEC_CAP_SLICE_THREADS))
+    if (w * h >= CM__LARGE_FRAME_PIXELS && (codec->capabilities & AV_CODEC_CAP_SLICE_THREADS))
         in->dec->thread_type = FF_THREAD_SLICE;
     AVDictionary *dopts = NULL;
     av_dict_set(&dopts, "max_pixels", mp, 0);
