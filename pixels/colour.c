@@ -525,21 +525,23 @@ static void room_pass(const room_tab *t, const float *restrict l, const float *r
 
 /* Chroma row cy's offsets spread over the luma row (w pixels): each pixel's
  * own sample (d0) and the one to its right (d1; the last column has none
- * and takes its own again, which limits the same). */
+ * and takes its own again, which limits the same). Each sample is read and
+ * converted once. */
 static void spread_row(const cm__yuv_chroma *c, int cy, int cw, int w, float *r0, float *b0,
                        float *r1, float *b1)
 {
     const float ar = 2.0f * (1.0f - c->kr), ab = 2.0f * (1.0f - c->kb);
-    for (int x = 0; x < w; x++) {
-        int i = x >> c->sx, j = i + 1 < cw ? i + 1 : i;
-        if (x && (x >> c->sx) == ((x - 1) >> c->sx)) { /* same samples as x - 1 */
-            r0[x] = r0[x - 1], b0[x] = b0[x - 1], r1[x] = r1[x - 1], b1[x] = b1[x - 1];
-            continue;
+    const int y = cy << c->sy;
+    float nr = ar * chroma_sample(c, c->cr, 0, y), nb = ab * chroma_sample(c, c->cb, 0, y);
+    for (int i = 0; i < cw; i++) {
+        float r = nr, b = nb;
+        if (i + 1 < cw) {
+            nr = ar * chroma_sample(c, c->cr, (i + 1) << c->sx, y);
+            nb = ab * chroma_sample(c, c->cb, (i + 1) << c->sx, y);
         }
-        r0[x] = ar * chroma_sample(c, c->cr, i << c->sx, cy << c->sy);
-        b0[x] = ab * chroma_sample(c, c->cb, i << c->sx, cy << c->sy);
-        r1[x] = ar * chroma_sample(c, c->cr, j << c->sx, cy << c->sy);
-        b1[x] = ab * chroma_sample(c, c->cb, j << c->sx, cy << c->sy);
+        int x1 = (i + 1) << c->sx;
+        for (int x = i << c->sx; x < x1 && x < w; x++)
+            r0[x] = r, b0[x] = b, r1[x] = nr, b1[x] = nb;
     }
 }
 
