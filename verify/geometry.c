@@ -11,11 +11,13 @@
  *   3. unless one of those reached EARLY_SYNC_Z, perspective (a
  *      photographed screen), whose smooth change of scale and shear across
  *      the frame smears a single lattice:
- *      a. a start: the best fold so far, or a lattice of the frame's
+ *      a. starts: the best fold so far, and the lattices of the frame's
  *         central 3/4 x 3/4 (PERSP_CENTRE_SIM square, PERSP_CENTRE_AFF
- *         affine, found on a lag map smoothed over 7 x 7 lags), whichever
- *         gives the best sync on the central half of the frame folded
- *         alone; the fit starts only when that reaches PERSP_GATE_Z;
+ *         affine and PERSP_CENTRE_UP upright ones, found on a lag map
+ *         smoothed over 7 x 7 lags), ranked by their sync on the central
+ *         half of the frame folded alone; the fit runs from the best
+ *         PERSP_STARTS of those that reach PERSP_GATE_Z, in turn, until
+ *         one registers the frame (EARLY_SYNC_Z);
  *      b. the frame is cut into 3 x 3 overlapping windows of half its
  *         size; each is folded alone at the current geometry and its origin
  *         found by the same phase correlation (mirror fixed). Where the map
@@ -26,8 +28,9 @@
  *         with a sync under PERSP_WINDOW_Z left out, the worst dropped
  *         while one misses the fit by more than PERSP_TOL, at least
  *         PERSP_MIN_WINDOWS kept, and the fit refused when it changes the
- *         scale by more than PERSP_MAX_W at a corner) and the whole frame
- *         folded with it; up to PERSP_ITERS rounds, each from the last
+ *         scale by more than PERSP_MAX_W at a corner; when refused, an
+ *         affine map from at least PERSP_MIN_AFFINE windows) and the whole
+ *         frame folded with it; up to PERSP_ITERS rounds, each from the last
  *         fit, while the whole frame's sync grows (by PERSP_GAIN or more).
  *
  * Every fold gives origin and mirror candidates (evaluate_fold: the
@@ -38,9 +41,10 @@
  * payload chips, and under "no mark" the payload chips' keyed signs are
  * fair coins whatever was selected on the others (test_calibration,
  * bench/falsepos). How many folds at most: 1 (untouched) + MAX_GEOMS +
- * MAX_AFFINE + PERSP_ITERS (4) = 10 whole-frame folds, 1 + PERSP_CENTRE_SIM
- * + PERSP_CENTRE_AFF = 4 folds of the central half and 9 PERSP_ITERS = 36
- * window folds (each a quarter of the frame), each with 2 mirrors x
+ * MAX_AFFINE + PERSP_STARTS x PERSP_ITERS (3 x 4) = 18 whole-frame folds,
+ * 1 + PERSP_CENTRE_SIM + PERSP_CENTRE_AFF + PERSP_CENTRE_UP = 7 folds of the
+ * central half and 9 x 12 = 108 window folds (each a quarter of the frame;
+ * the later starts only run when the first fails), each with 2 mirrors x
  * ORIGIN_PEAKS origins (the windows and the fits: the start's mirror
  * only). H stays 2 whatever ran.
  */
@@ -64,13 +68,20 @@
 #define PERSP_CENTRE_SIM 2      /* its start: the best fold so far, or one of
                                    the centre window's own square and */
 #define PERSP_CENTRE_AFF 1      /* affine lattices */
+#define PERSP_CENTRE_UP 3       /* and upright lattices (sync.c step 6; bench:
+                                   persp6 17 -> 19, screen_photo 14 -> 16 of
+                                   20; 2 and 4 found the same) */
 #define PERSP_SMOOTH 3          /* its lag map smoothed over 7 x 7 lags */
 #define PERSP_GATE_Z 5.0        /* centre window's sync that starts the fit */
 #define PERSP_WINDOW_Z 3.0      /* a window's sync that counts in the fit */
 #define PERSP_MIN_WINDOWS 5     /* of 9: 10 equations for 8 unknowns */
+#define PERSP_MIN_AFFINE 4      /* of 9 for the affine fit: 8 equations for 6
+                                   unknowns (bench: screen_photo +1) */
 #define PERSP_TOL 12.0          /* tile px (one chip): a window's largest miss */
 #define PERSP_GAIN 0.3          /* a round that adds less sync is the last */
 #define PERSP_MAX_W 0.3         /* |w - 1| at the frame's corners, at most */
+#define PERSP_STARTS 3          /* starts the fit is tried from, at most
+                                   (bench: screen_photo +1; 4: the same) */
 #define PERSP_ITERS 4           /* fit rounds, at most */
 
 /* Normalised correlation of the demodulated sync chips with their values. */
@@ -345,6 +356,77 @@ static double worst_miss(const double *g, const double *p, const double *q, int 
     return worst;
 }
 
+/* The affine map h (h6 = h7 = 0) that maps the n >= 3 points p closest to
+ * q in weighted least squares: 0, or -1 when degenerate. */
+static int affine_fit(const double *p, const double *q, const double *wt, int n, double h[8])
+{
+    if (n < 3)
+        return -1;
+    double mx = 0, my = 0, ws = 0;
+    for (int i = 0; i < n; i++)
+        mx += wt[i] * p[2 * i], my += wt[i] * p[2 * i + 1], ws += wt[i];
+    if (!(ws > 0))
+        return -1;
+    mx /= ws, my /= ws; /* centred: a better conditioned system */
+    double a[9] = {0}, bu[3] = {0}, bv[3] = {0};
+    for (int i = 0; i < n; i++) {
+        double r[3] = {p[2 * i] - mx, p[2 * i + 1] - my, 1};
+        for (int j = 0; j < 3; j++) {
+            for (int k = 0; k < 3; k++)
+                a[j * 3 + k] += wt[i] * r[j] * r[k];
+            bu[j] += wt[i] * r[j] * q[2 * i];
+            bv[j] += wt[i] * r[j] * q[2 * i + 1];
+        }
+    }
+    double a2[9];
+    memcpy(a2, a, sizeof(a));
+    if (solve(a, bu, 3) || solve(a2, bv, 3))
+        return -1;
+    h[0] = bu[0], h[1] = bu[1], h[2] = bu[2] - bu[0] * mx - bu[1] * my;
+    h[3] = bv[0], h[4] = bv[1], h[5] = bv[2] - bv[0] * mx - bv[1] * my;
+    h[6] = h[7] = 0;
+    return 0;
+}
+
+/* Fit a homography (params 8) or an affine map (6) to the window points:
+ * while the worst window misses by more than PERSP_TOL, drop it (a window
+ * without the mark gives a random origin) and fit again, keeping at least
+ * two equations more than unknowns; a homography whose scale changes by
+ * more than PERSP_MAX_W over the frame is refused (a fit through noise, or
+ * a fold of the frame over itself). 0 and the map in *out, or -1. */
+static int fit_windows(const double *p0, const double *q0, const double *wt0, int n, int params,
+                       int wd, int hd, cm__geom *out)
+{
+    double p[18], q[18], wt[9];
+    memcpy(p, p0, sizeof(double) * 2 * (size_t)n);
+    memcpy(q, q0, sizeof(double) * 2 * (size_t)n);
+    memcpy(wt, wt0, sizeof(double) * (size_t)n);
+    int min = params == 8 ? PERSP_MIN_WINDOWS : PERSP_MIN_AFFINE;
+    cm__geom g = {{0}, 0};
+    for (;;) {
+        if (n < min)
+            return -1;
+        if (params == 8 ? cm__homography_fit(p, q, wt, n, g.h) : affine_fit(p, q, wt, n, g.h))
+            return -1;
+        int at = 0;
+        if (worst_miss(g.h, p, q, n, &at) <= PERSP_TOL)
+            break;
+        n--;
+        memmove(p + 2 * at, p + 2 * at + 2, sizeof(double) * 2 * (size_t)(n - at));
+        memmove(q + 2 * at, q + 2 * at + 2, sizeof(double) * 2 * (size_t)(n - at));
+        memmove(wt + at, wt + at + 1, sizeof(double) * (size_t)(n - at));
+    }
+    static const double corner[4][2] = {{0, 0}, {1, 0}, {0, 1}, {1, 1}};
+    for (int c = 0; c < 4; c++) {
+        double x = corner[c][0] * wd, y = corner[c][1] * hd;
+        double w = g.h[6] * x + g.h[7] * y + 1;
+        if (!(fabs(w - 1) <= PERSP_MAX_W))
+            return -1;
+    }
+    *out = g;
+    return 0;
+}
+
 /* One round of the perspective fit (file comment, step 4) from hypothesis
  * h: the fitted geometry into *out; 0, or -1 when too few windows hold the
  * mark, they disagree, or the fit is refused. */
@@ -382,31 +464,13 @@ static int persp_round(cm_verifier *v, const float *r, int wd, int hd, const hyp
             wt[n] = one[0].sync_z * one[0].sync_z;
             n++;
         }
-    /* fit; while the worst window misses by more than PERSP_TOL, drop it
-     * (a window without the mark gives a random origin) and fit again */
-    cm__geom g = {{0}, 0};
-    for (;;) {
-        if (n < PERSP_MIN_WINDOWS || cm__homography_fit(p, q, wt, n, g.h))
-            return -1;
-        int at = 0;
-        if (worst_miss(g.h, p, q, n, &at) <= PERSP_TOL)
-            break;
-        n--;
-        memmove(p + 2 * at, p + 2 * at + 2, sizeof(double) * 2 * (size_t)(n - at));
-        memmove(q + 2 * at, q + 2 * at + 2, sizeof(double) * 2 * (size_t)(n - at));
-        memmove(wt + at, wt + at + 1, sizeof(double) * (size_t)(n - at));
-    }
-    /* refuse a map whose scale changes by more than PERSP_MAX_W over the
-     * frame (a fit through noise, or a fold of the frame over itself) */
-    static const double corner[4][2] = {{0, 0}, {1, 0}, {0, 1}, {1, 1}};
-    for (int c = 0; c < 4; c++) {
-        double x = corner[c][0] * wd, y = corner[c][1] * hd;
-        double w = g.h[6] * x + g.h[7] * y + 1;
-        if (!(fabs(w - 1) <= PERSP_MAX_W))
-            return -1;
-    }
-    *out = g;
-    return 0;
+    /* a homography, or when that is refused an affine map: a strong
+     * keystone leaves the windows on one side unregistered at the start,
+     * and a homography through the rest extrapolates badly to the far
+     * corners; the affine fit moves them closer for the next round */
+    if (fit_windows(p, q, wt, n, 8, wd, hd, out) == 0)
+        return 0;
+    return fit_windows(p, q, wt, n, 6, wd, hd, out);
 }
 
 /* The perspective stage (file comment, step 4): its start is the best of
@@ -418,11 +482,13 @@ static int perspective(cm_verifier *v, const float *r, int wd, int hd, hypo *bes
     int N = v->N;
     work *wk = &v->wk;
     size_t nn = (size_t)N * N;
-    hypo *cur = malloc(sizeof(hypo));
+    hypo *cur = malloc(sizeof(hypo) * (PERSP_STARTS + 1));
     if (!cur)
         return CM_E_NOMEM;
-    cur->sync_z = -1e30;
-    cm__geom start[1 + PERSP_CENTRE_SIM + PERSP_CENTRE_AFF];
+    for (int k = 0; k < PERSP_STARTS; k++)
+        cur[k].sync_z = -1e30;
+    hypo *one = cur + PERSP_STARTS;
+    cm__geom start[1 + PERSP_CENTRE_SIM + PERSP_CENTRE_AFF + PERSP_CENTRE_UP];
     int ns = 0;
     start[ns++] = best[0].g; /* the whole frame's best, whatever its lattice */
     /* the lattice of the frame's central 3/4 x 3/4, on a smoothed lag map:
@@ -437,7 +503,8 @@ static int perspective(cm_verifier *v, const float *r, int wd, int hd, hypo *bes
     for (int y = 0; y < ch; y++)
         memcpy(win + (size_t)y * cw, r + (size_t)(y + hd / 8) * wd + wd / 8, sizeof(float) * cw);
     int nsim, nc = cm__sync_search_smooth(win, cw, ch, (double)N / CM__DECIM, N, PERSP_SMOOTH,
-                                          start + ns, PERSP_CENTRE_SIM, PERSP_CENTRE_AFF, &nsim);
+                                          start + ns, PERSP_CENTRE_SIM, PERSP_CENTRE_AFF,
+                                          PERSP_CENTRE_UP, &nsim);
     free(win);
     if (nc < 0) {
         free(cur);
@@ -448,25 +515,34 @@ static int perspective(cm_verifier *v, const float *r, int wd, int hd, hypo *bes
         memset(wk->sum, 0, sizeof(float) * nn);
         memset(wk->count, 0, sizeof(float) * nn);
         cm__fold_rect(r, wd, wd / 4, hd / 4, wd / 2, hd / 2, &start[k], N, wk->sum, wk->count);
-        evaluate_fold(v, wk, &start[k], PERSP_PEAKS, cur, 1);
+        one->sync_z = -1e30;
+        evaluate_fold(v, wk, &start[k], PERSP_PEAKS, one, 1);
+        insert_best(cur, PERSP_STARTS, one);
     }
-    double whole = -1e30; /* the whole frame's sync at cur's geometry */
-    for (int it = 0; it < PERSP_ITERS && cur->sync_z >= PERSP_GATE_Z; it++) {
-        cm__geom g;
-        if (persp_round(v, r, wd, hd, cur, &g))
-            break;
-        hypo one[1];
-        one[0].sync_z = -1e30;
-        cm__fold_c(r, wd, hd, &g, N, wk->sum, wk->count);
-        cm__fold_spectrum(wk, N);
-        evaluate_flip(v, wk, &g, cur->flipped, ORIGIN_PEAKS, one, 1);
-        insert_best(best, nbest, &one[0]);
-        if (one[0].sync_z <= whole)
-            break;
-        int done = one[0].sync_z < whole + PERSP_GAIN;
-        whole = one[0].sync_z;
-        *cur = one[0];
-        if (done)
+    /* the fit from each start over the gate, best first, until one
+     * registers the frame (a start can pass the gate and still leave too
+     * few windows for a fit, where a lesser one fits) */
+    for (int s = 0; s < PERSP_STARTS && cur[s].sync_z >= PERSP_GATE_Z; s++) {
+        hypo *c = &cur[s];
+        double whole = -1e30; /* the whole frame's sync at c's geometry */
+        for (int it = 0; it < PERSP_ITERS; it++) {
+            cm__geom g;
+            if (persp_round(v, r, wd, hd, c, &g))
+                break;
+            one->sync_z = -1e30;
+            cm__fold_c(r, wd, hd, &g, N, wk->sum, wk->count);
+            cm__fold_spectrum(wk, N);
+            evaluate_flip(v, wk, &g, c->flipped, ORIGIN_PEAKS, one, 1);
+            insert_best(best, nbest, one);
+            if (one->sync_z <= whole)
+                break;
+            int done = one->sync_z < whole + PERSP_GAIN;
+            whole = one->sync_z;
+            *c = *one;
+            if (done)
+                break;
+        }
+        if (best[0].sync_z >= EARLY_SYNC_Z)
             break;
     }
     free(cur);

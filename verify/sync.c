@@ -39,6 +39,9 @@
  *    horizontal vector with x > 0 and b2 with y > 0, so the tile's axes
  *    keep their order and a mirror image folds into the mirrored tile,
  *    which the fold step tries anyway.
+ * 6. upright lattices (the perspective's starts only, upright_search): the
+ *    best bases near the frame's axes on a grid of scale, aspect and
+ *    slopes, whether or not the map has a peak there.
  * The caller folds the frame with each hypothesis and keeps the one whose
  * sync chips correlate best.
  */
@@ -437,6 +440,149 @@ static void consider_pair(const lagmap *m, const double u[2], const double w[2],
     }
 }
 
+/* Refine the basis a on every lattice point of the map: coordinate search
+ * on its four coordinates, two passes at two step sizes (relative to |b|);
+ * a->score receives the refined score. */
+static void refine_basis(const lagmap *m, affg *a)
+{
+    double c1[2] = {a->b1[0], a->b1[1]}, c2[2] = {a->b2[0], a->b2[1]};
+    double best = basis_score(m, m->a, a->b1, a->b2, c1, c2, 0);
+    for (int pass = 0; pass < 2; pass++) {
+        double rel = pass ? FINE_P_STEP : COARSE_P_STEP / 4;
+        for (int axis = 0; axis < 8; axis++) {
+            double *coord = (axis % 4) < 2 ? &a->b1[axis % 2] : &a->b2[axis % 2];
+            double len = (axis % 4) < 2 ? hypot(c1[0], c1[1]) : hypot(c2[0], c2[1]);
+            double c0 = *coord, bestc = c0;
+            for (int i = -REFINE_STEPS; i <= REFINE_STEPS; i++) {
+                *coord = c0 + i * rel * len;
+                double v = basis_score(m, m->a, a->b1, a->b2, c1, c2, 0);
+                if (v > best) {
+                    best = v;
+                    bestc = *coord;
+                }
+            }
+            *coord = bestc;
+        }
+    }
+    a->score = best;
+}
+
+/* Upright lattices (step 6; a photographed screen: the camera held about
+ * level, so the tile's axes stay near the frame's): every basis
+ * b1 = (p1, q1 p1), b2 = (q2 p2, p2) with p1 over the scales searched and
+ * p2 / p1, q1, q2 on a grid, scored on its 4 nearest lattice points of the
+ * smoothed map; the UP_COARSE best distinct ones refined on all points and
+ * the best max of those by refined score returned. Taken from the map's
+ * values, not its local maxima: a smeared lattice may leave no peak among
+ * the strongest (bench: persp6 and screen_photo frames whose candidates
+ * were all 20-35 degrees off). Returns how many. */
+#define UP_P_STEP 0.02 /* relative step of p1 and of p2 / p1 (3 %: persp6 19 -> 18
+                          of 20, screen_photo with candidates 18 -> 17) */
+#define UP_RATIO 0.20  /* p2 / p1 within 1 -/+ this: a 6 % keystone at the centre
+                          is 0.85-1.15 */
+#define UP_SLOPE 0.10  /* |q1|, |q2| at most (5.7 degrees; 0.12 found the same) */
+#define UP_Q_STEP 0.02 /* their step */
+#define UP_COARSE 8    /* coarse candidates refined (12 found the same) */
+#define UP_DUP 0.04    /* of p1, p2: a coarse candidate this close is the same */
+static int upright_search(const lagmap *m, double pmin, double pmax, double Nt, cm__geom *out,
+                          int max)
+{
+    affg cand[UP_COARSE];
+    int nc = 0;
+    int nq = (int)(UP_SLOPE / UP_Q_STEP + 0.5);
+    int nr = (int)(log(1 + UP_RATIO) / log(1 + UP_P_STEP) + 0.5);
+    /* basis_score at order 1, unrolled (the grid is large): the points
+     * b1, b2 - b1, b2, b1 + b2, all inside the window, summed in its order */
+    double xmax = (m->Lx - 1.5) / (1 + FINE_RANGE), ymax = (m->Ly - 1.5) / (1 + FINE_RANGE);
+#define UP_IN(x, y) (fabs(x) <= xmax && fabs(y) <= ymax)
+    for (double p1 = pmin; p1 <= pmax; p1 *= 1 + UP_P_STEP)
+        for (int ir = -nr; ir <= nr; ir++) {
+            double p2 = p1 * pow(1 + UP_P_STEP, ir);
+            if (p2 < pmin || p2 > pmax)
+                continue;
+            for (int i1 = -nq; i1 <= nq; i1++) {
+                double b1[2] = {p1, i1 * UP_Q_STEP * p1};
+                if (!UP_IN(b1[0], b1[1]))
+                    continue;
+                double l1 = lag_at(m, m->sm, b1[0], b1[1]);
+                for (int i2 = -nq; i2 <= nq; i2++) {
+                    affg a = {{b1[0], b1[1]}, {i2 * UP_Q_STEP * p2, p2}, 0};
+                    double mx = a.b2[0] - b1[0], my = a.b2[1] - b1[1];
+                    double px = a.b2[0] + b1[0], py = a.b2[1] + b1[1];
+                    if (!UP_IN(mx, my) || !UP_IN(a.b2[0], a.b2[1]) || !UP_IN(px, py))
+                        continue;
+                    double sum = l1;
+                    sum += lag_at(m, m->sm, mx, my);
+                    sum += lag_at(m, m->sm, a.b2[0], a.b2[1]);
+                    sum += lag_at(m, m->sm, px, py);
+                    a.score = sum / 2;
+                    if (nc == UP_COARSE && a.score <= cand[nc - 1].score)
+                        continue; /* ranks nowhere: most of the grid */
+                    int dup = -1;
+                    double r1 = UP_DUP * p1 * UP_DUP * p1, r2 = UP_DUP * p2 * UP_DUP * p2;
+                    for (int k = 0; k < nc; k++) {
+                        double d1x = cand[k].b1[0] - a.b1[0], d1y = cand[k].b1[1] - a.b1[1];
+                        double d2x = cand[k].b2[0] - a.b2[0], d2y = cand[k].b2[1] - a.b2[1];
+                        if (d1x * d1x + d1y * d1y < r1 && d2x * d2x + d2y * d2y < r2)
+                            dup = k;
+                    }
+                    if (dup >= 0) {
+                        if (a.score > cand[dup].score)
+                            cand[dup] = a;
+                        /* keep the list sorted */
+                        for (int k = dup; k > 0 && cand[k - 1].score < cand[k].score; k--) {
+                            affg t = cand[k - 1];
+                            cand[k - 1] = cand[k];
+                            cand[k] = t;
+                        }
+                        continue;
+                    }
+                    int pos;
+                    if (nc < UP_COARSE)
+                        pos = nc++;
+                    else if (a.score > cand[UP_COARSE - 1].score)
+                        pos = UP_COARSE - 1;
+                    else
+                        continue;
+                    cand[pos] = a;
+                    while (pos > 0 && cand[pos - 1].score < cand[pos].score) {
+                        affg t = cand[pos - 1];
+                        cand[pos - 1] = cand[pos];
+                        cand[pos] = t;
+                        pos--;
+                    }
+                }
+            }
+        }
+#undef UP_IN
+    /* the coarse score is rough on the smoothed map: refine them all and
+     * keep the best by the refined score */
+    for (int k = 0; k < nc; k++)
+        refine_basis(m, &cand[k]);
+    for (int i = 0; i < nc; i++)
+        for (int j = i + 1; j < nc; j++)
+            if (cand[j].score > cand[i].score) {
+                affg t = cand[i];
+                cand[i] = cand[j];
+                cand[j] = t;
+            }
+    int n = 0;
+    for (int k = 0; k < nc && n < max; k++) {
+        int dup = 0; /* refined onto the same basis (within 1 %) */
+        const affg *a = &cand[k];
+        for (int j = 0; j < k; j++)
+            if (hypot(a->b1[0] - cand[j].b1[0], a->b1[1] - cand[j].b1[1]) < 0.01 * a->b1[0] &&
+                hypot(a->b2[0] - cand[j].b2[0], a->b2[1] - cand[j].b2[1]) < 0.01 * a->b2[1])
+                dup = 1;
+        if (dup)
+            continue;
+        out[n] = cm__geom_affine(Nt, cand[k].b1, cand[k].b2);
+        out[n].score = cand[k].score;
+        n++;
+    }
+    return n;
+}
+
 /* Affine hypotheses (file comment, step 5) into out; returns how many. */
 static int affine_search(const lagmap *m, const lagpeak *pk, int npeaks, double pmin,
                          double pmax, double Nt, double floor_score, cm__geom *out, int max)
@@ -473,26 +619,8 @@ static int affine_search(const lagmap *m, const lagpeak *pk, int npeaks, double 
     affg kept[AFF_REFINE];
     for (int k = 0; k < nc; k++) {
         affg a = cand[k];
-        double c1[2] = {a.b1[0], a.b1[1]}, c2[2] = {a.b2[0], a.b2[1]};
-        double best = basis_score(m, m->a, a.b1, a.b2, c1, c2, 0);
-        for (int pass = 0; pass < 2; pass++) {
-            double rel = pass ? FINE_P_STEP : COARSE_P_STEP / 4;
-            for (int axis = 0; axis < 8; axis++) {
-                double *coord = (axis % 4) < 2 ? &a.b1[axis % 2] : &a.b2[axis % 2];
-                double len = (axis % 4) < 2 ? hypot(c1[0], c1[1]) : hypot(c2[0], c2[1]);
-                double c0 = *coord, bestc = c0;
-                for (int i = -REFINE_STEPS; i <= REFINE_STEPS; i++) {
-                    *coord = c0 + i * rel * len;
-                    double v = basis_score(m, m->a, a.b1, a.b2, c1, c2, 0);
-                    if (v > best) {
-                        best = v;
-                        bestc = *coord;
-                    }
-                }
-                *coord = bestc;
-            }
-        }
-        a.score = best;
+        refine_basis(m, &a);
+        double best = a.score;
         double l1 = hypot(a.b1[0], a.b1[1]), l2 = hypot(a.b2[0], a.b2[1]);
         double ang = acos((a.b1[0] * a.b2[0] + a.b1[1] * a.b2[1]) / (l1 * l2)) * 180 / M_PI;
         if (fabs(l1 / l2 - 1) < AFF_SIM_RATIO && fabs(ang - 90) < AFF_SIM_DEG)
@@ -529,11 +657,11 @@ static int affine_search(const lagmap *m, const lagpeak *pk, int npeaks, double 
 int cm__sync_search(const float *r, int wd, int hd, double N, double Nt, cm__geom *out,
                     int max_sim, int max_aff, int *nsim)
 {
-    return cm__sync_search_smooth(r, wd, hd, N, Nt, 1, out, max_sim, max_aff, nsim);
+    return cm__sync_search_smooth(r, wd, hd, N, Nt, 1, out, max_sim, max_aff, 0, nsim);
 }
 
 int cm__sync_search_smooth(const float *r, int wd, int hd, double N, double Nt, int smooth,
-                           cm__geom *out, int max_sim, int max_aff, int *nsim)
+                           cm__geom *out, int max_sim, int max_aff, int max_up, int *nsim)
 {
     int max = max_sim;
     *nsim = 0;
@@ -659,6 +787,8 @@ int cm__sync_search_smooth(const float *r, int wd, int hd, double N, double Nt, 
     if (max_aff > 0)
         n += affine_search(&m, pk, npeaks < AFF_PEAKS ? npeaks : AFF_PEAKS, pmin, pmax, Nt,
                            n ? out[0].score : -1e30, out + n, max_aff);
+    if (max_up > 0)
+        n += upright_search(&m, pmin, pmax, Nt, out + n, max_up);
     free(m.a);
     free(m.sm);
     return n;
