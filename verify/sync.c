@@ -395,6 +395,25 @@ typedef struct affg {
     double b1[2], b2[2], score;
 } affg;
 
+/* Put a into cand (*nc of at most cap, best score first) if it ranks. */
+static void keep_best(affg *cand, int *nc, int cap, affg a)
+{
+    int pos;
+    if (*nc < cap)
+        pos = (*nc)++;
+    else if (a.score > cand[cap - 1].score)
+        pos = cap - 1;
+    else
+        return;
+    cand[pos] = a;
+    while (pos > 0 && cand[pos - 1].score < cand[pos].score) {
+        affg t = cand[pos - 1];
+        cand[pos - 1] = cand[pos];
+        cand[pos] = t;
+        pos--;
+    }
+}
+
 /* Score the basis (u, w) as an affine candidate and keep it in cand[0..*nc)
  * (the AFF_REFINE best, strongest first) if it ranks. */
 static void consider_pair(const lagmap *m, const double u[2], const double w[2], double pmin,
@@ -424,20 +443,7 @@ static void consider_pair(const lagmap *m, const double u[2], const double w[2],
             cand[dup] = a;
         return;
     }
-    int pos;
-    if (*nc < AFF_REFINE)
-        pos = (*nc)++;
-    else if (a.score > cand[AFF_REFINE - 1].score)
-        pos = AFF_REFINE - 1;
-    else
-        return;
-    cand[pos] = a;
-    while (pos > 0 && cand[pos - 1].score < cand[pos].score) {
-        affg t = cand[pos - 1];
-        cand[pos - 1] = cand[pos];
-        cand[pos] = t;
-        pos--;
-    }
+    keep_best(cand, nc, AFF_REFINE, a);
 }
 
 /* Refine the basis a on every lattice point of the map: coordinate search
@@ -537,20 +543,7 @@ static int upright_search(const lagmap *m, double pmin, double pmax, double Nt, 
                         }
                         continue;
                     }
-                    int pos;
-                    if (nc < UP_COARSE)
-                        pos = nc++;
-                    else if (a.score > cand[UP_COARSE - 1].score)
-                        pos = UP_COARSE - 1;
-                    else
-                        continue;
-                    cand[pos] = a;
-                    while (pos > 0 && cand[pos - 1].score < cand[pos].score) {
-                        affg t = cand[pos - 1];
-                        cand[pos - 1] = cand[pos];
-                        cand[pos] = t;
-                        pos--;
-                    }
+                    keep_best(cand, &nc, UP_COARSE, a);
                 }
             }
         }
