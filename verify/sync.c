@@ -223,21 +223,24 @@ static int build_lagmap(const float *r, int wd, int hd, int Lx, int Ly, int Lmin
         goto fail;
     if (cm__rfft2_init(&fft, fw, fh))
         goto fail;
-    memset(buf, 0, sizeof(float) * fn);
     double mean = 0;
     for (int y = 0; y < hd; y++)
         for (int x = 0; x < wd; x++)
             mean += r[(size_t)y * wd + x];
     mean /= (double)wd * hd;
-    for (int y = 0; y < hd; y++)
+    for (int y = 0; y < hd; y++) {
+        float *b = buf + (size_t)y * fw;
         for (int x = 0; x < wd; x++)
-            buf[(size_t)y * fw + x] = r[(size_t)y * wd + x] - (float)mean;
-    cm__rfft2_forward(&fft, buf, spec);
+            b[x] = r[(size_t)y * wd + x] - (float)mean;
+        memset(b + wd, 0, sizeof(float) * (size_t)(fw - wd));
+    }
+    /* rows from hd on are zero padding, and only lags -MARGIN..Ly are read */
+    cm__rfft2_forward_rows(&fft, buf, hd, spec);
     for (size_t i = 0; i < (size_t)fft.hw * fh; i++) {
         spec[i].re = sqrtf(spec[i].re * spec[i].re + spec[i].im * spec[i].im);
         spec[i].im = 0;
     }
-    cm__rfft2_inverse(&fft, spec, buf);
+    cm__rfft2_inverse_rows(&fft, spec, buf, Ly + 1, MARGIN);
 
     m->Lx = Lx;
     m->Ly = Ly;

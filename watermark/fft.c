@@ -138,11 +138,20 @@ void cm__rfft2_free(cm__rfft2 *f)
 
 void cm__rfft2_forward(cm__rfft2 *f, const float *real, AVComplexFloat *spec)
 {
+    cm__rfft2_forward_rows(f, real, f->h, spec);
+}
+
+void cm__rfft2_forward_rows(cm__rfft2 *f, const float *real, int rows, AVComplexFloat *spec)
+{
     int w = f->w, hw = f->hw;
     const ptrdiff_t cs = sizeof(AVComplexFloat);
-    for (int y = 0; y < f->h; y += 2) {
+    if (rows > f->h)
+        rows = f->h;
+    /* the zero rows' transforms are zero */
+    memset(spec + (size_t)rows * hw, 0, sizeof(AVComplexFloat) * (size_t)(f->h - rows) * hw);
+    for (int y = 0; y < rows; y += 2) {
         const float *a = real + (size_t)y * w;
-        const float *b = y + 1 < f->h ? a + w : NULL;
+        const float *b = y + 1 < rows ? a + w : NULL;
         for (int x = 0; x < w; x++) {
             f->zin[x].re = a[x];
             f->zin[x].im = b ? b[x] : 0;
@@ -164,10 +173,17 @@ void cm__rfft2_forward(cm__rfft2 *f, const float *real, AVComplexFloat *spec)
 
 void cm__rfft2_inverse(cm__rfft2 *f, AVComplexFloat *spec, float *real)
 {
+    cm__rfft2_inverse_rows(f, spec, real, f->h, 0);
+}
+
+void cm__rfft2_inverse_rows(cm__rfft2 *f, AVComplexFloat *spec, float *real, int top, int bottom)
+{
     int w = f->w, hw = f->hw;
     const ptrdiff_t cs = sizeof(AVComplexFloat);
     cm__fft2_columns(&f->cols, spec, 1);
     for (int y = 0; y < f->h; y += 2) {
+        if (y >= top && y + 1 < f->h - bottom)
+            continue; /* neither row of the pair is wanted */
         const AVComplexFloat *X = spec + (size_t)y * hw;
         const AVComplexFloat *Y = y + 1 < f->h ? X + hw : NULL;
         /* Z = X + i Y over the full length, X and Y Hermitian-extended */

@@ -54,6 +54,14 @@ CM__HIDDEN void cm__rfft2_free(cm__rfft2 *f);
 CM__HIDDEN void cm__rfft2_forward(cm__rfft2 *f, const float *real, AVComplexFloat *spec);
 /* spec (hw*h, destroyed) -> real (w*h), unnormalised */
 CM__HIDDEN void cm__rfft2_inverse(cm__rfft2 *f, AVComplexFloat *spec, float *real);
+/* The same when only some rows are needed, as in an autocorrelation's small
+ * lags: real's rows >= rows are taken as zero (and not read), and only
+ * real's rows y < top or y >= h - bottom are written (the rest are left as
+ * they were). Bit for bit the full transforms' values (tests/dsp). */
+CM__HIDDEN void cm__rfft2_forward_rows(cm__rfft2 *f, const float *real, int rows,
+                                       AVComplexFloat *spec);
+CM__HIDDEN void cm__rfft2_inverse_rows(cm__rfft2 *f, AVComplexFloat *spec, float *real, int top,
+                                       int bottom);
 
 /* Column-only pass of a complex w*h transform (used by cm__rfft2). */
 CM__HIDDEN void cm__fft2_columns(cm__fft2 *f, AVComplexFloat *data, int inverse);

@@ -11,6 +11,7 @@
 #include <libavutil/mem.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 static uint32_t lcg(uint32_t *s)
 {
@@ -78,6 +79,52 @@ static void test_rfft_matches_complex(void **state)
     check_size(768, 480);
 }
 
+/* The pruned transforms against the full ones, bit for bit: real's rows
+ * from `rows` on are zero, and only rows < top or >= h - bottom are kept. */
+static void check_rows(int w, int h, int rows, int top, int bottom)
+{
+    uint32_t seed = (uint32_t)(w * 31 + h * 7 + rows);
+    size_t n = (size_t)w * h, ns = (size_t)(w / 2 + 1) * h;
+    float *real = av_calloc(n, sizeof(float));
+    float *a = av_malloc(sizeof(float) * n), *b = av_malloc(sizeof(float) * n);
+    AVComplexFloat *sa = av_malloc(sizeof(AVComplexFloat) * ns);
+    AVComplexFloat *sb = av_malloc(sizeof(AVComplexFloat) * ns);
+    assert_non_null(real);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(sa);
+    assert_non_null(sb);
+    for (size_t i = 0; i < (size_t)w * rows; i++)
+        real[i] = (float)(lcg(&seed) % 2000) / 1000.0f - 1.0f;
+    memset(sb, 0x5a, sizeof(AVComplexFloat) * ns); /* every value must be written */
+    cm__rfft2 r;
+    assert_int_equal(cm__rfft2_init(&r, w, h), 0);
+    cm__rfft2_forward(&r, real, sa);
+    cm__rfft2_forward_rows(&r, real, rows, sb);
+    assert_memory_equal(sa, sb, sizeof(AVComplexFloat) * ns);
+    cm__rfft2_inverse(&r, sa, a);
+    cm__rfft2_inverse_rows(&r, sb, b, top, bottom);
+    for (int y = 0; y < h; y++)
+        if (y < top || y >= h - bottom)
+            assert_memory_equal(a + (size_t)y * w, b + (size_t)y * w, sizeof(float) * w);
+    cm__rfft2_free(&r);
+    av_free(real);
+    av_free(a);
+    av_free(b);
+    av_free(sa);
+    av_free(sb);
+}
+
+static void test_rfft_rows_match_full(void **state)
+{
+    (void)state;
+    check_rows(16, 8, 8, 8, 0);   /* nothing pruned */
+    check_rows(96, 60, 37, 21, 5); /* odd counts: a pair half wanted */
+    check_rows(96, 61, 40, 30, 12);
+    check_rows(1280, 768, 540, 238, 12); /* the whole 1080p frame's lag map */
+    check_rows(960, 640, 405, 226, 12);
+}
+
 static void test_good_size(void **state)
 {
     (void)state;
@@ -92,6 +139,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rfft_matches_complex),
+        cmocka_unit_test(test_rfft_rows_match_full),
         cmocka_unit_test(test_good_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
