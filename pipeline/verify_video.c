@@ -69,6 +69,7 @@ typedef struct seg_run {
     int open;
     int none;             /* claims nothing (so far) */
     uint64_t id;
+    int windows;          /* merged into ev */
 } seg_run;
 
 /* Append s to *arr (*n entries): the room doubles at each power of two, so
@@ -118,12 +119,14 @@ static void set_times(vjob *j, cm_video_segment *s, double t_end, int64_t end_fr
     cm__timecode_add(j->tc0, end_frame, j->fps, s->end_tc, sizeof(s->end_tc));
 }
 
-/* Close the current segment: decide on its joint evidence. */
+/* Close the current segment: decide on its joint evidence (one window's
+ * is that window's, decided already: seg.result is its result). */
 static int close_segment(vjob *j)
 {
     if (!j->seg.open)
         return CM_OK;
-    int ret = cm_verifier_evidence(j->v, j->seg.ev, &j->seg.seg.result);
+    int ret = j->seg.windows == 1 ? CM_OK
+                                  : cm_verifier_evidence(j->v, j->seg.ev, &j->seg.seg.result);
     if (!ret)
         ret = push(&j->rep->segments, &j->rep->nsegments, &j->seg.seg);
     cm_evidence_reset(j->seg.ev);
@@ -154,11 +157,13 @@ static int close_window(vjob *j, double t_end, int64_t end_frame)
         j->seg.open = 1;
         j->seg.seg = *w;
         j->seg.none = none;
+        j->seg.windows = 0;
         j->seg.id = id;
     }
     set_times(j, &j->seg.seg, t_end, end_frame);
     if (!ret)
         ret = cm_evidence_merge(j->seg.ev, j->win.ev);
+    j->seg.windows++;
     if (!ret)
         ret = cm_evidence_merge(j->file, j->win.ev);
     cm_evidence_reset(j->win.ev);
@@ -228,11 +233,11 @@ static void summarise(cm_video_report *r)
 
 /* Triage: whether the evidence so far already makes a claim whose fpr is
  * at most max_fpr / 1000 (*stop), so that reading on could only confirm
- * it. */
-static int decisive(vjob *j, const cm_evidence *ev, int *stop)
+ * it; quick: on the untouched geometry alone (cm__evidence_decide). */
+static int decisive(vjob *j, const cm_evidence *ev, int quick, int *stop)
 {
     cm_verify_result r;
-    int ret = cm_verifier_evidence(j->v, ev, &r);
+    int ret = cm__evidence_decide(j->v, ev, quick, &r);
     *stop = !ret && r.marked && r.fpr <= cm_verifier_max_fpr(j->v) / 1000;
     return ret;
 }
@@ -285,7 +290,7 @@ static int add_frame(vjob *j, const vframe *f, int made)
         int closed = j->win.open;
         if ((ret = close_window(j, f->t, j->added)))
             return ret;
-        if (p->fast && closed && (ret = decisive(j, j->file, &j->stop)))
+        if (p->fast && closed && (ret = decisive(j, j->file, 0, &j->stop)))
             return ret;
         if (j->stop)
             return CM_OK; /* triage: the rest could only confirm the claim */
@@ -303,10 +308,13 @@ static int add_frame(vjob *j, const vframe *f, int made)
     j->t_last = f->t;
     j->added++;
     /* triage within the first window too (a short clip, stamp's check):
-     * probed at its 4th, 8th, 16th ... frame; the window then ends there */
+     * probed at its 1st and 2nd frame on the untouched geometry alone (a
+     * copy as stamped: a few ms, where a frame without a mark would cost
+     * the whole search), then at its 4th, 8th, 16th ... with the whole
+     * search; the window then ends there */
     int64_t in_win = j->added - j->win.seg.first_frame;
-    if (p->fast && j->rep->nwindows == 0 && in_win >= 4 && !(in_win & (in_win - 1)) &&
-        (ret = decisive(j, j->win.ev, &j->stop)))
+    if (p->fast && j->rep->nwindows == 0 && !(in_win & (in_win - 1)) &&
+        (ret = decisive(j, j->win.ev, in_win < 4, &j->stop)))
         return cm__error(j->ctx, ret, "%s: %s", j->name, cm_strerror(ret));
     if (p->progress)
         p->progress(p->progress_opaque, j->added, j->total);
@@ -430,7 +438,11 @@ static int run(cm_ctx *ctx, cm_verifier *v, const char *name, next_fn next, void
     double t_end = j.t_last + 1.0 / j.fps;
     if ((ret = close_window(&j, t_end, n)) || (ret = close_segment(&j)))
         goto done;
-    if ((ret = cm_verifier_evidence(v, j.file, &out->whole)))
+    /* one segment's evidence is the whole file's (the same sums, in the
+     * same order): its result, decided already */
+    if (out->nsegments == 1)
+        out->whole = out->segments[0].result;
+    else if ((ret = cm_verifier_evidence(v, j.file, &out->whole)))
         goto done;
     summarise(out);
     out->frames = n;

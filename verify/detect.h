@@ -83,7 +83,13 @@ struct cm_verifier;
 struct cm_evidence;
 struct cm_verify_result;
 CM__HIDDEN int cm__detect(struct cm_verifier *v, const float *r, int wd, int hd, int fw, int fh,
-                          struct cm_verify_result *res);
+                          int untouched_only, struct cm_verify_result *res);
+/* cm_verifier_evidence, or with untouched_only its quick probe: the
+ * geometry search's step 1 alone (the frame as stamped), a few ms where
+ * the whole search of a frame without a mark takes ~100; the fpr is
+ * computed the same way (the same H). */
+CM__HIDDEN int cm__evidence_decide(struct cm_verifier *v, const struct cm_evidence *e,
+                                   int untouched_only, struct cm_verify_result *res);
 CM__HIDDEN void cm__result_init(struct cm_verify_result *res);
 /* 0 when luma (and chroma, if given, of luma's size) are usable planes. */
 CM__HIDDEN int cm__check_planes(const cm_plane *luma, const cm_plane *chroma);

@@ -211,6 +211,12 @@ int cm_evidence_merge(cm_evidence *dst, const cm_evidence *src)
 
 int cm_verifier_evidence(cm_verifier *v, const cm_evidence *e, cm_verify_result *res)
 {
+    return cm__evidence_decide(v, e, 0, res);
+}
+
+int cm__evidence_decide(cm_verifier *v, const cm_evidence *e, int untouched_only,
+                        cm_verify_result *res)
+{
     if (!v || !e || !res)
         return CM_E_INVAL;
     cm__result_init(res);
@@ -233,11 +239,11 @@ int cm_verifier_evidence(cm_verifier *v, const cm_evidence *e, cm_verify_result 
         for (size_t i = 0; i < n; i++)
             r[i] += CM__CHROMA_WEIGHT * rc[i];
     }
-    if ((ret = cm__detect(v, r, wd, hd, e->w, e->h, res)) || e->usable == 1)
+    if ((ret = cm__detect(v, r, wd, hd, e->w, e->h, untouched_only, res)) || e->usable == 1)
         goto done; /* one frame: both sums are the same */
     cm_verify_result alt;
     cm__result_init(&alt);
-    if ((ret = cm__detect(v, e->wsum, wd, hd, e->w, e->h, &alt)))
+    if ((ret = cm__detect(v, e->wsum, wd, hd, e->w, e->h, untouched_only, &alt)))
         goto done;
     if (alt.sync_score > res->sync_score)
         *res = alt;

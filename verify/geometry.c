@@ -551,7 +551,8 @@ static int perspective(cm_verifier *v, const float *r, int wd, int hd, hypo *bes
 
 /* ---- the search ------------------------------------------------------------ */
 
-int cm__geometry_search(cm_verifier *v, const float *r, int wd, int hd, hypo *best, int nbest)
+int cm__geometry_search(cm_verifier *v, const float *r, int wd, int hd, hypo *best, int nbest,
+                        int untouched_only)
 {
     int N = v->N;
     work *wk = &v->wk;
@@ -564,7 +565,7 @@ int cm__geometry_search(cm_verifier *v, const float *r, int wd, int hd, hypo *be
     cm__geom identity = cm__geom_similar(N, Nd, 0);
     cm__fold_c(r, wd, hd, &identity, N, wk->sum, wk->count);
     evaluate_fold(v, wk, &identity, ORIGIN_PEAKS, best, nbest);
-    if (best[0].sync_z >= EARLY_SYNC_Z)
+    if (best[0].sync_z >= EARLY_SYNC_Z || untouched_only)
         return CM_OK;
 
     cm__geom geoms[MAX_GEOMS + MAX_AFFINE];

@@ -51,9 +51,10 @@ CM__HIDDEN void cm__fold_spectrum(work *wk, int N);
 /* The geometry search on a whitened residual of wd x hd px: best[0..nbest)
  * receives the nbest hypotheses with the strongest sync, strongest first
  * (sync_z = -1e30 where fewer were found); nbest is the number whose
- * payload the caller scores (H). CM_OK or a negative CM_E code. */
+ * payload the caller scores (H). untouched_only: step 1 alone (a triage
+ * probe). CM_OK or a negative CM_E code. */
 CM__HIDDEN int cm__geometry_search(struct cm_verifier *v, const float *r, int wd, int hd,
-                                   hypo *best, int nbest);
+                                   hypo *best, int nbest, int untouched_only);
 
 /* The homography h (h[8] = 1 implied) that maps the n >= 4 points p (x, y
  * pairs) closest to q in weighted least squares (weights wt, or NULL for

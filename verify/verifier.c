@@ -637,7 +637,7 @@ static void sort_claims(cm_verify_result *res)
 /* Sync, fold, decode and decide on a residual of wd x hd (decimated) px
  * of a frame of fw x fh px. */
 int cm__detect(cm_verifier *v, const float *r, int wd, int hd, int fw, int fh,
-               cm_verify_result *res)
+               int untouched_only, cm_verify_result *res)
 {
     hypo *best = calloc(PAYLOAD_HYPS, sizeof(hypo));
     if (!best)
@@ -645,7 +645,7 @@ int cm__detect(cm_verifier *v, const float *r, int wd, int hd, int fw, int fh,
     int ret = CM_OK;
     double Nd = (double)v->N / CM__DECIM; /* tile period at scale 1, residual px */
 
-    if ((ret = cm__geometry_search(v, r, wd, hd, best, PAYLOAD_HYPS)))
+    if ((ret = cm__geometry_search(v, r, wd, hd, best, PAYLOAD_HYPS, untouched_only)))
         goto done;
     int nh = 0, blind_k = 0, cand_k = 0;
     while (nh < PAYLOAD_HYPS && best[nh].sync_z > -1e29)
@@ -715,7 +715,7 @@ static int verify_planes(cm_verifier *v, const cm_plane *luma, const cm_plane *c
     float *r = NULL;
     int ret = residual(luma, chroma, &r);
     if (!ret)
-        ret = cm__detect(v, r, w / CM__DECIM, h / CM__DECIM, w, h, res);
+        ret = cm__detect(v, r, w / CM__DECIM, h / CM__DECIM, w, h, 0, res);
     if (ret)
         cm__error(v->ctx, ret, "verify: %s", cm_strerror(ret));
     free(r);

@@ -61,13 +61,22 @@ check "first segment is A" grep -q "\"segments\":\[{\"start\":0[.0-9]*,\"end\":2
 check "second segment is B" grep -q "\"first_frame\":48,\"frames\":48,\"marked\":true,\"issue_id\":\"$B\"" "$T/out"
 check "a full read says where it did not stop" grep -q '"stopped_at_frame":null' "$T/out"
 # triage: --fast stops once the claim is decisive, and says where: inside
-# the first window it is probed at its 4th, 8th, 16th, 32nd frame
+# the first window it is probed at its 1st and 2nd frame (the untouched
+# geometry alone), then at its 4th, 8th, 16th, 32nd
 expect 0 '' -- "$CELMARK" verify --fast -k "$T/k.key" "$T/cut.mp4"
-check "fast: stopped inside the first window" grep -qEx 'stopped: at frame (4|8|16|32), the claim decisive \(--fast\)' "$T/out"
+check "fast: stopped inside the first window" grep -qEx 'stopped: at frame (1|2|4|8|16|32), the claim decisive \(--fast\)' "$T/out"
 check "fast: the first copy named" grep -qx "issue_id: $A" "$T/out"
 expect 0 '' -- "$CELMARK" verify --fast --json -k "$T/k.key" "$T/cut.mp4"
-check "fast: JSON stopped_at_frame" grep -qE '"frames":(4|8|16|32),"stopped_at_frame":(4|8|16|32)[,}]' "$T/out"
+check "fast: JSON stopped_at_frame" grep -qE '"frames":(1|2|4|8|16|32),"stopped_at_frame":(1|2|4|8|16|32)[,}]' "$T/out"
 check "fast: one segment, A's" sh -c "grep -q '\"segments\":\[{[^]]*\"issue_id\":\"$A\"[^]]*}\]' '$T/out'"
+# a rescaled copy (720p, to 3/4): the quick probes (the untouched
+# geometry) cannot register it, the whole search at the 4th frame does
+"$CELMARK_MKCLIP" "$T/hd.mp4" size=1280x720 frames=8 opts=crf=18 || exit 1
+expect 0 '' -- "$CELMARK" stamp -q -k "$T/k.key" --id $A "$T/hd.mp4" "$T/hdA.mp4"
+ffmpeg -v error -i "$T/hdA.mp4" -vf scale=iw*3/4:-2 -c:v libx264 -crf 18 "$T/a75.mp4" || exit 1
+expect 0 '' -- "$CELMARK" verify --fast -k "$T/k.key" "$T/a75.mp4"
+check "fast, rescaled: stopped by the whole search" grep -qEx 'stopped: at frame (4|8|16|32), the claim decisive \(--fast\)' "$T/out"
+check "fast, rescaled: A named" grep -qx "issue_id: $A" "$T/out"
 
 # ProRes 4444 with alpha in MOV: alpha bit-exact, PCM audio bit-exact
 "$CELMARK_MKCLIP" "$T/in.mov" codec=prores_ks pix_fmt=yuva444p10le opts=profile=4 frames=12 audio=1 timecode=10:00:00:00 || exit 1
