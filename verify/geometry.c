@@ -12,12 +12,12 @@
  *      photographed screen), whose smooth change of scale and shear across
  *      the frame smears a single lattice:
  *      a. starts: the best fold so far, and the lattices of the frame's
- *         central 3/4 x 3/4 (PERSP_CENTRE_SIM square, PERSP_CENTRE_AFF
- *         affine and PERSP_CENTRE_UP upright ones, found on a lag map
- *         smoothed over 7 x 7 lags), ranked by their sync on the central
- *         half of the frame folded alone; the fit runs from the best
- *         PERSP_STARTS of those that reach PERSP_GATE_Z, in turn, until
- *         one registers the frame (EARLY_SYNC_Z);
+ *         central 3/4 x 3/4 (PERSP_CENTRE_FRAC: PERSP_CENTRE_SIM square,
+ *         PERSP_CENTRE_AFF affine and PERSP_CENTRE_UP upright ones, found
+ *         on a lag map smoothed over 7 x 7 lags), ranked by their sync
+ *         on the central half of the frame folded alone; the fit runs from
+ *         the best PERSP_STARTS of those that reach PERSP_GATE_Z, in turn,
+ *         until one registers the frame (EARLY_SYNC_Z);
  *      b. the frame is cut into 3 x 3 overlapping windows of half its
  *         size; each is folded alone at the current geometry and its origin
  *         found by the same phase correlation (mirror fixed). Where the map
@@ -83,6 +83,8 @@
 #define PERSP_STARTS 3          /* starts the fit is tried from, at most
                                    (bench: screen_photo +1; 4: the same) */
 #define PERSP_ITERS 4           /* fit rounds, at most */
+#define PERSP_CENTRE_FRAC 0.75  /* side of the starts' lag map window, of the
+                                   frame's */
 
 /* Normalised correlation of the demodulated sync chips with their values. */
 static double sync_z(const cm__layout *l, const float *soft)
@@ -473,11 +475,33 @@ static int persp_round(cm_verifier *v, const float *r, int wd, int hd, const hyp
     return fit_windows(p, q, wt, n, 6, wd, hd, out);
 }
 
-/* The perspective stage (file comment, step 4): its start is the best of
- * the untouched geometry and the lattice hypotheses geoms[0..ng) judged on
- * the centre window alone (and the lattice of the frame's central 3/4 x
- * 3/4); the fitted folds go into best. */
-static int perspective(cm_verifier *v, const float *r, int wd, int hd, hypo *best, int nbest)
+/* The lattices of the frame's central frac x frac, on a lag map smoothed
+ * over 7 x 7 lags (the perspective varies less over it, and the peaks it
+ * smears are found as one): up to nsim square, naff affine and nup upright
+ * ones into start; how many, or a negative CM_E code. */
+static int persp_lattices(const float *r, int wd, int hd, double frac, int N, int nsim,
+                          int naff, int nup, cm__geom *start)
+{
+    int cw = (int)(wd * frac), ch = (int)(hd * frac);
+    float *win = malloc(sizeof(float) * (size_t)cw * ch);
+    if (!win)
+        return CM_E_NOMEM;
+    for (int y = 0; y < ch; y++)
+        memcpy(win + (size_t)y * cw, r + (size_t)(y + (hd - ch) / 2) * wd + (wd - cw) / 2,
+               sizeof(float) * cw);
+    int ns, nc = cm__sync_search_smooth(win, cw, ch, (double)N / CM__DECIM, N, PERSP_SMOOTH,
+                                        start, nsim, naff, nup, &ns);
+    free(win);
+    return nc;
+}
+
+/* The fit (file comment, step 3) from the starts start[0..ns): each judged
+ * by its sync on the central half of the frame folded alone, then the fit
+ * from the best nfit (<= PERSP_STARTS) of those over the gate, best first,
+ * until one registers the frame; the fitted folds go into best, and
+ * *passed says whether any start passed the gate. */
+static int persp_fit(cm_verifier *v, const float *r, int wd, int hd, const cm__geom *start,
+                     int ns, int nfit, hypo *best, int nbest, int *passed)
 {
     int N = v->N;
     work *wk = &v->wk;
@@ -488,29 +512,6 @@ static int perspective(cm_verifier *v, const float *r, int wd, int hd, hypo *bes
     for (int k = 0; k < PERSP_STARTS; k++)
         cur[k].sync_z = -1e30;
     hypo *one = cur + PERSP_STARTS;
-    cm__geom start[1 + PERSP_CENTRE_SIM + PERSP_CENTRE_AFF + PERSP_CENTRE_UP];
-    int ns = 0;
-    start[ns++] = best[0].g; /* the whole frame's best, whatever its lattice */
-    /* the lattice of the frame's central 3/4 x 3/4, on a smoothed lag map:
-     * the perspective varies less over it, and the peaks it smears are
-     * found as one */
-    int cw = wd * 3 / 4, ch = hd * 3 / 4;
-    float *win = malloc(sizeof(float) * (size_t)cw * ch);
-    if (!win) {
-        free(cur);
-        return CM_E_NOMEM;
-    }
-    for (int y = 0; y < ch; y++)
-        memcpy(win + (size_t)y * cw, r + (size_t)(y + hd / 8) * wd + wd / 8, sizeof(float) * cw);
-    int nsim, nc = cm__sync_search_smooth(win, cw, ch, (double)N / CM__DECIM, N, PERSP_SMOOTH,
-                                          start + ns, PERSP_CENTRE_SIM, PERSP_CENTRE_AFF,
-                                          PERSP_CENTRE_UP, &nsim);
-    free(win);
-    if (nc < 0) {
-        free(cur);
-        return nc;
-    }
-    ns += nc;
     for (int k = 0; k < ns; k++) {
         memset(wk->sum, 0, sizeof(float) * nn);
         memset(wk->count, 0, sizeof(float) * nn);
@@ -519,10 +520,10 @@ static int perspective(cm_verifier *v, const float *r, int wd, int hd, hypo *bes
         evaluate_fold(v, wk, &start[k], PERSP_PEAKS, one, 1);
         insert_best(cur, PERSP_STARTS, one);
     }
-    /* the fit from each start over the gate, best first, until one
-     * registers the frame (a start can pass the gate and still leave too
-     * few windows for a fit, where a lesser one fits) */
-    for (int s = 0; s < PERSP_STARTS && cur[s].sync_z >= PERSP_GATE_Z; s++) {
+    /* a start can pass the gate and still leave too few windows for a fit,
+     * where a lesser one fits */
+    *passed = cur[0].sync_z >= PERSP_GATE_Z;
+    for (int s = 0; s < nfit && cur[s].sync_z >= PERSP_GATE_Z; s++) {
         hypo *c = &cur[s];
         double whole = -1e30; /* the whole frame's sync at c's geometry */
         for (int it = 0; it < PERSP_ITERS; it++) {
@@ -547,6 +548,20 @@ static int perspective(cm_verifier *v, const float *r, int wd, int hd, hypo *bes
     }
     free(cur);
     return CM_OK;
+}
+
+/* The perspective stage (file comment, step 3): the fit from the best fold
+ * so far and the lattices of the central PERSP_CENTRE_FRAC. */
+static int perspective(cm_verifier *v, const float *r, int wd, int hd, hypo *best, int nbest)
+{
+    cm__geom start[1 + PERSP_CENTRE_SIM + PERSP_CENTRE_AFF + PERSP_CENTRE_UP];
+    start[0] = best[0].g; /* the whole frame's best, whatever its lattice */
+    int nc = persp_lattices(r, wd, hd, PERSP_CENTRE_FRAC, v->N, PERSP_CENTRE_SIM, PERSP_CENTRE_AFF,
+                            PERSP_CENTRE_UP, start + 1);
+    if (nc < 0)
+        return nc;
+    int passed;
+    return persp_fit(v, r, wd, hd, start, 1 + nc, PERSP_STARTS, best, nbest, &passed);
 }
 
 /* ---- the search ------------------------------------------------------------ */
