@@ -31,7 +31,15 @@
  *         scale by more than PERSP_MAX_W at a corner; when refused, an
  *         affine map from at least PERSP_MIN_AFFINE windows) and the whole
  *         frame folded with it; up to PERSP_ITERS rounds, each from the last
- *         fit, while the whole frame's sync grows (by PERSP_GAIN or more).
+ *         fit, while the whole frame's sync grows (by PERSP_GAIN or more);
+ *      c. when a start reached the gate (the mark is likely there) but no
+ *         fit registered the frame: starts once more, the lattices of the
+ *         central PERSP_SECOND_FRAC (0.6) alone, and the fit from the best
+ *         of them if it reaches the gate. A keystone biases the lag map of
+ *         a window, and a window of another size gives starts biased
+ *         another way (bench: screen_photo frame 7, whose first fit
+ *         reached a sync of 6.1 and went no further). An unmarked frame
+ *         rarely passes the gate, so rarely pays for it.
  *
  * Every fold gives origin and mirror candidates (evaluate_fold: the
  * ORIGIN_PEAKS highest phase correlation peaks per mirror), ranked by the
@@ -41,12 +49,13 @@
  * payload chips, and under "no mark" the payload chips' keyed signs are
  * fair coins whatever was selected on the others (test_calibration,
  * bench/falsepos). How many folds at most: 1 (untouched) + MAX_GEOMS +
- * MAX_AFFINE + PERSP_STARTS x PERSP_ITERS (3 x 4) = 18 whole-frame folds,
- * 1 + PERSP_CENTRE_SIM + PERSP_CENTRE_AFF + PERSP_CENTRE_UP = 7 folds of the
- * central half and 9 x 12 = 108 window folds (each a quarter of the frame;
- * the later starts only run when the first fails), each with 2 mirrors x
- * ORIGIN_PEAKS origins (the windows and the fits: the start's mirror
- * only). H stays 2 whatever ran.
+ * MAX_AFFINE + (PERSP_STARTS + 1) x PERSP_ITERS ((3 + 1) x 4) = 22
+ * whole-frame folds, 1 + 2 x (PERSP_CENTRE_SIM + PERSP_CENTRE_AFF +
+ * PERSP_CENTRE_UP) = 13 folds of the central half and 9 x 16 = 144 window
+ * folds (each a quarter of the frame; the later starts, and step c, only
+ * run when the first fail), each with 2 mirrors x ORIGIN_PEAKS origins
+ * (the windows and the fits: the start's mirror only). H stays 2 whatever
+ * ran.
  */
 #include "search.h"
 
@@ -85,6 +94,8 @@
 #define PERSP_ITERS 4           /* fit rounds, at most */
 #define PERSP_CENTRE_FRAC 0.75  /* side of the starts' lag map window, of the
                                    frame's */
+#define PERSP_SECOND_FRAC 0.6   /* and of the second starts' (step 3c; bench:
+                                   screen_photo blind 17 -> 18 of 20) */
 
 /* Normalised correlation of the demodulated sync chips with their values. */
 static double sync_z(const cm__layout *l, const float *soft)
@@ -551,7 +562,9 @@ static int persp_fit(cm_verifier *v, const float *r, int wd, int hd, const cm__g
 }
 
 /* The perspective stage (file comment, step 3): the fit from the best fold
- * so far and the lattices of the central PERSP_CENTRE_FRAC. */
+ * so far and the lattices of the central PERSP_CENTRE_FRAC; when a start
+ * passed the gate but no fit registered the frame, from the best of the
+ * lattices of the central PERSP_SECOND_FRAC. */
 static int perspective(cm_verifier *v, const float *r, int wd, int hd, hypo *best, int nbest)
 {
     cm__geom start[1 + PERSP_CENTRE_SIM + PERSP_CENTRE_AFF + PERSP_CENTRE_UP];
@@ -560,8 +573,14 @@ static int perspective(cm_verifier *v, const float *r, int wd, int hd, hypo *bes
                             PERSP_CENTRE_UP, start + 1);
     if (nc < 0)
         return nc;
-    int passed;
-    return persp_fit(v, r, wd, hd, start, 1 + nc, PERSP_STARTS, best, nbest, &passed);
+    int passed, ret = persp_fit(v, r, wd, hd, start, 1 + nc, PERSP_STARTS, best, nbest, &passed);
+    if (ret || best[0].sync_z >= EARLY_SYNC_Z || !passed)
+        return ret;
+    nc = persp_lattices(r, wd, hd, PERSP_SECOND_FRAC, v->N, PERSP_CENTRE_SIM, PERSP_CENTRE_AFF,
+                        PERSP_CENTRE_UP, start);
+    if (nc < 0)
+        return nc;
+    return persp_fit(v, r, wd, hd, start, nc, 1, best, nbest, &passed);
 }
 
 /* ---- the search ------------------------------------------------------------ */
