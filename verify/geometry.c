@@ -12,12 +12,12 @@
  *      photographed screen), whose smooth change of scale and shear across
  *      the frame smears a single lattice:
  *      a. starts: the best fold so far, and the lattices of the frame's
- *         central 3/4 x 3/4 (PERSP_CENTRE_SIM square, PERSP_CENTRE_AFF
- *         affine and PERSP_CENTRE_UP upright ones, found on a lag map
- *         smoothed over 7 x 7 lags), ranked by their sync on the central
- *         half of the frame folded alone; the fit runs from the best
- *         PERSP_STARTS of those that reach PERSP_GATE_Z, in turn, until
- *         one registers the frame (EARLY_SYNC_Z);
+ *         central 3/4 x 3/4 (PERSP_CENTRE_FRAC: PERSP_CENTRE_SIM square,
+ *         PERSP_CENTRE_AFF affine and PERSP_CENTRE_UP upright ones, found
+ *         on a lag map smoothed over 7 x 7 lags), ranked by their sync
+ *         on the central half of the frame folded alone; the fit runs from
+ *         the best PERSP_STARTS of those that reach PERSP_GATE_Z, in turn,
+ *         until one registers the frame (EARLY_SYNC_Z);
  *      b. the frame is cut into 3 x 3 overlapping windows of half its
  *         size; each is folded alone at the current geometry and its origin
  *         found by the same phase correlation (mirror fixed). Where the map
@@ -31,7 +31,15 @@
  *         scale by more than PERSP_MAX_W at a corner; when refused, an
  *         affine map from at least PERSP_MIN_AFFINE windows) and the whole
  *         frame folded with it; up to PERSP_ITERS rounds, each from the last
- *         fit, while the whole frame's sync grows (by PERSP_GAIN or more).
+ *         fit, while the whole frame's sync grows (by PERSP_GAIN or more);
+ *      c. when a start reached the gate (the mark is likely there) but no
+ *         fit registered the frame: starts once more, the lattices of the
+ *         central PERSP_SECOND_FRAC (0.6) alone, and the fit from the best
+ *         of them if it reaches the gate. A keystone biases the lag map of
+ *         a window, and a window of another size gives starts biased
+ *         another way (bench: screen_photo frame 7, whose first fit
+ *         reached a sync of 6.1 and went no further). An unmarked frame
+ *         rarely passes the gate, so rarely pays for it.
  *
  * Every fold gives origin and mirror candidates (evaluate_fold: the
  * ORIGIN_PEAKS highest phase correlation peaks per mirror), ranked by the
@@ -41,12 +49,13 @@
  * payload chips, and under "no mark" the payload chips' keyed signs are
  * fair coins whatever was selected on the others (test_calibration,
  * bench/falsepos). How many folds at most: 1 (untouched) + MAX_GEOMS +
- * MAX_AFFINE + PERSP_STARTS x PERSP_ITERS (3 x 4) = 18 whole-frame folds,
- * 1 + PERSP_CENTRE_SIM + PERSP_CENTRE_AFF + PERSP_CENTRE_UP = 7 folds of the
- * central half and 9 x 12 = 108 window folds (each a quarter of the frame;
- * the later starts only run when the first fails), each with 2 mirrors x
- * ORIGIN_PEAKS origins (the windows and the fits: the start's mirror
- * only). H stays 2 whatever ran.
+ * MAX_AFFINE + (PERSP_STARTS + 1) x PERSP_ITERS ((3 + 1) x 4) = 22
+ * whole-frame folds, 1 + 2 x (PERSP_CENTRE_SIM + PERSP_CENTRE_AFF +
+ * PERSP_CENTRE_UP) = 13 folds of the central half and 9 x 16 = 144 window
+ * folds (each a quarter of the frame; the later starts, and step c, only
+ * run when the first fail), each with 2 mirrors x ORIGIN_PEAKS origins
+ * (the windows and the fits: the start's mirror only). H stays 2 whatever
+ * ran.
  */
 #include "search.h"
 
@@ -83,6 +92,10 @@
 #define PERSP_STARTS 3          /* starts the fit is tried from, at most
                                    (bench: screen_photo +1; 4: the same) */
 #define PERSP_ITERS 4           /* fit rounds, at most */
+#define PERSP_CENTRE_FRAC 0.75  /* side of the starts' lag map window, of the
+                                   frame's */
+#define PERSP_SECOND_FRAC 0.6   /* and of the second starts' (step 3c; bench:
+                                   screen_photo blind 17 -> 18 of 20) */
 
 /* Normalised correlation of the demodulated sync chips with their values. */
 static double sync_z(const cm__layout *l, const float *soft)
@@ -473,11 +486,33 @@ static int persp_round(cm_verifier *v, const float *r, int wd, int hd, const hyp
     return fit_windows(p, q, wt, n, 6, wd, hd, out);
 }
 
-/* The perspective stage (file comment, step 4): its start is the best of
- * the untouched geometry and the lattice hypotheses geoms[0..ng) judged on
- * the centre window alone (and the lattice of the frame's central 3/4 x
- * 3/4); the fitted folds go into best. */
-static int perspective(cm_verifier *v, const float *r, int wd, int hd, hypo *best, int nbest)
+/* The lattices of the frame's central frac x frac, on a lag map smoothed
+ * over 7 x 7 lags (the perspective varies less over it, and the peaks it
+ * smears are found as one): up to nsim square, naff affine and nup upright
+ * ones into start; how many, or a negative CM_E code. */
+static int persp_lattices(const float *r, int wd, int hd, double frac, int N, int nsim,
+                          int naff, int nup, cm__geom *start)
+{
+    int cw = (int)(wd * frac), ch = (int)(hd * frac);
+    float *win = malloc(sizeof(float) * (size_t)cw * ch);
+    if (!win)
+        return CM_E_NOMEM;
+    for (int y = 0; y < ch; y++)
+        memcpy(win + (size_t)y * cw, r + (size_t)(y + (hd - ch) / 2) * wd + (wd - cw) / 2,
+               sizeof(float) * cw);
+    int ns, nc = cm__sync_search_smooth(win, cw, ch, (double)N / CM__DECIM, N, PERSP_SMOOTH,
+                                        start, nsim, naff, nup, &ns);
+    free(win);
+    return nc;
+}
+
+/* The fit (file comment, step 3) from the starts start[0..ns): each judged
+ * by its sync on the central half of the frame folded alone, then the fit
+ * from the best nfit (<= PERSP_STARTS) of those over the gate, best first,
+ * until one registers the frame; the fitted folds go into best, and
+ * *passed says whether any start passed the gate. */
+static int persp_fit(cm_verifier *v, const float *r, int wd, int hd, const cm__geom *start,
+                     int ns, int nfit, hypo *best, int nbest, int *passed)
 {
     int N = v->N;
     work *wk = &v->wk;
@@ -488,29 +523,6 @@ static int perspective(cm_verifier *v, const float *r, int wd, int hd, hypo *bes
     for (int k = 0; k < PERSP_STARTS; k++)
         cur[k].sync_z = -1e30;
     hypo *one = cur + PERSP_STARTS;
-    cm__geom start[1 + PERSP_CENTRE_SIM + PERSP_CENTRE_AFF + PERSP_CENTRE_UP];
-    int ns = 0;
-    start[ns++] = best[0].g; /* the whole frame's best, whatever its lattice */
-    /* the lattice of the frame's central 3/4 x 3/4, on a smoothed lag map:
-     * the perspective varies less over it, and the peaks it smears are
-     * found as one */
-    int cw = wd * 3 / 4, ch = hd * 3 / 4;
-    float *win = malloc(sizeof(float) * (size_t)cw * ch);
-    if (!win) {
-        free(cur);
-        return CM_E_NOMEM;
-    }
-    for (int y = 0; y < ch; y++)
-        memcpy(win + (size_t)y * cw, r + (size_t)(y + hd / 8) * wd + wd / 8, sizeof(float) * cw);
-    int nsim, nc = cm__sync_search_smooth(win, cw, ch, (double)N / CM__DECIM, N, PERSP_SMOOTH,
-                                          start + ns, PERSP_CENTRE_SIM, PERSP_CENTRE_AFF,
-                                          PERSP_CENTRE_UP, &nsim);
-    free(win);
-    if (nc < 0) {
-        free(cur);
-        return nc;
-    }
-    ns += nc;
     for (int k = 0; k < ns; k++) {
         memset(wk->sum, 0, sizeof(float) * nn);
         memset(wk->count, 0, sizeof(float) * nn);
@@ -519,10 +531,10 @@ static int perspective(cm_verifier *v, const float *r, int wd, int hd, hypo *bes
         evaluate_fold(v, wk, &start[k], PERSP_PEAKS, one, 1);
         insert_best(cur, PERSP_STARTS, one);
     }
-    /* the fit from each start over the gate, best first, until one
-     * registers the frame (a start can pass the gate and still leave too
-     * few windows for a fit, where a lesser one fits) */
-    for (int s = 0; s < PERSP_STARTS && cur[s].sync_z >= PERSP_GATE_Z; s++) {
+    /* a start can pass the gate and still leave too few windows for a fit,
+     * where a lesser one fits */
+    *passed = cur[0].sync_z >= PERSP_GATE_Z;
+    for (int s = 0; s < nfit && cur[s].sync_z >= PERSP_GATE_Z; s++) {
         hypo *c = &cur[s];
         double whole = -1e30; /* the whole frame's sync at c's geometry */
         for (int it = 0; it < PERSP_ITERS; it++) {
@@ -547,6 +559,28 @@ static int perspective(cm_verifier *v, const float *r, int wd, int hd, hypo *bes
     }
     free(cur);
     return CM_OK;
+}
+
+/* The perspective stage (file comment, step 3): the fit from the best fold
+ * so far and the lattices of the central PERSP_CENTRE_FRAC; when a start
+ * passed the gate but no fit registered the frame, from the best of the
+ * lattices of the central PERSP_SECOND_FRAC. */
+static int perspective(cm_verifier *v, const float *r, int wd, int hd, hypo *best, int nbest)
+{
+    cm__geom start[1 + PERSP_CENTRE_SIM + PERSP_CENTRE_AFF + PERSP_CENTRE_UP];
+    start[0] = best[0].g; /* the whole frame's best, whatever its lattice */
+    int nc = persp_lattices(r, wd, hd, PERSP_CENTRE_FRAC, v->N, PERSP_CENTRE_SIM, PERSP_CENTRE_AFF,
+                            PERSP_CENTRE_UP, start + 1);
+    if (nc < 0)
+        return nc;
+    int passed, ret = persp_fit(v, r, wd, hd, start, 1 + nc, PERSP_STARTS, best, nbest, &passed);
+    if (ret || best[0].sync_z >= EARLY_SYNC_Z || !passed)
+        return ret;
+    nc = persp_lattices(r, wd, hd, PERSP_SECOND_FRAC, v->N, PERSP_CENTRE_SIM, PERSP_CENTRE_AFF,
+                        PERSP_CENTRE_UP, start);
+    if (nc < 0)
+        return nc;
+    return persp_fit(v, r, wd, hd, start, nc, 1, best, nbest, &passed);
 }
 
 /* ---- the search ------------------------------------------------------------ */
