@@ -398,6 +398,18 @@ typedef struct affg {
     double b1[2], b2[2], score;
 } affg;
 
+/* a[0..n) strongest first (a selection sort: n is a handful) */
+static void sort_by_score(affg *a, int n)
+{
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            if (a[j].score > a[i].score) {
+                affg t = a[i];
+                a[i] = a[j];
+                a[j] = t;
+            }
+}
+
 /* Put a into cand (*nc of at most cap, best score first) if it ranks. */
 static void keep_best(affg *cand, int *nc, int cap, affg a)
 {
@@ -555,13 +567,7 @@ static int upright_search(const lagmap *m, double pmin, double pmax, double Nt, 
      * keep the best by the refined score */
     for (int k = 0; k < nc; k++)
         refine_basis(m, &cand[k]);
-    for (int i = 0; i < nc; i++)
-        for (int j = i + 1; j < nc; j++)
-            if (cand[j].score > cand[i].score) {
-                affg t = cand[i];
-                cand[i] = cand[j];
-                cand[j] = t;
-            }
+    sort_by_score(cand, nc);
     int n = 0;
     for (int k = 0; k < nc && n < max; k++) {
         int dup = 0; /* refined onto the same basis (within 1 %) */
@@ -631,13 +637,7 @@ static int affine_search(const lagmap *m, const lagpeak *pk, int npeaks, double 
         if (!dup)
             kept[n++] = a;
     }
-    for (int i = 0; i < n; i++)
-        for (int j = i + 1; j < n; j++)
-            if (kept[j].score > kept[i].score) {
-                affg t = kept[i];
-                kept[i] = kept[j];
-                kept[j] = t;
-            }
+    sort_by_score(kept, n);
     if (n > max)
         n = max;
     for (int k = 1; k < n; k++)
