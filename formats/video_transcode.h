@@ -30,6 +30,10 @@ typedef struct cm__transcode_job {
     struct SwsContext *sws; /* decoder -> encoder layout, when they differ */
     AVFrame *conv;          /* its layout (format, size), no buffers */
     cm__pool *pool;         /* the frames being marked (AVFrame items) */
+    AVBufferPool *bufs;     /* buffers for frames of the first frame's layout, */
+    int buf_fmt, buf_w, buf_h;    /* kept from frame to frame (frame_buffer) */
+    int buf_linesize[4];
+    size_t buf_offset[4];
     cm_plane (*planes)[3];  /* each worker's luma, lo, hi */
     int jobs;               /* workers */
     int one_at_a_time;      /* each frame encoded before the next is decoded */

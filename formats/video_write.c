@@ -66,6 +66,81 @@ static size_t plane_rows(const AVFrame *f, int p, int *rows)
     return (size_t)ls;
 }
 
+/* Plane alignment of the frames celmark writes (that of AVX-512). */
+#define FRAME_ALIGN 64
+
+/* The pool of frame buffers for frames of format fmt, w x h: planes laid
+ * out as av_frame_get_buffer would (rows aligned, height padded to 32). A
+ * frame's buffer allocated anew each frame is megabytes the system faults
+ * in and zeroes every time (a third of a 1080p stamp's page faults). */
+static int frame_buffers_open(cm__transcode_job *j, int fmt, int w, int h)
+{
+    int ls[4];
+    int err = av_image_fill_linesizes(ls, fmt, FFALIGN(w, FRAME_ALIGN));
+    if (err < 0)
+        return err;
+    ptrdiff_t lsd[4];
+    for (int i = 0; i < 4; i++)
+        lsd[i] = ls[i] = FFALIGN(ls[i], FRAME_ALIGN);
+    size_t sizes[4];
+    if ((err = av_image_fill_plane_sizes(sizes, fmt, FFALIGN(h, 32), lsd)) < 0)
+        return err;
+    size_t total = 0;
+    for (int i = 0; i < 4; i++) {
+        j->buf_linesize[i] = ls[i];
+        j->buf_offset[i] = total;
+        if (sizes[i])
+            total += FFALIGN(sizes[i], FRAME_ALIGN) + FRAME_ALIGN; /* SIMD reading past */
+    }
+    if (total > INT_MAX || !(j->bufs = av_buffer_pool_init(total, NULL)))
+        return AVERROR(ENOMEM);
+    j->buf_fmt = fmt;
+    j->buf_w = w;
+    j->buf_h = h;
+    return 0;
+}
+
+/* Buffers for f (its format and size set) from the pool when it has f's
+ * layout, else as av_frame_get_buffer gives them. */
+static int frame_buffer(cm__transcode_job *j, AVFrame *f)
+{
+    if (!j->bufs || f->format != j->buf_fmt || f->width != j->buf_w || f->height != j->buf_h)
+        return av_frame_get_buffer(f, 0);
+    if (!(f->buf[0] = av_buffer_pool_get(j->bufs)))
+        return AVERROR(ENOMEM);
+    for (int i = 0; i < 4; i++) {
+        f->linesize[i] = j->buf_linesize[i];
+        f->data[i] = j->buf_linesize[i] ? f->buf[0]->data + j->buf_offset[i] : NULL;
+    }
+    f->extended_data = f->data;
+    return 0;
+}
+
+/* f writable: the decoder still holds most frames it returns (references
+ * for the next ones), and those are copied into a pooled buffer first. */
+static int frame_writable(cm__transcode_job *j, AVFrame *f)
+{
+    if (av_frame_is_writable(f))
+        return 0;
+    AVFrame *t = av_frame_alloc();
+    if (!t)
+        return AVERROR(ENOMEM);
+    t->format = f->format;
+    t->width = f->width;
+    t->height = f->height;
+    int err = frame_buffer(j, t);
+    if (err >= 0)
+        err = av_frame_copy(t, f);
+    if (err >= 0)
+        err = av_frame_copy_props(t, f);
+    if (err >= 0) {
+        av_frame_unref(f);
+        av_frame_move_ref(f, t);
+    }
+    av_frame_free(&t);
+    return err;
+}
+
 /* The digest of a decoded frame's samples, size and layout: a held drawing
  * (luma and chroma as the last frame's; the hook gives the same result for
  * the same samples, and it reads both) has the last one's. A digest rather
@@ -92,9 +167,11 @@ static int frame_digest(const AVFrame *f, uint8_t out[FRAME_DIGEST_BYTES])
 
 /* The last frame's marked luma (rows of row bytes) into f: a held
  * drawing's result. */
-static int held_copy(AVFrame *f, const uint8_t *last, size_t row)
+static int held_copy(cm__transcode_job *j, AVFrame *f)
 {
-    int err = av_frame_make_writable(f);
+    const uint8_t *last = j->last_luma;
+    size_t row = j->last_row;
+    int err = frame_writable(j, f);
     if (err < 0)
         return err;
     int rows;
@@ -294,7 +371,7 @@ static int mark_frame(void *opaque, int worker, void *item)
 {
     cm__transcode_job *j = opaque;
     AVFrame *f = item;
-    int err = av_frame_make_writable(f);
+    int err = frame_writable(j, f);
     if (err < 0)
         return cm__video_av_fail(j->ctx, j->in.path, err, "copy a frame");
     cm_plane *pl = j->planes[worker];
@@ -328,7 +405,7 @@ static void drop_frame(void *item)
  * frame's result; then the source's times and key frames. Takes f. */
 static int encode_frame(cm__transcode_job *j, AVFrame *f, int held)
 {
-    int err = held ? held_copy(f, j->last_luma, j->last_row) : 0;
+    int err = held ? held_copy(j, f) : 0;
     if (err >= 0)
         err = keep_luma(j, f);
     if (err < 0) {
@@ -385,11 +462,16 @@ static int submit_frame(cm__transcode_job *j, AVFrame *decoded)
     if (!f)
         return cm__error(j->ctx, CM_E_NOMEM, "out of memory");
     int err, decoded_fmt = decoded->format;
+    if (!j->bufs && (err = frame_buffers_open(j, j->sws ? j->conv->format : decoded_fmt,
+                                              decoded->width, decoded->height)) < 0) {
+        av_frame_free(&f);
+        return cm__video_av_fail(j->ctx, j->in.path, err, "allocate frames");
+    }
     if (j->sws) {
         f->format = j->conv->format;
         f->width = decoded->width;
         f->height = decoded->height;
-        if ((err = av_frame_get_buffer(f, 0)) >= 0) {
+        if ((err = frame_buffer(j, f)) >= 0) {
             sws_scale(j->sws, (const uint8_t *const *)decoded->data, decoded->linesize, 0,
                       decoded->height, f->data, f->linesize);
             err = av_frame_copy_props(f, decoded);
@@ -653,6 +735,7 @@ done:
     av_packet_free(&j.opkt);
     av_frame_free(&j.frame);
     av_frame_free(&j.conv);
+    av_buffer_pool_uninit(&j.bufs); /* its buffers freed as the last are */
     sws_freeContext(j.sws);
     free(j.last_luma);
     free(j.map);

@@ -13,6 +13,7 @@
 #include "profile.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +25,8 @@
 
 /* Rows sampled to estimate the mark's energy for the PSNR cap. */
 #define PSNR_ROW_STEP 8
+/* Masks kept between frames for the threads that stamp with one stamper. */
+#define SPARE_MASKS 64
 /* A delegate's share of the amplitude (and of the colour budget) on a copy
  * that already carries the studio's layer: bench/chain, default profile. */
 #define LAYER_SHARE 0.75f
@@ -36,6 +39,11 @@ struct cm_stamper {
     float *tile; /* N*N unit-RMS pattern */
     const cm__room *room; /* the colour budget: the process's, or own */
     cm__room *own_room;
+    /* masks of earlier frames, whose buffers the next frames of that size
+     * take (a video's workers take one each): spare[0..nspare) */
+    pthread_mutex_t lock;
+    cm__mask *spare[SPARE_MASKS];
+    int nspare;
 };
 
 void cm_stamp_params_default(cm_stamp_params *p)
@@ -74,6 +82,7 @@ int cm_stamper_new(cm_ctx *ctx, const cm_key *key, uint64_t issue_id,
     int ret = CM_E_NOMEM;
     if (!s)
         goto fail;
+    pthread_mutex_init(&s->lock, NULL);
     s->ctx = ctx;
     s->params = *params;
     /* a delegate's layer goes over a copy that already carries the layers
@@ -120,9 +129,15 @@ void cm_stamper_free(cm_stamper **ps)
 {
     if (!ps || !*ps)
         return;
-    free((*ps)->tile);
-    cm__room_free(&(*ps)->own_room);
-    free(*ps);
+    cm_stamper *s = *ps;
+    for (int k = 0; k < s->nspare; k++) {
+        cm__mask_free(s->spare[k]);
+        free(s->spare[k]);
+    }
+    pthread_mutex_destroy(&s->lock);
+    free(s->tile);
+    cm__room_free(&s->own_room);
+    free(s);
     *ps = NULL;
 }
 
@@ -163,6 +178,31 @@ static void add_clamped_8bit(float *restrict r, const float *restrict a, const f
     }
 }
 
+/* A mask to build a frame's in: a spare one, or a new one zeroed. */
+static cm__mask *take_mask(cm_stamper *s)
+{
+    cm__mask *m = NULL;
+    pthread_mutex_lock(&s->lock);
+    if (s->nspare > 0)
+        m = s->spare[--s->nspare];
+    pthread_mutex_unlock(&s->lock);
+    return m ? m : calloc(1, sizeof(cm__mask));
+}
+
+/* A mask done with: kept for the next frame, or freed. */
+static void give_mask(cm_stamper *s, cm__mask *m)
+{
+    pthread_mutex_lock(&s->lock);
+    int kept = s->nspare < SPARE_MASKS;
+    if (kept)
+        s->spare[s->nspare++] = m;
+    pthread_mutex_unlock(&s->lock);
+    if (!kept) {
+        cm__mask_free(m);
+        free(m);
+    }
+}
+
 /* Add the mark to luma (in place) and, if cdelta is given, write the
  * blue-yellow share into it: CHROMA_RATIO times the luma amplitude, the same
  * pattern and sign (cm_image_apply_marks clamps it to each pixel's room). */
@@ -175,10 +215,13 @@ static int stamp_rows(cm_stamper *s, cm_plane *luma, const cm_plane *lo, const c
     const cm__profile *pf = s->prof;
     float k = s->params.strength;
     cm__mask_params mp = {pf->flat * k, pf->gain * k, pf->max * k, s->params.cel_safe};
-    cm__mask mask;
+    cm__mask *mask = take_mask(s);
     float *amp = cm__malloc_array((size_t)w, sizeof(float)); /* one row */
-    int ret = amp ? cm__mask_init(&mask, luma, &mp) : CM_E_NOMEM;
+    int ret = amp && mask ? cm__mask_init(mask, luma, &mp) : CM_E_NOMEM;
     if (ret) {
+        if (mask)
+            cm__mask_free(mask);
+        free(mask);
         free(amp);
         return cm__error(s->ctx, ret, "stamp: cannot build the mask of a %dx%d frame: %s", w, h,
                          cm_strerror(ret));
@@ -190,7 +233,7 @@ static int stamp_rows(cm_stamper *s, cm_plane *luma, const cm_plane *lo, const c
     double ms = 0;
     int rows = 0;
     for (int y = 0; y < h; y += PSNR_ROW_STEP, rows++) {
-        cm__mask_row(&mask, y, ROW(luma, y), ROW(lo, y), ROW(hi, y), amp);
+        cm__mask_row(mask, y, ROW(luma, y), ROW(lo, y), ROW(hi, y), amp);
         ms += cm__sum_sq(amp, w);
     }
     ms /= (double)w * rows;
@@ -203,7 +246,7 @@ static int stamp_rows(cm_stamper *s, cm_plane *luma, const cm_plane *lo, const c
     for (int y = 0; y < h; y++) {
         float *row = luma->data + y * luma->stride;
         const float *plo = ROW(lo, y), *phi = ROW(hi, y);
-        cm__mask_row(&mask, y, row, plo, phi, amp);
+        cm__mask_row(mask, y, row, plo, phi, amp);
         const float *trow = s->tile + (size_t)(y % N) * N;
         /* tile by tile along the row, so the inner loop vectorises */
         for (int x0 = 0; x0 < w; x0 += N) {
@@ -219,7 +262,7 @@ static int stamp_rows(cm_stamper *s, cm_plane *luma, const cm_plane *lo, const c
         }
     }
 #undef ROW
-    cm__mask_free(&mask);
+    give_mask(s, mask);
     free(amp);
     return CM_OK;
 }

@@ -326,30 +326,37 @@ static void dilate_half(uint8_t *map, int w, int h, int r, uint8_t *tmp)
 
 int cm__mask_init(cm__mask *m, const cm_plane *luma, const cm__mask_params *mp)
 {
-    memset(m, 0, sizeof(*m));
     int w = luma->width, h = luma->height;
-    m->w = w;
-    m->h = h;
-    m->wd = (w + 1) / 2;
-    m->mp = *mp;
-    int hd = (h + 1) / 2;
-    size_t nd = (size_t)m->wd * hd;
+    int wd = (w + 1) / 2, hd = (h + 1) / 2;
+    size_t nd = (size_t)wd * hd;
     /* tmp serves the high-pass (2*w*h for the reference, 3 rows fused) and
      * the half-resolution box filters (nd) */
     size_t ntmp = cm__dsp_reference() ? 2 * (size_t)w * h : 4 * (size_t)w;
     if (ntmp < nd)
         ntmp = nd;
-    float *tmp = malloc(ntmp * sizeof(float));
-    m->act = calloc(nd, sizeof(float));
-    m->flat = malloc((size_t)w * h);
-    m->row_half = malloc(sizeof(float) * (size_t)m->wd);
-    m->row_full = malloc(sizeof(float) * (size_t)w);
-    m->cap_half = malloc(sizeof(float) * (size_t)m->wd);
-    m->cap_full = malloc(sizeof(float) * (size_t)w);
-    m->env_col = malloc(sizeof(float) * (size_t)w);
+    /* a frame of the size of the last: its buffers again, and no memory
+     * faulted in anew (megabytes a frame when stamping a video) */
+    if (!(m->act && m->w == w && m->h == h && m->ntmp == ntmp)) {
+        cm__mask_free(m);
+        m->w = w;
+        m->h = h;
+        m->wd = wd;
+        m->ntmp = ntmp;
+        m->tmp = malloc(ntmp * sizeof(float));
+        m->act = malloc(nd * sizeof(float));
+        m->flat = malloc((size_t)w * h);
+        m->near = malloc(nd);
+        m->row_half = malloc(sizeof(float) * (size_t)wd);
+        m->row_full = malloc(sizeof(float) * (size_t)w);
+        m->cap_half = malloc(sizeof(float) * (size_t)wd);
+        m->cap_full = malloc(sizeof(float) * (size_t)w);
+        m->env_col = malloc(sizeof(float) * (size_t)w);
+    }
+    m->mp = *mp;
     int ret = CM_E_NOMEM;
-    if (!tmp || !m->act || !m->flat || !m->row_half || !m->row_full || !m->cap_half ||
-        !m->cap_full || !m->env_col)
+    float *tmp = m->tmp;
+    if (!tmp || !m->act || !m->flat || !m->near || !m->row_half || !m->row_full ||
+        !m->cap_half || !m->cap_full || !m->env_col)
         goto fail;
     for (int x = 0; x < w; x++)
         m->env_col[x] = (float)cos(2 * M_PI * x / ENV_PERIOD);
@@ -363,11 +370,7 @@ int cm__mask_init(cm__mask *m, const cm_plane *luma, const cm__mask_params *mp)
     if ((ret = cm__flat_fill_map(luma, m->flat)))
         goto fail;
     /* near: half-resolution pixels within ~EDGE_REACH frame px of a fill */
-    m->near = calloc(nd, 1);
-    if (!m->near) {
-        ret = CM_E_NOMEM;
-        goto fail;
-    }
+    memset(m->near, 0, nd);
     for (int y = 0; y < h; y++) {
         const uint8_t *restrict f = m->flat + (size_t)y * w;
         uint8_t *restrict nr = m->near + (size_t)(y / 2) * m->wd;
@@ -378,7 +381,6 @@ int cm__mask_init(cm__mask *m, const cm_plane *luma, const cm__mask_params *mp)
     }
     dilate_half(m->near, m->wd, hd, EDGE_REACH / 2, (uint8_t *)tmp);
 fail:
-    free(tmp);
     if (ret)
         cm__mask_free(m);
     return ret;
@@ -394,6 +396,7 @@ void cm__mask_free(cm__mask *m)
     free(m->near);
     free(m->act);
     free(m->flat);
+    free(m->tmp);
     memset(m, 0, sizeof(*m));
 }
 
@@ -487,7 +490,7 @@ void cm__mask_row(const cm__mask *m, int y, const float *py, const float *pl, co
 int cm__mask_compute(const cm_plane *luma, const cm_plane *lo, const cm_plane *hi,
                      const cm__mask_params *mp, float *amp, double *mean_sq)
 {
-    cm__mask m;
+    cm__mask m = {0};
     int ret = cm__mask_init(&m, luma, mp);
     if (ret)
         return ret;

@@ -61,8 +61,13 @@ typedef struct cm__mask {
     float *row_half, *row_full; /* scratch rows of cm__mask_row (not thread-safe): */
     float *cap_half, *cap_full; /* the amplitude, and its cap, off fills */
     float *env_col;             /* w: column factor of the one-sided envelope */
+    float *tmp;                 /* ntmp: the filters' scratch */
+    size_t ntmp;
 } cm__mask;
 
+/* The mask of luma into m: m zeroed, or from an earlier cm__mask_init,
+ * whose buffers are kept when the frame has the same size (a video's
+ * frames one after another). On failure m is freed. */
 CM__HIDDEN int cm__mask_init(cm__mask *m, const cm_plane *luma, const cm__mask_params *mp);
 CM__HIDDEN void cm__mask_free(cm__mask *m);
 /* Amplitudes of row y into out (w floats), given that row's luma and

@@ -447,6 +447,36 @@ static void test_alpha_16bit_celsafe(void **state)
     cm_key_free(&k);
 }
 
+/* One stamper over several frames (a video's, a sequence's) reuses the
+ * masks of earlier ones: each frame is stamped as a fresh stamper would,
+ * whatever came before it (other content, other sizes). */
+static void test_stamper_reuse(void **state)
+{
+    (void)state;
+    cm_key *k = test_key(5);
+    cm_stamp_params sp;
+    cm_stamp_params_default(&sp);
+    cm_stamper *st = NULL;
+    assert_int_equal(cm_stamper_new(NULL, k, ID, &sp, &st), 0);
+    static const struct {
+        int w, h, seed, kind;
+    } frames[] = {{640, 360, 1, CEL_FLAT}, {640, 360, 2, CEL_TEXTURED},
+                  {320, 200, 3, CEL_FLAT}, {640, 360, 4, CEL_FLAT}};
+    for (size_t i = 0; i < sizeof(frames) / sizeof(frames[0]); i++) {
+        cm_image *a = test_frame(frames[i].w, frames[i].h, frames[i].seed, 3, 8, frames[i].kind);
+        cm_image *b = test_frame(frames[i].w, frames[i].h, frames[i].seed, 3, 8, frames[i].kind);
+        assert_int_equal(cm_stamper_image(st, a), 0);
+        stamp(b, k, ID, 0);
+        for (int y = 0; y < a->height; y++)
+            assert_memory_equal(a->data + (size_t)y * a->stride, b->data + (size_t)y * b->stride,
+                                (size_t)a->width * 3);
+        cm_image_free(&a);
+        cm_image_free(&b);
+    }
+    cm_stamper_free(&st);
+    cm_key_free(&k);
+}
+
 static void test_bad_args(void **state)
 {
     (void)state;
@@ -491,6 +521,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layout),
+        cmocka_unit_test(test_stamper_reuse),
         cmocka_unit_test(test_render_adjoint),
         cmocka_unit_test(test_mask_bounds),
         cmocka_unit_test(test_mask_envelope),
