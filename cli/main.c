@@ -5,9 +5,6 @@
 #include "cli.h"
 
 #include <errno.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -344,21 +341,6 @@ int main(int argc, char **argv)
     const cli_command *c = find_command(name);
     if (!c)
         return cli_usage_error(NULL, "unknown command '%s'", name);
-#ifdef __GLIBC__
-    /* Stamping: frames and planes (megabytes each, allocated by one thread
-     * and freed by another) come from the system and go back to it when
-     * freed. By default glibc raises its mmap threshold as they are freed
-     * and then keeps them in per-thread heaps, where they fragment: a 1080p
-     * clip's stamp peaked 35 MiB higher (700 against 665, bench/video's
-     * anim clip). The buffers made a frame at a time are pooled since
-     * (marked frames, masks), so what this still catches is the decoder's
-     * and encoder's: 4-8 MiB lower at 1080p, at no cost measured. Not for
-     * the readers: scan and verify free and allocate
-     * the same buffers file after file, and faulting them in anew each time
-     * cost scan 10 % (bench/scan) */
-    if (!strcmp(c->name, "stamp"))
-        mallopt(M_MMAP_THRESHOLD, 256 * 1024);
-#endif
     /* An output outgrowing the file size limit (ulimit -f) would raise
      * SIGXFSZ and kill us mid-write, leaving the temporary file behind;
      * ignored, write() fails with EFBIG and the command cleans up and
