@@ -201,17 +201,20 @@ int cm__video_input_open(cm_ctx *ctx, const char *path, const cm_limits *limits,
             return ret;
     }
     /* the probing decoders refuse oversized pictures too */
+    /* Probing may add streams (an MPEG-TS program found mid-file); the
+     * options array has only the streams known now. */
+    unsigned nopts = in->fc->nb_streams;
     AVDictionary **sopts = NULL;
-    if (in->fc->nb_streams) {
-        if (!(sopts = calloc(in->fc->nb_streams, sizeof(*sopts))))
+    if (nopts) {
+        if (!(sopts = calloc(nopts, sizeof(*sopts))))
             return cm__error(ctx, CM_E_NOMEM, "%s: out of memory", path);
-        for (unsigned i = 0; i < in->fc->nb_streams; i++)
+        for (unsigned i = 0; i < nopts; i++)
             av_dict_set(&sopts[i], "max_pixels", mp, 0);
     }
     cm__video_decode_begin(in);
     err = avformat_find_stream_info(in->fc, sopts);
     cm__video_decode_end(in);
-    for (unsigned i = 0; sopts && i < in->fc->nb_streams; i++)
+    for (unsigned i = 0; i < nopts; i++)
         av_dict_free(&sopts[i]);
     free(sopts);
     if (cm__video_time_over(in))

@@ -22,6 +22,7 @@ typedef struct cm__transcode_job {
     AVFormatContext *oc;
     AVCodecContext *enc;
     int *map;          /* input stream -> output stream, -1 = dropped */
+    unsigned nmap;     /* streams known at setup; a TS may add more later */
     int64_t *ends;     /* input stream -> where it ends apart from its packets
                           (cm__video_stream_end), AV_NOPTS_VALUE = unknown */
     int vo;            /* output video stream */

@@ -277,6 +277,7 @@ static int setup_output(cm__transcode_job *j, const char *name_for_format)
     j->ends = cm__malloc_array(ic->nb_streams ? ic->nb_streams : 1, sizeof(*j->ends));
     if (!j->map || !j->ends)
         return cm__error(j->ctx, CM_E_NOMEM, "out of memory");
+    j->nmap = ic->nb_streams;
     int ntmcd = 0;
     int keep_tmcd = cm__video_timecode_tracks(ic, j->in.vi, of, &ntmcd, j->info);
     for (unsigned i = 0; i < ic->nb_streams; i++) {
@@ -565,7 +566,7 @@ static int transcode(cm__transcode_job *j)
                 return ret;
             continue;
         }
-        if (si < 0 || si >= (int)j->in.fc->nb_streams || j->map[si] < 0) {
+        if (si < 0 || (unsigned)si >= j->nmap || j->map[si] < 0) {
             av_packet_unref(j->pkt);
             continue;
         }
