@@ -28,10 +28,12 @@ CM__HIDDEN double cm__video_fps(const cm__video_reader *r);
 CM__HIDDEN int64_t cm__video_frames_hint(const cm__video_reader *r);
 CM__HIDDEN const char *cm__video_timecode(const cm__video_reader *r);
 
-/* Decode the next frame into *luma (owned by the reader, valid until the
- * next call) and its time in seconds from the first frame. Returns 1 for a
+/* Decode the next frame into *luma (the reader's plane, valid until the
+ * next call) and its time in seconds from the first frame. The caller may
+ * take the plane's buffer, leaving one of its own or a zeroed plane in its
+ * place: the reader decodes the next frame into that. Returns 1 for a
  * frame, 0 at the end, or a negative CM_E code (message in ctx). */
-CM__HIDDEN int cm__video_next(cm__video_reader *r, const cm_plane **luma, double *t);
+CM__HIDDEN int cm__video_next(cm__video_reader *r, cm_plane **luma, double *t);
 
 /* "HH:MM:SS:FF" for frame offset frames after timecode tc0 ("" = 0) at fps. */
 CM__HIDDEN void cm__timecode_add(const char *tc0, int64_t frames, double fps, char *out,

@@ -131,7 +131,7 @@ static int frame_luma(cm__video_reader *r)
     return CM_OK;
 }
 
-int cm__video_next(cm__video_reader *r, const cm_plane **luma, double *t)
+int cm__video_next(cm__video_reader *r, cm_plane **luma, double *t)
 {
     for (;;) {
         if (cm__video_time_over(&r->in))

@@ -242,12 +242,14 @@ static int decisive(vjob *j, const cm_evidence *ev, int quick, int *stop)
     return ret;
 }
 
-/* A source of frames: 1 and the next frame's planes (chroma may be NULL)
- * and time (seconds, < 0 when unknown), 0 at the end, or a CM_E code. */
-typedef int (*next_fn)(void *src, const cm_plane **luma, const cm_plane **chroma, double *t);
+/* A source of frames: 1 and the next frame's planes (the source's, whose
+ * buffers the caller may take, leaving planes of its own or zeroed ones;
+ * chroma may be NULL) and time (seconds, < 0 when unknown), 0 at the end,
+ * or a CM_E code. */
+typedef int (*next_fn)(void *src, cm_plane **luma, cm_plane **chroma, double *t);
 
-/* One frame on its way into the evidence: its planes (the source's, or a
- * copy of them while workers whiten it), its time and its residual. */
+/* One frame on its way into the evidence: its planes (the source's, or
+ * taken from it while workers whiten them), its time and its residual. */
 typedef struct vframe {
     const cm_plane *luma, *chroma;
     cm_plane own_luma, own_chroma;
@@ -264,18 +266,13 @@ static int whiten_frame(void *opaque, int worker, void *item)
     return cm__residual_make(&f->fr, f->luma, f->chroma);
 }
 
-/* Copy a plane into a frame's own (allocated as needed). */
-static int keep_plane(cm_plane *dst, const cm_plane *src)
+/* The source's plane into a frame's own, and the frame's last one (whose
+ * residual is made) to the source for its next frame: no copy. */
+static void take_plane(cm_plane *own, cm_plane *src)
 {
-    if (dst->width != src->width || dst->height != src->height) {
-        cm_plane_free(dst);
-        if (cm_plane_alloc(dst, src->width, src->height))
-            return CM_E_NOMEM;
-    }
-    for (int y = 0; y < src->height; y++)
-        memcpy(dst->data + y * dst->stride, src->data + y * src->stride,
-               (size_t)src->width * sizeof(float));
-    return CM_OK;
+    cm_plane t = *own;
+    *own = *src;
+    *src = t;
 }
 
 /* The next frame (its residual made; made says how that went) into its
@@ -388,7 +385,7 @@ static int run(cm_ctx *ctx, cm_verifier *v, const char *name, next_fn next, void
             goto done;
         if (j.stop)
             break;
-        const cm_plane *luma = NULL, *chroma = NULL;
+        cm_plane *luma = NULL, *chroma = NULL;
         double t = -1;
         int got = next(src, &luma, &chroma, &t);
         if (got < 0) {
@@ -418,11 +415,10 @@ static int run(cm_ctx *ctx, cm_verifier *v, const char *name, next_fn next, void
                 goto done;
             continue;
         }
-        /* the source reuses its planes: the workers get copies */
-        if (keep_plane(&f->own_luma, luma) || (chroma && keep_plane(&f->own_chroma, chroma))) {
-            ret = cm__error(ctx, CM_E_NOMEM, "%s: out of memory", name);
-            goto done;
-        }
+        /* the source reuses its planes: the workers take them */
+        take_plane(&f->own_luma, luma);
+        if (chroma)
+            take_plane(&f->own_chroma, chroma);
         f->luma = &f->own_luma;
         f->chroma = chroma ? &f->own_chroma : NULL;
         cm__pool_submit(j.pool, f, 0);
@@ -464,7 +460,7 @@ done:
     return ret;
 }
 
-static int video_next(void *src, const cm_plane **luma, const cm_plane **chroma, double *t)
+static int video_next(void *src, cm_plane **luma, cm_plane **chroma, double *t)
 {
     *chroma = NULL; /* luma only: the video stamper marks luma only */
     return cm__video_next(src, luma, t);
@@ -501,7 +497,7 @@ typedef struct seq_src {
     cm_plane luma, chroma;
 } seq_src;
 
-static int seq_next(void *opaque, const cm_plane **luma, const cm_plane **chroma, double *t)
+static int seq_next(void *opaque, cm_plane **luma, cm_plane **chroma, double *t)
 {
     seq_src *s = opaque;
     cm_plane_free(&s->luma);

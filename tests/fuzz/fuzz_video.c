@@ -36,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (void)cm__video_frames_hint(r);
         (void)cm__video_timecode(r);
         for (int i = 0; i < FUZZ_MAX_FRAMES; i++) {
-            const cm_plane *luma = NULL;
+            cm_plane *luma = NULL;
             double t;
             int got = cm__video_next(r, &luma, &t);
             if (got <= 0)

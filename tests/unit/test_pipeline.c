@@ -194,7 +194,7 @@ static int mean_luma(cm_ctx *ctx, const char *path, double *means, int max)
 {
     cm__video_reader *r = NULL;
     assert_int_equal(cm__video_open(ctx, path, NULL, 1, &r), CM_OK);
-    const cm_plane *p;
+    cm_plane *p;
     double t;
     int n = 0;
     while (cm__video_next(r, &p, &t) == 1 && n < max) {
