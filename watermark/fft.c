@@ -70,15 +70,16 @@ void cm__fft2_run(cm__fft2 *f, AVComplexFloat *data, int inverse)
     cm__fft2_columns(f, data, inverse);
 }
 
-void cm__fft2_columns(cm__fft2 *f, AVComplexFloat *data, int inverse)
+/* The column pass over columns [x_begin, x_end). */
+static void columns(cm__fft2 *f, AVComplexFloat *data, int inverse, int x_begin, int x_end)
 {
     AVTXContext *cc = inverse ? f->col_i : f->col_f;
     av_tx_fn cf = inverse ? f->col_if : f->col_ff;
     const ptrdiff_t cs = sizeof(AVComplexFloat);
     /* columns in blocks: gather CM__FFT_COLS columns with row-contiguous reads,
      * transform each, scatter back the same way */
-    for (int x0 = 0; x0 < f->w; x0 += CM__FFT_COLS) {
-        int nc = f->w - x0 < CM__FFT_COLS ? f->w - x0 : CM__FFT_COLS;
+    for (int x0 = x_begin; x0 < x_end; x0 += CM__FFT_COLS) {
+        int nc = x_end - x0 < CM__FFT_COLS ? x_end - x0 : CM__FFT_COLS;
         for (int y = 0; y < f->h; y++) {
             const AVComplexFloat *src = data + (size_t)y * f->w + x0;
             for (int c = 0; c < nc; c++)
@@ -95,6 +96,40 @@ void cm__fft2_columns(cm__fft2 *f, AVComplexFloat *data, int inverse)
                 dst[c] = f->col_buf[(size_t)c * f->h + y];
         }
     }
+}
+
+void cm__fft2_columns(cm__fft2 *f, AVComplexFloat *data, int inverse)
+{
+    columns(f, data, inverse, 0, f->w);
+}
+
+void cm__fft2_forward_band(cm__fft2 *f, AVComplexFloat *data, int band)
+{
+    const ptrdiff_t cs = sizeof(AVComplexFloat);
+    for (int y = 0; y < f->h; y++) {
+        AVComplexFloat *row = data + (size_t)y * f->w;
+        memcpy(f->tmp_in, row, cs * (size_t)f->w);
+        f->row_ff(f->row_f, row, f->tmp_in, cs);
+    }
+    if (2 * band + 1 >= f->w) {
+        columns(f, data, 0, 0, f->w);
+        return;
+    }
+    columns(f, data, 0, 0, band + 1);
+    columns(f, data, 0, f->w - band, f->w);
+}
+
+void cm__fft2_inverse_band(cm__fft2 *f, AVComplexFloat *data, int band)
+{
+    const ptrdiff_t cs = sizeof(AVComplexFloat);
+    for (int y = 0; y < f->h; y++) {
+        if (y > band && y < f->h - band)
+            continue; /* a zero row's transform is itself */
+        AVComplexFloat *row = data + (size_t)y * f->w;
+        memcpy(f->tmp_in, row, cs * (size_t)f->w);
+        f->row_if(f->row_i, row, f->tmp_in, cs);
+    }
+    columns(f, data, 1, 0, f->w);
 }
 
 /*

@@ -32,6 +32,14 @@ CM__HIDDEN void cm__fft2_free(cm__fft2 *f);
 
 /* In-place 2-D transform of a w*h row-major array. inverse: sign +1. */
 CM__HIDDEN void cm__fft2_run(cm__fft2 *f, AVComplexFloat *data, int inverse);
+/* The forward transform where only the columns of frequency |kx| <= band
+ * are read: the others are left after the row pass. Those columns bit for
+ * bit cm__fft2_run's (tests/dsp). */
+CM__HIDDEN void cm__fft2_forward_band(cm__fft2 *f, AVComplexFloat *data, int band);
+/* The inverse transform of data that is zero outside the rows of
+ * frequency |ky| <= band: their row transforms (zero) are skipped. Bit for
+ * bit cm__fft2_run's. */
+CM__HIDDEN void cm__fft2_inverse_band(cm__fft2 *f, AVComplexFloat *data, int band);
 
 /*
  * Real 2-D transform for real data (the autocorrelation): rows two at a time

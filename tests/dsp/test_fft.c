@@ -1,4 +1,5 @@
-/* DSP: the real 2-D transform against the complex one, on random data. */
+/* DSP: the real 2-D transform against the complex one, and the band-limited
+ * complex ones against the full, on random data. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -125,6 +126,58 @@ static void test_rfft_rows_match_full(void **state)
     check_rows(960, 640, 405, 226, 12);
 }
 
+/* cm__fft2_forward_band's columns |kx| <= band and cm__fft2_inverse_band
+ * (on data zero outside |ky| <= band) against cm__fft2_run, bit for bit. */
+static void check_band(int w, int h, int band)
+{
+    uint32_t seed = (uint32_t)(w * 31 + h * 7 + band);
+    size_t n = (size_t)w * h;
+    AVComplexFloat *a = av_malloc(sizeof(AVComplexFloat) * n);
+    AVComplexFloat *b = av_malloc(sizeof(AVComplexFloat) * n);
+    assert_non_null(a);
+    assert_non_null(b);
+    for (size_t i = 0; i < n; i++) {
+        a[i].re = (float)(lcg(&seed) % 2000) / 1000.0f - 1.0f;
+        a[i].im = 0;
+    }
+    memcpy(b, a, sizeof(AVComplexFloat) * n);
+    cm__fft2 c;
+    assert_int_equal(cm__fft2_init(&c, w, h), 0);
+    cm__fft2_run(&c, a, 0);
+    cm__fft2_forward_band(&c, b, band);
+    int checked = 0;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            if (x <= band || x >= w - band) {
+                assert_memory_equal(&a[(size_t)y * w + x], &b[(size_t)y * w + x],
+                                    sizeof(AVComplexFloat));
+                checked++;
+            }
+    assert_int_equal(checked, (2 * band + 1 < w ? 2 * band + 1 : w) * h);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            AVComplexFloat *p = &a[(size_t)y * w + x];
+            if (y > band && y < h - band)
+                p->re = p->im = 0;
+        }
+    memcpy(b, a, sizeof(AVComplexFloat) * n);
+    cm__fft2_run(&c, a, 1);
+    cm__fft2_inverse_band(&c, b, band);
+    assert_memory_equal(a, b, sizeof(AVComplexFloat) * n);
+    cm__fft2_free(&c);
+    av_free(a);
+    av_free(b);
+}
+
+static void test_band_matches_full(void **state)
+{
+    (void)state;
+    check_band(384, 384, 16); /* the fold's tile and its band */
+    check_band(192, 192, 16); /* the correlation surface */
+    check_band(48, 48, 16);
+    check_band(40, 24, 30); /* a band wider than the array: all of it */
+}
+
 static void test_good_size(void **state)
 {
     (void)state;
@@ -140,6 +193,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rfft_matches_complex),
         cmocka_unit_test(test_rfft_rows_match_full),
+        cmocka_unit_test(test_band_matches_full),
         cmocka_unit_test(test_good_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
