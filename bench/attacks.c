@@ -761,21 +761,32 @@ static int shear(const cm_image *in, double deg, cm_image **out)
     return warp(in, hinv, in->width, in->height, WARP_BILINEAR, out);
 }
 
-/* The frame's corners moved by up to frac of each side (50-100 % of it
- * along each axis, random sign), the rest following the homography. */
-static int perspective(const cm_image *in, double frac, uint32_t seed, warp_mode mode,
-                       cm_image **out)
+/* The corners of a width x height frame (corner) and where perspective()
+ * moves them (moved): by up to frac of each side (50-100 % of it along
+ * each axis, random sign). */
+static void perspective_corners(int width, int height, double frac, uint32_t seed,
+                                double corner[8], double moved[8])
 {
-    const double w = in->width - 1, h = in->height - 1;
-    const double corner[8] = {0, 0, w, 0, w, h, 0, h};
-    double moved[8], hinv[9];
+    const double w = width - 1, h = height - 1;
+    const double c[8] = {0, 0, w, 0, w, h, 0, h};
     rng r;
     rng_init(&r, seed ^ 0x5ca1ab1eu);
     for (int i = 0; i < 8; i++) {
         double side = i % 2 ? h : w;
         double m = (0.5 + 0.5 * rng_unit(&r)) * frac * side;
-        moved[i] = corner[i] + (rng_int(&r, 2) ? m : -m);
+        corner[i] = c[i];
+        moved[i] = c[i] + (rng_int(&r, 2) ? m : -m);
     }
+}
+
+/* The frame's corners moved (perspective_corners), the rest following the
+ * homography. */
+static int perspective(const cm_image *in, double frac, uint32_t seed, warp_mode mode,
+                       cm_image **out)
+{
+    double corner[8], moved[8], hinv[9];
+    perspective_corners(in->width, in->height, frac, seed, corner, moved);
+    if (getenv("GDBG")) { fprintf(stderr, "CORNERS"); for (int i = 0; i < 8; i++) fprintf(stderr, " %.1f", moved[i]); fprintf(stderr, "\n"); }
     if (homography_4pt(moved, corner, hinv))
         return CM_E_INTERNAL;
     return warp(in, hinv, in->width, in->height, mode, out);
@@ -810,6 +821,26 @@ static int screen_photo(const cm_image *in, uint32_t seed, warp_mode mode, cm_im
     if (!ret)
         ret = jpeg_roundtrip(a, PHOTO_QUALITY, out);
     cm_image_free(&a);
+    return ret;
+}
+
+/* The screen photo brought back to the frame's size with the attack's own
+ * homography undone: an oracle, the mark a perfect geometry search could
+ * read after the blur, levels, downscale, noise and JPEG. */
+static int screen_photo_undone(const cm_image *in, uint32_t seed, cm_image **out)
+{
+    cm_image *a = NULL, *b = NULL;
+    double corner[8], moved[8], h[9];
+    perspective_corners(in->width, in->height, PHOTO_PERSP, seed, corner, moved);
+    if (homography_4pt(corner, moved, h))
+        return CM_E_INTERNAL;
+    int ret = screen_photo(in, seed, WARP_BILINEAR, &a);
+    if (!ret)
+        ret = scale_to(a, in->width, in->height, &b);
+    cm_image_free(&a);
+    if (!ret)
+        ret = warp(b, h, in->width, in->height, WARP_BILINEAR, out);
+    cm_image_free(&b);
     return ret;
 }
 
@@ -1263,6 +1294,7 @@ ATK_WRAP(atk_persp3, perspective(in, PERSP_SMALL, seed, WARP_BILINEAR, out))
 ATK_WRAP(atk_persp6, perspective(in, PERSP_LARGE, seed, WARP_BILINEAR, out))
 ATK_WRAP(atk_screen_photo, screen_photo(in, seed, WARP_BILINEAR, out))
 ATK_WRAP(atk_screen_moire, screen_photo(in, seed, WARP_SUBPIXELS, out))
+ATK_WRAP(atk_screen_photo_undone, screen_photo_undone(in, seed, out))
 
 const atk_def atk_list[] = {
     {"none", atk_none},
@@ -1309,6 +1341,7 @@ const atk_def atk_list[] = {
     {"persp6", atk_persp6},
     {"screen_photo", atk_screen_photo},
     {"screen_moire", atk_screen_moire},
+    {"screen_photo_undone", atk_screen_photo_undone},
 };
 
 int atk_count(void)

@@ -57,11 +57,11 @@ CM__HIDDEN int cm__sync_search(const float *r, int w, int h, double N, double Nt
 /* ... with the candidates found on the map smoothed over (2 smooth + 1)^2
  * lags and refined on its 3x3 smoothing (smooth > 1: peaks smeared by a
  * perspective), and up to max_up upright affine lattices (axes within a
- * few degrees of the frame's, sync.c step 6) after the affine ones;
- * smooth = 1, max_up = 0 is cm__sync_search. */
+ * few degrees of the frame's, sync.c step 6) after the affine ones, how
+ * many in *nup; smooth = 1, max_up = 0 is cm__sync_search. */
 CM__HIDDEN int cm__sync_search_smooth(const float *r, int w, int h, double N, double Nt,
                                       int smooth, cm__geom *out, int max_sim, int max_aff,
-                                      int max_up, int *nsim);
+                                      int max_up, int *nsim, int *nup);
 
 /* fold.c: accumulate r into an N*N tile at geometry g (reference kernel). */
 CM__HIDDEN void cm__fold_c(const float *r, int w, int h, const cm__geom *g, int N,

@@ -39,7 +39,20 @@
  *         a window, and a window of another size gives starts biased
  *         another way (bench: screen_photo frame 7, whose first fit
  *         reached a sync of 6.1 and went no further). An unmarked frame
- *         rarely passes the gate, so rarely pays for it.
+ *         rarely passes the gate, so rarely pays for it;
+ *      d. when still no fit registered the frame: a grid of axis-aligned
+ *         maps around the upright lattices of step a (scale along x within
+ *         +/- 2 PERSP_GRID_STEP, along y the same steps times wd / hd,
+ *         no shear; up to 3 x 25, those within half a step of another
+ *         dropped), each ranked by a cheap fold of the central half
+ *         (rank_fold: 2 x 2 box means into 4 x 4 px tile cells), and the
+ *         fit from the best of the best PERSP_GRID_KEEP folded as in a. A
+ *         camera held about level leaves the tile's axes near the frame's
+ *         at the centre, but a strong keystone biases the lag map's
+ *         lattice by 4-9 % in scale and invents a shear; no start then
+ *         reaches the gate though the mark is there (bench: screen_photo
+ *         frames 4 and 17, sync 4.1 at their best start, 9 at the true
+ *         centre map, z 22 with the attack's own homography undone).
  *
  * Every fold gives origin and mirror candidates (evaluate_fold: the
  * ORIGIN_PEAKS highest phase correlation peaks per mirror), ranked by the
@@ -49,13 +62,13 @@
  * payload chips, and under "no mark" the payload chips' keyed signs are
  * fair coins whatever was selected on the others (test_calibration,
  * bench/falsepos). How many folds at most: 1 (untouched) + MAX_GEOMS +
- * MAX_AFFINE + (PERSP_STARTS + 1) x PERSP_ITERS ((3 + 1) x 4) = 22
+ * MAX_AFFINE + (PERSP_STARTS + 2) x PERSP_ITERS ((3 + 2) x 4) = 26
  * whole-frame folds, 1 + 2 x (PERSP_CENTRE_SIM + PERSP_CENTRE_AFF +
- * PERSP_CENTRE_UP) = 13 folds of the central half and 9 x 16 = 144 window
- * folds (each a quarter of the frame; the later starts, and step c, only
- * run when the first fail), each with 2 mirrors x ORIGIN_PEAKS origins
- * (the windows and the fits: the start's mirror only). H stays 2 whatever
- * ran.
+ * PERSP_CENTRE_UP) + PERSP_GRID_KEEP = 15 folds of the central half, 75
+ * cheap ones (step d) and 9 x 20 = 180 window folds (each a quarter of
+ * the frame; the later starts, and steps c and d, only run when the first
+ * fail), each with 2 mirrors x ORIGIN_PEAKS origins (the windows and the
+ * fits: the start's mirror only). H stays 2 whatever ran.
  */
 #include "search.h"
 
@@ -96,6 +109,13 @@
                                    frame's */
 #define PERSP_SECOND_FRAC 0.6   /* and of the second starts' (step 3c; bench:
                                    screen_photo blind 17 -> 18 of 20) */
+#define PERSP_GRID 2            /* axis-aligned starts (step 3d): scale steps
+                                   each way per axis around each upright
+                                   lattice */
+#define PERSP_GRID_STEP 0.025   /* their step along x (2.5 %: half a chip at
+                                   the central half's edge of a full frame) */
+#define PERSP_GRID_KEEP 2       /* of them, ranked by the cheap fold, folded
+                                   as starts */
 
 /* Normalised correlation of the demodulated sync chips with their values. */
 static double sync_z(const cm__layout *l, const float *soft)
@@ -171,30 +191,39 @@ static void refine_peak(const AVComplexFloat *c, int M, size_t arg, double *dx, 
  * alone, and the peak refined by a parabola through its neighbours. */
 /* The fold in wk (sum, count) as a tile: mean per tile pixel, less the
  * mean, into wk->spec as its forward FFT. */
-void cm__fold_spectrum(work *wk, int N)
+static void fold_spectrum(float *sum, const float *count, AVComplexFloat *spec, cm__fft2 *fft,
+                          int N)
 {
     size_t n = (size_t)N * N;
     double mean = 0, cnt = 0;
     for (size_t i = 0; i < n; i++)
-        if (wk->count[i] > 0) {
-            wk->sum[i] /= wk->count[i];
-            mean += wk->sum[i];
+        if (count[i] > 0) {
+            sum[i] /= count[i];
+            mean += sum[i];
             cnt++;
         }
     mean = cnt ? mean / cnt : 0;
     for (size_t i = 0; i < n; i++) {
-        wk->spec[i].re = wk->count[i] > 0 ? (float)(wk->sum[i] - mean) : 0;
-        wk->spec[i].im = 0;
+        spec[i].re = count[i] > 0 ? (float)(sum[i] - mean) : 0;
+        spec[i].im = 0;
     }
-    cm__fft2_run(&wk->fft, wk->spec, 0);
+    /* the sync and payload chips' band (|f| < T/2) is all that is read */
+    cm__fft2_forward_band(fft, spec, TILE_T / 2);
+}
+
+void cm__fold_spectrum(work *wk, int N)
+{
+    fold_spectrum(wk->sum, wk->count, wk->spec, &wk->fft, N);
 }
 
 /* The phase correlation of the fold's spectrum (wk->spec), mirrored or
- * not, with the sync template, into wk->corr (M x M, real part). */
-static void corr_surface(cm_verifier *v, work *wk, int flip)
+ * not, with the sync template, into corr (M x M, real part; fft its
+ * transform). */
+static void corr_surface(cm_verifier *v, work *wk, int flip, AVComplexFloat *corr, cm__fft2 *fft,
+                         int M)
 {
-    int N = v->N, T = TILE_T, M = N / CORR_DECIM;
-    memset(wk->corr, 0, sizeof(AVComplexFloat) * (size_t)M * M);
+    int N = v->N, T = TILE_T;
+    memset(corr, 0, sizeof(AVComplexFloat) * (size_t)M * M);
     for (int ky = 0; ky < T; ky++)
         for (int kx = 0; kx < T; kx++) {
             if (!cm__render_kept(kx, ky, T))
@@ -206,33 +235,41 @@ static void corr_surface(cm_verifier *v, work *wk, int flip)
             AVComplexFloat t = v->sync_spec[(size_t)cm__fft_bin(fy, N) * N + cm__fft_bin(fx, N)];
             double mag = sqrt((double)f.re * f.re + (double)f.im * f.im) + 1e-9;
             /* F * conj(T) / |F|: phase correlation weighted by the template */
-            AVComplexFloat *c = &wk->corr[(size_t)cm__fft_bin(fy, M) * M + cm__fft_bin(fx, M)];
+            AVComplexFloat *c = &corr[(size_t)cm__fft_bin(fy, M) * M + cm__fft_bin(fx, M)];
             c->re = (float)((f.re * t.re + f.im * t.im) / mag);
             c->im = (float)((f.im * t.re - f.re * t.im) / mag);
         }
-    cm__fft2_run(&wk->corr_fft, wk->corr, 1);
+    cm__fft2_inverse_band(fft, corr, T / 2);
 }
 
-/* Origins of the fold in wk for one mirror: its ORIGIN_PEAKS highest
- * correlation peaks, each demodulated, inserted into best by sync. */
-static void evaluate_flip(cm_verifier *v, work *wk, const cm__geom *g, int flip, int npeaks,
-                          hypo *best, int nbest)
+/* Origins of the fold in wk for one mirror, on the M x M correlation
+ * surface corr (fft its transform): its npeaks highest peaks, each
+ * demodulated, inserted into best by sync. */
+static void evaluate_flip_on(cm_verifier *v, work *wk, const cm__geom *g, int flip, int npeaks,
+                             hypo *best, int nbest, AVComplexFloat *corr, cm__fft2 *fft, int M)
 {
-    int M = v->N / CORR_DECIM;
-    corr_surface(v, wk, flip);
+    corr_surface(v, wk, flip, corr, fft, M);
     size_t peaks[ORIGIN_PEAKS];
-    int np = top_peaks(wk->corr, M, peaks, npeaks);
+    int np = top_peaks(corr, M, peaks, npeaks);
     for (int p = 0; p < np; p++) {
         hypo h;
         h.g = *g;
         h.flipped = flip;
-        refine_peak(wk->corr, M, peaks[p], &h.dx, &h.dy);
-        h.dx *= CORR_DECIM;
-        h.dy *= CORR_DECIM;
+        refine_peak(corr, M, peaks[p], &h.dx, &h.dy);
+        h.dx *= (double)v->N / M;
+        h.dy *= (double)v->N / M;
         cm__render_adjoint(&v->render, wk->spec, flip, h.dx, h.dy, h.soft);
         h.sync_z = sync_z(v->layout, h.soft);
         insert_best(best, nbest, &h);
     }
+}
+
+/* ... on the M = N / CORR_DECIM surface, ORIGIN_PEAKS at most. */
+static void evaluate_flip(cm_verifier *v, work *wk, const cm__geom *g, int flip, int npeaks,
+                          hypo *best, int nbest)
+{
+    int M = v->N / CORR_DECIM;
+    evaluate_flip_on(v, wk, g, flip, npeaks, best, nbest, wk->corr, &wk->corr_fft, M);
 }
 
 /* Find origin and mirror for the fold in wk made at g; update best. */
@@ -242,6 +279,56 @@ static void evaluate_fold(cm_verifier *v, work *wk, const cm__geom *g, int npeak
     cm__fold_spectrum(wk, v->N);
     for (int flip = 0; flip < 2; flip++)
         evaluate_flip(v, wk, g, flip, npeaks, best, nbest);
+}
+
+/* The central half of a wd x hd residual, 2 x 2 box means (its
+ * (wd / 4) x (hd / 4) pixels at residual (wd / 4 + 2 x + 0.5, hd / 4 + 2 y +
+ * 0.5)) into q: what rank_fold folds. */
+static void rank_residual(const float *r, int wd, int hd, float *q)
+{
+    int qw = wd / 4, qh = hd / 4, x0 = wd / 4, y0 = hd / 4;
+    for (int y = 0; y < qh; y++) {
+        const float *a = r + (size_t)(y0 + 2 * y) * wd + x0, *b = a + wd;
+        for (int x = 0; x < qw; x++)
+            q[(size_t)y * qw + x] = 0.25f * (a[2 * x] + a[2 * x + 1] + b[2 * x] + b[2 * x + 1]);
+    }
+}
+
+/* The central half of the residual folded at g, cheaply, into best (by
+ * sync): its 2 x 2 box means (rank_residual, q) folded into tile cells of
+ * RANK_DECIM px, the fold's spectrum and correlation surface (N /
+ * RANK_DECIM and N / RANK_DECIM / 2 a side) a sixteenth and a
+ * sixty-fourth of the work, its band's bins copied where the demodulation
+ * reads them. Each box and cell passes the band (< T/2 cycles per tile)
+ * at 0.8 or more down to half scale. Only ranks the perspective grid (step
+ * 3d): the best are folded again as every start is. */
+static void rank_fold(cm_verifier *v, const float *q, int wd, int hd, const cm__geom *g,
+                      hypo *best, int nbest)
+{
+    work *wk = &v->wk;
+    int N = v->N, Q = N / RANK_DECIM, T = TILE_T;
+    size_t qq = (size_t)Q * Q;
+    /* g at residual (x0 + 2 x + 0.5, y0 + 2 y + 0.5), in cells */
+    double cx = wd / 4 + 0.5, cy = hd / 4 + 0.5;
+    const double *h = g->h;
+    double c = h[6] * cx + h[7] * cy + 1;
+    cm__geom gq = {{2 * h[0], 2 * h[1], h[0] * cx + h[1] * cy + h[2], 2 * h[3], 2 * h[4],
+                    h[3] * cx + h[4] * cy + h[5], 2 * h[6], 2 * h[7]},
+                   0};
+    for (int i = 0; i < 8; i++)
+        gq.h[i] /= c * (i < 6 ? RANK_DECIM : 1);
+    memset(wk->qsum, 0, sizeof(float) * qq);
+    memset(wk->qcount, 0, sizeof(float) * qq);
+    cm__fold_rect(q, wd / 4, 0, 0, wd / 4, hd / 4, &gq, Q, wk->qsum, wk->qcount);
+    fold_spectrum(wk->qsum, wk->qcount, wk->qspec, &wk->qfft, Q);
+    /* |f| <= T / 2: the mirrored fold reads bin -f */
+    for (int fy = -T / 2; fy <= T / 2; fy++)
+        for (int fx = -T / 2; fx <= T / 2; fx++)
+            wk->spec[(size_t)cm__fft_bin(fy, N) * N + cm__fft_bin(fx, N)] =
+                wk->qspec[(size_t)cm__fft_bin(fy, Q) * Q + cm__fft_bin(fx, Q)];
+    for (int flip = 0; flip < 2; flip++)
+        evaluate_flip_on(v, wk, g, flip, PERSP_PEAKS, best, nbest, wk->qcorr, &wk->qcorr_fft,
+                         Q / 2);
 }
 
 /* ---- perspective ---------------------------------------------------------- */
@@ -489,9 +576,10 @@ static int persp_round(cm_verifier *v, const float *r, int wd, int hd, const hyp
 /* The lattices of the frame's central frac x frac, on a lag map smoothed
  * over 7 x 7 lags (the perspective varies less over it, and the peaks it
  * smears are found as one): up to nsim square, naff affine and nup upright
- * ones into start; how many, or a negative CM_E code. */
+ * ones into start, the upright ones last (how many in *found_up); how
+ * many, or a negative CM_E code. */
 static int persp_lattices(const float *r, int wd, int hd, double frac, int N, int nsim,
-                          int naff, int nup, cm__geom *start)
+                          int naff, int nup, cm__geom *start, int *found_up)
 {
     int cw = (int)(wd * frac), ch = (int)(hd * frac);
     float *win = malloc(sizeof(float) * (size_t)cw * ch);
@@ -501,7 +589,7 @@ static int persp_lattices(const float *r, int wd, int hd, double frac, int N, in
         memcpy(win + (size_t)y * cw, r + (size_t)(y + (hd - ch) / 2) * wd + (wd - cw) / 2,
                sizeof(float) * cw);
     int ns, nc = cm__sync_search_smooth(win, cw, ch, (double)N / CM__DECIM, N, PERSP_SMOOTH,
-                                        start, nsim, naff, nup, &ns);
+                                        start, nsim, naff, nup, &ns, found_up);
     free(win);
     return nc;
 }
@@ -561,26 +649,90 @@ static int persp_fit(cm_verifier *v, const float *r, int wd, int hd, const cm__g
     return CM_OK;
 }
 
+/* Axis-aligned maps around the upright lattices up[0..nup) (step 3d): each
+ * one's scale along x times (1 + PERSP_GRID_STEP a) and along y times
+ * (1 + PERSP_GRID_STEP b wd / hd), |a|, |b| <= PERSP_GRID, no shear, into
+ * out; how many. The step moves the edge of the central half by the same
+ * amount along both axes. */
+static int persp_grid(const cm__geom *up, int nup, int wd, int hd, cm__geom *out)
+{
+    int n = 0;
+    double sx = PERSP_GRID_STEP, sy = PERSP_GRID_STEP * wd / hd;
+    for (int k = 0; k < nup; k++)
+        for (int a = -PERSP_GRID; a <= PERSP_GRID; a++)
+            for (int b = -PERSP_GRID; b <= PERSP_GRID; b++) {
+                cm__geom g = {{0}, 0};
+                g.h[0] = up[k].h[0] * (1 + sx * a);
+                g.h[4] = up[k].h[4] * (1 + sy * b);
+                int dup = 0; /* within half a step of one made: the same */
+                for (int j = 0; j < n && !dup; j++)
+                    dup = fabs(g.h[0] / out[j].h[0] - 1) < sx / 2 &&
+                          fabs(g.h[4] / out[j].h[4] - 1) < sy / 2;
+                if (!dup)
+                    out[n++] = g;
+            }
+    return n;
+}
+
+/* Step 3d: the grid ranked by rank_fold, and the fit from the best of
+ * its best PERSP_GRID_KEEP (grid is reused for them). */
+static int grid_fit(cm_verifier *v, const float *r, int wd, int hd, cm__geom *grid, int ngrid,
+                    hypo *best, int nbest)
+{
+    hypo *top = malloc(sizeof(hypo) * (PERSP_GRID_KEEP + 1));
+    float *q = malloc(sizeof(float) * ((size_t)(wd / 4) * (size_t)(hd / 4) + 1));
+    if (!top || !q) {
+        free(top);
+        free(q);
+        return CM_E_NOMEM;
+    }
+    rank_residual(r, wd, hd, q);
+    hypo *one = top + PERSP_GRID_KEEP;
+    for (int k = 0; k < PERSP_GRID_KEEP; k++)
+        top[k].sync_z = -1e30;
+    for (int k = 0; k < ngrid; k++) {
+        one->sync_z = -1e30;
+        rank_fold(v, q, wd, hd, &grid[k], one, 1);
+        insert_best(top, PERSP_GRID_KEEP, one);
+    }
+    int n = 0;
+    for (int k = 0; k < PERSP_GRID_KEEP; k++)
+        if (top[k].sync_z > -1e29)
+            grid[n++] = top[k].g;
+    free(top);
+    free(q);
+    int passed;
+    return persp_fit(v, r, wd, hd, grid, n, 1, best, nbest, &passed);
+}
+
 /* The perspective stage (file comment, step 3): the fit from the best fold
  * so far and the lattices of the central PERSP_CENTRE_FRAC; when a start
  * passed the gate but no fit registered the frame, from the best of the
- * lattices of the central PERSP_SECOND_FRAC. */
+ * lattices of the central PERSP_SECOND_FRAC; then from the best of the
+ * axis-aligned maps around the first upright lattices. */
 static int perspective(cm_verifier *v, const float *r, int wd, int hd, hypo *best, int nbest)
 {
     cm__geom start[1 + PERSP_CENTRE_SIM + PERSP_CENTRE_AFF + PERSP_CENTRE_UP];
+    cm__geom grid[PERSP_CENTRE_UP * (2 * PERSP_GRID + 1) * (2 * PERSP_GRID + 1)];
     start[0] = best[0].g; /* the whole frame's best, whatever its lattice */
-    int nc = persp_lattices(r, wd, hd, PERSP_CENTRE_FRAC, v->N, PERSP_CENTRE_SIM, PERSP_CENTRE_AFF,
-                            PERSP_CENTRE_UP, start + 1);
+    int nup, nc = persp_lattices(r, wd, hd, PERSP_CENTRE_FRAC, v->N, PERSP_CENTRE_SIM,
+                                 PERSP_CENTRE_AFF, PERSP_CENTRE_UP, start + 1, &nup);
     if (nc < 0)
         return nc;
+    int ngrid = persp_grid(start + 1 + nc - nup, nup, wd, hd, grid);
     int passed, ret = persp_fit(v, r, wd, hd, start, 1 + nc, PERSP_STARTS, best, nbest, &passed);
-    if (ret || best[0].sync_z >= EARLY_SYNC_Z || !passed)
+    if (ret || best[0].sync_z >= EARLY_SYNC_Z)
         return ret;
-    nc = persp_lattices(r, wd, hd, PERSP_SECOND_FRAC, v->N, PERSP_CENTRE_SIM, PERSP_CENTRE_AFF,
-                        PERSP_CENTRE_UP, start);
-    if (nc < 0)
-        return nc;
-    return persp_fit(v, r, wd, hd, start, nc, 1, best, nbest, &passed);
+    if (passed) {
+        nc = persp_lattices(r, wd, hd, PERSP_SECOND_FRAC, v->N, PERSP_CENTRE_SIM,
+                            PERSP_CENTRE_AFF, PERSP_CENTRE_UP, start, &nup);
+        if (nc < 0)
+            return nc;
+        ret = persp_fit(v, r, wd, hd, start, nc, 1, best, nbest, &passed);
+        if (ret || best[0].sync_z >= EARLY_SYNC_Z)
+            return ret;
+    }
+    return grid_fit(v, r, wd, hd, grid, ngrid, best, nbest);
 }
 
 /* ---- the search ------------------------------------------------------------ */

@@ -13,6 +13,9 @@
 #define CORR_DECIM 2 /* correlation surface sampled every 2 tile px: its band
                         (< 16 cycles per tile) needs >= 32 samples per side;
                         192 gives a smooth peak */
+#define RANK_DECIM 4 /* the perspective grid's ranking folds (geometry.c,
+                        step 3d): tile pixels per cell; a cell of 4 passes
+                        the band at 0.95 or more */
 
 /* Per-frame scratch of the tile size, made once per verifier (a frame's
  * residual, which depends on its size, is not kept). */
@@ -21,6 +24,11 @@ typedef struct work {
     AVComplexFloat *spec, *corr;
     cm__fft2 fft;      /* N x N */
     cm__fft2 corr_fft; /* M x M correlation surface */
+    /* the ranking folds: Q = N / RANK_DECIM */
+    float *qsum, *qcount;
+    AVComplexFloat *qspec, *qcorr;
+    cm__fft2 qfft;      /* Q x Q, the fold's */
+    cm__fft2 qcorr_fft; /* Q/2 x Q/2, the correlation surface's */
 } work;
 
 struct cm_verifier {
@@ -46,7 +54,8 @@ typedef struct hypo {
 } hypo;
 
 /* geometry.c: the fold in wk (sum, count) as a tile: mean per tile pixel,
- * less the mean, into wk->spec as its forward FFT. */
+ * less the mean, into wk->spec as its forward FFT, valid at the chips'
+ * band (|fx| <= TILE_T / 2) only. */
 CM__HIDDEN void cm__fold_spectrum(work *wk, int N);
 /* The geometry search on a whitened residual of wd x hd px: best[0..nbest)
  * receives the nbest hypotheses with the strongest sync, strongest first

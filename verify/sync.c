@@ -653,14 +653,16 @@ static int affine_search(const lagmap *m, const lagpeak *pk, int npeaks, double 
 int cm__sync_search(const float *r, int wd, int hd, double N, double Nt, cm__geom *out,
                     int max_sim, int max_aff, int *nsim)
 {
-    return cm__sync_search_smooth(r, wd, hd, N, Nt, 1, out, max_sim, max_aff, 0, nsim);
+    int nup;
+    return cm__sync_search_smooth(r, wd, hd, N, Nt, 1, out, max_sim, max_aff, 0, nsim, &nup);
 }
 
 int cm__sync_search_smooth(const float *r, int wd, int hd, double N, double Nt, int smooth,
-                           cm__geom *out, int max_sim, int max_aff, int max_up, int *nsim)
+                           cm__geom *out, int max_sim, int max_aff, int max_up, int *nsim,
+                           int *nup)
 {
     int max = max_sim;
-    *nsim = 0;
+    *nsim = *nup = 0;
     if (wd < 32 || hd < 32 || max <= 0)
         return 0;
     double pmin = N * SCALE_MIN, pmax = N * SCALE_MAX;
@@ -784,7 +786,7 @@ int cm__sync_search_smooth(const float *r, int wd, int hd, double N, double Nt, 
         n += affine_search(&m, pk, npeaks < AFF_PEAKS ? npeaks : AFF_PEAKS, pmin, pmax, Nt,
                            n ? out[0].score : -1e30, out + n, max_aff);
     if (max_up > 0)
-        n += upright_search(&m, pmin, pmax, Nt, out + n, max_up);
+        n += *nup = upright_search(&m, pmin, pmax, Nt, out + n, max_up);
     free(m.a);
     free(m.sm);
     return n;

@@ -74,6 +74,12 @@ void cm_verifier_free(cm_verifier **pv)
     free(v->sync_spec);
     cm__fft2_free(&v->wk.fft);
     cm__fft2_free(&v->wk.corr_fft);
+    cm__fft2_free(&v->wk.qfft);
+    cm__fft2_free(&v->wk.qcorr_fft);
+    free(v->wk.qsum);
+    free(v->wk.qcount);
+    free(v->wk.qspec);
+    free(v->wk.qcorr);
     free(v->wk.sum);
     free(v->wk.count);
     free(v->wk.spec);
@@ -124,11 +130,18 @@ int cm_verifier_new(cm_ctx *ctx, const cm_key *key, const cm_verify_params *para
     v->wk.count = malloc(sizeof(float) * nn);
     v->wk.spec = malloc(sizeof(AVComplexFloat) * nn);
     v->wk.corr = malloc(sizeof(AVComplexFloat) * nn);
+    size_t qq = nn / (RANK_DECIM * RANK_DECIM);
+    v->wk.qsum = malloc(sizeof(float) * qq);
+    v->wk.qcount = malloc(sizeof(float) * qq);
+    v->wk.qspec = malloc(sizeof(AVComplexFloat) * qq);
+    v->wk.qcorr = malloc(sizeof(AVComplexFloat) * qq);
     if (!chips || !tile || !v->sync_spec || !v->wk.sum || !v->wk.count || !v->wk.spec ||
-        !v->wk.corr)
+        !v->wk.corr || !v->wk.qsum || !v->wk.qcount || !v->wk.qspec || !v->wk.qcorr)
         goto fail;
     if (cm__fft2_init(&v->wk.fft, v->N, v->N) ||
-        cm__fft2_init(&v->wk.corr_fft, v->N / CORR_DECIM, v->N / CORR_DECIM))
+        cm__fft2_init(&v->wk.corr_fft, v->N / CORR_DECIM, v->N / CORR_DECIM) ||
+        cm__fft2_init(&v->wk.qfft, v->N / RANK_DECIM, v->N / RANK_DECIM) ||
+        cm__fft2_init(&v->wk.qcorr_fft, v->N / RANK_DECIM / 2, v->N / RANK_DECIM / 2))
         goto fail;
     if ((ret = cm__layout_new(key, TILE_T, &v->layout)))
         goto fail;

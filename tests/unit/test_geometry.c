@@ -2,7 +2,7 @@
  * The geometry search beyond a similarity (verify/geometry.c, verify/sync.c,
  * verify/fold.c; issue 19): an affine lattice recovered from a synthetic
  * periodic residual, a homography fitted from points, and stamp -> warp
- * (squeeze, shear, mirror + squeeze, perspective) -> blind verify, and a
+ * (squeeze, shear, mirror + squeeze, perspective, keystone) -> blind verify, and a
  * camcorded clip's frames summed as evidence.
  */
 #include <setjmp.h>
@@ -193,7 +193,8 @@ static void test_round_trip(void **state)
     assert_int_equal(cm_image_to_plane(NULL, img, &p), 0);
     const double t6 = tan(6 * M_PI / 180);
     static const char *names[] = {"width x 0.75", "height x 0.75", "shear 6", "shear -6",
-                                  "mirror, width x 0.8", "perspective 5 %"};
+                                  "mirror, width x 0.8", "perspective 5 %",
+                                  "keystone, top 21 % wider"};
     struct {
         int w, h;
         double hinv[8];
@@ -204,6 +205,7 @@ static void test_round_trip(void **state)
         {1280, 720, {1, t6, -t6 * 360, 0, 1, 0, 0, 0}},
         {1024, 720, {-1 / 0.8, 0, 1279, 0, 1, 0, 0, 0}},
         {1280, 720, {0}}, /* set below */
+        {1280, 720, {0}},
     };
     /* perspective: the output's corners come from the source's corners
      * moved by up to 5 % of the side */
@@ -211,6 +213,13 @@ static void test_round_trip(void **state)
         const double src[8] = {-40, 20, 1319, -36, 1343, 745, -60, 700};
         const double dst[8] = {0, 0, 1279, 0, 1279, 719, 0, 719};
         assert_int_equal(cm__homography_fit(dst, src, NULL, 4, cases[5].hinv), 0);
+    }
+    /* a photographed screen's keystone: the top edge 21 % wider than the
+     * bottom (the output's corners show the source's at these points) */
+    {
+        const double src[8] = {0, 0, 1279, 0, 1279, 719, 0, 719};
+        const double dst[8] = {-47, -38, 1351, -42, 1209, 762, 56, 750};
+        assert_int_equal(cm__homography_fit(dst, src, NULL, 4, cases[6].hinv), 0);
     }
     cm_verifier *v = NULL;
     assert_int_equal(cm_verifier_new(NULL, k, NULL, &v), 0);
