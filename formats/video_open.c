@@ -200,9 +200,9 @@ int cm__video_input_open(cm_ctx *ctx, const char *path, const cm_limits *limits,
         if (ret)
             return ret;
     }
-    /* the probing decoders refuse oversized pictures too */
-    /* Probing may add streams (an MPEG-TS program found mid-file); the
-     * options array has only the streams known now. */
+    /* the probing decoders refuse oversized pictures too; probing may add
+     * streams (an MPEG-TS program found mid-file), and the options array
+     * has only the streams known now */
     unsigned nopts = in->fc->nb_streams;
     AVDictionary **sopts = NULL;
     if (nopts) {

@@ -184,13 +184,12 @@ static void refine_peak(const AVComplexFloat *c, int M, size_t arg, double *dx, 
     *dy = py + (den_y < 0 ? 0.5 * (yu - yd) / den_y : 0);
 }
 
-/* Find origin and mirror for one fold; update best list (sorted by sync_z).
- * The sync template only has energy in the rendering's band (|f| < T/2
- * cycles per tile), so the phase correlation surface is band-limited too:
- * it is computed on an M x M grid (M = N / CORR_DECIM) from the band bins
- * alone, and the peak refined by a parabola through its neighbours. */
-/* The fold in wk (sum, count) as a tile: mean per tile pixel, less the
- * mean, into wk->spec as its forward FFT. */
+/* A fold (sum, count; N x N) as a tile: mean per tile pixel, less the
+ * mean, into spec as its forward FFT at the chips' band. The sync template
+ * only has energy in the rendering's band (|f| < T/2 cycles per tile), so
+ * that is all the phase correlation (on an M x M grid, M = N / CORR_DECIM,
+ * its peak refined by a parabola through its neighbours) and the
+ * demodulation read. */
 static void fold_spectrum(float *sum, const float *count, AVComplexFloat *spec, cm__fft2 *fft,
                           int N)
 {
@@ -719,6 +718,7 @@ static int perspective(cm_verifier *v, const float *r, int wd, int hd, hypo *bes
                                  PERSP_CENTRE_AFF, PERSP_CENTRE_UP, start + 1, &nup);
     if (nc < 0)
         return nc;
+    /* made now: the second starts overwrite these upright lattices */
     int ngrid = persp_grid(start + 1 + nc - nup, nup, wd, hd, grid);
     int passed, ret = persp_fit(v, r, wd, hd, start, 1 + nc, PERSP_STARTS, best, nbest, &passed);
     if (ret || best[0].sync_z >= EARLY_SYNC_Z)

@@ -785,8 +785,10 @@ int cm__sync_search_smooth(const float *r, int wd, int hd, double N, double Nt, 
     if (max_aff > 0)
         n += affine_search(&m, pk, npeaks < AFF_PEAKS ? npeaks : AFF_PEAKS, pmin, pmax, Nt,
                            n ? out[0].score : -1e30, out + n, max_aff);
-    if (max_up > 0)
-        n += *nup = upright_search(&m, pmin, pmax, Nt, out + n, max_up);
+    if (max_up > 0) {
+        *nup = upright_search(&m, pmin, pmax, Nt, out + n, max_up);
+        n += *nup;
+    }
     free(m.a);
     free(m.sm);
     return n;
