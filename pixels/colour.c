@@ -545,11 +545,18 @@ static void spread_row(const cm__yuv_chroma *c, int cy, int cw, int w, float *r0
     }
 }
 
+/* Pixels a sample's pass skips at once where their offsets are those of
+ * the pass already made (the flat fills of a cel: one pass in four). */
+#define ROOM_RUN 32
+
 /* The same, each chroma row converted once and the pixels taken a row at a
  * time per sample (the reference converted four samples per pixel: half of
  * a video stamp's time). A missing neighbour (last column or row) is the
- * pixel's own sample again: the least of the same rooms. Bit for bit the
- * reference's result (tests/unit/test_colour.c). */
+ * pixel's own sample again: the least of the same rooms. Where a run of
+ * ROOM_RUN pixels has the same offsets for another sample as for its own
+ * (flat chroma: most of a cel), that sample's pass is skipped: the same
+ * cells, the same least room. Bit for bit the reference's result
+ * (tests/unit/test_colour.c). */
 void cm__yuv_luma_room(const cm__room *room, const cm_plane *luma, const cm__yuv_chroma *c,
                        cm_plane *lo, cm_plane *hi)
 {
@@ -601,9 +608,18 @@ void cm__yuv_luma_room(const cm__room *room, const cm_plane *luma, const cm__yuv
         }
         const float *l = luma->data + y * luma->stride;
         float *pl = lo->data + y * lo->stride, *ph = hi->data + y * hi->stride;
-        for (int r = 0; r < 2; r++)
-            for (int k = 0; k < 4; k += 2)
-                room_pass(&t, l, row[r][k], row[r][k + 1], pl, ph, w, kr, kb, kg);
+        room_pass(&t, l, row[0][0], row[0][1], pl, ph, w, kr, kb, kg);
+        for (int p = 1; p < 4; p++) {
+            const float *dr = row[p / 2][p % 2 * 2], *db = row[p / 2][p % 2 * 2 + 1];
+            for (int x0 = 0; x0 < w; x0 += ROOM_RUN) {
+                int n = w - x0 < ROOM_RUN ? w - x0 : ROOM_RUN;
+                size_t bytes = (size_t)n * sizeof(float);
+                if (!memcmp(dr + x0, row[0][0] + x0, bytes) &&
+                    !memcmp(db + x0, row[0][1] + x0, bytes))
+                    continue; /* the same samples: the same rooms */
+                room_pass(&t, l + x0, dr + x0, db + x0, pl + x0, ph + x0, n, kr, kb, kg);
+            }
+        }
     }
     free(tabs);
     free(buf);
