@@ -245,9 +245,14 @@ int cm__video_input_open(cm_ctx *ctx, const char *path, const cm_limits *limits,
         return cm__video_av_fail(ctx, path, err, "set up the decoder");
     in->dec->pkt_timebase = vs->time_base;
     in->dec->thread_count = threads;
-    /* big frames by slices where the decoder can (ProRes, DNxHD): each
-     * frame thread holds frames of its own, 66 MB apiece at 4K 4444 */
-    if (w * h >= CM__LARGE_FRAME_PIXELS && (codec->capabilities & AV_CODEC_CAP_SLICE_THREADS))
+    /* big frames of an intra-only codec by slices where the decoder can
+     * (ProRes, DNxHD: many slices a frame): each frame thread holds frames
+     * of its own, 66 MB apiece at 4K 4444. Not H.264, HEVC...: their
+     * encoders write one slice a frame, so slices are one thread (a 4K
+     * H.264 clip decoded at 0.7x the speed of frame threads) */
+    const AVCodecDescriptor *cd = avcodec_descriptor_get(codec->id);
+    if (w * h >= CM__LARGE_FRAME_PIXELS && (codec->capabilities & AV_CODEC_CAP_SLICE_THREADS) &&
+        cd && (cd->props & AV_CODEC_PROP_INTRA_ONLY))
         in->dec->thread_type = FF_THREAD_SLICE;
     AVDictionary *dopts = NULL;
     av_dict_set(&dopts, "max_pixels", mp, 0);
