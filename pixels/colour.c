@@ -448,8 +448,9 @@ static float chroma_sample(const cm__yuv_chroma *c, const uint8_t *plane, int x,
 #define YUV_ROOM_SHARE 0.85f
 
 /* A cell's luma room, its share less the margin, in 1/256 of a code value
- * rounded down: both directions fit one 32-bit word (room_tab.cell), one
- * gathered load per pixel and sample. The reference takes the same codes. */
+ * rounded down: both directions fit one 32-bit word (room_tab.cell), two
+ * gathered loads per pixel and sample (its red-green row, then the cell by
+ * blue). The reference takes the same codes. */
 #define ROOM_UNIT (1.0f / 256)
 static uint32_t room_code(float room)
 {
@@ -458,13 +459,23 @@ static uint32_t room_code(float room)
     return v < 65535 ? (uint32_t)v : 65535;
 }
 
-/* The room table as the row passes read it: red and green cell offsets
- * summed in one 64 Ki table, blue's, and each cell's room codes (down in
- * the high half, up in the low). */
+/* What a chroma sample adds to a pixel's luma to give its R', G' and B'
+ * (8-bit scale): red and blue from Cr and Cb, green from the two (luma is
+ * kr R' + kg G' + kb B'), so each pixel's colour is three additions. */
+static void sample_offsets(const cm__yuv_chroma *c, int x, int y, float d[3])
+{
+    const float kg = 1.0f - c->kr - c->kb;
+    d[0] = 2.0f * (1.0f - c->kr) * chroma_sample(c, c->cr, x, y);
+    d[2] = 2.0f * (1.0f - c->kb) * chroma_sample(c, c->cb, x, y);
+    d[1] = d[0] * (-c->kr / kg) + d[2] * (-c->kb / kg);
+}
+
+/* The room table as the row passes read it: each red and green pair's
+ * cell row (r << 8 | g, in a 64 Ki table) and, for each such row and blue
+ * value, the cell's room codes (down in the high half, up in the low). */
 typedef struct room_tab {
-    uint32_t b[256];
-    const uint32_t *rg;   /* [r << 8 | g] */
-    const uint32_t *cell; /* (CM__ROOM_NODES - 1)^3 */
+    const uint32_t *rg;   /* [r << 8 | g]: the red and green cells, times 256 */
+    const uint32_t *cell; /* [rg + b] */
 } room_tab;
 
 /* The reference: every pixel's four chroma samples read and converted
@@ -472,7 +483,6 @@ typedef struct room_tab {
 void cm__yuv_luma_room_c(const cm__room *room, const cm_plane *luma, const cm__yuv_chroma *c,
                          cm_plane *lo, cm_plane *hi)
 {
-    const float kr = c->kr, kb = c->kb, kg = 1.0f - kr - kb;
     const int cw = (luma->width + (1 << c->sx) - 1) >> c->sx;
     const int ch = (luma->height + (1 << c->sy) - 1) >> c->sy;
     for (int y = 0; y < luma->height; y++) {
@@ -485,11 +495,10 @@ void cm__yuv_luma_room_c(const cm__room *room, const cm_plane *luma, const cm__y
                 int sy = ((y >> c->sy) + (k >> 1)) << c->sy;
                 if ((sx >> c->sx) >= cw || (sy >> c->sy) >= ch)
                     continue;
-                float cb = chroma_sample(c, c->cb, sx, sy), cr = chroma_sample(c, c->cr, sx, sy);
-                float rgb[3];
-                rgb[0] = l[x] + 2.0f * (1.0f - kr) * cr;
-                rgb[2] = l[x] + 2.0f * (1.0f - kb) * cb;
-                rgb[1] = (l[x] - kr * rgb[0] - kb * rgb[2]) / kg;
+                float d[3], rgb[3];
+                sample_offsets(c, sx, sy, d);
+                for (int i = 0; i < 3; i++)
+                    rgb[i] = l[x] + d[i];
                 const cm__room_cell *cell = cm__room_at(room, rgb);
                 float down = (float)room_code(cell->luma_down) * ROOM_UNIT;
                 float up = (float)room_code(cell->luma_up) * ROOM_UNIT;
@@ -501,22 +510,20 @@ void cm__yuv_luma_room_c(const cm__room *room, const cm_plane *luma, const cm__y
 }
 
 /* One pass over a row: the room of each pixel's luma with one of its chroma
- * samples' offsets (dr, db per pixel), as the reference computes it. Plain
- * loads and stores so that it vectorises (AVX2 gathers the cells). */
+ * samples' offsets (dr, dg, db per pixel), as the reference computes it.
+ * Plain loads and stores so that it vectorises (AVX2 gathers the cells: two
+ * gathers a pixel, which is most of its cost). */
 CM__DSP_CLONES
 static void room_pass(const room_tab *t, const float *restrict l, const float *restrict dr,
-                      const float *restrict db, float *restrict pl, float *restrict ph, int w,
-                      float kr, float kb, float kg)
+                      const float *restrict dg, const float *restrict db, float *restrict pl,
+                      float *restrict ph, int w)
 {
     for (int x = 0; x < w; x++) {
-        float rgb[3];
-        rgb[0] = l[x] + dr[x];
-        rgb[2] = l[x] + db[x];
-        rgb[1] = (l[x] - kr * rgb[0] - kb * rgb[2]) / kg;
+        float rgb[3] = {l[x] + dr[x], l[x] + dg[x], l[x] + db[x]};
         unsigned v[3];
         for (int k = 0; k < 3; k++)
             v[k] = (unsigned)(rgb[k] < 0 ? 0 : (rgb[k] > 255 ? 255 : rgb[k]));
-        uint32_t code = t->cell[t->rg[v[0] << 8 | v[1]] + t->b[v[2]]];
+        uint32_t code = t->cell[t->rg[v[0] << 8 | v[1]] + v[2]];
         float down = (float)(code >> 16) * ROOM_UNIT, up = (float)(code & 0xffff) * ROOM_UNIT;
         pl[x] = pl[x] < down ? pl[x] : down;
         ph[x] = ph[x] < up ? ph[x] : up;
@@ -524,24 +531,26 @@ static void room_pass(const room_tab *t, const float *restrict l, const float *r
 }
 
 /* Chroma row cy's offsets spread over the luma row (w pixels): each pixel's
- * own sample (d0) and the one to its right (d1; the last column has none
- * and takes its own again, which limits the same). Each sample is read and
- * converted once. */
-static void spread_row(const cm__yuv_chroma *c, int cy, int cw, int w, float *r0, float *b0,
-                       float *r1, float *b1)
+ * own sample (own[0..2]: red, green, blue) and the one to its right
+ * (right[0..2]; the last column has none and takes its own again, which
+ * limits the same). Each sample is read and converted once. */
+static void spread_row(const cm__yuv_chroma *c, int cy, int cw, int w, float *own[3],
+                       float *right[3])
 {
-    const float ar = 2.0f * (1.0f - c->kr), ab = 2.0f * (1.0f - c->kb);
     const int y = cy << c->sy;
-    float nr = ar * chroma_sample(c, c->cr, 0, y), nb = ab * chroma_sample(c, c->cb, 0, y);
+    float *restrict o0 = own[0], *restrict o1 = own[1], *restrict o2 = own[2];
+    float *restrict r0 = right[0], *restrict r1 = right[1], *restrict r2 = right[2];
+    float d[3], next[3];
+    sample_offsets(c, 0, y, next);
     for (int i = 0; i < cw; i++) {
-        float r = nr, b = nb;
-        if (i + 1 < cw) {
-            nr = ar * chroma_sample(c, c->cr, (i + 1) << c->sx, y);
-            nb = ab * chroma_sample(c, c->cb, (i + 1) << c->sx, y);
-        }
+        d[0] = next[0], d[1] = next[1], d[2] = next[2];
+        if (i + 1 < cw)
+            sample_offsets(c, (i + 1) << c->sx, y, next);
         int x1 = (i + 1) << c->sx;
-        for (int x = i << c->sx; x < x1 && x < w; x++)
-            r0[x] = r, b0[x] = b, r1[x] = nr, b1[x] = nb;
+        for (int x = i << c->sx; x < x1 && x < w; x++) {
+            o0[x] = d[0], o1[x] = d[1], o2[x] = d[2];
+            r0[x] = next[0], r1[x] = next[1], r2[x] = next[2];
+        }
     }
 }
 
@@ -560,64 +569,64 @@ static void spread_row(const cm__yuv_chroma *c, int cy, int cw, int w, float *r0
 void cm__yuv_luma_room(const cm__room *room, const cm_plane *luma, const cm__yuv_chroma *c,
                        cm_plane *lo, cm_plane *hi)
 {
-    const float kr = c->kr, kb = c->kb, kg = 1.0f - kr - kb;
     const int w = luma->width;
     const int cw = (w + (1 << c->sx) - 1) >> c->sx;
     const int ch = (luma->height + (1 << c->sy) - 1) >> c->sy;
-    /* two chroma rows spread over w pixels: own and right, red and blue */
-    float *buf = cm__dsp_reference() ? NULL : cm__malloc_array((size_t)w, 8 * sizeof(float));
-    if (!buf) {
-        cm__yuv_luma_room_c(room, luma, c, lo, hi);
-        return;
-    }
-    const size_t ncell = (size_t)(CM__ROOM_NODES - 1) * (CM__ROOM_NODES - 1) *
-                         (CM__ROOM_NODES - 1);
-    room_tab t;
-    uint32_t *tabs = cm__malloc_array(65536 + ncell, sizeof(uint32_t));
+    const int n = CM__ROOM_NODES - 1;
+    /* two chroma rows spread over w pixels, each its own and right
+     * samples' three offsets; the tables */
+    float *buf = cm__dsp_reference() ? NULL : cm__malloc_array((size_t)w, 12 * sizeof(float));
+    uint32_t *tabs = buf ? cm__malloc_array(65536 + (size_t)n * n * 256, sizeof(uint32_t))
+                         : NULL;
     if (!tabs) {
         free(buf);
         cm__yuv_luma_room_c(room, luma, c, lo, hi);
         return;
     }
-    memcpy(t.b, room->cell_b, sizeof(t.b));
+    room_tab t = {tabs, tabs + 65536};
     for (int r = 0; r < 256; r++)
         for (int g = 0; g < 256; g++)
-            tabs[r << 8 | g] = room->cell_r[r] + room->cell_g[g];
-    for (size_t i = 0; i < ncell; i++)
-        tabs[65536 + i] = room_code(room->cell[i].luma_down) << 16 |
-                          room_code(room->cell[i].luma_up);
-    t.rg = tabs;
-    t.cell = tabs + 65536;
-    float *row[2][4];
-    for (int k = 0; k < 8; k++)
-        row[k / 4][k % 4] = buf + (size_t)k * w;
+            tabs[r << 8 | g] = (room->cell_r[r] + room->cell_g[g]) / (uint32_t)n * 256;
+    for (size_t i = 0; i < (size_t)n * n; i++)
+        for (int b = 0; b < 256; b++) {
+            const cm__room_cell *cell = &room->cell[i * (size_t)n + room->cell_b[b]];
+            tabs[65536 + i * 256 + (size_t)b] = room_code(cell->luma_down) << 16 |
+                                                room_code(cell->luma_up);
+        }
+    /* row[r][s]: chroma row r (0 this one, 1 the one below), sample s (0
+     * own, 1 right), its red, green and blue offsets */
+    float *row[2][2][3];
+    for (int k = 0; k < 12; k++)
+        row[k / 6][k / 3 % 2][k % 3] = buf + (size_t)k * w;
     int have = -1; /* chroma row in row[0] */
     for (int y = 0; y < luma->height; y++) {
         int cy = y >> c->sy, down = cy + 1 < ch ? cy + 1 : cy;
         if (cy != have) {
             if (have >= 0 && cy == have + 1) { /* the row below is this one */
-                for (int k = 0; k < 4; k++) {
-                    float *t = row[0][k];
-                    row[0][k] = row[1][k], row[1][k] = t;
-                }
+                float *swap[2][3];
+                memcpy(swap, row[0], sizeof(swap));
+                memcpy(row[0], row[1], sizeof(swap));
+                memcpy(row[1], swap, sizeof(swap));
             } else {
-                spread_row(c, cy, cw, w, row[0][0], row[0][1], row[0][2], row[0][3]);
+                spread_row(c, cy, cw, w, row[0][0], row[0][1]);
             }
-            spread_row(c, down, cw, w, row[1][0], row[1][1], row[1][2], row[1][3]);
+            spread_row(c, down, cw, w, row[1][0], row[1][1]);
             have = cy;
         }
         const float *l = luma->data + y * luma->stride;
         float *pl = lo->data + y * lo->stride, *ph = hi->data + y * hi->stride;
-        room_pass(&t, l, row[0][0], row[0][1], pl, ph, w, kr, kb, kg);
+        float *const *own = row[0][0];
+        room_pass(&t, l, own[0], own[1], own[2], pl, ph, w);
         for (int p = 1; p < 4; p++) {
-            const float *dr = row[p / 2][p % 2 * 2], *db = row[p / 2][p % 2 * 2 + 1];
+            float *const *d = row[p / 2][p % 2];
             for (int x0 = 0; x0 < w; x0 += ROOM_RUN) {
-                int n = w - x0 < ROOM_RUN ? w - x0 : ROOM_RUN;
-                size_t bytes = (size_t)n * sizeof(float);
-                if (!memcmp(dr + x0, row[0][0] + x0, bytes) &&
-                    !memcmp(db + x0, row[0][1] + x0, bytes))
+                int m = w - x0 < ROOM_RUN ? w - x0 : ROOM_RUN;
+                size_t bytes = (size_t)m * sizeof(float);
+                /* green's offset follows from red's and blue's */
+                if (!memcmp(d[0] + x0, own[0] + x0, bytes) &&
+                    !memcmp(d[2] + x0, own[2] + x0, bytes))
                     continue; /* the same samples: the same rooms */
-                room_pass(&t, l + x0, dr + x0, db + x0, pl + x0, ph + x0, n, kr, kb, kg);
+                room_pass(&t, l + x0, d[0] + x0, d[1] + x0, d[2] + x0, pl + x0, ph + x0, m);
             }
         }
     }
