@@ -113,6 +113,10 @@ void cli_free_names(char **names, size_t n);
 /* Monotonic clock, seconds. */
 double cli_now_sec(void);
 
+/* For commands that read many frames (verify, scan, check): freed memory
+ * is kept for the next frame, not returned to the system (main.c). */
+void cli_keep_freed_memory(void);
+
 /* A file's modification time in ns since the epoch (scan's resume key). */
 struct stat;
 int64_t cli_mtime_ns(const struct stat *st);

@@ -530,6 +530,7 @@ int cmd_check(int argc, char **argv)
         CLI_LIMIT_OPTIONS,
         {NULL, 0, NULL, 0},
     };
+    cli_keep_freed_memory();
     const char *key_path = NULL, *ledger_path = NULL, *junit_path = NULL;
     const char *ledgers[CLI_MAX_LEDGERS];
     int nledgers = 0;

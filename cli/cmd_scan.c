@@ -658,6 +658,7 @@ int cmd_scan(int argc, char **argv)
         CLI_LIMIT_OPTIONS,
         {NULL, 0, NULL, 0},
     };
+    cli_keep_freed_memory();
     scan_opts o;
     memset(&o, 0, sizeof(o));
     cm_limits_default(&o.limits);

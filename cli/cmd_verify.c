@@ -505,6 +505,7 @@ int cmd_verify(int argc, char **argv)
         CLI_LIMIT_OPTIONS,
         {NULL, 0, NULL, 0},
     };
+    cli_keep_freed_memory();
     const char *key_path = NULL, *cand_path = NULL, *ledger_path = NULL, *asset = NULL;
     const char *report_path = NULL, *map_path = NULL;
     const char *ledgers[CLI_MAX_LEDGERS];

@@ -5,6 +5,9 @@
 #include "cli.h"
 
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -321,6 +324,25 @@ static int cmd_help(int argc, char **argv)
         return cli_usage_error(NULL, "unknown command '%s'", argv[1]);
     fputs(c->usage, stdout);
     return EXIT_OK;
+}
+
+/* Memory freed stays the process's to use again. A 1080p frame's float
+ * planes (8 MB each) are above glibc's first mmap threshold, and the top of
+ * a heap past its trim threshold goes back to the system: every file scan
+ * reads, every frame verify whitens, had its planes mapped (or the heap
+ * grown) anew, faulted in and zeroed page by page, then returned. Both
+ * limits raised together (either alone changes nothing): bench/scan's
+ * 400-file dump scanned in 5.8 s, not 11.4 s (system time 6.0 -> 0.3 s)
+ * for a peak RSS of 148 MB, not 137. Not for stamp, whose peak is bounded
+ * against ffmpeg's (bench/video) and which reuses its frames' buffers
+ * itself. The largest planes (4K floats, 33 MB) are still mapped one by
+ * one: 32 MB is glibc's ceiling. */
+void cli_keep_freed_memory(void)
+{
+#ifdef __GLIBC__
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
 }
 
 int main(int argc, char **argv)
