@@ -204,6 +204,8 @@ static float room_along(const float rgb[3], const double lab[3], float luma, flo
     return lo;
 }
 
+static uint32_t *yuv_tables(const cm__room *t);
+
 static cm__room *room_build(float de)
 {
     const int N = CM__ROOM_NODES, n = N - 1;
@@ -254,6 +256,7 @@ static cm__room *room_build(float de)
                 t->cell[((size_t)r * n + g) * n + b] = m;
             }
     free(node);
+    t->yuv = yuv_tables(t); /* NULL: the reference's way */
     return t;
 }
 
@@ -267,6 +270,7 @@ void cm__room_free(cm__room **t)
     if (!t || !*t)
         return;
     free((*t)->cell);
+    free((*t)->yuv);
     free(*t);
     *t = NULL;
 }
@@ -478,6 +482,26 @@ typedef struct room_tab {
     const uint32_t *cell; /* [rg + b] */
 } room_tab;
 
+/* The tables of room_tab, made once per budget with the cells (NULL when
+ * out of memory). */
+static uint32_t *yuv_tables(const cm__room *t)
+{
+    const int n = CM__ROOM_NODES - 1;
+    uint32_t *tabs = cm__malloc_array(65536 + (size_t)n * n * 256, sizeof(uint32_t));
+    if (!tabs)
+        return NULL;
+    for (int r = 0; r < 256; r++)
+        for (int g = 0; g < 256; g++)
+            tabs[r << 8 | g] = (t->cell_r[r] + t->cell_g[g]) / (uint32_t)n * 256;
+    for (size_t i = 0; i < (size_t)n * n; i++)
+        for (int b = 0; b < 256; b++) {
+            const cm__room_cell *cell = &t->cell[i * (size_t)n + t->cell_b[b]];
+            tabs[65536 + i * 256 + (size_t)b] = room_code(cell->luma_down) << 16 |
+                                                room_code(cell->luma_up);
+        }
+    return tabs;
+}
+
 /* The reference: every pixel's four chroma samples read and converted
  * where they lie. */
 void cm__yuv_luma_room_c(const cm__room *room, const cm_plane *luma, const cm__yuv_chroma *c,
@@ -572,27 +596,16 @@ void cm__yuv_luma_room(const cm__room *room, const cm_plane *luma, const cm__yuv
     const int w = luma->width;
     const int cw = (w + (1 << c->sx) - 1) >> c->sx;
     const int ch = (luma->height + (1 << c->sy) - 1) >> c->sy;
-    const int n = CM__ROOM_NODES - 1;
     /* two chroma rows spread over w pixels, each its own and right
-     * samples' three offsets; the tables */
-    float *buf = cm__dsp_reference() ? NULL : cm__malloc_array((size_t)w, 12 * sizeof(float));
-    uint32_t *tabs = buf ? cm__malloc_array(65536 + (size_t)n * n * 256, sizeof(uint32_t))
-                         : NULL;
-    if (!tabs) {
-        free(buf);
+     * samples' three offsets */
+    float *buf = cm__dsp_reference() || !room->yuv
+                     ? NULL
+                     : cm__malloc_array((size_t)w, 12 * sizeof(float));
+    if (!buf) {
         cm__yuv_luma_room_c(room, luma, c, lo, hi);
         return;
     }
-    room_tab t = {tabs, tabs + 65536};
-    for (int r = 0; r < 256; r++)
-        for (int g = 0; g < 256; g++)
-            tabs[r << 8 | g] = (room->cell_r[r] + room->cell_g[g]) / (uint32_t)n * 256;
-    for (size_t i = 0; i < (size_t)n * n; i++)
-        for (int b = 0; b < 256; b++) {
-            const cm__room_cell *cell = &room->cell[i * (size_t)n + room->cell_b[b]];
-            tabs[65536 + i * 256 + (size_t)b] = room_code(cell->luma_down) << 16 |
-                                                room_code(cell->luma_up);
-        }
+    room_tab t = {room->yuv, room->yuv + 65536};
     /* row[r][s]: chroma row r (0 this one, 1 the one below), sample s (0
      * own, 1 right), its red, green and blue offsets */
     float *row[2][2][3];
@@ -630,7 +643,6 @@ void cm__yuv_luma_room(const cm__room *room, const cm_plane *luma, const cm__yuv
             }
         }
     }
-    free(tabs);
     free(buf);
 }
 

@@ -49,6 +49,9 @@ typedef struct cm__room {
      * for the red, green and blue axes */
     uint32_t cell_r[256], cell_g[256], cell_b[256];
     cm__room_cell *cell;  /* (CM__ROOM_NODES - 1)^3 cells, r major */
+    /* the Y'CbCr passes' tables (cm__yuv_luma_room): 64 Ki red-green cell
+     * rows, then each row's room codes by blue value; NULL if none */
+    uint32_t *yuv;
 } cm__room;
 
 /* The table for budget de (> 0), built on first use and kept for the life of
