@@ -482,12 +482,15 @@ typedef struct room_tab {
     const uint32_t *cell; /* [rg + b] */
 } room_tab;
 
+/* Entries of the red-green table that starts room->yuv (r << 8 | g). */
+#define ROOM_RG 65536
+
 /* The tables of room_tab, made once per budget with the cells (NULL when
  * out of memory). */
 static uint32_t *yuv_tables(const cm__room *t)
 {
     const int n = CM__ROOM_NODES - 1;
-    uint32_t *tabs = cm__malloc_array(65536 + (size_t)n * n * 256, sizeof(uint32_t));
+    uint32_t *tabs = cm__malloc_array(ROOM_RG + (size_t)n * n * 256, sizeof(uint32_t));
     if (!tabs)
         return NULL;
     for (int r = 0; r < 256; r++)
@@ -496,8 +499,8 @@ static uint32_t *yuv_tables(const cm__room *t)
     for (size_t i = 0; i < (size_t)n * n; i++)
         for (int b = 0; b < 256; b++) {
             const cm__room_cell *cell = &t->cell[i * (size_t)n + t->cell_b[b]];
-            tabs[65536 + i * 256 + (size_t)b] = room_code(cell->luma_down) << 16 |
-                                                room_code(cell->luma_up);
+            tabs[ROOM_RG + i * 256 + (size_t)b] =
+                room_code(cell->luma_down) << 16 | room_code(cell->luma_up);
         }
     return tabs;
 }
@@ -598,14 +601,13 @@ void cm__yuv_luma_room(const cm__room *room, const cm_plane *luma, const cm__yuv
     const int ch = (luma->height + (1 << c->sy) - 1) >> c->sy;
     /* two chroma rows spread over w pixels, each its own and right
      * samples' three offsets */
-    float *buf = cm__dsp_reference() || !room->yuv
-                     ? NULL
-                     : cm__malloc_array((size_t)w, 12 * sizeof(float));
+    float *buf =
+        cm__dsp_reference() || !room->yuv ? NULL : cm__malloc_array((size_t)w, 12 * sizeof(float));
     if (!buf) {
         cm__yuv_luma_room_c(room, luma, c, lo, hi);
         return;
     }
-    room_tab t = {room->yuv, room->yuv + 65536};
+    room_tab t = {room->yuv, room->yuv + ROOM_RG};
     /* row[r][s]: chroma row r (0 this one, 1 the one below), sample s (0
      * own, 1 right), its red, green and blue offsets */
     float *row[2][2][3];
