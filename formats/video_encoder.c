@@ -334,12 +334,13 @@ int cm__video_open_encoder(cm__transcode_job *j, AVStream *is, AVStream *os)
     AVDictionary *opts = NULL;
     char why[64] = "";
     char num[32];
+    /* x265 is told the source's HDR10 SEI before its first frame; for
+     * other encoders, which cannot write it, the transcode's frames say so
+     * (cm__video_frame_side_data), with no second decoder opened here */
     cm__hdr_meta hdr;
-    cm__video_hdr_meta(j->in.path, j->in.fc, j->in.vi, d, &hdr);
-    if ((hdr.has_md || hdr.has_cl) && strcmp(codec->name, "libx265"))
-        cm__video_not_kept(
-            j->info, "HDR10 SEI in the video stream (mastering display, light level)",
-            "the %s encoder in this libav cannot write it into the stream", codec->name);
+    memset(&hdr, 0, sizeof(hdr));
+    if (!strcmp(codec->name, "libx265"))
+        cm__video_hdr_meta(j->in.path, j->in.fc, j->in.vi, d, &hdr);
     if (!strcmp(codec->name, "libx264") || !strcmp(codec->name, "libx265") ||
         !strcmp(codec->name, "libvpx-vp9") || !strcmp(codec->name, "libsvtav1") ||
         !strcmp(codec->name, "libaom-av1")) {

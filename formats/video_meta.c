@@ -804,12 +804,17 @@ int cm__video_mxf_umids(const AVFormatContext *ic, const AVFormatContext *oc, co
 /* ---- per-frame side data ------------------------------------------------ */
 
 /* Frame side data an encoder writes back into its stream (the encoder
- * gets the decoded frame with its side data); the rest is announced. */
+ * gets the decoded frame with its side data); the rest is announced, once
+ * for each kind (entries of the same kind name the same text). */
+#define HDR10_SEI "HDR10 SEI in the video stream (mastering display, light level)"
 static const struct frame_sd {
     enum AVFrameSideDataType type;
     const char *what;
     const char *writers; /* encoders that write it, space-separated */
 } frame_sd[] = {
+    /* x265 is given the first frame's as settings (cm__video_hdr_meta) */
+    {AV_FRAME_DATA_MASTERING_DISPLAY_METADATA, HDR10_SEI, " libx265 "},
+    {AV_FRAME_DATA_CONTENT_LIGHT_LEVEL, HDR10_SEI, " libx265 "},
     {AV_FRAME_DATA_A53_CC, "closed captions (ATSC A/53)", " libx264 mpeg2video "},
     {AV_FRAME_DATA_SEI_UNREGISTERED, "user data SEI", " libx264 libx265 "},
     {AV_FRAME_DATA_S12M_TIMECODE, "timecodes in the stream (SMPTE 12M)", " mpeg2video "},
@@ -871,7 +876,9 @@ int cm__video_frame_side_data(AVFrame *f, const char *encoder, const AVStream *i
         if (frame_sd[t].type == AV_FRAME_DATA_DISPLAYMATRIX &&
             av_stream_get_side_data(is, AV_PKT_DATA_DISPLAYMATRIX, NULL))
             continue;
-        *announced |= 1u << t;
+        for (size_t u = 0; u < sizeof(frame_sd) / sizeof(frame_sd[0]); u++)
+            if (frame_sd[u].what == frame_sd[t].what)
+                *announced |= 1u << u;
         cm__video_not_kept(info, frame_sd[t].what, "the %s encoder in this libav cannot write it",
                            encoder);
     }

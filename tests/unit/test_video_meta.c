@@ -11,6 +11,9 @@
  *          side data is x265's notation (G, B, R order, 0.00002 and
  *          0.0001 cd/m2 units), the values of the issue's example.
  *   list   "WHAT not kept: WHY" lines; a full list says so in its last line.
+ *   frames side data an encoder cannot write is announced once per kind
+ *          (HDR10's two kinds as one), none that it writes; x264's own
+ *          settings string is dropped, other user data SEI kept.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -171,12 +174,69 @@ static void test_not_kept_list(void **state)
     assert_int_equal((int)strlen(info.not_kept[0]), CM_VIDEO_NOT_KEPT_LEN - 1);
 }
 
+/* A frame with HDR10 side data (mastering display and light level) and
+ * two user data SEI: x264's settings string and another. */
+static AVFrame *hdr_frame(void)
+{
+    AVFrame *f = av_frame_alloc();
+    assert_non_null(f);
+    assert_non_null(av_frame_new_side_data(f, AV_FRAME_DATA_MASTERING_DISPLAY_METADATA,
+                                           sizeof(AVMasteringDisplayMetadata)));
+    assert_non_null(av_frame_new_side_data(f, AV_FRAME_DATA_CONTENT_LIGHT_LEVEL,
+                                           sizeof(AVContentLightMetadata)));
+    static const char *const sei[] = {"x264 - core 164 - H.264/MPEG-4 AVC codec",
+                                      "studio note: reel 7"};
+    for (int k = 0; k < 2; k++) {
+        size_t n = strlen(sei[k]);
+        AVFrameSideData *sd =
+            av_frame_new_side_data(f, AV_FRAME_DATA_SEI_UNREGISTERED, 16 + n);
+        assert_non_null(sd);
+        memset(sd->data, 0x5a, 16); /* the UUID */
+        memcpy(sd->data + 16, sei[k], n);
+    }
+    return f;
+}
+
+static void test_frame_side_data(void **state)
+{
+    (void)state;
+    AVStream st;
+    memset(&st, 0, sizeof(st));
+    cm_video_stamp_info info;
+    memset(&info, 0, sizeof(info));
+    unsigned announced = 0;
+    for (int n = 0; n < 3; n++) { /* three frames: one line */
+        AVFrame *f = hdr_frame();
+        assert_int_equal(cm__video_frame_side_data(f, "libx264", &st, &announced, &info), 0);
+        /* the source encoder's string dropped, the studio's kept */
+        int user = 0;
+        for (int k = 0; k < f->nb_side_data; k++)
+            if (f->side_data[k]->type == AV_FRAME_DATA_SEI_UNREGISTERED) {
+                user++;
+                assert_memory_equal(f->side_data[k]->data + 16, "studio note", 11);
+            }
+        assert_int_equal(user, 1);
+        av_frame_free(&f);
+    }
+    assert_int_equal(info.nnot_kept, 1);
+    assert_non_null(strstr(info.not_kept[0], "HDR10 SEI"));
+    assert_non_null(strstr(info.not_kept[0], "libx264"));
+    /* x265 writes it (given as settings): nothing to announce */
+    memset(&info, 0, sizeof(info));
+    announced = 0;
+    AVFrame *f = hdr_frame();
+    assert_int_equal(cm__video_frame_side_data(f, "libx265", &st, &announced, &info), 0);
+    av_frame_free(&f);
+    assert_int_equal(info.nnot_kept, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ffv1_settings_read_back),
         cmocka_unit_test(test_x265_hdr_string),
         cmocka_unit_test(test_not_kept_list),
+        cmocka_unit_test(test_frame_side_data),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
