@@ -27,6 +27,8 @@ static int stamp_luma(void *opaque, cm__video_luma *f)
 {
     cm_stamper *st = opaque;
     const cm__room *room = cm__stamper_room(st);
+    if (!room)
+        return CM_E_NOMEM;
     if (f->chroma)
         cm__yuv_luma_room(room, f->luma, f->chroma, f->lo, f->hi);
     else

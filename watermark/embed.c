@@ -37,8 +37,13 @@ struct cm_stamper {
     const cm__profile *prof;
     int N;
     float *tile; /* N*N unit-RMS pattern */
-    const cm__room *room; /* the colour budget: the process's, or own */
+    /* the colour budget: the process's, or own; made on a thread of its
+     * own while the caller opens its input (cm__stamper_room waits) */
+    const cm__room *room;
     cm__room *own_room;
+    float de;
+    pthread_t room_maker;
+    int room_making;
     /* masks of earlier frames, whose buffers the next frames of that size
      * take (a video's workers take one each): spare[0..nspare) */
     pthread_mutex_t lock;
@@ -53,6 +58,24 @@ void cm_stamp_params_default(cm_stamp_params *p)
     memset(p, 0, sizeof(*p));
     p->profile = CM_PROFILE_DEFAULT;
     p->strength = 1.0f;
+}
+
+static void *make_room(void *arg)
+{
+    cm_stamper *s = arg;
+    if (!(s->room = cm__room_get(s->de)))
+        s->room = s->own_room = cm__room_new(s->de);
+    return NULL;
+}
+
+static void wait_room(cm_stamper *s)
+{
+    pthread_mutex_lock(&s->lock);
+    if (s->room_making) {
+        pthread_join(s->room_maker, NULL);
+        s->room_making = 0;
+    }
+    pthread_mutex_unlock(&s->lock);
 }
 
 int cm_stamper_new(cm_ctx *ctx, const cm_key *key, uint64_t issue_id,
@@ -101,14 +124,14 @@ int cm_stamper_new(cm_ctx *ctx, const cm_key *key, uint64_t issue_id,
         goto fail;
     if ((ret = cm__render_init(&render, prof->T, prof->s)))
         goto fail;
-    /* the colour budget of the profile, times the strength */
-    float de = prof->de_max * params->strength;
-    if (!(s->room = cm__room_get(de)))
-        s->room = s->own_room = cm__room_new(de);
-    if (!s->room) {
-        ret = CM_E_NOMEM;
-        goto fail;
-    }
+    /* the colour budget of the profile, times the strength: 40 ms of
+     * tables the first time, made beside the caller's own start (a video's
+     * demuxer and encoder opening, a still's decoding) */
+    s->de = prof->de_max * params->strength;
+    if (pthread_create(&s->room_maker, NULL, make_room, s) == 0)
+        s->room_making = 1;
+    else
+        make_room(s);
     cm__payload_encode(issue_id, coded);
     cm__layout_chips(layout, coded, chips);
     cm__render_tile(&render, chips, s->tile);
@@ -130,6 +153,7 @@ void cm_stamper_free(cm_stamper **ps)
     if (!ps || !*ps)
         return;
     cm_stamper *s = *ps;
+    wait_room(s);
     for (int k = 0; k < s->nspare; k++) {
         cm__mask_free(s->spare[k]);
         free(s->spare[k]);
@@ -267,9 +291,15 @@ static int stamp_rows(cm_stamper *s, cm_plane *luma, const cm_plane *lo, const c
     return CM_OK;
 }
 
-const cm__room *cm__stamper_room(const cm_stamper *s)
+const cm__room *cm__stamper_room(cm_stamper *s)
 {
-    return s ? s->room : NULL;
+    if (!s)
+        return NULL;
+    wait_room(s);
+    if (!s->room)
+        cm__error(s->ctx, CM_E_NOMEM, "stamp: cannot make the colour budget: %s",
+                  cm_strerror(CM_E_NOMEM));
+    return s->room;
 }
 
 int cm_stamper_plane(cm_stamper *s, cm_plane *luma, const cm_plane *lo, const cm_plane *hi)
@@ -285,7 +315,9 @@ int cm_stamper_image(cm_stamper *s, cm_image *img)
     int colour = cm_image_is_colour(img);
     /* the colour budget: the headroom planes stop the mask where it would
      * show, and the pixels are checked against it when written */
-    const cm__room *room = s->room;
+    const cm__room *room = cm__stamper_room(s);
+    if (!room)
+        return CM_E_NOMEM;
     int ret = cm__image_luma_room(s->ctx, img, room, &luma, &lo, &hi);
     if (!ret && colour)
         ret = cm_plane_alloc(&chroma, img->width, img->height);

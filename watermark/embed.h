@@ -9,8 +9,10 @@
 #include "internal.h"
 #include "pixels/colour.h"
 
-/* The colour budget of a stamper's profile and strength, made with the
- * stamper: a video frame's luma room is cut to it before cm_stamper_plane. */
-CM__HIDDEN const cm__room *cm__stamper_room(const cm_stamper *s);
+/* The colour budget of a stamper's profile and strength, made beside the
+ * stamper's caller from cm_stamper_new on (waited for here): a video
+ * frame's luma room is cut to it before cm_stamper_plane. NULL, the error
+ * set on the stamper's context, when out of memory. */
+CM__HIDDEN const cm__room *cm__stamper_room(cm_stamper *s);
 
 #endif
