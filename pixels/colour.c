@@ -557,26 +557,86 @@ static void room_pass(const room_tab *t, const float *restrict l, const float *r
     }
 }
 
+/* Each sample value's offset to red (as Cr) and to blue (as Cb), made
+ * per frame by sample_offsets itself: the same floats, one load each. */
+typedef struct offset_lut {
+    float *red, *blue;
+    unsigned n; /* values in the tables: 2^bits (a 16-bit sample past them
+                   is converted where it lies) */
+} offset_lut;
+
+static void offset_lut_make(const cm__yuv_chroma *c, float *buf, offset_lut *t)
+{
+    t->n = 1u << (c->bytes == 1 ? 8 : c->bits);
+    t->red = buf;
+    t->blue = buf + t->n;
+    cm__yuv_chroma one = *c; /* a one-sample plane of value v */
+    one.stride = 0;
+    one.sx = one.sy = 0;
+    for (unsigned v = 0; v < t->n; v++) {
+        uint8_t sample[2];
+        if (c->bytes == 1) {
+            sample[0] = (uint8_t)v;
+        } else {
+            uint16_t s16 = (uint16_t)v;
+            memcpy(sample, &s16, 2);
+        }
+        one.cr = one.cb = sample;
+        float d[3];
+        sample_offsets(&one, 0, 0, d);
+        t->red[v] = d[0];
+        t->blue[v] = d[2];
+    }
+}
+
+/* Sample i of chroma row y's offsets, as sample_offsets gives them. */
+static inline void lut_offsets(const cm__yuv_chroma *c, const offset_lut *t, int i, int y,
+                               float d[3])
+{
+    const ptrdiff_t at = (ptrdiff_t)(y >> c->sy) * c->stride;
+    unsigned r, b;
+    if (c->bytes == 1) {
+        r = c->cr[at + i];
+        b = c->cb[at + i];
+    } else {
+        uint16_t s16;
+        memcpy(&s16, c->cr + at + 2 * i, 2);
+        r = s16;
+        memcpy(&s16, c->cb + at + 2 * i, 2);
+        b = s16;
+    }
+    if (r >= t->n || b >= t->n) {
+        sample_offsets(c, i << c->sx, y, d);
+        return;
+    }
+    const float kg = 1.0f - c->kr - c->kb;
+    d[0] = t->red[r];
+    d[2] = t->blue[b];
+    d[1] = d[0] * (-c->kr / kg) + d[2] * (-c->kb / kg);
+}
+
 /* Chroma row cy's offsets spread over the luma row (w pixels): each pixel's
  * own sample (own[0..2]: red, green, blue) and the one to its right
  * (right[0..2]; the last column has none and takes its own again, which
- * limits the same). Each sample is read and converted once. */
-static void spread_row(const cm__yuv_chroma *c, int cy, int cw, int w, float *own[3],
-                       float *right[3])
+ * limits the same). Each sample is read and converted once, into s[0..2]
+ * (cw + 1 floats each), then spread in loops that vectorise. */
+static void spread_row(const cm__yuv_chroma *c, const offset_lut *t, int cy, int cw, int w,
+                       float *s[3], float *own[3], float *right[3])
 {
-    const int y = cy << c->sy;
-    float *restrict o0 = own[0], *restrict o1 = own[1], *restrict o2 = own[2];
-    float *restrict r0 = right[0], *restrict r1 = right[1], *restrict r2 = right[2];
-    float d[3], next[3];
-    sample_offsets(c, 0, y, next);
+    const int y = cy << c->sy, sx = c->sx;
+    float *restrict s0 = s[0], *restrict s1 = s[1], *restrict s2 = s[2];
     for (int i = 0; i < cw; i++) {
-        d[0] = next[0], d[1] = next[1], d[2] = next[2];
-        if (i + 1 < cw)
-            sample_offsets(c, (i + 1) << c->sx, y, next);
-        int x1 = (i + 1) << c->sx;
-        for (int x = i << c->sx; x < x1 && x < w; x++) {
-            o0[x] = d[0], o1[x] = d[1], o2[x] = d[2];
-            r0[x] = next[0], r1[x] = next[1], r2[x] = next[2];
+        float d[3];
+        lut_offsets(c, t, i, y, d);
+        s0[i] = d[0], s1[i] = d[1], s2[i] = d[2];
+    }
+    s0[cw] = s0[cw - 1], s1[cw] = s1[cw - 1], s2[cw] = s2[cw - 1];
+    for (int k = 0; k < 3; k++) {
+        const float *restrict sk = s[k];
+        float *restrict o = own[k], *restrict r = right[k];
+        for (int x = 0; x < w; x++) {
+            o[x] = sk[x >> sx];
+            r[x] = sk[(x >> sx) + 1];
         }
     }
 }
@@ -600,14 +660,22 @@ void cm__yuv_luma_room(const cm__room *room, const cm_plane *luma, const cm__yuv
     const int cw = (w + (1 << c->sx) - 1) >> c->sx;
     const int ch = (luma->height + (1 << c->sy) - 1) >> c->sy;
     /* two chroma rows spread over w pixels, each its own and right
-     * samples' three offsets */
-    float *buf =
-        cm__dsp_reference() || !room->yuv ? NULL : cm__malloc_array((size_t)w, 12 * sizeof(float));
+     * samples' three offsets; then the offset tables */
+    const size_t lut_floats = 2u << (c->bytes == 1 ? 8 : c->bits);
+    const size_t floats = (size_t)w * 12 + 3 * ((size_t)cw + 1) + lut_floats;
+    float *buf = cm__dsp_reference() || !room->yuv || c->bits < 8 || c->bits > 16
+                     ? NULL
+                     : cm__malloc_array(floats, sizeof(float));
     if (!buf) {
         cm__yuv_luma_room_c(room, luma, c, lo, hi);
         return;
     }
     room_tab t = {room->yuv, room->yuv + ROOM_RG};
+    float *samples[3];
+    for (int k = 0; k < 3; k++)
+        samples[k] = buf + (size_t)w * 12 + (size_t)k * (cw + 1);
+    offset_lut lut;
+    offset_lut_make(c, buf + (size_t)w * 12 + 3 * ((size_t)cw + 1), &lut);
     /* row[r][s]: chroma row r (0 this one, 1 the one below), sample s (0
      * own, 1 right), its red, green and blue offsets */
     float *row[2][2][3];
@@ -623,9 +691,9 @@ void cm__yuv_luma_room(const cm__room *room, const cm_plane *luma, const cm__yuv
                 memcpy(row[0], row[1], sizeof(swap));
                 memcpy(row[1], swap, sizeof(swap));
             } else {
-                spread_row(c, cy, cw, w, row[0][0], row[0][1]);
+                spread_row(c, &lut, cy, cw, w, samples, row[0][0], row[0][1]);
             }
-            spread_row(c, down, cw, w, row[1][0], row[1][1]);
+            spread_row(c, &lut, down, cw, w, samples, row[1][0], row[1][1]);
             have = cy;
         }
         const float *l = luma->data + y * luma->stride;
