@@ -43,14 +43,18 @@ CM__HIDDEN void cm__timecode_add(const char *tc0, int64_t frames, double fps, ch
 
 /* One decoded frame's luma as the transcoder lends it to the hook: in
  * 8-bit code values of the nominal range (limited range 16..235 scaled to
- * 0..255), how far each sample may move down (lo) and up (hi) before it
- * leaves that range, and the frame's chroma planes (NULL for grey). The
- * hook changes luma in place (and may narrow lo/hi for its own use); the
- * transcoder writes the change back into the samples. */
+ * 0..255), and the frame's chroma planes (NULL for grey). The hook changes
+ * luma in place; the transcoder writes the change back into the samples,
+ * within that range (cm__luma_headroom_row: how far a row's samples may
+ * move down and up before they leave it). */
 typedef struct cm__video_luma {
-    cm_plane *luma, *lo, *hi;
+    cm_plane *luma;
     const cm__yuv_chroma *chroma;
 } cm__video_luma;
+
+/* lo[x], hi[x]: how far luma row l (w samples, as lent to the hook) may
+ * move down and up within 0..255. */
+CM__HIDDEN void cm__luma_headroom_row(const float *l, float *lo, float *hi, int w);
 
 /* The hook: CM_OK or a CM_E code (which stops the transcode). It must give
  * the same result for the same samples: a frame whose samples equal the

@@ -84,9 +84,6 @@ CM__HIDDEN cm__luma_map cm__luma_map_make(const cm__luma_fmt *lf);
 /* f's luma samples as code values into p (f's size). */
 CM__HIDDEN void cm__luma_read(const AVFrame *f, const cm__luma_fmt *lf, const cm__luma_map *m,
                               cm_plane *p);
-/* Headroom in code values: how far L may go down and up before the sample
- * leaves the nominal range (limited) or the sample range (full). */
-CM__HIDDEN void cm__luma_headroom(const cm_plane *l, cm_plane *lo, cm_plane *hi);
 /* The frame's chroma planes, for the colour budget: 1 when it has planar
  * Cb and Cr of luma's depth (every native YUV format; 0 for grey). */
 CM__HIDDEN int cm__luma_chroma(const AVFrame *f, const cm__luma_fmt *lf, cm__yuv_chroma *c);

@@ -81,15 +81,11 @@ void cm__luma_read(const AVFrame *f, const cm__luma_fmt *lf, const cm__luma_map 
     }
 }
 
-void cm__luma_headroom(const cm_plane *l, cm_plane *lo, cm_plane *hi)
+void cm__luma_headroom_row(const float *l, float *lo, float *hi, int w)
 {
-    for (int y = 0; y < l->height; y++) {
-        const float *s = l->data + y * l->stride;
-        float *a = lo->data + y * lo->stride, *b = hi->data + y * hi->stride;
-        for (int x = 0; x < l->width; x++) {
-            a[x] = s[x] > 0 ? s[x] : 0;
-            b[x] = s[x] < 255 ? 255 - s[x] : 0;
-        }
+    for (int x = 0; x < w; x++) {
+        lo[x] = l[x] > 0 ? l[x] : 0;
+        hi[x] = l[x] < 255 ? 255 - l[x] : 0;
     }
 }
 

@@ -35,7 +35,7 @@ typedef struct cm__transcode_job {
     int buf_fmt, buf_w, buf_h;    /* kept from frame to frame (frame_buffer) */
     int buf_linesize[4];
     size_t buf_offset[4];
-    cm_plane (*planes)[3];  /* each worker's luma, lo, hi */
+    cm_plane *planes;       /* each worker's luma */
     int jobs;               /* workers */
     int one_at_a_time;      /* each frame encoded before the next is decoded */
     uint8_t last_in[FRAME_DIGEST_BYTES]; /* the last frame submitted: its digest as */

@@ -375,24 +375,22 @@ static int mark_frame(void *opaque, int worker, void *item)
     int err = frame_writable(j, f);
     if (err < 0)
         return cm__video_av_fail(j->ctx, j->in.path, err, "copy a frame");
-    cm_plane *pl = j->planes[worker];
-    if (pl[0].width != f->width || pl[0].height != f->height)
-        for (int k = 0; k < 3; k++) {
-            cm_plane_free(&pl[k]);
-            if (cm_plane_alloc(&pl[k], f->width, f->height))
-                return cm__error(j->ctx, CM_E_NOMEM, "out of memory");
-        }
+    cm_plane *pl = &j->planes[worker];
+    if (pl->width != f->width || pl->height != f->height) {
+        cm_plane_free(pl);
+        if (cm_plane_alloc(pl, f->width, f->height))
+            return cm__error(j->ctx, CM_E_NOMEM, "out of memory");
+    }
     cm__luma_fmt lf = cm__luma_describe(f);
     cm__luma_map m = cm__luma_map_make(&lf);
-    cm__luma_read(f, &lf, &m, &pl[0]);
-    cm__luma_headroom(&pl[0], &pl[1], &pl[2]);
+    cm__luma_read(f, &lf, &m, pl);
     cm__yuv_chroma chroma;
-    cm__video_luma frame = {&pl[0], &pl[1], &pl[2], NULL};
+    cm__video_luma frame = {pl, NULL};
     if (cm__luma_chroma(f, &lf, &chroma))
         frame.chroma = &chroma;
     int ret = j->hook(j->opaque, &frame);
     if (!ret)
-        cm__luma_write(f, &lf, &m, &pl[0]);
+        cm__luma_write(f, &lf, &m, pl);
     return ret;
 }
 
@@ -597,7 +595,8 @@ static int transcode(cm__transcode_job *j)
 }
 
 /* Frames marked at once: p->jobs, else one per core; fewer where each
- * worker's frame and three float planes of it would together pass
+ * worker's frame, its luma plane and the hook's work on it (the stamper's
+ * mask: about three float planes in all) would together pass
  * MARK_MEMORY. *spare: frames the ring holds beyond the workers' (one
  * decoded ahead, one waiting for the encoder): 2, none where two frames
  * would pass SPARE_MEMORY (a 4K 4444 frame is 66 MB, a 4K 4:2:0 one 12). */
@@ -718,8 +717,7 @@ done:
     /* the workers first: they use the job */
     cm__pool_free(&j.pool, drop_frame);
     for (int w = 0; j.planes && w < j.jobs; w++)
-        for (int k = 0; k < 3; k++)
-            cm_plane_free(&j.planes[w][k]);
+        cm_plane_free(&j.planes[w]);
     free(j.planes);
     if (ret)
         cm__atomic_abort(&j.out);

@@ -2,7 +2,9 @@
  * Stamping a video: the transcoder of formats/ (video_write.c) with the
  * stamper as its frame hook. Each frame's luma gets the colour budget from
  * its own chroma (no pixel's colour moves further than the profile's
- * CIEDE2000 allows; grey frames by luma alone) and then the mark.
+ * CIEDE2000 allows; grey frames by luma alone) and then the mark, a row at
+ * a time: the budget of a row is made as the stamper reaches it, so no
+ * budget planes are held.
  */
 #include "celmark/stamp.h"
 #include "celmark/video.h"
@@ -23,17 +25,35 @@ void cm_video_stamp_params_default(cm_video_stamp_params *p)
     cm_limits_default(&p->limits);
 }
 
+/* A frame's rooms, made a row at a time as the stamper marks it. */
+typedef struct frame_room {
+    const cm__room *room;
+    cm__yuv_room_rows *yuv; /* NULL: a grey frame */
+    int width;
+} frame_room;
+
+static void room_row(void *opaque, int y, const float *luma, float *lo, float *hi)
+{
+    frame_room *r = opaque;
+    cm__luma_headroom_row(luma, lo, hi, r->width);
+    if (r->yuv)
+        cm__yuv_room_row(r->yuv, y, luma, lo, hi);
+    else
+        cm__grey_room_row(r->room, luma, lo, hi, r->width);
+}
+
 static int stamp_luma(void *opaque, cm__video_luma *f)
 {
     cm_stamper *st = opaque;
-    const cm__room *room = cm__stamper_room(st);
-    if (!room)
+    frame_room r = {cm__stamper_room(st), NULL, f->luma->width};
+    if (!r.room)
         return CM_E_NOMEM;
-    if (f->chroma)
-        cm__yuv_luma_room(room, f->luma, f->chroma, f->lo, f->hi);
-    else
-        cm__grey_luma_room(room, f->luma, f->lo, f->hi);
-    return cm_stamper_plane(st, f->luma, f->lo, f->hi);
+    if (f->chroma &&
+        !(r.yuv = cm__yuv_room_rows_new(r.room, f->chroma, f->luma->width, f->luma->height)))
+        return cm__error(cm__stamper_ctx(st), CM_E_NOMEM, "stamp: out of memory");
+    int ret = cm__stamper_plane_rows(st, f->luma, room_row, &r);
+    cm__yuv_room_rows_free(&r.yuv);
+    return ret;
 }
 
 int cm_video_stamp(cm_ctx *ctx, cm_stamper *s, const char *in_path, const char *out_path,

@@ -507,33 +507,37 @@ static uint32_t *yuv_tables(const cm__room *t)
 
 /* The reference: every pixel's four chroma samples read and converted
  * where they lie. */
+static void room_row_c(const cm__room *room, const cm__yuv_chroma *c, int cw, int ch, int y,
+                       const float *l, float *pl, float *ph, int w)
+{
+    for (int x = 0; x < w; x++) {
+        for (int k = 0; k < 4; k++) {
+            /* chroma sample positions, in luma pixels */
+            int sx = ((x >> c->sx) + (k & 1)) << c->sx;
+            int sy = ((y >> c->sy) + (k >> 1)) << c->sy;
+            if ((sx >> c->sx) >= cw || (sy >> c->sy) >= ch)
+                continue;
+            float d[3], rgb[3];
+            sample_offsets(c, sx, sy, d);
+            for (int i = 0; i < 3; i++)
+                rgb[i] = l[x] + d[i];
+            const cm__room_cell *cell = cm__room_at(room, rgb);
+            float down = (float)room_code(cell->luma_down) * ROOM_UNIT;
+            float up = (float)room_code(cell->luma_up) * ROOM_UNIT;
+            pl[x] = pl[x] < down ? pl[x] : down;
+            ph[x] = ph[x] < up ? ph[x] : up;
+        }
+    }
+}
+
 void cm__yuv_luma_room_c(const cm__room *room, const cm_plane *luma, const cm__yuv_chroma *c,
                          cm_plane *lo, cm_plane *hi)
 {
     const int cw = (luma->width + (1 << c->sx) - 1) >> c->sx;
     const int ch = (luma->height + (1 << c->sy) - 1) >> c->sy;
-    for (int y = 0; y < luma->height; y++) {
-        const float *l = luma->data + y * luma->stride;
-        float *pl = lo->data + y * lo->stride, *ph = hi->data + y * hi->stride;
-        for (int x = 0; x < luma->width; x++) {
-            for (int k = 0; k < 4; k++) {
-                /* chroma sample positions, in luma pixels */
-                int sx = ((x >> c->sx) + (k & 1)) << c->sx;
-                int sy = ((y >> c->sy) + (k >> 1)) << c->sy;
-                if ((sx >> c->sx) >= cw || (sy >> c->sy) >= ch)
-                    continue;
-                float d[3], rgb[3];
-                sample_offsets(c, sx, sy, d);
-                for (int i = 0; i < 3; i++)
-                    rgb[i] = l[x] + d[i];
-                const cm__room_cell *cell = cm__room_at(room, rgb);
-                float down = (float)room_code(cell->luma_down) * ROOM_UNIT;
-                float up = (float)room_code(cell->luma_up) * ROOM_UNIT;
-                pl[x] = pl[x] < down ? pl[x] : down;
-                ph[x] = ph[x] < up ? ph[x] : up;
-            }
-        }
-    }
+    for (int y = 0; y < luma->height; y++)
+        room_row_c(room, c, cw, ch, y, luma->data + y * luma->stride, lo->data + y * lo->stride,
+                   hi->data + y * hi->stride, luma->width);
 }
 
 /* One pass over a row: the room of each pixel's luma with one of its chroma
@@ -653,78 +657,118 @@ static void spread_row(const cm__yuv_chroma *c, const offset_lut *t, int cy, int
  * (flat chroma: most of a cel), that sample's pass is skipped: the same
  * cells, the same least room. Bit for bit the reference's result
  * (tests/unit/test_colour.c). */
+struct cm__yuv_room_rows {
+    const cm__room *room;
+    cm__yuv_chroma c;
+    int w, cw, ch;
+    float *buf;             /* NULL: the reference's way (CELMARK_DSP=c, no memory) */
+    room_tab t;
+    offset_lut lut;
+    float *samples[3];      /* one chroma row's offsets, per sample */
+    /* row[r][s]: chroma row r (0 this one, 1 the one below), sample s (0
+     * own, 1 right), its red, green and blue offsets, spread over w */
+    float *row[2][2][3];
+    int have;               /* chroma row in row[0], or -1 */
+};
+
+cm__yuv_room_rows *cm__yuv_room_rows_new(const cm__room *room, const cm__yuv_chroma *c, int width,
+                                         int height)
+{
+    cm__yuv_room_rows *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    const int w = width;
+    r->room = room;
+    r->c = *c;
+    r->w = w;
+    r->cw = (w + (1 << c->sx) - 1) >> c->sx;
+    r->ch = (height + (1 << c->sy) - 1) >> c->sy;
+    r->have = -1;
+    /* two chroma rows spread, one row's samples, the offset tables */
+    const size_t lut_floats = 2u << (c->bytes == 1 ? 8 : c->bits);
+    const size_t floats = (size_t)w * 12 + 3 * ((size_t)r->cw + 1) + lut_floats;
+    if (cm__dsp_reference() || !room->yuv || c->bits < 8 || c->bits > 16 ||
+        !(r->buf = cm__malloc_array(floats, sizeof(float))))
+        return r;
+    r->t = (room_tab){room->yuv, room->yuv + ROOM_RG};
+    for (int k = 0; k < 12; k++)
+        r->row[k / 6][k / 3 % 2][k % 3] = r->buf + (size_t)k * w;
+    for (int k = 0; k < 3; k++)
+        r->samples[k] = r->buf + (size_t)w * 12 + (size_t)k * (r->cw + 1);
+    offset_lut_make(c, r->buf + (size_t)w * 12 + 3 * ((size_t)r->cw + 1), &r->lut);
+    return r;
+}
+
+void cm__yuv_room_row(cm__yuv_room_rows *r, int y, const float *l, float *pl, float *ph)
+{
+    const cm__yuv_chroma *c = &r->c;
+    const int w = r->w, cw = r->cw;
+    if (!r->buf) {
+        room_row_c(r->room, c, cw, r->ch, y, l, pl, ph, w);
+        return;
+    }
+    int cy = y >> c->sy, down = cy + 1 < r->ch ? cy + 1 : cy;
+    if (cy != r->have) {
+        if (r->have >= 0 && cy == r->have + 1) { /* the row below is this one */
+            float *swap[2][3];
+            memcpy(swap, r->row[0], sizeof(swap));
+            memcpy(r->row[0], r->row[1], sizeof(swap));
+            memcpy(r->row[1], swap, sizeof(swap));
+        } else {
+            spread_row(c, &r->lut, cy, cw, w, r->samples, r->row[0][0], r->row[0][1]);
+        }
+        spread_row(c, &r->lut, down, cw, w, r->samples, r->row[1][0], r->row[1][1]);
+        r->have = cy;
+    }
+    float *const *own = r->row[0][0];
+    room_pass(&r->t, l, own[0], own[1], own[2], pl, ph, w);
+    for (int p = 1; p < 4; p++) {
+        float *const *d = r->row[p / 2][p % 2];
+        for (int x0 = 0; x0 < w; x0 += ROOM_RUN) {
+            int m = w - x0 < ROOM_RUN ? w - x0 : ROOM_RUN;
+            size_t bytes = (size_t)m * sizeof(float);
+            /* green's offset follows from red's and blue's */
+            if (!memcmp(d[0] + x0, own[0] + x0, bytes) && !memcmp(d[2] + x0, own[2] + x0, bytes))
+                continue; /* the same samples: the same rooms */
+            room_pass(&r->t, l + x0, d[0] + x0, d[1] + x0, d[2] + x0, pl + x0, ph + x0, m);
+        }
+    }
+}
+
+void cm__yuv_room_rows_free(cm__yuv_room_rows **r)
+{
+    if (!r || !*r)
+        return;
+    free((*r)->buf);
+    free(*r);
+    *r = NULL;
+}
+
 void cm__yuv_luma_room(const cm__room *room, const cm_plane *luma, const cm__yuv_chroma *c,
                        cm_plane *lo, cm_plane *hi)
 {
-    const int w = luma->width;
-    const int cw = (w + (1 << c->sx) - 1) >> c->sx;
-    const int ch = (luma->height + (1 << c->sy) - 1) >> c->sy;
-    /* two chroma rows spread over w pixels, each its own and right
-     * samples' three offsets; then the offset tables */
-    const size_t lut_floats = 2u << (c->bytes == 1 ? 8 : c->bits);
-    const size_t floats = (size_t)w * 12 + 3 * ((size_t)cw + 1) + lut_floats;
-    float *buf = cm__dsp_reference() || !room->yuv || c->bits < 8 || c->bits > 16
-                     ? NULL
-                     : cm__malloc_array(floats, sizeof(float));
-    if (!buf) {
+    cm__yuv_room_rows *r = cm__yuv_room_rows_new(room, c, luma->width, luma->height);
+    if (!r) {
         cm__yuv_luma_room_c(room, luma, c, lo, hi);
         return;
     }
-    room_tab t = {room->yuv, room->yuv + ROOM_RG};
-    float *samples[3];
-    for (int k = 0; k < 3; k++)
-        samples[k] = buf + (size_t)w * 12 + (size_t)k * (cw + 1);
-    offset_lut lut;
-    offset_lut_make(c, buf + (size_t)w * 12 + 3 * ((size_t)cw + 1), &lut);
-    /* row[r][s]: chroma row r (0 this one, 1 the one below), sample s (0
-     * own, 1 right), its red, green and blue offsets */
-    float *row[2][2][3];
-    for (int k = 0; k < 12; k++)
-        row[k / 6][k / 3 % 2][k % 3] = buf + (size_t)k * w;
-    int have = -1; /* chroma row in row[0] */
-    for (int y = 0; y < luma->height; y++) {
-        int cy = y >> c->sy, down = cy + 1 < ch ? cy + 1 : cy;
-        if (cy != have) {
-            if (have >= 0 && cy == have + 1) { /* the row below is this one */
-                float *swap[2][3];
-                memcpy(swap, row[0], sizeof(swap));
-                memcpy(row[0], row[1], sizeof(swap));
-                memcpy(row[1], swap, sizeof(swap));
-            } else {
-                spread_row(c, &lut, cy, cw, w, samples, row[0][0], row[0][1]);
-            }
-            spread_row(c, &lut, down, cw, w, samples, row[1][0], row[1][1]);
-            have = cy;
-        }
-        const float *l = luma->data + y * luma->stride;
-        float *pl = lo->data + y * lo->stride, *ph = hi->data + y * hi->stride;
-        float *const *own = row[0][0];
-        room_pass(&t, l, own[0], own[1], own[2], pl, ph, w);
-        for (int p = 1; p < 4; p++) {
-            float *const *d = row[p / 2][p % 2];
-            for (int x0 = 0; x0 < w; x0 += ROOM_RUN) {
-                int m = w - x0 < ROOM_RUN ? w - x0 : ROOM_RUN;
-                size_t bytes = (size_t)m * sizeof(float);
-                /* green's offset follows from red's and blue's */
-                if (!memcmp(d[0] + x0, own[0] + x0, bytes) &&
-                    !memcmp(d[2] + x0, own[2] + x0, bytes))
-                    continue; /* the same samples: the same rooms */
-                room_pass(&t, l + x0, d[0] + x0, d[1] + x0, d[2] + x0, pl + x0, ph + x0, m);
-            }
-        }
+    for (int y = 0; y < luma->height; y++)
+        cm__yuv_room_row(r, y, luma->data + y * luma->stride, lo->data + y * lo->stride,
+                         hi->data + y * hi->stride);
+    cm__yuv_room_rows_free(&r);
+}
+
+void cm__grey_room_row(const cm__room *room, const float *l, float *pl, float *ph, int w)
+{
+    for (int x = 0; x < w; x++) {
+        float rgb[3] = {l[x], l[x], l[x]};
+        cm__room_limit(cm__room_at(room, rgb), YUV_ROOM_SHARE, YUV_ROUND_MARGIN, &pl[x], &ph[x]);
     }
-    free(buf);
 }
 
 void cm__grey_luma_room(const cm__room *room, const cm_plane *luma, cm_plane *lo, cm_plane *hi)
 {
-    for (int y = 0; y < luma->height; y++) {
-        const float *l = luma->data + y * luma->stride;
-        float *pl = lo->data + y * lo->stride, *ph = hi->data + y * hi->stride;
-        for (int x = 0; x < luma->width; x++) {
-            float rgb[3] = {l[x], l[x], l[x]};
-            cm__room_limit(cm__room_at(room, rgb), YUV_ROOM_SHARE, YUV_ROUND_MARGIN, &pl[x],
-                           &ph[x]);
-        }
-    }
+    for (int y = 0; y < luma->height; y++)
+        cm__grey_room_row(room, luma->data + y * luma->stride, lo->data + y * lo->stride,
+                          hi->data + y * hi->stride, luma->width);
 }

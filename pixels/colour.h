@@ -136,7 +136,19 @@ CM__HIDDEN void cm__yuv_luma_room(const cm__room *room, const cm_plane *luma,
 /* Its plain reference (cm__yuv_luma_room is it when CELMARK_DSP=c). */
 CM__HIDDEN void cm__yuv_luma_room_c(const cm__room *room, const cm_plane *luma,
                                     const cm__yuv_chroma *c, cm_plane *lo, cm_plane *hi);
-/* The same for a grey frame (R = G = B = luma). */
+/* The same a row at a time, for a caller that wants no lo/hi planes:
+ * made once per frame (NULL: out of memory); cm__yuv_room_row limits row
+ * y's lo/hi (w floats, set to the headroom first) from that row's luma. Rows
+ * may come in any order; consecutive ones share their chroma rows' work. */
+typedef struct cm__yuv_room_rows cm__yuv_room_rows;
+CM__HIDDEN cm__yuv_room_rows *cm__yuv_room_rows_new(const cm__room *room, const cm__yuv_chroma *c,
+                                                    int width, int height);
+CM__HIDDEN void cm__yuv_room_row(cm__yuv_room_rows *r, int y, const float *luma, float *lo,
+                                 float *hi);
+CM__HIDDEN void cm__yuv_room_rows_free(cm__yuv_room_rows **r);
+/* The same for a grey frame (R = G = B = luma); and one row of w pixels. */
+CM__HIDDEN void cm__grey_room_row(const cm__room *room, const float *luma, float *lo, float *hi,
+                                  int w);
 CM__HIDDEN void cm__grey_luma_room(const cm__room *room, const cm_plane *luma, cm_plane *lo,
                                    cm_plane *hi);
 

@@ -227,11 +227,33 @@ static void give_mask(cm_stamper *s, cm__mask *m)
     }
 }
 
+/* Where stamp_rows takes each row's room: lo/hi planes (both NULL: none,
+ * the luma's own 0..255), or made by fn into the two rows given. */
+typedef struct room_src {
+    const cm_plane *lo, *hi;
+    cm__room_row_fn fn;
+    void *opaque;
+    float *lo_row, *hi_row;
+} room_src;
+
+static void room_of(const room_src *r, const cm_plane *luma, int y, const float **lo,
+                    const float **hi)
+{
+    if (r->fn) {
+        r->fn(r->opaque, y, luma->data + y * luma->stride, r->lo_row, r->hi_row);
+        *lo = r->lo_row;
+        *hi = r->hi_row;
+        return;
+    }
+    *lo = r->lo ? r->lo->data + y * r->lo->stride : NULL;
+    *hi = r->hi ? r->hi->data + y * r->hi->stride : NULL;
+}
+
 /* Add the mark to luma (in place) and, if cdelta is given, write the
  * blue-yellow share into it: CHROMA_RATIO times the luma amplitude, the same
  * pattern and sign (cm_image_apply_marks clamps it to each pixel's room). */
 static int stamp_rows(cm_stamper *s, cm_plane *luma, const cm_plane *lo, const cm_plane *hi,
-                      cm_plane *cdelta)
+                      cm_plane *cdelta, cm__room_row_fn room_row, void *opaque)
 {
     if (!s || !luma || !luma->data || luma->width <= 0 || luma->height <= 0)
         return CM_E_INVAL;
@@ -240,7 +262,9 @@ static int stamp_rows(cm_stamper *s, cm_plane *luma, const cm_plane *lo, const c
     float k = s->params.strength;
     cm__mask_params mp = {pf->flat * k, pf->gain * k, pf->max * k, s->params.cel_safe};
     cm__mask *mask = take_mask(s);
-    float *amp = cm__malloc_array((size_t)w, sizeof(float)); /* one row */
+    /* one row of amplitudes; and of room, when rows come from room_row */
+    float *amp = cm__malloc_array((size_t)w, (room_row ? 3 : 1) * sizeof(float));
+    float *row_lo = room_row && amp ? amp + w : NULL, *row_hi = row_lo ? row_lo + w : NULL;
     int ret = amp && mask ? cm__mask_init(mask, luma, &mp) : CM_E_NOMEM;
     if (ret) {
         if (mask)
@@ -251,13 +275,16 @@ static int stamp_rows(cm_stamper *s, cm_plane *luma, const cm_plane *lo, const c
                          cm_strerror(ret));
     }
 #define ROW(p, y) ((p) ? (p)->data + (y) * (p)->stride : NULL)
+    room_src rs = {lo, hi, room_row, opaque, row_lo, row_hi};
     /* pass 1: the mark's mean square, from every PSNR_ROW_STEP-th row (the
      * mask is smooth; this only caps the strength). The tile has unit RMS
      * and is independent of the mask, so E[(amp*tile)^2] = E[amp^2]. */
     double ms = 0;
     int rows = 0;
     for (int y = 0; y < h; y += PSNR_ROW_STEP, rows++) {
-        cm__mask_row(mask, y, ROW(luma, y), ROW(lo, y), ROW(hi, y), amp);
+        const float *plo, *phi;
+        room_of(&rs, luma, y, &plo, &phi);
+        cm__mask_row(mask, y, ROW(luma, y), plo, phi, amp);
         ms += cm__sum_sq(amp, w);
     }
     ms /= (double)w * rows;
@@ -269,7 +296,8 @@ static int stamp_rows(cm_stamper *s, cm_plane *luma, const cm_plane *lo, const c
     /* pass 2: add it */
     for (int y = 0; y < h; y++) {
         float *row = luma->data + y * luma->stride;
-        const float *plo = ROW(lo, y), *phi = ROW(hi, y);
+        const float *plo, *phi;
+        room_of(&rs, luma, y, &plo, &phi); /* before the row is marked */
         cm__mask_row(mask, y, row, plo, phi, amp);
         const float *trow = s->tile + (size_t)(y % N) * N;
         /* tile by tile along the row, so the inner loop vectorises */
@@ -291,6 +319,11 @@ static int stamp_rows(cm_stamper *s, cm_plane *luma, const cm_plane *lo, const c
     return CM_OK;
 }
 
+cm_ctx *cm__stamper_ctx(const cm_stamper *s)
+{
+    return s ? s->ctx : NULL;
+}
+
 const cm__room *cm__stamper_room(cm_stamper *s)
 {
     if (!s)
@@ -304,7 +337,14 @@ const cm__room *cm__stamper_room(cm_stamper *s)
 
 int cm_stamper_plane(cm_stamper *s, cm_plane *luma, const cm_plane *lo, const cm_plane *hi)
 {
-    return stamp_rows(s, luma, lo, hi, NULL);
+    return stamp_rows(s, luma, lo, hi, NULL, NULL, NULL);
+}
+
+int cm__stamper_plane_rows(cm_stamper *s, cm_plane *luma, cm__room_row_fn room_row, void *opaque)
+{
+    if (!room_row)
+        return CM_E_INVAL;
+    return stamp_rows(s, luma, NULL, NULL, NULL, room_row, opaque);
 }
 
 int cm_stamper_image(cm_stamper *s, cm_image *img)
@@ -322,7 +362,7 @@ int cm_stamper_image(cm_stamper *s, cm_image *img)
     if (!ret && colour)
         ret = cm_plane_alloc(&chroma, img->width, img->height);
     if (!ret)
-        ret = stamp_rows(s, &luma, &lo, &hi, colour ? &chroma : NULL);
+        ret = stamp_rows(s, &luma, &lo, &hi, colour ? &chroma : NULL, NULL, NULL);
     if (!ret)
         ret = cm__image_apply_marks_within(s->ctx, img, &luma, colour ? &chroma : NULL, room);
     cm_plane *planes[] = {&luma, &lo, &hi, &chroma};

@@ -15,4 +15,15 @@
  * set on the stamper's context, when out of memory. */
 CM__HIDDEN const cm__room *cm__stamper_room(cm_stamper *s);
 
+/* The context a stamper reports its errors to. */
+CM__HIDDEN cm_ctx *cm__stamper_ctx(const cm_stamper *s);
+
+/* cm_stamper_plane with the room of each row made when the row is marked
+ * rather than held in lo/hi planes (two float planes a frame less: 33 MB
+ * a worker at 4K). room_row fills row y's lo and hi (luma's width each)
+ * from that row's luma, unmarked; rows come in any order, some twice. */
+typedef void (*cm__room_row_fn)(void *opaque, int y, const float *luma, float *lo, float *hi);
+CM__HIDDEN int cm__stamper_plane_rows(cm_stamper *s, cm_plane *luma, cm__room_row_fn room_row,
+                                      void *opaque);
+
 #endif

@@ -175,11 +175,18 @@ static int lift_luma(void *opaque, cm__video_luma *f)
     lift *l = opaque;
     atomic_fetch_add(&l->calls, 1);
     atomic_fetch_add(&l->chroma, f->chroma != NULL);
-    for (int y = 0; y < f->luma->height; y++)
-        for (int x = 0; x < f->luma->width; x++) {
-            float up = f->hi->data[y * f->hi->stride + x];
-            f->luma->data[y * f->luma->stride + x] += up < 3 ? up : 3;
-        }
+    int w = f->luma->width;
+    float *lo = malloc(sizeof(float) * (size_t)w), *hi = malloc(sizeof(float) * (size_t)w);
+    assert_non_null(lo);
+    assert_non_null(hi);
+    for (int y = 0; y < f->luma->height; y++) {
+        float *row = f->luma->data + y * f->luma->stride;
+        cm__luma_headroom_row(row, lo, hi, w);
+        for (int x = 0; x < w; x++)
+            row[x] += hi[x] < 3 ? hi[x] : 3;
+    }
+    free(lo);
+    free(hi);
     return CM_OK;
 }
 
