@@ -31,10 +31,11 @@ typedef struct cm__video_input {
 } cm__video_input;
 
 /* Open path's first (best) video stream and its decoder with threads
- * decoder threads (0 = auto), within limits (NULL = defaults). On failure
- * the message is in ctx; close it either way. */
+ * decoder threads (0 = auto), within limits (NULL = defaults); flags:
+ * CM__VIDEO_OWN or 0. On failure the message is in ctx; close it either
+ * way. */
 CM__HIDDEN int cm__video_input_open(cm_ctx *ctx, const char *path, const cm_limits *limits,
-                                    int threads, cm__video_input *in);
+                                    int threads, int flags, cm__video_input *in);
 CM__HIDDEN void cm__video_input_close(cm__video_input *in);
 
 /* Bracket every demuxer/decoder call: the time between counts against

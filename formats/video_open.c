@@ -134,8 +134,51 @@ void cm__video_input_close(cm__video_input *in)
     avformat_close_input(&in->fc);
 }
 
+/* Decode what avformat_find_stream_info needs to fill in the streams. The
+ * probing decoders refuse oversized pictures too; probing may add streams
+ * (an MPEG-TS program found mid-file), and the options array has only the
+ * streams known now. */
+static int probe_streams(cm__video_input *in, const char *max_pixels)
+{
+    unsigned nopts = in->fc->nb_streams;
+    AVDictionary **sopts = NULL;
+    if (nopts) {
+        if (!(sopts = calloc(nopts, sizeof(*sopts))))
+            return cm__error(in->ctx, CM_E_NOMEM, "%s: out of memory", in->path);
+        for (unsigned i = 0; i < nopts; i++)
+            av_dict_set(&sopts[i], "max_pixels", max_pixels, 0);
+    }
+    cm__video_decode_begin(in);
+    int err = avformat_find_stream_info(in->fc, sopts);
+    cm__video_decode_end(in);
+    for (unsigned i = 0; i < nopts; i++)
+        av_dict_free(&sopts[i]);
+    free(sopts);
+    unsigned rw, rh;
+    if (cm__video_time_over(in))
+        return cm__video_time_error(in);
+    if (err < 0 && cm__av_refused_size(&rw, &rh))
+        return cm__video_pixels_error(in, rw, rh);
+    if (err < 0)
+        return cm__video_av_fail(in->ctx, in->path, err, "read the stream information");
+    return CM_OK;
+}
+
+/* Whether fc's header alone gives one video stream's codec and size (an
+ * MP4, MOV or Matroska header does; an MPEG-TS one does not). */
+static int header_describes_video(const AVFormatContext *fc)
+{
+    for (unsigned i = 0; i < fc->nb_streams; i++) {
+        const AVCodecParameters *par = fc->streams[i]->codecpar;
+        if (par->codec_type == AVMEDIA_TYPE_VIDEO && par->codec_id != AV_CODEC_ID_NONE &&
+            par->width > 0 && par->height > 0)
+            return 1;
+    }
+    return 0;
+}
+
 int cm__video_input_open(cm_ctx *ctx, const char *path, const cm_limits *limits, int threads,
-                         cm__video_input *in)
+                         int flags, cm__video_input *in)
 {
     memset(in, 0, sizeof(*in));
     in->ctx = ctx;
@@ -195,34 +238,14 @@ int cm__video_input_open(cm_ctx *ctx, const char *path, const cm_limits *limits,
     }
     /* Sizes the header declares, before find_stream_info decodes frames
      * to probe (a Y4M or Matroska header can claim any size). */
-    for (unsigned i = 0; i < in->fc->nb_streams; i++) {
-        int ret = check_declared_size(in, in->fc->streams[i]);
-        if (ret)
+    int ret;
+    for (unsigned i = 0; i < in->fc->nb_streams; i++)
+        if ((ret = check_declared_size(in, in->fc->streams[i])))
             return ret;
-    }
-    /* the probing decoders refuse oversized pictures too; probing may add
-     * streams (an MPEG-TS program found mid-file), and the options array
-     * has only the streams known now */
-    unsigned nopts = in->fc->nb_streams;
-    AVDictionary **sopts = NULL;
-    if (nopts) {
-        if (!(sopts = calloc(nopts, sizeof(*sopts))))
-            return cm__error(ctx, CM_E_NOMEM, "%s: out of memory", path);
-        for (unsigned i = 0; i < nopts; i++)
-            av_dict_set(&sopts[i], "max_pixels", mp, 0);
-    }
-    cm__video_decode_begin(in);
-    err = avformat_find_stream_info(in->fc, sopts);
-    cm__video_decode_end(in);
-    for (unsigned i = 0; i < nopts; i++)
-        av_dict_free(&sopts[i]);
-    free(sopts);
-    if (cm__video_time_over(in))
-        return cm__video_time_error(in);
-    if (err < 0 && cm__av_refused_size(&rw, &rh))
-        return cm__video_pixels_error(in, rw, rh);
-    if (err < 0)
-        return cm__video_av_fail(ctx, path, err, "read the stream information");
+    /* a copy of our own whose header says what its video is: as it says */
+    if (!((flags & CM__VIDEO_OWN) && header_describes_video(in->fc)) &&
+        (ret = probe_streams(in, mp)))
+        return ret;
     const AVCodec *codec = NULL;
     in->vi = av_find_best_stream(in->fc, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
     if (in->vi == AVERROR_STREAM_NOT_FOUND)
@@ -311,7 +334,7 @@ int cm_video_get_info(cm_ctx *ctx, const char *path, const cm_limits *limits,
         return cm__error(ctx, CM_E_INVAL, "video info: missing path");
     memset(info, 0, sizeof(*info));
     cm__video_input in;
-    int ret = cm__video_input_open(ctx, path, limits, 1, &in);
+    int ret = cm__video_input_open(ctx, path, limits, 1, 0, &in);
     if (ret) {
         cm__video_input_close(&in);
         return ret;

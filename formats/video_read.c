@@ -43,13 +43,13 @@ void cm__video_close(cm__video_reader **pr)
 }
 
 int cm__video_open(cm_ctx *ctx, const char *path, const cm_limits *limits, int threads,
-                   cm__video_reader **out)
+                   int flags, cm__video_reader **out)
 {
     *out = NULL;
     cm__video_reader *r = calloc(1, sizeof(*r));
     if (!r)
         return cm__error(ctx, CM_E_NOMEM, "%s: out of memory", path);
-    int ret = cm__video_input_open(ctx, path, limits, threads, &r->in);
+    int ret = cm__video_input_open(ctx, path, limits, threads, flags, &r->in);
     if (ret)
         goto fail;
     r->pkt = av_packet_alloc();

@@ -637,7 +637,7 @@ int cm__video_transcode(cm_ctx *ctx, const char *in_path, const char *out_path,
         memset(info, 0, sizeof(*info));
     AVIOContext *pb = NULL;
     uint8_t *iobuf = NULL;
-    int ret = cm__video_input_open(ctx, in_path, &p->limits, 0, &j.in);
+    int ret = cm__video_input_open(ctx, in_path, &p->limits, 0, 0, &j.in);
     if (ret)
         goto done;
     j.pkt = av_packet_alloc();

@@ -10,6 +10,7 @@
 #include "celmark/video.h"
 
 #include "formats/video.h"
+#include "verify_video.h"
 #include "watermark/embed.h"
 
 #include <stdio.h>
@@ -80,7 +81,7 @@ int cm_video_stamp(cm_ctx *ctx, cm_stamper *s, const char *in_path, const char *
     vp.fast = 1;
     vp.limits = p->limits;
     cm_video_report rep;
-    if (cm_video_verify(ctx, p->check, out_path, &vp, &rep) == CM_OK) {
+    if (cm__video_verify_own(ctx, p->check, out_path, &vp, &rep) == CM_OK) {
         info->checked = 1;
         info->check_result = rep.whole;
         cm_video_report_clear(&rep);

@@ -26,6 +26,7 @@
 #include "formats/video.h"
 #include "internal.h"
 #include "pool.h"
+#include "verify_video.h"
 #include "verify/detect.h"
 
 #include <math.h>
@@ -472,8 +473,8 @@ static int video_next(void *src, cm_plane **luma, cm_plane **chroma, double *t)
     return cm__video_next(src, luma, t);
 }
 
-int cm_video_verify(cm_ctx *ctx, cm_verifier *v, const char *path,
-                    const cm_video_verify_params *p, cm_video_report *out)
+static int verify_file(cm_ctx *ctx, cm_verifier *v, const char *path,
+                       const cm_video_verify_params *p, int flags, cm_video_report *out)
 {
     if (!v || !path || !out)
         return cm__error(ctx, CM_E_INVAL, "video verify: missing verifier, path or report");
@@ -484,13 +485,25 @@ int cm_video_verify(cm_ctx *ctx, cm_verifier *v, const char *path,
         p = &def;
     }
     cm__video_reader *rd = NULL;
-    int ret = cm__video_open(ctx, path, &p->limits, p->threads, &rd);
+    int ret = cm__video_open(ctx, path, &p->limits, p->threads, flags, &rd);
     if (ret)
         return ret;
     ret = run(ctx, v, path, video_next, rd, cm__video_fps(rd), cm__video_timecode(rd),
               cm__video_frames_hint(rd), p, out);
     cm__video_close(&rd);
     return ret;
+}
+
+int cm_video_verify(cm_ctx *ctx, cm_verifier *v, const char *path,
+                    const cm_video_verify_params *p, cm_video_report *out)
+{
+    return verify_file(ctx, v, path, p, 0, out);
+}
+
+int cm__video_verify_own(cm_ctx *ctx, cm_verifier *v, const char *path,
+                         const cm_video_verify_params *p, cm_video_report *out)
+{
+    return verify_file(ctx, v, path, p, CM__VIDEO_OWN, out);
 }
 
 /* Frames of a still sequence, read one at a time. */

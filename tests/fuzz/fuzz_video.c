@@ -31,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * random points of parsing, which exercises its error paths */
     lim.max_decode_seconds = getenv("FUZZ_DECODE_SECONDS") ? atof(getenv("FUZZ_DECODE_SECONDS")) : 5;
     cm__video_reader *r = NULL;
-    if (cm__video_open(ctx, f.path, &lim, 1, &r) == CM_OK) {
+    if (cm__video_open(ctx, f.path, &lim, 1, 0, &r) == CM_OK) {
         (void)cm__video_fps(r);
         (void)cm__video_frames_hint(r);
         (void)cm__video_timecode(r);

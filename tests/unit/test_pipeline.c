@@ -11,6 +11,7 @@
 
 #include "clip.h"
 #include "formats/video.h"
+#include "pipeline/verify_video.h"
 #include "testmedia.h"
 #include "testutil.h"
 
@@ -200,7 +201,7 @@ static int fail_third(void *opaque, cm__video_luma *f)
 static int mean_luma(cm_ctx *ctx, const char *path, double *means, int max)
 {
     cm__video_reader *r = NULL;
-    assert_int_equal(cm__video_open(ctx, path, NULL, 1, &r), CM_OK);
+    assert_int_equal(cm__video_open(ctx, path, NULL, 1, 0, &r), CM_OK);
     cm_plane *p;
     double t;
     int n = 0;
@@ -346,6 +347,57 @@ static void test_video_verify_workers(void **state)
     remove(out.s);
 }
 
+/* The stamp's check reads its own copy without probing frames where the
+ * header describes the video (MP4), and probes where it does not
+ * (MPEG-TS): either way the same report as an investigator's verify. */
+static void test_video_verify_own(void **state)
+{
+    (void)state;
+    cm_ctx *ctx = NULL;
+    assert_int_equal(cm_ctx_new(&ctx), CM_OK);
+    cm_key *key = test_key(2);
+    path_buf in = test_tmp_path("pipeline_", "own_in.mp4");
+    clip_params cp;
+    clip_params_default(&cp);
+    cp.width = 320;
+    cp.height = 192;
+    cp.frames = 72;
+    cp.options = "crf=18";
+    assert_int_equal(clip_write(in.s, &cp), 0);
+    cm_stamper *st = NULL;
+    assert_int_equal(cm_stamper_new(ctx, key, ID, NULL, &st), CM_OK);
+    cm_verifier *v = NULL;
+    assert_int_equal(cm_verifier_new(ctx, key, NULL, &v), CM_OK);
+    static const char *const names[] = {"own_out.mp4", "own_out.ts"};
+    for (int n = 0; n < 2; n++) {
+        path_buf out = test_tmp_path("pipeline_", names[n]);
+        remove(out.s);
+        assert_int_equal(cm_video_stamp(ctx, st, in.s, out.s, NULL, 0, NULL), CM_OK);
+        cm_video_report r[2];
+        cm_video_verify_params p;
+        cm_video_verify_params_default(&p);
+        assert_int_equal(cm_video_verify(ctx, v, out.s, &p, &r[0]), CM_OK);
+        assert_int_equal(cm__video_verify_own(ctx, v, out.s, &p, &r[1]), CM_OK);
+        assert_true(r[0].whole.marked);
+        assert_true(r[0].whole.issue_id == ID);
+        assert_int_equal(r[0].frames, r[1].frames);
+        assert_true(r[0].fps == r[1].fps);
+        assert_true(r[0].duration == r[1].duration);
+        assert_same_result(&r[0].whole, &r[1].whole);
+        assert_int_equal(r[0].nwindows, r[1].nwindows);
+        for (size_t w = 0; w < r[0].nwindows; w++)
+            assert_same_result(&r[0].windows[w].result, &r[1].windows[w].result);
+        cm_video_report_clear(&r[0]);
+        cm_video_report_clear(&r[1]);
+        remove(out.s);
+    }
+    cm_verifier_free(&v);
+    cm_stamper_free(&st);
+    cm_key_free(&key);
+    cm_ctx_free(&ctx);
+    remove(in.s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -353,6 +405,7 @@ int main(void)
         cmocka_unit_test(test_still_bad_input),
         cmocka_unit_test(test_transcode_hook),
         cmocka_unit_test(test_video_verify_workers),
+        cmocka_unit_test(test_video_verify_own),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
