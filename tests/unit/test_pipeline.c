@@ -286,6 +286,18 @@ static void assert_same_result(const cm_verify_result *a, const cm_verify_result
     assert_int_equal(a->nclaims, b->nclaims);
 }
 
+/* A 320x192 H.264 clip of frames at 24 fps (x264 CRF 18). */
+static void write_h264_clip(const char *path, int frames)
+{
+    clip_params cp;
+    clip_params_default(&cp);
+    cp.width = 320;
+    cp.height = 192;
+    cp.frames = frames;
+    cp.options = "crf=18";
+    assert_int_equal(clip_write(path, &cp), 0);
+}
+
 /* Frames whitened by one worker or by four (and the decoder threaded):
  * the windows, segments and the whole file decided the same, bit for bit;
  * the same with the triage read, which stops at the same frame. */
@@ -297,13 +309,7 @@ static void test_video_verify_workers(void **state)
     cm_key *key = test_key(1);
     path_buf in = test_tmp_path("pipeline_", "workers_in.mp4");
     path_buf out = test_tmp_path("pipeline_", "workers_out.mp4");
-    clip_params cp;
-    clip_params_default(&cp);
-    cp.width = 320;
-    cp.height = 192;
-    cp.frames = 120; /* 5 s: three windows */
-    cp.options = "crf=18";
-    assert_int_equal(clip_write(in.s, &cp), 0);
+    write_h264_clip(in.s, 120); /* 5 s: three windows */
     remove(out.s);
     cm_stamper *st = NULL;
     assert_int_equal(cm_stamper_new(ctx, key, ID, NULL, &st), CM_OK);
@@ -357,13 +363,7 @@ static void test_video_verify_own(void **state)
     assert_int_equal(cm_ctx_new(&ctx), CM_OK);
     cm_key *key = test_key(2);
     path_buf in = test_tmp_path("pipeline_", "own_in.mp4");
-    clip_params cp;
-    clip_params_default(&cp);
-    cp.width = 320;
-    cp.height = 192;
-    cp.frames = 72;
-    cp.options = "crf=18";
-    assert_int_equal(clip_write(in.s, &cp), 0);
+    write_h264_clip(in.s, 72);
     cm_stamper *st = NULL;
     assert_int_equal(cm_stamper_new(ctx, key, ID, NULL, &st), CM_OK);
     cm_verifier *v = NULL;
