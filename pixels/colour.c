@@ -593,52 +593,74 @@ static void offset_lut_make(const cm__yuv_chroma *c, float *buf, offset_lut *t)
     }
 }
 
-/* Sample i of chroma row y's offsets, as sample_offsets gives them. */
-static inline void lut_offsets(const cm__yuv_chroma *c, const offset_lut *t, int i, int y,
-                               float d[3])
+/* Green's offset from red's and blue's, as sample_offsets makes it: the
+ * two weights once per row, not two divisions per sample. */
+typedef struct green_of {
+    float r, b;
+} green_of;
+
+static green_of green_weights(const cm__yuv_chroma *c)
+{
+    const float kg = 1.0f - c->kr - c->kb;
+    return (green_of){-c->kr / kg, -c->kb / kg};
+}
+
+/* Chroma row y's samples' offsets into s[0..2] (cw each), as
+ * sample_offsets gives them: by table, every 8-bit value being in it; a
+ * 16-bit sample past the table's bits converted where it lies. */
+static void row_offsets(const cm__yuv_chroma *c, const offset_lut *t, int y, int cw,
+                        float *restrict s0, float *restrict s1, float *restrict s2)
 {
     const ptrdiff_t at = (ptrdiff_t)(y >> c->sy) * c->stride;
-    unsigned r, b;
+    const green_of g = green_weights(c);
     if (c->bytes == 1) {
-        r = c->cr[at + i];
-        b = c->cb[at + i];
-    } else {
-        uint16_t s16;
-        memcpy(&s16, c->cr + at + 2 * i, 2);
-        r = s16;
-        memcpy(&s16, c->cb + at + 2 * i, 2);
-        b = s16;
-    }
-    if (r >= t->n || b >= t->n) {
-        sample_offsets(c, i << c->sx, y, d);
+        const uint8_t *cr = c->cr + at, *cb = c->cb + at;
+        for (int i = 0; i < cw; i++) {
+            s0[i] = t->red[cr[i]];
+            s2[i] = t->blue[cb[i]];
+            s1[i] = s0[i] * g.r + s2[i] * g.b;
+        }
         return;
     }
-    const float kg = 1.0f - c->kr - c->kb;
-    d[0] = t->red[r];
-    d[2] = t->blue[b];
-    d[1] = d[0] * (-c->kr / kg) + d[2] * (-c->kb / kg);
+    for (int i = 0; i < cw; i++) {
+        uint16_t r, b;
+        memcpy(&r, c->cr + at + 2 * i, 2);
+        memcpy(&b, c->cb + at + 2 * i, 2);
+        if (r >= t->n || b >= t->n) {
+            float d[3];
+            sample_offsets(c, i << c->sx, y, d);
+            s0[i] = d[0], s1[i] = d[1], s2[i] = d[2];
+            continue;
+        }
+        s0[i] = t->red[r];
+        s2[i] = t->blue[b];
+        s1[i] = s0[i] * g.r + s2[i] * g.b;
+    }
 }
 
 /* Chroma row cy's offsets spread over the luma row (w pixels): each pixel's
  * own sample (own[0..2]: red, green, blue) and the one to its right
  * (right[0..2]; the last column has none and takes its own again, which
  * limits the same). Each sample is read and converted once, into s[0..2]
- * (cw + 1 floats each), then spread in loops that vectorise. */
+ * (cw + 1 floats each), then spread in loops that vectorise (two pixels a
+ * sample, 4:2:0 and 4:2:2, as interleaving stores). */
 static void spread_row(const cm__yuv_chroma *c, const offset_lut *t, int cy, int cw, int w,
                        float *s[3], float *own[3], float *right[3])
 {
-    const int y = cy << c->sy, sx = c->sx;
-    float *restrict s0 = s[0], *restrict s1 = s[1], *restrict s2 = s[2];
-    for (int i = 0; i < cw; i++) {
-        float d[3];
-        lut_offsets(c, t, i, y, d);
-        s0[i] = d[0], s1[i] = d[1], s2[i] = d[2];
-    }
-    s0[cw] = s0[cw - 1], s1[cw] = s1[cw - 1], s2[cw] = s2[cw - 1];
+    const int sx = c->sx;
+    row_offsets(c, t, cy << c->sy, cw, s[0], s[1], s[2]);
+    for (int k = 0; k < 3; k++)
+        s[k][cw] = s[k][cw - 1];
     for (int k = 0; k < 3; k++) {
         const float *restrict sk = s[k];
         float *restrict o = own[k], *restrict r = right[k];
-        for (int x = 0; x < w; x++) {
+        int x = 0;
+        if (sx == 1)
+            for (; x + 1 < w; x += 2) {
+                o[x] = o[x + 1] = sk[x >> 1];
+                r[x] = r[x + 1] = sk[(x >> 1) + 1];
+            }
+        for (; x < w; x++) {
             o[x] = sk[x >> sx];
             r[x] = sk[(x >> sx) + 1];
         }
