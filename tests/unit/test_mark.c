@@ -14,6 +14,8 @@
 #include "cel.h"
 #include "testmedia.h"
 #include "celmark/celmark.h"
+#include "pixels/colour.h"
+#include "watermark/embed.h"
 #include "watermark/mask.h"
 #include "watermark/pattern.h"
 
@@ -477,6 +479,98 @@ static void test_stamper_reuse(void **state)
     cm_key_free(&k);
 }
 
+/* A video frame's rows for cm__stamper_plane_rows: the headroom of the
+ * row's luma, then its colour room (chroma: NULL for grey). */
+typedef struct rows_src {
+    const cm__room *room;
+    cm__yuv_room_rows *yuv;
+    int w;
+} rows_src;
+
+static void headroom_row(const float *l, float *lo, float *hi, int w)
+{
+    for (int x = 0; x < w; x++) {
+        lo[x] = l[x] > 0 ? l[x] : 0;
+        hi[x] = l[x] < 255 ? 255 - l[x] : 0;
+    }
+}
+
+static void room_row(void *opaque, int y, const float *l, float *lo, float *hi)
+{
+    rows_src *r = opaque;
+    headroom_row(l, lo, hi, r->w);
+    if (r->yuv)
+        cm__yuv_room_row(r->yuv, y, l, lo, hi);
+    else
+        cm__grey_room_row(r->room, l, lo, hi, r->w);
+}
+
+/* A frame marked a row at a time, each row's room made as it is reached
+ * (the video stamp), is the frame marked with whole lo/hi planes, bit for
+ * bit: 4:2:0 chroma and grey, odd sizes. */
+static void test_plane_rows(void **state)
+{
+    (void)state;
+    cm_key *k = test_key(6);
+    cm_stamper *st = NULL;
+    assert_int_equal(cm_stamper_new(NULL, k, ID, NULL, &st), 0);
+    const cm__room *room = cm__stamper_room(st);
+    assert_non_null(room);
+    static const struct {
+        int w, h, seed, kind, grey;
+    } frames[] = {{641, 359, 7, CEL_TEXTURED, 0}, {320, 181, 8, CEL_FLAT, 0},
+                  {257, 130, 9, CEL_TEXTURED, 1}};
+    for (size_t i = 0; i < sizeof(frames) / sizeof(frames[0]); i++) {
+        int w = frames[i].w, h = frames[i].h, cw = (w + 1) / 2, ch = (h + 1) / 2;
+        cm_image *img = test_frame(w, h, frames[i].seed, 3, 8, frames[i].kind);
+        cm_plane a = {0}, b = {0}, orig = {0}, lo = {0}, hi = {0};
+        assert_int_equal(cm_image_to_plane(NULL, img, &a), 0);
+        assert_int_equal(cm_image_to_plane(NULL, img, &b), 0);
+        assert_int_equal(cm_image_to_plane(NULL, img, &orig), 0);
+        assert_int_equal(cm_plane_alloc(&lo, w, h), 0);
+        assert_int_equal(cm_plane_alloc(&hi, w, h), 0);
+        uint8_t *cb = malloc((size_t)cw * ch), *cr = malloc((size_t)cw * ch);
+        assert_non_null(cb);
+        assert_non_null(cr);
+        for (size_t j = 0; j < (size_t)cw * ch; j++) { /* the frame's colour, roughly */
+            const uint8_t *px = img->data + (j / cw * 2) * img->stride + (j % cw * 2) * 3;
+            cb[j] = (uint8_t)(128 + (px[2] - px[1]) / 4);
+            cr[j] = (uint8_t)(128 + (px[0] - px[1]) / 4);
+        }
+        cm__yuv_chroma c = {cb, cr, cw, 1, 8, 1, 1, 1, 0.2126f, 0.0722f};
+        for (int y = 0; y < h; y++)
+            headroom_row(a.data + y * a.stride, lo.data + y * lo.stride, hi.data + y * hi.stride,
+                         w);
+        if (frames[i].grey)
+            cm__grey_luma_room(room, &a, &lo, &hi);
+        else
+            cm__yuv_luma_room(room, &a, &c, &lo, &hi);
+        assert_int_equal(cm_stamper_plane(st, &a, &lo, &hi), 0);
+        rows_src r = {room, NULL, w};
+        if (!frames[i].grey)
+            assert_non_null(r.yuv = cm__yuv_room_rows_new(room, &c, w, h));
+        assert_int_equal(cm__stamper_plane_rows(st, &b, room_row, &r), 0);
+        cm__yuv_room_rows_free(&r.yuv);
+        int moved = 0;
+        for (int y = 0; y < h; y++) {
+            assert_memory_equal(a.data + y * a.stride, b.data + y * b.stride,
+                                sizeof(float) * (size_t)w);
+            moved |= memcmp(a.data + y * a.stride, orig.data + y * orig.stride,
+                            sizeof(float) * (size_t)w) != 0;
+        }
+        assert_true(moved); /* it was marked */
+        free(cb);
+        free(cr);
+        cm_plane *planes[] = {&a, &b, &orig, &lo, &hi};
+        for (int p = 0; p < 5; p++)
+            cm_plane_free(planes[p]);
+        cm_image_free(&img);
+    }
+    assert_int_equal(cm__stamper_plane_rows(st, NULL, room_row, NULL), CM_E_INVAL);
+    cm_stamper_free(&st);
+    cm_key_free(&k);
+}
+
 static void test_bad_args(void **state)
 {
     (void)state;
@@ -529,6 +623,7 @@ int main(void)
         cmocka_unit_test(test_sync_geometry),
         cmocka_unit_test(test_white_and_black),
         cmocka_unit_test(test_alpha_16bit_celsafe),
+        cmocka_unit_test(test_plane_rows),
         cmocka_unit_test(test_bad_args),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
