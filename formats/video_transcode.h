@@ -11,6 +11,14 @@
 
 /* SHA-256 of a decoded frame (video_write.c: held drawings). */
 #define FRAME_DIGEST_BYTES 32
+/* Packets of a stateless intra-only stream remembered by their digest
+ * until their frames are decoded (frame threads hold a few). */
+#define PACKET_DIGESTS 16
+
+typedef struct cm__packet_digest {
+    int64_t pts;
+    uint8_t d[FRAME_DIGEST_BYTES];
+} cm__packet_digest;
 
 typedef struct cm__transcode_job {
     cm_ctx *ctx;
@@ -39,7 +47,11 @@ typedef struct cm__transcode_job {
     int jobs;               /* workers */
     int one_at_a_time;      /* each frame encoded before the next is decoded */
     uint8_t last_in[FRAME_DIGEST_BYTES]; /* the last frame submitted: its digest as */
-    int have_last_in;                    /* decoded (held frames), if one was made */
+    int have_last_in;                    /* decoded (held frames), if one was made: */
+    int last_in_packet;                  /* 1 its packet's, 0 its samples' */
+    int by_packet;          /* the source's frames each its own packet's alone */
+    cm__packet_digest pkt_digests[PACKET_DIGESTS]; /* the last packets sent */
+    unsigned next_pkt_digest;
     uint8_t *last_luma;     /* the last frame sent to the encoder: its marked luma, */
     size_t last_row;        /* last_rows rows of last_row bytes */
     int last_rows;

@@ -165,6 +165,54 @@ static int frame_digest(const AVFrame *f, uint8_t out[FRAME_DIGEST_BYTES])
     return ok ? 0 : -1;
 }
 
+/* Whether every frame of codec id is decoded from its own packet alone,
+ * with nothing carried from the frames before (ProRes, DNxHD, MJPEG): two
+ * equal packets are two equal frames. Not FFV1 or HuffYUV, intra-only but
+ * adapting their coders from frame to frame. */
+static int stateless_intra(enum AVCodecID id)
+{
+    return id == AV_CODEC_ID_PRORES || id == AV_CODEC_ID_DNXHD || id == AV_CODEC_ID_MJPEG;
+}
+
+static int bytes_digest(const uint8_t *data, size_t size, uint8_t out[FRAME_DIGEST_BYTES])
+{
+    unsigned n = 0;
+    return EVP_Digest(data, size, out, &n, EVP_sha256(), NULL) == 1 && n == FRAME_DIGEST_BYTES
+               ? 0
+               : -1;
+}
+
+/* A video packet about to be decoded: its digest kept by its time. */
+static void note_packet(cm__transcode_job *j, const AVPacket *pkt)
+{
+    cm__packet_digest *pd = &j->pkt_digests[j->next_pkt_digest++ % PACKET_DIGESTS];
+    pd->pts = AV_NOPTS_VALUE;
+    if (pkt->pts != AV_NOPTS_VALUE && bytes_digest(pkt->data, (size_t)pkt->size, pd->d) == 0)
+        pd->pts = pkt->pts;
+}
+
+/* The digest held drawings are found by: of the frame's packet where that
+ * decides the frame and is the only recent one of its time (*by_packet 1:
+ * a tenth of a ProRes frame's bytes), else of its samples. -1 if it
+ * fails. */
+static int submitted_digest(const cm__transcode_job *j, const AVFrame *f, int *by_packet,
+                            uint8_t out[FRAME_DIGEST_BYTES])
+{
+    *by_packet = 0;
+    const cm__packet_digest *found = NULL;
+    int n = 0;
+    for (int k = 0; j->by_packet && f->pts != AV_NOPTS_VALUE && k < PACKET_DIGESTS; k++)
+        if (j->pkt_digests[k].pts == f->pts) {
+            found = &j->pkt_digests[k];
+            n++;
+        }
+    if (n != 1)
+        return frame_digest(f, out);
+    memcpy(out, found->d, FRAME_DIGEST_BYTES);
+    *by_packet = 1;
+    return 0;
+}
+
 /* The last frame's marked luma (rows of row bytes) into f: a held
  * drawing's result. */
 static int held_copy(cm__transcode_job *j, AVFrame *f)
@@ -492,12 +540,15 @@ static int submit_frame(cm__transcode_job *j, AVFrame *decoded)
                          "bit, is needed)",
                          j->in.path, av_get_pix_fmt_name(decoded_fmt));
     }
-    /* the samples as decoded, for the next frame's comparison */
+    /* the frame as decoded (or its packet), for the next frame's comparison */
     uint8_t digest[FRAME_DIGEST_BYTES];
-    int known = frame_digest(f, digest) == 0;
-    int held = known && j->have_last_in && !memcmp(digest, j->last_in, sizeof(digest));
+    int by_packet;
+    int known = submitted_digest(j, f, &by_packet, digest) == 0;
+    int held = known && j->have_last_in && j->last_in_packet == by_packet &&
+               !memcmp(digest, j->last_in, sizeof(digest));
     memcpy(j->last_in, digest, sizeof(digest));
     j->have_last_in = known;
+    j->last_in_packet = by_packet;
     int ret = take_marked(j, 0);
     if (!ret && cm__pool_full(j->pool)) { /* the oldest must be encoded first */
         void *g;
@@ -554,6 +605,8 @@ static int transcode(cm__transcode_job *j)
             return cm__video_av_fail(j->ctx, j->in.path, err, "read the video");
         int si = j->pkt->stream_index;
         if (si == j->in.vi) {
+            if (j->by_packet)
+                note_packet(j, j->pkt);
             cm__video_decode_begin(&j->in);
             err = avcodec_send_packet(j->in.dec, j->pkt);
             cm__video_decode_end(&j->in);
@@ -649,6 +702,9 @@ int cm__video_transcode(cm_ctx *ctx, const char *in_path, const char *out_path,
     }
     AVStream *vs = j.in.fc->streams[j.in.vi];
     j.total = vs->nb_frames > 0 ? vs->nb_frames : -1;
+    j.by_packet = stateless_intra(vs->codecpar->codec_id);
+    for (int k = 0; k < PACKET_DIGESTS; k++)
+        j.pkt_digests[k].pts = AV_NOPTS_VALUE;
     if ((ret = setup_output(&j, p->out_name ? p->out_name : out_path)))
         goto done;
     if ((ret = cm__atomic_open(ctx, out_path, flags & CM_WRITE_FORCE, &j.out)))

@@ -274,6 +274,57 @@ static void test_transcode_hook(void **state)
     remove(out.s);
 }
 
+/* Held drawings of a stateless intra-only source (ProRes, MJPEG) are found
+ * by their packets' digests: the hook runs once per drawing, every frame
+ * comes out lifted (none takes a neighbour's drawing), and one worker or
+ * four write the same bytes. */
+static void test_transcode_held_by_packet(void **state)
+{
+    (void)state;
+    cm_ctx *ctx = NULL;
+    assert_int_equal(cm_ctx_new(&ctx), CM_OK);
+    static const struct {
+        const char *codec, *pix_fmt, *in, *out, *one;
+    } cases[] = {
+        {"prores_ks", "yuv422p10le", "held.mov", "held_out.mov", "held_one.mov"},
+        {"mjpeg", "yuvj420p", "held.avi", "held_out.avi", "held_one.avi"},
+    };
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        path_buf in = test_tmp_path("pipeline_", cases[c].in);
+        path_buf out = test_tmp_path("pipeline_", cases[c].out);
+        path_buf one = test_tmp_path("pipeline_", cases[c].one);
+        clip_params cp;
+        clip_params_default(&cp);
+        cp.width = 160;
+        cp.height = 96;
+        cp.frames = 12;
+        cp.codec = cases[c].codec;
+        cp.pix_fmt = cases[c].pix_fmt;
+        assert_int_equal(clip_write(in.s, &cp), 0);
+        remove(out.s);
+        remove(one.s);
+        cm_video_stamp_params p;
+        cm_video_stamp_params_default(&p);
+        lift l = {0, 0};
+        assert_int_equal(cm__video_transcode(ctx, in.s, out.s, &p, 0, NULL, lift_luma, &l), CM_OK);
+        assert_true(l.calls >= 6 && l.calls < 12);
+        double a[16], b[16];
+        assert_int_equal(mean_luma(ctx, in.s, a, 16), 12);
+        assert_int_equal(mean_luma(ctx, out.s, b, 16), 12);
+        for (int k = 0; k < 12; k++) /* lifted, by at most 3 and a rounding (lossy) */
+            assert_true(b[k] - a[k] > 0.5 && b[k] - a[k] < 4.0);
+        p.jobs = 1;
+        lift l1 = {0, 0};
+        assert_int_equal(cm__video_transcode(ctx, in.s, one.s, &p, 0, NULL, lift_luma, &l1), CM_OK);
+        assert_true(test_files_equal(out.s, one.s));
+        assert_int_equal(l1.calls, l.calls);
+        remove(in.s);
+        remove(out.s);
+        remove(one.s);
+    }
+    cm_ctx_free(&ctx);
+}
+
 /* Two decisions made on the same sums: every figure equal, bit for bit. */
 static void assert_same_result(const cm_verify_result *a, const cm_verify_result *b)
 {
@@ -404,6 +455,7 @@ int main(void)
         cmocka_unit_test(test_still_round_trip),
         cmocka_unit_test(test_still_bad_input),
         cmocka_unit_test(test_transcode_hook),
+        cmocka_unit_test(test_transcode_held_by_packet),
         cmocka_unit_test(test_video_verify_workers),
         cmocka_unit_test(test_video_verify_own),
     };
