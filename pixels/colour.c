@@ -569,9 +569,18 @@ typedef struct offset_lut {
                    is converted where it lies) */
 } offset_lut;
 
+/* Values a frame's tables hold: all of 8 to 12 bits; none past that (64 Ki
+ * values a frame would cost more than the samples they spare). */
+#define LUT_MAX_BITS 12
+static unsigned lut_values(const cm__yuv_chroma *c)
+{
+    int bits = c->bytes == 1 ? 8 : c->bits;
+    return bits <= LUT_MAX_BITS ? 1u << bits : 0;
+}
+
 static void offset_lut_make(const cm__yuv_chroma *c, float *buf, offset_lut *t)
 {
-    t->n = 1u << (c->bytes == 1 ? 8 : c->bits);
+    t->n = lut_values(c);
     t->red = buf;
     t->blue = buf + t->n;
     cm__yuv_chroma one = *c; /* a one-sample plane of value v */
@@ -707,7 +716,7 @@ cm__yuv_room_rows *cm__yuv_room_rows_new(const cm__room *room, const cm__yuv_chr
     r->ch = (height + (1 << c->sy) - 1) >> c->sy;
     r->have = -1;
     /* two chroma rows spread, one row's samples, the offset tables */
-    const size_t lut_floats = 2u << (c->bytes == 1 ? 8 : c->bits);
+    const size_t lut_floats = 2 * (size_t)lut_values(c);
     const size_t floats = (size_t)w * 12 + 3 * ((size_t)r->cw + 1) + lut_floats;
     if (cm__dsp_reference() || !room->yuv || c->bits < 8 || c->bits > 16 ||
         !(r->buf = cm__malloc_array(floats, sizeof(float))))

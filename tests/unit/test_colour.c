@@ -206,8 +206,9 @@ static void test_apply_within_budget(void **state)
 /* The optimised Y'CbCr budget is the reference's, bit for bit: 8- and
  * 10-bit samples, 4:2:0, 4:2:2 and 4:4:4, limited and full range, odd
  * sizes (the last chroma column and row have no neighbour), random chroma
- * and flat fills (runs whose neighbours' passes are skipped), and 10-bit
- * samples a damaged stream puts past 1023 (beyond the per-value tables). */
+ * and flat fills (runs whose neighbours' passes are skipped), 10-bit
+ * samples a damaged stream puts past 1023 (beyond the per-value tables),
+ * and 16-bit samples (no tables). */
 static void test_yuv_room_matches_reference(void **state)
 {
     (void)state;
@@ -219,7 +220,7 @@ static void test_yuv_room_matches_reference(void **state)
         {37, 23, 1, 8, 1, 1, 1, 0},   {64, 48, 1, 8, 1, 1, 0, 0},  {33, 17, 2, 10, 1, 0, 1, 0},
         {31, 9, 2, 10, 0, 0, 0, 0},   {1, 1, 1, 8, 1, 1, 1, 0},    {2, 3, 2, 12, 1, 1, 1, 0},
         {203, 31, 1, 8, 1, 1, 1, 1},  {150, 12, 2, 10, 1, 0, 0, 1}, {97, 8, 1, 8, 0, 0, 1, 1},
-        {41, 13, 2, 10, 1, 1, 1, 2},
+        {41, 13, 2, 10, 1, 1, 1, 2},  {29, 11, 2, 16, 1, 1, 0, 0},
     };
     srand(11);
     for (size_t n = 0; n < sizeof(cases) / sizeof(cases[0]); n++) {
