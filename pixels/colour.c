@@ -466,12 +466,24 @@ static uint32_t room_code(float room)
 /* What a chroma sample adds to a pixel's luma to give its R', G' and B'
  * (8-bit scale): red and blue from Cr and Cb, green from the two (luma is
  * kr R' + kg G' + kb B'), so each pixel's colour is three additions. */
-static void sample_offsets(const cm__yuv_chroma *c, int x, int y, float d[3])
+/* Green's offset from red's and blue's (luma is kr R' + kg G' + kb B'):
+ * d_g = r d_r + b d_b, the two weights made once per row by the passes. */
+typedef struct green_of {
+    float r, b;
+} green_of;
+
+static green_of green_weights(const cm__yuv_chroma *c)
 {
     const float kg = 1.0f - c->kr - c->kb;
+    return (green_of){-c->kr / kg, -c->kb / kg};
+}
+
+static void sample_offsets(const cm__yuv_chroma *c, int x, int y, float d[3])
+{
+    const green_of g = green_weights(c);
     d[0] = 2.0f * (1.0f - c->kr) * chroma_sample(c, c->cr, x, y);
     d[2] = 2.0f * (1.0f - c->kb) * chroma_sample(c, c->cb, x, y);
-    d[1] = d[0] * (-c->kr / kg) + d[2] * (-c->kb / kg);
+    d[1] = d[0] * g.r + d[2] * g.b;
 }
 
 /* The room table as the row passes read it: each red and green pair's
@@ -565,8 +577,8 @@ static void room_pass(const room_tab *t, const float *restrict l, const float *r
  * per frame by sample_offsets itself: the same floats, one load each. */
 typedef struct offset_lut {
     float *red, *blue;
-    unsigned n; /* values in the tables: 2^bits (a 16-bit sample past them
-                   is converted where it lies) */
+    unsigned n; /* values in the tables (lut_values); a sample past them is
+                   converted where it lies */
 } offset_lut;
 
 /* Values a frame's tables hold: all of 8 to 12 bits; none past that (64 Ki
@@ -600,18 +612,6 @@ static void offset_lut_make(const cm__yuv_chroma *c, float *buf, offset_lut *t)
         t->red[v] = d[0];
         t->blue[v] = d[2];
     }
-}
-
-/* Green's offset from red's and blue's, as sample_offsets makes it: the
- * two weights once per row, not two divisions per sample. */
-typedef struct green_of {
-    float r, b;
-} green_of;
-
-static green_of green_weights(const cm__yuv_chroma *c)
-{
-    const float kg = 1.0f - c->kr - c->kb;
-    return (green_of){-c->kr / kg, -c->kb / kg};
 }
 
 /* Chroma row y's samples' offsets into s[0..2] (cw each), as

@@ -14,6 +14,7 @@
 #include "cel.h"
 #include "testmedia.h"
 #include "celmark/celmark.h"
+#include "formats/video.h"
 #include "pixels/colour.h"
 #include "watermark/embed.h"
 #include "watermark/mask.h"
@@ -479,26 +480,19 @@ static void test_stamper_reuse(void **state)
     cm_key_free(&k);
 }
 
-/* A video frame's rows for cm__stamper_plane_rows: the headroom of the
- * row's luma, then its colour room (chroma: NULL for grey). */
+/* A video frame's rows for cm__stamper_plane_rows, as the video stamp
+ * makes them: the headroom of the row's luma, then its colour room (yuv
+ * NULL: grey). */
 typedef struct rows_src {
     const cm__room *room;
     cm__yuv_room_rows *yuv;
     int w;
 } rows_src;
 
-static void headroom_row(const float *l, float *lo, float *hi, int w)
-{
-    for (int x = 0; x < w; x++) {
-        lo[x] = l[x] > 0 ? l[x] : 0;
-        hi[x] = l[x] < 255 ? 255 - l[x] : 0;
-    }
-}
-
 static void room_row(void *opaque, int y, const float *l, float *lo, float *hi)
 {
     rows_src *r = opaque;
-    headroom_row(l, lo, hi, r->w);
+    cm__luma_headroom_row(l, lo, hi, r->w);
     if (r->yuv)
         cm__yuv_room_row(r->yuv, y, l, lo, hi);
     else
@@ -539,8 +533,8 @@ static void test_plane_rows(void **state)
         }
         cm__yuv_chroma c = {cb, cr, cw, 1, 8, 1, 1, 1, 0.2126f, 0.0722f};
         for (int y = 0; y < h; y++)
-            headroom_row(a.data + y * a.stride, lo.data + y * lo.stride, hi.data + y * hi.stride,
-                         w);
+            cm__luma_headroom_row(a.data + y * a.stride, lo.data + y * lo.stride,
+                                  hi.data + y * hi.stride, w);
         if (frames[i].grey)
             cm__grey_luma_room(room, &a, &lo, &hi);
         else
