@@ -7,12 +7,14 @@
  *
  *   still  the RGB frame stamped with cm_stamper_image (luma and the
  *          blue-yellow share)
- *   video  the frame as a 4:2:0 video frame (BT.709, limited range, as
- *          swscale makes it for an encoder), its luma stamped the way
- *          pipeline/stamp_video.c does (cm_stamper_plane, headroom limited by the
- *          colour budget of each pixel's colour), then both it and the
- *          unmarked 4:2:0 frame back to RGB: the difference is the mark's
- *          alone, not the chroma subsampling's
+ *   v420   the frame as a video frame (BT.709, limited range, as swscale
+ *   v422   makes it for an encoder): 4:2:0 8-bit (H.264, HEVC), 4:2:2
+ *   v444   10-bit (ProRes 422 HQ), 4:4:4 10-bit (ProRes 4444); its luma
+ *          stamped the way a video stamp does (read and written back by
+ *          the transcoder's functions, headroom limited by the colour
+ *          budget of each pixel's colour), then both it and the unmarked
+ *          frame back to RGB: the difference is the mark's alone, not the
+ *          chroma subsampling's
  *
  * Per row: ΔE00 mean, p99, p99.9, max, the share of pixels over 1.0 and
  * over 2.3, the largest |luma change| among pixels under luma 32, PSNR-Y
@@ -32,6 +34,8 @@
 #include "invisibility.h"
 #include "cel.h"
 
+#include "formats/video.h"
+#include "formats/video_internal.h"
 #include "pixels/colour.h"
 #include "watermark/embed.h"
 
@@ -40,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libavutil/frame.h>
 #include <libswscale/swscale.h>
 
 #define FRAME_W BENCH_FRAME_W /* corpus frame size, pixels (benchutil.h) */
@@ -68,109 +73,140 @@ static int pass(const target *t, const cm_de_stats *s)
 
 /* ---- the video path -------------------------------------------------- */
 
-typedef struct yuv {
-    int w, h;
-    uint8_t *p[3];
-    int ls[3];
-} yuv;
+/* The video frame kinds a row is made for: each a layout stamps are
+ * delivered in, BT.709 limited range as swscale makes it for an encoder. */
+static const struct {
+    const char *kind;
+    enum AVPixelFormat fmt;
+} video_kinds[] = {
+    {"v420", AV_PIX_FMT_YUV420P},     /* H.264 / HEVC deliveries */
+    {"v422", AV_PIX_FMT_YUV422P10LE}, /* ProRes 422 HQ, DNxHR HQX */
+    {"v444", AV_PIX_FMT_YUV444P10LE}, /* ProRes 4444 */
+};
+#define NVIDEO (int)(sizeof(video_kinds) / sizeof(video_kinds[0]))
 
-static void yuv_free(yuv *f)
-{
-    for (int k = 0; k < 3; k++)
-        free(f->p[k]);
-    memset(f, 0, sizeof(*f));
-}
-
-static int yuv_alloc(yuv *f, int w, int h)
-{
-    memset(f, 0, sizeof(*f));
-    f->w = w;
-    f->h = h;
-    f->ls[0] = w;
-    f->ls[1] = f->ls[2] = (w + 1) / 2;
-    f->p[0] = malloc((size_t)w * h);
-    f->p[1] = malloc((size_t)f->ls[1] * ((h + 1) / 2));
-    f->p[2] = malloc((size_t)f->ls[2] * ((h + 1) / 2));
-    if (!f->p[0] || !f->p[1] || !f->p[2]) {
-        yuv_free(f);
-        return CM_E_NOMEM;
-    }
-    return CM_OK;
-}
-
-/* RGB24 <-> YUV 4:2:0, BT.709 limited range, swscale's bicubic chroma */
-static int convert(const cm_image *rgb, yuv *f, int to_yuv)
+/* RGB24 <-> f (its format), BT.709 limited range, swscale's bicubic chroma */
+static int convert(const cm_image *rgb, AVFrame *f, int to_yuv)
 {
     struct SwsContext *s =
-        to_yuv
-            ? sws_getContext(rgb->width, rgb->height, AV_PIX_FMT_RGB24, f->w, f->h,
-                             AV_PIX_FMT_YUV420P, SWS_BICUBIC | SWS_ACCURATE_RND, NULL, NULL, NULL)
-            : sws_getContext(f->w, f->h, AV_PIX_FMT_YUV420P, rgb->width, rgb->height,
-                             AV_PIX_FMT_RGB24, SWS_BICUBIC | SWS_ACCURATE_RND, NULL, NULL, NULL);
+        to_yuv ? sws_getContext(rgb->width, rgb->height, AV_PIX_FMT_RGB24, f->width, f->height,
+                                f->format, SWS_BICUBIC | SWS_ACCURATE_RND, NULL, NULL, NULL)
+               : sws_getContext(f->width, f->height, f->format, rgb->width, rgb->height,
+                                AV_PIX_FMT_RGB24, SWS_BICUBIC | SWS_ACCURATE_RND, NULL, NULL, NULL);
     if (!s)
         return CM_E_INTERNAL;
     const int *coef = sws_getCoefficients(SWS_CS_ITU709);
     sws_setColorspaceDetails(s, coef, to_yuv ? 1 : 0, coef, to_yuv ? 0 : 1, 0, 1 << 16, 1 << 16);
-    const uint8_t *rs[1] = {rgb->data};
+    uint8_t *rs[1] = {rgb->data};
     int rls[1] = {(int)rgb->stride};
     if (to_yuv)
-        sws_scale(s, rs, rls, 0, rgb->height, f->p, f->ls);
+        sws_scale(s, (const uint8_t *const *)rs, rls, 0, rgb->height, f->data, f->linesize);
     else
-        sws_scale(s, (const uint8_t *const *)f->p, f->ls, 0, f->h, (uint8_t *const *)rs, rls);
+        sws_scale(s, (const uint8_t *const *)f->data, f->linesize, 0, f->height, rs, rls);
     sws_freeContext(s);
     return CM_OK;
 }
 
-/* Mark f's luma as pipeline/stamp_video.c does: L = (Y - 16) * 255 / 219, headroom
- * to the nominal range then to the colour budget, cm_stamper_plane, Y back
- * rounded. */
-static int mark_yuv(cm_stamper *st, yuv *f)
+/* Mark f's luma as the video stamp does (formats/video_write.c's
+ * mark_frame, pipeline/stamp_video.c's hook): its luma read where it lies,
+ * headroom to the nominal range, the colour budget of each pixel's colour
+ * with its own chroma, cm_stamper_plane, the change written back into the
+ * samples. Whole budget planes rather than rows: the same values
+ * (tests/unit/test_mark.c). */
+static int mark_frame(cm_stamper *st, AVFrame *f)
 {
+    cm__luma_fmt lf = cm__luma_describe(f);
+    cm__yuv_chroma c;
+    if (!lf.native || !cm__luma_chroma(f, &lf, &c))
+        return CM_E_UNSUPPORTED;
+    cm__luma_map m = cm__luma_map_make(&lf);
     cm_plane l, lo, hi;
-    int ret = cm_plane_alloc(&l, f->w, f->h);
-    if (!ret && (ret = cm_plane_alloc(&lo, f->w, f->h)) == 0 &&
-        (ret = cm_plane_alloc(&hi, f->w, f->h)) != 0)
+    int ret = cm_plane_alloc(&l, f->width, f->height);
+    if (!ret && (ret = cm_plane_alloc(&lo, f->width, f->height)) == 0 &&
+        (ret = cm_plane_alloc(&hi, f->width, f->height)) != 0)
         cm_plane_free(&lo);
     if (ret) {
         cm_plane_free(&l);
         return ret;
     }
-    const float a = 255.0f / 219.0f, b = -16.0f * 255.0f / 219.0f;
-    for (int i = 0; i < f->w * f->h; i++) {
-        int y = i / f->w, x = i % f->w;
-        l.data[i] = a * f->p[0][y * f->ls[0] + x] + b;
-        lo.data[i] = l.data[i] > 0 ? l.data[i] : 0;
-        hi.data[i] = l.data[i] < 255 ? 255 - l.data[i] : 0;
-    }
-    cm__yuv_chroma c = {f->p[1], f->p[2], f->ls[1], 1, 8, 1, 1, 1, 0.2126f, 0.0722f};
+    cm__luma_read(f, &lf, &m, &l);
+    for (int y = 0; y < f->height; y++)
+        cm__luma_headroom_row(l.data + y * l.stride, lo.data + y * lo.stride,
+                              hi.data + y * hi.stride, f->width);
     cm__yuv_luma_room(cm__stamper_room(st), &l, &c, &lo, &hi);
-    if (!ret)
-        ret = cm_stamper_plane(st, &l, &lo, &hi);
-    for (int i = 0; !ret && i < f->w * f->h; i++) {
-        uint8_t *s = &f->p[0][(i / f->w) * f->ls[0] + i % f->w];
-        float d = (l.data[i] - (a * *s + b)) / a;
-        float v = floorf(*s + d + 0.5f);
-        *s = (uint8_t)(v < 0 ? 0 : (v > 255 ? 255 : v));
-    }
+    if (!(ret = cm_stamper_plane(st, &l, &lo, &hi)))
+        cm__luma_write(f, &lf, &m, &l);
     cm_plane_free(&l);
     cm_plane_free(&lo);
     cm_plane_free(&hi);
     return ret;
 }
 
-/* The 4:2:0 round trip of img, unmarked (ref) and marked (out). */
-static int video_frames(cm_stamper *st, const cm_image *img, cm_image **ref, cm_image **out)
+/* img's round trip through a video frame of kind k, unmarked (ref) and
+ * marked (out). */
+static int video_frames(cm_stamper *st, const cm_image *img, int k, cm_image **ref,
+                        cm_image **out)
 {
-    yuv f;
-    int ret = yuv_alloc(&f, img->width, img->height);
-    if (ret)
-        return ret;
-    if (!(ret = convert(img, &f, 1)) && !(ret = cm_image_copy_pixels(img, ref)) &&
-        !(ret = convert(*ref, &f, 0)) && !(ret = mark_yuv(st, &f)) &&
+    AVFrame *f = av_frame_alloc();
+    if (!f)
+        return CM_E_NOMEM;
+    f->format = video_kinds[k].fmt;
+    f->width = img->width;
+    f->height = img->height;
+    f->color_range = AVCOL_RANGE_MPEG;
+    f->colorspace = AVCOL_SPC_BT709;
+    int ret = av_frame_get_buffer(f, 0) < 0 ? CM_E_NOMEM : CM_OK;
+    if (!ret && !(ret = convert(img, f, 1)) && !(ret = cm_image_copy_pixels(img, ref)) &&
+        !(ret = convert(*ref, f, 0)) && !(ret = mark_frame(st, f)) &&
         !(ret = cm_image_copy_pixels(img, out)))
-        ret = convert(*out, &f, 0);
-    yuv_free(&f);
+        ret = convert(*out, f, 0);
+    av_frame_free(&f);
     return ret;
+}
+
+/* ---- the budget table alone ------------------------------------------ */
+
+/* Every colour of a grid (every 3rd value a channel), its luma moved down
+ * and up as far as a video frame's share of its cell's room lets it, as a
+ * display shows the result (clipped to 0..255): the worst ΔE00 and how
+ * many moves pass de and 3.0. The room is all a video frame's pixels get:
+ * no pixel of it is checked after rounding. */
+static void budget_grid(float de)
+{
+    const cm__room *t = cm__room_get(de);
+    if (!t)
+        return;
+    double worst[2] = {0, 0};
+    long over_de[2] = {0, 0}, over3[2] = {0, 0}, n = 0;
+    int at[2][3] = {{0}};
+    for (int r = 0; r < 256; r += 3)
+        for (int g = 0; g < 256; g += 3)
+            for (int b = 0; b < 256; b += 3, n++) {
+                const float rgb[3] = {(float)r, (float)g, (float)b};
+                const cm__room_cell *c = cm__room_at(t, rgb);
+                const float room[2] = {c->luma_down, c->luma_up};
+                for (int k = 0; k < 2; k++) {
+                    float d = room[k] * CM__YUV_ROOM_SHARE - CM__YUV_ROUND_MARGIN, m[3];
+                    d = d > 0 ? d : 0;
+                    cm__colour_move(rgb, k ? d : -d, 0, m);
+                    for (int i = 0; i < 3; i++)
+                        m[i] = m[i] < 0 ? 0 : (m[i] > 255 ? 255 : m[i]);
+                    double e = cm__de00_rgb(rgb, m);
+                    over_de[k] += e > de;
+                    over3[k] += e > 3.0;
+                    if (e > worst[k]) {
+                        worst[k] = e;
+                        at[k][0] = r, at[k][1] = g, at[k][2] = b;
+                    }
+                }
+            }
+    printf("budget table (ΔE00 %.1f), a video frame's luma room on every colour of a grid "
+           "(%ld colours, every 3rd value), as shown:\n",
+           de, n);
+    for (int k = 0; k < 2; k++)
+        printf("  luma %-4s max %.2f at (%d,%d,%d); moves over %.1f: %ld, over 3.0: %ld\n",
+               k ? "up" : "down", worst[k], at[k][0], at[k][1], at[k][2], de, over_de[k],
+               over3[k]);
 }
 
 /* ---- the worst pixel ------------------------------------------------- */
@@ -271,9 +307,11 @@ int main(int argc, char **argv)
             printf(", share > 2.3 <= %.2f %%", 100 * t->over23);
         printf(" (every still; video frames: %s)\n",
                tv == t ? "the same" : "the default profile's limits");
+        if (video && profiles[pi].profile == CM_PROFILE_DEFAULT)
+            budget_grid(2.0f);
         printf(
             "kind  frm style      mean   p99 p99.9   max    >1.0     >2.3 dY<32 psnr_y  ssim_y\n");
-        cm_de_stats worst_s[2] = {{0}};
+        cm_de_stats worst_s[1 + NVIDEO] = {{0}};
         for (int fi = 1; fi <= frames; fi++) {
             cel_params p;
             bench_frame_params(&p, fi);
@@ -313,18 +351,20 @@ int main(int argc, char **argv)
             if (crop && profiles[pi].profile == CM_PROFILE_DEFAULT && p.style >= CEL_PAINTED &&
                 s.max > w.de)
                 keep_worst(img, marked, fi, s.max, &w);
-            if (video) {
-                if ((ret = video_frames(st, img, &ref, &vmarked)) ||
+            for (int k = 0; video && k < NVIDEO; k++) {
+                if ((ret = video_frames(st, img, k, &ref, &vmarked)) ||
                     (ret = cm_image_delta_e(ctx, ref, vmarked, &s))) {
-                    fprintf(stderr, "invisibility: frame %d (video): %s\n", fi,
+                    fprintf(stderr, "invisibility: frame %d (%s): %s\n", fi, video_kinds[k].kind,
                             cm_ctx_last_error(ctx));
                     return 4;
                 }
-                print_row("video", fi, cel_style_name(p.style), &s, -1, -1, tv);
+                print_row(video_kinds[k].kind, fi, cel_style_name(p.style), &s, -1, -1, tv);
                 misses += !pass(tv, &s);
                 rows++;
-                worst_s[1].max = fmax(worst_s[1].max, s.max);
-                worst_s[1].p999 = fmax(worst_s[1].p999, s.p999);
+                worst_s[1 + k].max = fmax(worst_s[1 + k].max, s.max);
+                worst_s[1 + k].p999 = fmax(worst_s[1 + k].p999, s.p999);
+                cm_image_free(&ref);
+                cm_image_free(&vmarked);
             }
             fflush(stdout);
             cm_stamper_free(&st);
@@ -334,8 +374,9 @@ int main(int argc, char **argv)
             cm_image_free(&vmarked);
         }
         printf("worst over frames: still p99.9 %.2f max %.2f", worst_s[0].p999, worst_s[0].max);
-        if (video)
-            printf("; video p99.9 %.2f max %.2f", worst_s[1].p999, worst_s[1].max);
+        for (int k = 0; video && k < NVIDEO; k++)
+            printf("; %s p99.9 %.2f max %.2f", video_kinds[k].kind, worst_s[1 + k].p999,
+                   worst_s[1 + k].max);
         printf("\n");
     }
     printf("\nrows_meeting_target: %d of %d\n", rows - misses, rows);

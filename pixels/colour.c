@@ -160,12 +160,18 @@ static float node_value(int i)
     return (float)(255.0 * u * u);
 }
 
-/* ΔE00 between rgb (lab) and rgb moved t along (luma, blue) */
+/* ΔE00 between rgb (lab) and rgb moved t along (luma, blue) as a display
+ * shows it: clipped to 0..255. A channel pushed past black or white stays
+ * there while the others move on, so the colour's hue and chroma change
+ * too (a dark green-yellow of no blue, moved down 8 codes: ΔE00 3.2 shown,
+ * 1.3 with blue followed below 0). */
 static double de_along(const float rgb[3], const double lab[3], float luma, float blue, float t)
 {
     float moved[3];
     double lm[3];
     cm__colour_move(rgb, luma * t, blue * t, moved);
+    for (int k = 0; k < 3; k++)
+        moved[k] = moved[k] < 0 ? 0 : (moved[k] > 255 ? 255 : moved[k]);
     cm__srgb_to_lab(moved, lm);
     return cm__ciede2000(lab, lm);
 }
@@ -441,15 +447,15 @@ static float chroma_sample(const cm__yuv_chroma *c, const uint8_t *plane, int x,
  * the colour shown may be any blend of the pixel's sample and the next one
  * across and down: the room is the least of the four. No pixel is checked
  * after rounding here (a still's is, cm__image_apply_marks_within), so
- * part of the room is kept in reserve: half a sample step (255/219 of a
- * code value in limited range) for the rounding, and YUV_ROOM_SHARE of the
- * rest for the decoder's interpolation overshooting its samples and
- * out-of-gamut colours clipped on display (bench/invisibility, video rows:
- * the whole room let 2 of 13 frame kinds reach ΔE00 3.0-3.1 under the
- * default profile's 2.0; 0.85 keeps every one under 3.0: at most 2.81 over
- * the 20 frames of today's corpus, p99.9 at most 1.46). */
-#define YUV_ROUND_MARGIN 0.6f
-#define YUV_ROOM_SHARE 0.85f
+ * part of the room is kept in reserve (CM__YUV_ROUND_MARGIN,
+ * CM__YUV_ROOM_SHARE in colour.h): half a sample step (255/219 of a code
+ * value in limited range) for the rounding, and a share of the rest for
+ * the decoder's interpolation overshooting its samples and for what
+ * varies inside a cell (bench/invisibility, video rows: the whole room let
+ * 2 of 13 frame kinds reach ΔE00 3.0-3.1 under the default profile's 2.0;
+ * 0.85 kept every one under 3.0). */
+#define YUV_ROUND_MARGIN CM__YUV_ROUND_MARGIN
+#define YUV_ROOM_SHARE CM__YUV_ROOM_SHARE
 
 /* A cell's luma room, its share less the margin, in 1/256 of a code value
  * rounded down: both directions fit one 32-bit word (room_tab.cell), two

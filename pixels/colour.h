@@ -126,6 +126,12 @@ typedef struct cm__yuv_chroma {
     float kr, kb;
 } cm__yuv_chroma;
 
+/* What a video frame's luma gets of its cell's room: this share, less
+ * this margin (code values), since no pixel of it is checked after
+ * rounding (colour.c). */
+#define CM__YUV_ROOM_SHARE 0.85f
+#define CM__YUV_ROUND_MARGIN 0.6f
+
 /* Limit lo/hi (how far luma may move, 8-bit scale) of each pixel of a
  * Y'CbCr frame to the colour budget of room, the colour being the one the
  * frame shows: luma (8-bit scale, as the stamper sees it) with the chroma
