@@ -328,6 +328,19 @@ static cost median_cost(const cost *c, int n)
     return m;
 }
 
+/* The median of n per-pair ratios a[i] / b[i] (each pair run back to back,
+ * so the machine's drift from pair to pair cancels), and their range. */
+static double median_ratio(const cost *a, const cost *b, int n, double *lo, double *hi)
+{
+    double r[16];
+    for (int i = 0; i < n; i++)
+        r[i] = a[i].wall / b[i].wall;
+    qsort(r, (size_t)n, sizeof(double), cmp_double);
+    *lo = r[0];
+    *hi = r[n - 1];
+    return n % 2 ? r[n / 2] : (r[n / 2 - 1] + r[n / 2]) / 2;
+}
+
 /* One clip of the speed table. */
 typedef struct speed_clip {
     const char *name, *file;
@@ -436,18 +449,19 @@ static int speed_table(const char *dir, const char *celmark, int pairs, int skip
             failed = 1;
             continue;
         }
-        double ratio = sm.wall / fm.wall, secs = c->frames / 24.0;
+        double lo, hi, ratio = median_ratio(s, f, pairs, &lo, &hi), secs = c->frames / 24.0;
         printf("  %-16s %6d | %7.2f / %6.2f  %7.2f / %6.2f  %6.2f %6s | %8.1f %7.2fx %+7.1f%% | "
                "%9.0f %9.0f %+6.0f | %.2fx real time (%.2f s wall, %.2f s cpu; ffmpeg's "
-               "decode alone %.2fx)\n",
+               "decode alone %.2fx) | pairs %.2f-%.2f\n",
                c->name, c->frames, sm.wall, sm.cpu, fm.wall, fm.cpu, ratio,
                ratio <= 1.15 ? "PASS" : "MISS", 1000 * (sm.cpu - em.cpu) / c->frames,
                em.cpu / fm.cpu, 100 * (file_mb(st) / file_mb(ff) - 1), sm.rss, fm.rss,
-               sm.rss - fm.rss, secs / vm.wall, vm.wall, vm.cpu, secs / dm.wall);
+               sm.rss - fm.rss, secs / vm.wall, vm.wall, vm.cpu, secs / dm.wall, lo, hi);
         if (k == 0)
             snprintf(anim_stamped, sizeof(anim_stamped), "%s", st);
     }
-    printf("  (ratio: stamp wall / ffmpeg wall, target <= 1.15; own: celmark's CPU less the "
+    printf("  (ratio: the median over pairs of stamp wall / ffmpeg wall run back to back, "
+           "target <= 1.15, its range under pairs; own: celmark's CPU less the "
            "encoder's, per frame; enc xtra: ffmpeg's CPU on the stamped copy / on the source; "
            "bitrate: stamped vs ffmpeg's output at the same CRF; +MiB: stamp's peak RSS over "
            "ffmpeg's, target <= 150 at 1080p; verify: target >= 4x real time at 1080p24 "
