@@ -445,7 +445,9 @@ static float chroma_sample(const cm__yuv_chroma *c, const uint8_t *plane, int x,
 
 /* A decoder's chroma upsampling blends the neighbouring chroma samples, so
  * the colour shown may be any blend of the pixel's sample and the next one
- * across and down: the room is the least of the four. No pixel is checked
+ * across and down where the chroma is subsampled: the room is the least of
+ * the four (4:2:0), of two (4:2:2: across only), or the pixel's own (4:4:4:
+ * no decoder blends a direction that keeps every sample). No pixel is checked
  * after rounding here (a still's is, cm__image_apply_marks_within), so
  * part of the room is kept in reserve (CM__YUV_ROUND_MARGIN,
  * CM__YUV_ROOM_SHARE in colour.h): half a sample step (255/219 of a code
@@ -523,13 +525,23 @@ static uint32_t *yuv_tables(const cm__room *t)
     return tabs;
 }
 
-/* The reference: every pixel's four chroma samples read and converted
+/* Whether a decoder blends a pixel's chroma sample with the next one
+ * across (k & 1) and down (k & 2): only where that direction is
+ * subsampled. */
+static int blended(const cm__yuv_chroma *c, int k)
+{
+    return (!(k & 1) || c->sx) && (!(k & 2) || c->sy);
+}
+
+/* The reference: every pixel's blended chroma samples read and converted
  * where they lie. */
 static void room_row_c(const cm__room *room, const cm__yuv_chroma *c, int cw, int ch, int y,
                        const float *l, float *pl, float *ph, int w)
 {
     for (int x = 0; x < w; x++) {
         for (int k = 0; k < 4; k++) {
+            if (!blended(c, k))
+                continue;
             /* chroma sample positions, in luma pixels */
             int sx = ((x >> c->sx) + (k & 1)) << c->sx;
             int sy = ((y >> c->sy) + (k >> 1)) << c->sy;
@@ -746,7 +758,7 @@ void cm__yuv_room_row(cm__yuv_room_rows *r, int y, const float *l, float *pl, fl
     }
     int cy = y >> c->sy, down = cy + 1 < r->ch ? cy + 1 : cy;
     if (cy != r->have) {
-        if (r->have >= 0 && cy == r->have + 1) { /* the row below is this one */
+        if (c->sy && r->have >= 0 && cy == r->have + 1) { /* the row below is this one */
             float *swap[2][3];
             memcpy(swap, r->row[0], sizeof(swap));
             memcpy(r->row[0], r->row[1], sizeof(swap));
@@ -754,12 +766,15 @@ void cm__yuv_room_row(cm__yuv_room_rows *r, int y, const float *l, float *pl, fl
         } else {
             spread_row(c, &r->lut, cy, cw, w, r->samples, r->row[0][0], r->row[0][1]);
         }
-        spread_row(c, &r->lut, down, cw, w, r->samples, r->row[1][0], r->row[1][1]);
+        if (c->sy) /* the row below, blended only when subsampled */
+            spread_row(c, &r->lut, down, cw, w, r->samples, r->row[1][0], r->row[1][1]);
         r->have = cy;
     }
     float *const *own = r->row[0][0];
     room_pass(&r->t, l, own[0], own[1], own[2], pl, ph, w);
     for (int p = 1; p < 4; p++) {
+        if (!blended(c, p))
+            continue;
         float *const *d = r->row[p / 2][p % 2];
         for (int x0 = 0; x0 < w; x0 += ROOM_RUN) {
             int m = w - x0 < ROOM_RUN ? w - x0 : ROOM_RUN;

@@ -253,6 +253,61 @@ static void test_apply_within_budget(void **state)
  * and flat fills (runs whose neighbours' passes are skipped), 10-bit
  * samples a damaged stream puts past 1023 (beyond the per-value tables),
  * and 16-bit samples (no tables). */
+/* A pixel's room takes the chroma samples a decoder blends into its colour
+ * and no others: in 4:4:4 its own alone, in 4:2:2 its own and the next
+ * across, never the row below's. Every other sample is made anew in each
+ * trial (a row of 6 pixels, 3 rows), the pixel's room stays what it was;
+ * the reference and the row passes alike. */
+static void test_yuv_room_blended_only(void **state)
+{
+    (void)state;
+    const cm__room *room = cm__room_get(2.0f);
+    assert_non_null(room);
+    enum { W = 6, H = 3, PX = 2, PY = 1 };
+    srand(5);
+    for (int sx = 0; sx <= 1; sx++) { /* 4:4:4, then 4:2:2 */
+        const int cw = W >> sx;
+        uint8_t cb[W * H], cr[W * H];
+        float base[2][2] = {{0}};
+        for (int t = 0; t < 60; t++) {
+            for (int i = 0; i < W * H; i++) {
+                cb[i] = (uint8_t)(16 + rand() % 225);
+                cr[i] = (uint8_t)(16 + rand() % 225);
+            }
+            /* the samples the pixel blends: fixed */
+            for (int k = 0; k <= sx; k++) {
+                cb[PY * cw + (PX >> sx) + k] = (uint8_t)(100 + 20 * k);
+                cr[PY * cw + (PX >> sx) + k] = (uint8_t)(150 - 10 * k);
+            }
+            cm__yuv_chroma c = {cb, cr, cw, 1, 8, sx, 0, 1, 0.2126f, 0.0722f};
+            for (int way = 0; way < 2; way++) { /* the reference, the row passes */
+                cm_plane l = {0}, lo = {0}, hi = {0};
+                assert_int_equal(cm_plane_alloc(&l, W, H), 0);
+                assert_int_equal(cm_plane_alloc(&lo, W, H), 0);
+                assert_int_equal(cm_plane_alloc(&hi, W, H), 0);
+                for (int i = 0; i < W * H; i++) {
+                    l.data[i] = 90.0f;
+                    lo.data[i] = hi.data[i] = 64.0f;
+                }
+                if (way)
+                    cm__yuv_luma_room(room, &l, &c, &lo, &hi);
+                else
+                    cm__yuv_luma_room_c(room, &l, &c, &lo, &hi);
+                float got[2] = {lo.data[PY * lo.stride + PX], hi.data[PY * hi.stride + PX]};
+                if (t == 0)
+                    memcpy(base[way], got, sizeof(got));
+                else if (got[0] != base[way][0] || got[1] != base[way][1])
+                    fail_msg("4:%s, trial %d, %s: room %g %g, was %g %g", sx ? "2:2" : "4:4", t,
+                             way ? "rows" : "reference", (double)got[0], (double)got[1],
+                             (double)base[way][0], (double)base[way][1]);
+                cm_plane_free(&l);
+                cm_plane_free(&lo);
+                cm_plane_free(&hi);
+            }
+        }
+    }
+}
+
 static void test_yuv_room_matches_reference(void **state)
 {
     (void)state;
@@ -373,6 +428,7 @@ int main(void)
         cmocka_unit_test(test_apply_within_budget),
         cmocka_unit_test(test_delta_e_stats),
         cmocka_unit_test(test_yuv_room_matches_reference),
+        cmocka_unit_test(test_yuv_room_blended_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
