@@ -247,12 +247,6 @@ static void test_apply_within_budget(void **state)
     }
 }
 
-/* The optimised Y'CbCr budget is the reference's, bit for bit: 8- and
- * 10-bit samples, 4:2:0, 4:2:2 and 4:4:4, limited and full range, odd
- * sizes (the last chroma column and row have no neighbour), random chroma
- * and flat fills (runs whose neighbours' passes are skipped), 10-bit
- * samples a damaged stream puts past 1023 (beyond the per-value tables),
- * and 16-bit samples (no tables). */
 /* A pixel's room takes the chroma samples a decoder blends into its colour
  * and no others: in 4:4:4 its own alone, in 4:2:2 its own and the next
  * across, never the row below's. Every other sample is made anew in each
@@ -308,6 +302,12 @@ static void test_yuv_room_blended_only(void **state)
     }
 }
 
+/* The optimised Y'CbCr budget is the reference's, bit for bit: 8- and
+ * 10-bit samples, 4:2:0, 4:2:2 and 4:4:4, limited and full range, odd
+ * sizes (the last chroma column and row have no neighbour), random chroma
+ * and flat fills (runs whose neighbours' passes are skipped), 10-bit
+ * samples a damaged stream puts past 1023 (beyond the per-value tables),
+ * and 16-bit samples (no tables). */
 static void test_yuv_room_matches_reference(void **state)
 {
     (void)state;
