@@ -85,14 +85,21 @@ static const struct {
 };
 #define NVIDEO (int)(sizeof(video_kinds) / sizeof(video_kinds[0]))
 
+/* Back to RGB, the chroma upsampled as ffmpeg's command line does by
+ * default (0: across, each pixel pair shows its sample; down, bicubic) or
+ * bicubic both ways, as players that interpolate show it (--full-chroma). */
+static int full_chroma;
+
 /* RGB24 <-> f (its format), BT.709 limited range, swscale's bicubic chroma */
 static int convert(const cm_image *rgb, AVFrame *f, int to_yuv)
 {
+    const int flags = SWS_BICUBIC | SWS_ACCURATE_RND;
     struct SwsContext *s =
         to_yuv ? sws_getContext(rgb->width, rgb->height, AV_PIX_FMT_RGB24, f->width, f->height,
-                                f->format, SWS_BICUBIC | SWS_ACCURATE_RND, NULL, NULL, NULL)
+                                f->format, flags, NULL, NULL, NULL)
                : sws_getContext(f->width, f->height, f->format, rgb->width, rgb->height,
-                                AV_PIX_FMT_RGB24, SWS_BICUBIC | SWS_ACCURATE_RND, NULL, NULL, NULL);
+                                AV_PIX_FMT_RGB24, flags | (full_chroma ? SWS_FULL_CHR_H_INT : 0),
+                                NULL, NULL, NULL);
     if (!s)
         return CM_E_INTERNAL;
     const int *coef = sws_getCoefficients(SWS_CS_ITU709);
@@ -246,7 +253,7 @@ static void keep_worst(const cm_image *a, const cm_image *b, int frame, double d
 static void usage(void)
 {
     fprintf(stderr, "usage: invisibility [--frames N] [--profiles subtle,default,robust] "
-                    "[--no-video] [--crop PATH]\n");
+                    "[--no-video] [--full-chroma] [--crop PATH]\n");
 }
 
 static void print_row(const char *kind, int frame, const char *style, const cm_de_stats *s,
@@ -273,6 +280,8 @@ int main(int argc, char **argv)
             crop = argv[++i];
         else if (!strcmp(argv[i], "--no-video"))
             video = 0;
+        else if (!strcmp(argv[i], "--full-chroma"))
+            full_chroma = 1;
         else {
             usage();
             return 2;
