@@ -25,6 +25,11 @@
  *   robust                      max <= 5.0
  *   video frames                "the same limits as default" (the issue),
  *                               robust's own where it allows more
+ * Under the default profile a budget line comes first: every colour of a
+ * grid moved by a video frame's share of its luma room, as shown (the
+ * room is all such a frame's pixels get: none is checked after rounding).
+ * --full-chroma shows the video frames with chroma interpolated both ways
+ * (players that interpolate) instead of ffmpeg's default RGB output.
  * --crop PATH writes, for the new frame kinds (painted .. film) under the
  * default profile, the worst pixel's neighbourhood at 2x: original |
  * stamped | difference x16 around grey.
