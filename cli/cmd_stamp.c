@@ -118,6 +118,16 @@ static int stamp_file(cm_ctx *ctx, stamp_job *job, const char *in, const char *p
         /* what the copy could not keep of the source is never lost silently */
         for (int k = 0; !ret && k < res->vinfo.nnot_kept; k++)
             fprintf(stderr, "celmark: warning: %s: %s\n", out, res->vinfo.not_kept[k]);
+        /* PQ's code values are absolute luminance: one 10-bit step is ΔE ITP
+         * ~0.8 (ITU-R BT.2124: 720 x ΔI, ΔI = 1/876 on a neutral), an
+         * 8-bit-scale unit of the budget 3.4 of them */
+        if (!ret && !strcmp(res->vinfo.transfer, "smpte2084"))
+            fprintf(stderr,
+                    "celmark: warning: %s: HDR (PQ) video: the colour budget judges the mark "
+                    "as an SDR display shows it; on a PQ display a code value is a larger step "
+                    "(ΔE ITP ~0.8 per 10-bit code value, ITU-R BT.2124) and the mark may show. "
+                    "A lower --strength trades robustness for it\n",
+                    out);
         res->video = 1;
         res->width = res->vinfo.width;
         res->height = res->vinfo.height;
@@ -155,6 +165,8 @@ static void print_result(const stamped *r)
     printf("codec: %s\n", r->vinfo.codec);
     printf("pix_fmt: %s\n", r->vinfo.pix_fmt);
     printf("quality: %s\n", r->vinfo.quality);
+    if (r->vinfo.transfer[0])
+        printf("transfer: %s\n", r->vinfo.transfer);
     printf("streams_copied: %d\n", r->vinfo.streams_copied);
     if (r->vinfo.streams_dropped)
         printf("streams_dropped: %d\n", r->vinfo.streams_dropped);

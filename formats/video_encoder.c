@@ -445,6 +445,10 @@ int cm__video_open_encoder(cm__transcode_job *j, AVStream *is, AVStream *os)
         snprintf(j->info->pix_fmt, sizeof(j->info->pix_fmt), "%s",
                  av_get_pix_fmt_name(e->pix_fmt) ? av_get_pix_fmt_name(e->pix_fmt) : "?");
         snprintf(j->info->quality, sizeof(j->info->quality), "%s", why);
+        const char *trc = e->color_trc != AVCOL_TRC_UNSPECIFIED
+                              ? av_color_transfer_name(e->color_trc)
+                              : NULL;
+        snprintf(j->info->transfer, sizeof(j->info->transfer), "%s", trc ? trc : "");
         j->info->width = e->width;
         j->info->height = e->height;
     }

@@ -80,6 +80,10 @@ typedef struct cm_video_stamp_info {
     char codec[32];       /**< encoder used */
     char pix_fmt[32];     /**< pixel format kept */
     char quality[64];     /**< quality setting used and why ("crf=23 (source)") */
+    char transfer[32];    /**< the transfer characteristic kept, as libav names it
+                               ("bt709", "smpte2084" for PQ, "arib-std-b67" for
+                               HLG; "" when untagged). The colour budget judges
+                               the mark as an SDR display shows it */
     int streams_copied;   /**< other streams copied untouched */
     int streams_dropped;  /**< streams the output container cannot hold
                                (a MOV/MP4 timecode track is not dropped: it

@@ -41,6 +41,16 @@ expect 3 "already exists" -- "$CELMARK" stamp -k "$T/k.key" --id $A "$T/in.mp4" 
 expect 0 'the mark (is weak|cannot be found again).*little of this clip can carry it' -- \
     "$CELMARK" stamp -k "$T/k.key" --id $A "$T/tiny.mp4" "$T/tiny_a.mp4"
 check "the tiny copy is written" [ -s "$T/tiny_a.mp4" ]
+# a PQ (HDR10) clip: stamped, its transfer kept and said, and a warning that
+# the colour budget is SDR's (an SDR clip gets none: the stamps above and
+# below expect an empty stderr)
+ffmpeg -v error -f lavfi -i testsrc2=size=320x240:rate=24 -t 1 -c:v libx264 -crf 20 \
+    -pix_fmt yuv420p10le -color_trc smpte2084 -color_primaries bt2020 -colorspace bt2020nc \
+    "$T/pq.mp4" || exit 1
+expect 0 'HDR \(PQ\) video: the colour budget judges the mark as an SDR display' -- \
+    "$CELMARK" stamp -k "$T/k.key" --id $A "$T/pq.mp4" "$T/pq_a.mp4"
+check "PQ: the transfer said" grep -q '^transfer: smpte2084$' "$T/out"
+check "PQ: the transfer kept" [ "$(stream_list "$T/pq.mp4")" = "$(stream_list "$T/pq_a.mp4")" ]
 # frames are marked by several workers at once: one worker or five, the
 # same frames reach the encoder in the same order, the same bytes
 expect 0 '' -- "$CELMARK" stamp -j 1 -k "$T/k.key" --id $A "$T/in.mp4" "$T/a1.mp4"
