@@ -96,11 +96,14 @@ plays() {
 }
 
 # The stamp checks its copy's first window and says when the mark is weak
-# there: true of these tiny half-second clips, and tests/cli/video.sh's
-# business; these cases look at what the copy keeps of its source.
-# drop_mark_advice FILE: FILE (a stamp's stderr) without that warning.
+# there: true of these tiny half-second clips; and it warns on a PQ copy
+# that its colour budget is SDR's. Both are advice on the mark, and
+# tests/cli/video.sh's business; these cases look at what the copy keeps
+# of its source.
+# drop_mark_advice FILE: FILE (a stamp's stderr) without those warnings.
 drop_mark_advice() {
-    sed -i -E '/^celmark: warning: .*: the mark (is weak|cannot be found again)/d' "$1"
+    sed -i -E -e '/^celmark: warning: .*: the mark (is weak|cannot be found again)/d' \
+        -e '/^celmark: warning: .*: HDR \(PQ\) video: the colour budget/d' "$1"
 }
 
 # fidelity NAME EXT ANNOUNCED DIFFS -- ffmpeg output options...
