@@ -450,7 +450,7 @@ static int speed_table(const char *dir, const char *celmark, int pairs, int skip
             continue;
         }
         double lo, hi, ratio = median_ratio(s, f, pairs, &lo, &hi), secs = c->frames / 24.0;
-        printf("  %-16s %6d | %7.2f / %6.2f  %7.2f / %6.2f  %6.2f %6s | %8.1f %7.2fx %+7.1f%% | "
+        printf("  %-16s %6d | %7.2f / %6.2f  %7.2f / %6.2f  %6.3f %6s | %8.1f %7.2fx %+7.1f%% | "
                "%9.0f %9.0f %+6.0f | %.2fx real time (%.2f s wall, %.2f s cpu; ffmpeg's "
                "decode alone %.2fx) | pairs %.2f-%.2f\n",
                c->name, c->frames, sm.wall, sm.cpu, fm.wall, fm.cpu, ratio,
