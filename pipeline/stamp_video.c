@@ -10,6 +10,7 @@
 #include "celmark/video.h"
 
 #include "formats/video.h"
+#include "stamp_video.h"
 #include "verify_video.h"
 #include "watermark/embed.h"
 
@@ -26,16 +27,9 @@ void cm_video_stamp_params_default(cm_video_stamp_params *p)
     cm_limits_default(&p->limits);
 }
 
-/* A frame's rooms, made a row at a time as the stamper marks it. */
-typedef struct frame_room {
-    const cm__room *room;
-    cm__yuv_room_rows *yuv; /* NULL: a grey frame */
-    int width;
-} frame_room;
-
-static void room_row(void *opaque, int y, const float *luma, float *lo, float *hi)
+void cm__frame_room_row(void *opaque, int y, const float *luma, float *lo, float *hi)
 {
-    frame_room *r = opaque;
+    cm__frame_room *r = opaque;
     cm__luma_headroom_row(luma, lo, hi, r->width);
     if (r->yuv)
         cm__yuv_room_row(r->yuv, y, luma, lo, hi);
@@ -46,13 +40,13 @@ static void room_row(void *opaque, int y, const float *luma, float *lo, float *h
 static int stamp_luma(void *opaque, cm__video_luma *f)
 {
     cm_stamper *st = opaque;
-    frame_room r = {cm__stamper_room(st), NULL, f->luma->width};
+    cm__frame_room r = {cm__stamper_room(st), NULL, f->luma->width};
     if (!r.room)
         return CM_E_NOMEM;
     if (f->chroma &&
         !(r.yuv = cm__yuv_room_rows_new(r.room, f->chroma, f->luma->width, f->luma->height)))
         return cm__error(cm__stamper_ctx(st), CM_E_NOMEM, "stamp: out of memory");
-    int ret = cm__stamper_plane_rows(st, f->luma, room_row, &r);
+    int ret = cm__stamper_plane_rows(st, f->luma, cm__frame_room_row, &r);
     cm__yuv_room_rows_free(&r.yuv);
     return ret;
 }

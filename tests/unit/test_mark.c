@@ -15,6 +15,7 @@
 #include "testmedia.h"
 #include "celmark/celmark.h"
 #include "formats/video.h"
+#include "pipeline/stamp_video.h"
 #include "pixels/colour.h"
 #include "watermark/embed.h"
 #include "watermark/mask.h"
@@ -480,25 +481,6 @@ static void test_stamper_reuse(void **state)
     cm_key_free(&k);
 }
 
-/* A video frame's rows for cm__stamper_plane_rows, as the video stamp
- * makes them: the headroom of the row's luma, then its colour room (yuv
- * NULL: grey). */
-typedef struct rows_src {
-    const cm__room *room;
-    cm__yuv_room_rows *yuv;
-    int w;
-} rows_src;
-
-static void room_row(void *opaque, int y, const float *l, float *lo, float *hi)
-{
-    rows_src *r = opaque;
-    cm__luma_headroom_row(l, lo, hi, r->w);
-    if (r->yuv)
-        cm__yuv_room_row(r->yuv, y, l, lo, hi);
-    else
-        cm__grey_room_row(r->room, l, lo, hi, r->w);
-}
-
 /* A frame marked a row at a time, each row's room made as it is reached
  * (the video stamp), is the frame marked with whole lo/hi planes, bit for
  * bit: 4:2:0 chroma and grey, odd sizes. */
@@ -540,10 +522,10 @@ static void test_plane_rows(void **state)
         else
             cm__yuv_luma_room(room, &a, &c, &lo, &hi);
         assert_int_equal(cm_stamper_plane(st, &a, &lo, &hi), 0);
-        rows_src r = {room, NULL, w};
+        cm__frame_room r = {room, NULL, w};
         if (!frames[i].grey)
             assert_non_null(r.yuv = cm__yuv_room_rows_new(room, &c, w, h));
-        assert_int_equal(cm__stamper_plane_rows(st, &b, room_row, &r), 0);
+        assert_int_equal(cm__stamper_plane_rows(st, &b, cm__frame_room_row, &r), 0);
         cm__yuv_room_rows_free(&r.yuv);
         int moved = 0;
         for (int y = 0; y < h; y++) {
@@ -560,7 +542,7 @@ static void test_plane_rows(void **state)
             cm_plane_free(planes[p]);
         cm_image_free(&img);
     }
-    assert_int_equal(cm__stamper_plane_rows(st, NULL, room_row, NULL), CM_E_INVAL);
+    assert_int_equal(cm__stamper_plane_rows(st, NULL, cm__frame_room_row, NULL), CM_E_INVAL);
     cm_stamper_free(&st);
     cm_key_free(&k);
 }
