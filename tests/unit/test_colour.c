@@ -310,19 +310,21 @@ static void test_yuv_room_blended_only(void **state)
  * sizes (the last chroma column and row have no neighbour), random chroma
  * and flat fills (runs whose neighbours' passes are skipped), 10-bit
  * samples a damaged stream puts past 1023 (beyond the per-value tables),
- * and 16-bit samples (no tables). */
+ * 16-bit samples (no tables), and grey (neutral chroma, every integer luma
+ * from -2 to 257: each axis's every value, and both clamps). */
 static void test_yuv_room_matches_reference(void **state)
 {
     (void)state;
     const cm__room *room = cm__room_get(2.0f);
     assert_non_null(room);
     static const struct {
-        int w, h, bytes, bits, sx, sy, limited, flat; /* flat 2: samples past their bits */
+        /* flat 2: samples past their bits; 3: neutral chroma, integer luma */
+        int w, h, bytes, bits, sx, sy, limited, flat;
     } cases[] = {
-        {37, 23, 1, 8, 1, 1, 1, 0},   {64, 48, 1, 8, 1, 1, 0, 0},  {33, 17, 2, 10, 1, 0, 1, 0},
-        {31, 9, 2, 10, 0, 0, 0, 0},   {1, 1, 1, 8, 1, 1, 1, 0},    {2, 3, 2, 12, 1, 1, 1, 0},
-        {203, 31, 1, 8, 1, 1, 1, 1},  {150, 12, 2, 10, 1, 0, 0, 1}, {97, 8, 1, 8, 0, 0, 1, 1},
-        {41, 13, 2, 10, 1, 1, 1, 2},  {29, 11, 2, 16, 1, 1, 0, 0},
+        {37, 23, 1, 8, 1, 1, 1, 0},  {64, 48, 1, 8, 1, 1, 0, 0},   {33, 17, 2, 10, 1, 0, 1, 0},
+        {31, 9, 2, 10, 0, 0, 0, 0},  {1, 1, 1, 8, 1, 1, 1, 0},     {2, 3, 2, 12, 1, 1, 1, 0},
+        {203, 31, 1, 8, 1, 1, 1, 1}, {150, 12, 2, 10, 1, 0, 0, 1}, {97, 8, 1, 8, 0, 0, 1, 1},
+        {41, 13, 2, 10, 1, 1, 1, 2}, {29, 11, 2, 16, 1, 1, 0, 0},  {260, 2, 1, 8, 1, 1, 1, 3},
     };
     srand(11);
     for (size_t n = 0; n < sizeof(cases) / sizeof(cases[0]); n++) {
@@ -346,13 +348,17 @@ static void test_yuv_room_matches_reference(void **state)
                     cr[y * stride + i] = fill[(i / 31 + (size_t)y / 3) % 3];
                 }
         }
+        if (cases[n].flat == 3) {
+            memset(cb, 128, stride * chh);
+            memset(cr, 128, stride * chh);
+        }
         if (cases[n].bytes == 2 && cases[n].flat != 2) /* the samples within their bits */
             for (size_t i = 1; i < stride * chh; i += 2) {
                 cb[i] &= (uint8_t)((1 << (cases[n].bits - 8)) - 1);
                 cr[i] &= (uint8_t)((1 << (cases[n].bits - 8)) - 1);
             }
         cm__yuv_chroma c = {cb, cr, (ptrdiff_t)stride, cases[n].bytes, cases[n].bits,
-                            sx, sy, cases[n].limited, 0.2126f, 0.0722f};
+                            sx, sy, cases[n].limited,  0.2126f,        0.0722f};
         cm_plane l = {0}, lo[2] = {{0}}, hi[2] = {{0}};
         assert_int_equal(cm_plane_alloc(&l, w, h), 0);
         for (int k = 0; k < 2; k++) {
@@ -361,7 +367,8 @@ static void test_yuv_room_matches_reference(void **state)
         }
         for (int y = 0; y < h; y++)
             for (int x = 0; x < w; x++) {
-                float v = (float)(rand() % 2600) / 10.0f - 2.0f;
+                float v =
+                    cases[n].flat == 3 ? (float)(x - 2) : (float)(rand() % 2600) / 10.0f - 2.0f;
                 l.data[y * l.stride + x] = v;
                 for (int k = 0; k < 2; k++) {
                     lo[k].data[y * lo[k].stride + x] = v > 0 ? v : 0;
