@@ -25,7 +25,8 @@
 
 /* Rows sampled to estimate the mark's energy for the PSNR cap. */
 #define PSNR_ROW_STEP 8
-/* Masks kept between frames for the threads that stamp with one stamper. */
+/* Frames' working memory kept between frames for the threads that stamp
+ * with one stamper. */
 #define SPARE_MASKS 64
 /* A delegate's share of the amplitude (and of the colour budget) on a copy
  * that already carries the studio's layer: bench/chain, default profile. */
@@ -44,12 +45,32 @@ struct cm_stamper {
     float de;
     pthread_t room_maker;
     int room_making;
-    /* masks of earlier frames, whose buffers the next frames of that size
-     * take (a video's workers take one each): spare[0..nspare) */
+    /* the working memory of earlier frames, whose buffers the next frames
+     * of that size take (a video's workers take one each):
+     * spare[0..nspare) */
     pthread_mutex_t lock;
-    cm__mask *spare[SPARE_MASKS];
+    struct frame_work *spare[SPARE_MASKS];
     int nspare;
 };
+
+/* A frame's working memory: its mask, and the rows the energy pass makes
+ * (each PSNR_ROW_STEP-th row's amplitudes, and its room where made by
+ * rows) for the marking pass to take again rather than make twice (a
+ * ninth of the budget's and the mask's work a frame). */
+typedef struct frame_work {
+    cm__mask mask;
+    float *rows;
+    size_t nrows; /* floats rows holds */
+} frame_work;
+
+static void frame_work_free(frame_work *fw)
+{
+    if (!fw)
+        return;
+    cm__mask_free(&fw->mask);
+    free(fw->rows);
+    free(fw);
+}
 
 void cm_stamp_params_default(cm_stamp_params *p)
 {
@@ -154,10 +175,8 @@ void cm_stamper_free(cm_stamper **ps)
         return;
     cm_stamper *s = *ps;
     wait_room(s);
-    for (int k = 0; k < s->nspare; k++) {
-        cm__mask_free(s->spare[k]);
-        free(s->spare[k]);
-    }
+    for (int k = 0; k < s->nspare; k++)
+        frame_work_free(s->spare[k]);
     pthread_mutex_destroy(&s->lock);
     free(s->tile);
     cm__room_free(&s->own_room);
@@ -202,29 +221,39 @@ static void add_clamped_8bit(float *restrict r, const float *restrict a, const f
     }
 }
 
-/* A mask to build a frame's in: a spare one, or a new one zeroed. */
-static cm__mask *take_mask(cm_stamper *s)
+/* Working memory for a frame: a spare one, or a new one zeroed. */
+static frame_work *take_work(cm_stamper *s)
 {
-    cm__mask *m = NULL;
+    frame_work *fw = NULL;
     pthread_mutex_lock(&s->lock);
     if (s->nspare > 0)
-        m = s->spare[--s->nspare];
+        fw = s->spare[--s->nspare];
     pthread_mutex_unlock(&s->lock);
-    return m ? m : calloc(1, sizeof(cm__mask));
+    return fw ? fw : calloc(1, sizeof(frame_work));
 }
 
-/* A mask done with: kept for the next frame, or freed. */
-static void give_mask(cm_stamper *s, cm__mask *m)
+/* Working memory done with: kept for the next frame, or freed. */
+static void give_work(cm_stamper *s, frame_work *fw)
 {
     pthread_mutex_lock(&s->lock);
     int kept = s->nspare < SPARE_MASKS;
     if (kept)
-        s->spare[s->nspare++] = m;
+        s->spare[s->nspare++] = fw;
     pthread_mutex_unlock(&s->lock);
-    if (!kept) {
-        cm__mask_free(m);
-        free(m);
+    if (!kept)
+        frame_work_free(fw);
+}
+
+/* fw->rows with room for n floats (NULL when out of memory: the rows are
+ * made twice then). */
+static float *work_rows(frame_work *fw, size_t n)
+{
+    if (fw->nrows < n) {
+        free(fw->rows);
+        fw->rows = cm__malloc_array(n, sizeof(float));
+        fw->nrows = fw->rows ? n : 0;
     }
+    return fw->rows;
 }
 
 /* Where stamp_rows takes each row's room: lo/hi planes (both NULL: none,
@@ -261,15 +290,16 @@ static int stamp_rows(cm_stamper *s, cm_plane *luma, const cm_plane *lo, const c
     const cm__profile *pf = s->prof;
     float k = s->params.strength;
     cm__mask_params mp = {pf->flat * k, pf->gain * k, pf->max * k, s->params.cel_safe};
-    cm__mask *mask = take_mask(s);
+    frame_work *fw = take_work(s);
+    cm__mask *mask = fw ? &fw->mask : NULL;
     /* one row of amplitudes; and of room, when rows come from room_row */
-    float *amp = cm__malloc_array((size_t)w, (room_row ? 3 : 1) * sizeof(float));
+    const int per = room_row ? 3 : 1;
+    float *amp = cm__malloc_array((size_t)w, (size_t)per * sizeof(float));
     float *row_lo = room_row && amp ? amp + w : NULL, *row_hi = row_lo ? row_lo + w : NULL;
     int ret = amp && mask ? cm__mask_init(mask, luma, &mp) : CM_E_NOMEM;
     if (ret) {
-        if (mask)
-            cm__mask_free(mask);
-        free(mask);
+        if (fw)
+            frame_work_free(fw);
         free(amp);
         return cm__error(s->ctx, ret, "stamp: cannot build the mask of a %dx%d frame: %s", w, h,
                          cm_strerror(ret));
@@ -278,16 +308,28 @@ static int stamp_rows(cm_stamper *s, cm_plane *luma, const cm_plane *lo, const c
     room_src rs = {lo, hi, room_row, opaque, row_lo, row_hi};
     /* pass 1: the mark's mean square, from every PSNR_ROW_STEP-th row (the
      * mask is smooth; this only caps the strength). The tile has unit RMS
-     * and is independent of the mask, so E[(amp*tile)^2] = E[amp^2]. */
+     * and is independent of the mask, so E[(amp*tile)^2] = E[amp^2]. The
+     * rows are kept for pass 2 (per floats a pixel: amplitude, room down
+     * and up), which would make the same of the same unmarked luma. */
+    const int sampled = (h + PSNR_ROW_STEP - 1) / PSNR_ROW_STEP;
+    size_t nkept;
+    float *kept = cm__mul_size((size_t)sampled * per, (size_t)w, &nkept) ? NULL
+                                                                         : work_rows(fw, nkept);
     double ms = 0;
-    int rows = 0;
-    for (int y = 0; y < h; y += PSNR_ROW_STEP, rows++) {
+    for (int y = 0; y < h; y += PSNR_ROW_STEP) {
+        float *out = kept ? kept + (size_t)(y / PSNR_ROW_STEP) * per * w : amp;
+        if (kept && room_row) { /* the room rows beside the amplitudes */
+            rs.lo_row = out + w;
+            rs.hi_row = out + 2 * (size_t)w;
+        }
         const float *plo, *phi;
         room_of(&rs, luma, y, &plo, &phi);
-        cm__mask_row(mask, y, ROW(luma, y), plo, phi, amp);
-        ms += cm__sum_sq(amp, w);
+        cm__mask_row(mask, y, ROW(luma, y), plo, phi, out);
+        ms += cm__sum_sq(out, w);
     }
-    ms /= (double)w * rows;
+    rs.lo_row = row_lo;
+    rs.hi_row = row_hi;
+    ms /= (double)w * sampled;
     /* keep PSNR >= the profile's floor */
     double max_ms = 255.0 * 255.0 / pow(10.0, pf->psnr_floor_db / 10.0);
     float g = ms > max_ms ? (float)sqrt(max_ms / ms) : 1.0f;
@@ -296,15 +338,25 @@ static int stamp_rows(cm_stamper *s, cm_plane *luma, const cm_plane *lo, const c
     /* pass 2: add it */
     for (int y = 0; y < h; y++) {
         float *row = luma->data + y * luma->stride;
-        const float *plo, *phi;
-        room_of(&rs, luma, y, &plo, &phi); /* before the row is marked */
-        cm__mask_row(mask, y, row, plo, phi, amp);
+        const float *plo, *phi, *a_row = amp;
+        if (kept && y % PSNR_ROW_STEP == 0) { /* made by pass 1 */
+            a_row = kept + (size_t)(y / PSNR_ROW_STEP) * per * w;
+            if (room_row) {
+                plo = a_row + w;
+                phi = a_row + 2 * (size_t)w;
+            } else {
+                room_of(&rs, luma, y, &plo, &phi);
+            }
+        } else {
+            room_of(&rs, luma, y, &plo, &phi); /* before the row is marked */
+            cm__mask_row(mask, y, row, plo, phi, amp);
+        }
         const float *trow = s->tile + (size_t)(y % N) * N;
         /* tile by tile along the row, so the inner loop vectorises */
         for (int x0 = 0; x0 < w; x0 += N) {
             int n = w - x0 < N ? w - x0 : N;
             float *r = row + x0;
-            const float *a = amp + x0;
+            const float *a = a_row + x0;
             if (cdelta)
                 chroma_share(ROW(cdelta, y) + x0, a, trow, g * CHROMA_RATIO, n);
             if (plo && phi)
@@ -314,7 +366,7 @@ static int stamp_rows(cm_stamper *s, cm_plane *luma, const cm_plane *lo, const c
         }
     }
 #undef ROW
-    give_mask(s, mask);
+    give_work(s, fw);
     free(amp);
     return CM_OK;
 }
