@@ -315,9 +315,10 @@ static int stamp_rows(cm_stamper *s, cm_plane *luma, const cm_plane *lo, const c
     size_t nkept;
     float *kept = cm__mul_size((size_t)sampled * per, (size_t)w, &nkept) ? NULL
                                                                          : work_rows(fw, nkept);
+    const size_t kept_stride = (size_t)per * w; /* row y's at kept + y / STEP * this */
     double ms = 0;
     for (int y = 0; y < h; y += PSNR_ROW_STEP) {
-        float *out = kept ? kept + (size_t)(y / PSNR_ROW_STEP) * per * w : amp;
+        float *out = kept ? kept + (size_t)(y / PSNR_ROW_STEP) * kept_stride : amp;
         if (kept && room_row) { /* the room rows beside the amplitudes */
             rs.lo_row = out + w;
             rs.hi_row = out + 2 * (size_t)w;
@@ -338,19 +339,19 @@ static int stamp_rows(cm_stamper *s, cm_plane *luma, const cm_plane *lo, const c
     /* pass 2: add it */
     for (int y = 0; y < h; y++) {
         float *row = luma->data + y * luma->stride;
-        const float *plo, *phi, *a_row = amp;
-        if (kept && y % PSNR_ROW_STEP == 0) { /* made by pass 1 */
-            a_row = kept + (size_t)(y / PSNR_ROW_STEP) * per * w;
-            if (room_row) {
-                plo = a_row + w;
-                phi = a_row + 2 * (size_t)w;
-            } else {
-                room_of(&rs, luma, y, &plo, &phi);
-            }
+        /* pass 1's row, or NULL: made here, before the row is marked */
+        const float *made = kept && y % PSNR_ROW_STEP == 0
+                                ? kept + (size_t)(y / PSNR_ROW_STEP) * kept_stride
+                                : NULL;
+        const float *plo, *phi, *a_row = made ? made : amp;
+        if (made && room_row) {
+            plo = made + w;
+            phi = made + 2 * (size_t)w;
         } else {
-            room_of(&rs, luma, y, &plo, &phi); /* before the row is marked */
-            cm__mask_row(mask, y, row, plo, phi, amp);
+            room_of(&rs, luma, y, &plo, &phi);
         }
+        if (!made)
+            cm__mask_row(mask, y, row, plo, phi, amp);
         const float *trow = s->tile + (size_t)(y % N) * N;
         /* tile by tile along the row, so the inner loop vectorises */
         for (int x0 = 0; x0 < w; x0 += N) {
